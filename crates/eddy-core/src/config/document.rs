@@ -1,0 +1,385 @@
+//! Splitting a pipeline file into components, with environment overrides.
+
+use std::ops::Range;
+
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
+
+use super::{deserialize_body, Diagnostic, Spanned};
+
+/// The sections a pipeline file may have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Section {
+    /// `[sources.NAME]`
+    Sources,
+    /// `[transforms.NAME]`
+    Transforms,
+    /// `[sinks.NAME]`
+    Sinks,
+    /// `[alerts.NAME]`
+    Alerts,
+    /// `[receivers.NAME]`
+    Receivers,
+}
+
+impl Section {
+    /// The table name in the file.
+    pub fn key(self) -> &'static str {
+        match self {
+            Section::Sources => "sources",
+            Section::Transforms => "transforms",
+            Section::Sinks => "sinks",
+            Section::Alerts => "alerts",
+            Section::Receivers => "receivers",
+        }
+    }
+
+    const ALL: [Section; 5] = [
+        Section::Sources,
+        Section::Transforms,
+        Section::Sinks,
+        Section::Alerts,
+        Section::Receivers,
+    ];
+}
+
+/// Pipeline-wide settings from the optional `[pipeline]` table.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSettings {
+    /// A name for logs and metrics.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Worker threads (default: the number of cores).
+    #[serde(default)]
+    pub workers: Option<usize>,
+    /// Maximum events per batch read from a source (default 1024).
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    /// Directory for state, checkpoints and default outputs (default `./data`).
+    #[serde(default)]
+    pub data_dir: Option<String>,
+}
+
+/// One `[section.NAME]` table.
+#[derive(Clone, Debug)]
+pub struct ComponentDoc<'i> {
+    /// Which section it is in.
+    pub section: Section,
+    /// Its name.
+    pub name: String,
+    /// Span of the component's name in its header.
+    pub name_span: Range<usize>,
+    /// `type = "..."`, if given.
+    pub kind: Option<Spanned<String>>,
+    /// `inputs = [...]`, each with its span.
+    pub inputs: Vec<Spanned<String>>,
+    /// The rest of the table.
+    pub body: Spanned<DeValue<'i>>,
+}
+
+/// A parsed pipeline file.
+#[derive(Clone, Debug, Default)]
+pub struct PipelineDoc<'i> {
+    /// `[pipeline]` settings.
+    pub settings: PipelineSettings,
+    /// Every component, in file order per section.
+    pub components: Vec<ComponentDoc<'i>>,
+}
+
+/// Parses a pipeline file. `env` holds `(NAME, VALUE)` pairs; those starting
+/// with `EDDY_` override values (`EDDY_SOURCES__TX__PATH=...`). Returns the
+/// document and every problem found (syntax, unknown sections, bad
+/// `type`/`inputs` shapes).
+pub fn parse_document<'i>(
+    text: &'i str,
+    env: &'i [(String, String)],
+) -> (PipelineDoc<'i>, Vec<Diagnostic>) {
+    let mut diags = Vec::new();
+    let (root, errors) = DeTable::parse_recoverable(text);
+    for e in &errors {
+        diags.push(Diagnostic::from_toml(e, 0..0).hint("fix the TOML syntax at this position"));
+    }
+    if !errors.is_empty() {
+        return (PipelineDoc::default(), diags);
+    }
+    let root_span = root.span();
+    let mut root = root.into_inner();
+    apply_env(&mut root, env, &mut diags);
+
+    let mut doc = PipelineDoc::default();
+    for (key, value) in root.iter() {
+        let name: &str = key.get_ref();
+        if name == "pipeline" {
+            match deserialize_body::<PipelineSettings>(value) {
+                Ok(s) => doc.settings = s,
+                Err(d) => diags.push(d),
+            }
+            continue;
+        }
+        let Some(section) = Section::ALL.into_iter().find(|s| s.key() == name) else {
+            let mut d = Diagnostic::new(key.span(), format!("unknown section `{name}`"));
+            d.hint = Some(
+                match super::closest(
+                    name,
+                    &[
+                        "sources",
+                        "transforms",
+                        "sinks",
+                        "alerts",
+                        "receivers",
+                        "pipeline",
+                    ],
+                ) {
+                    Some(best) => format!("did you mean `{best}`?"),
+                    None => {
+                        "sections are sources, transforms, sinks, alerts, receivers and pipeline"
+                            .into()
+                    }
+                },
+            );
+            diags.push(d);
+            continue;
+        };
+        let DeValue::Table(table) = value.get_ref() else {
+            diags.push(
+                Diagnostic::new(
+                    value.span(),
+                    format!("`{name}` must be a table of named components"),
+                )
+                .hint(format!("write `[{name}.NAME]` headers")),
+            );
+            continue;
+        };
+        for (cname, body) in table.iter() {
+            match component(section, cname, body) {
+                Ok(c) => doc.components.push(c),
+                Err(d) => diags.push(d),
+            }
+        }
+    }
+    if doc.components.is_empty() && diags.is_empty() {
+        diags.push(
+            Diagnostic::new(
+                root_span.start..root_span.start,
+                "the pipeline has no components",
+            )
+            .hint("add at least one `[sources.NAME]` and one `[sinks.NAME]`"),
+        );
+    }
+    (doc, diags)
+}
+
+fn component<'i>(
+    section: Section,
+    name: &Spanned<std::borrow::Cow<'i, str>>,
+    body: &Spanned<DeValue<'i>>,
+) -> Result<ComponentDoc<'i>, Diagnostic> {
+    let DeValue::Table(table) = body.get_ref() else {
+        return Err(Diagnostic::new(
+            body.span(),
+            format!("`{}.{}` must be a table", section.key(), name.get_ref()),
+        )
+        .hint(format!(
+            "write `[{}.{}]` followed by its settings",
+            section.key(),
+            name.get_ref()
+        )));
+    };
+    if name.get_ref().contains('.') || name.get_ref().is_empty() {
+        return Err(Diagnostic::new(
+            name.span(),
+            format!(
+                "component name `{}` must be non-empty and contain no dots",
+                name.get_ref()
+            ),
+        )
+        .hint("dots address side outputs (`NAME.late`); use `_` or `-` instead"));
+    }
+    let mut rest = table.clone();
+    let mut kind = None;
+    let mut inputs = Vec::new();
+    let mut keep = DeTable::default();
+    for (k, v) in std::mem::take(&mut rest) {
+        match k.get_ref().as_ref() {
+            "type" => match v.get_ref() {
+                DeValue::String(s) => kind = Some(Spanned::new(v.span(), s.to_string())),
+                _ => {
+                    return Err(Diagnostic::new(v.span(), "`type` must be a string")
+                        .hint("e.g. type = \"filter\""))
+                }
+            },
+            "inputs" => match v.get_ref() {
+                DeValue::Array(items) => {
+                    for item in items.iter() {
+                        match item.get_ref() {
+                            DeValue::String(s) => {
+                                inputs.push(Spanned::new(item.span(), s.to_string()))
+                            }
+                            _ => {
+                                return Err(Diagnostic::new(
+                                    item.span(),
+                                    "each input must be a component name string",
+                                )
+                                .hint("e.g. inputs = [\"tx\", \"window.late\"]"))
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    return Err(
+                        Diagnostic::new(v.span(), "`inputs` must be an array of names")
+                            .hint("e.g. inputs = [\"tx\"]"),
+                    )
+                }
+            },
+            _ => {
+                keep.insert(k, v);
+            }
+        }
+    }
+    Ok(ComponentDoc {
+        section,
+        name: name.get_ref().to_string(),
+        name_span: name.span(),
+        kind,
+        inputs,
+        body: Spanned::new(body.span(), DeValue::Table(keep)),
+    })
+}
+
+/// Applies `EDDY_A__B__C=value` overrides. A value that parses as a TOML
+/// value (number, boolean, array, inline table, quoted string) is used as
+/// such, anything else as a plain string.
+fn apply_env<'i>(root: &mut DeTable<'i>, env: &'i [(String, String)], diags: &mut Vec<Diagnostic>) {
+    for (name, value) in env {
+        let Some(path) = name.strip_prefix("EDDY_") else {
+            continue;
+        };
+        let path: Vec<String> = path.split("__").map(|s| s.to_ascii_lowercase()).collect();
+        if path.len() < 2 || path.iter().any(String::is_empty) {
+            continue;
+        }
+        let parsed = match DeValue::parse(value) {
+            Ok(v) => v.into_inner(),
+            Err(_) => DeValue::String(value.as_str().into()),
+        };
+        if let Err(msg) = set_path(root, &path, parsed) {
+            diags.push(
+                Diagnostic::new(0..0, format!("environment variable {name}: {msg}"))
+                    .hint("EDDY_ overrides address tables with `__`, e.g. EDDY_SOURCES__TX__PATH"),
+            );
+        }
+    }
+}
+
+fn set_path<'i>(
+    table: &mut DeTable<'i>,
+    path: &[String],
+    value: DeValue<'i>,
+) -> Result<(), String> {
+    let (first, rest) = path.split_first().ok_or("empty path")?;
+    let existing = table
+        .iter_mut()
+        .find(|(k, _)| k.get_ref().as_ref() == first.as_str())
+        .map(|(_, v)| v);
+    if rest.is_empty() {
+        match existing {
+            Some(slot) => {
+                let span = slot.span();
+                *slot = Spanned::new(span, value);
+            }
+            None => {
+                table.insert(
+                    Spanned::new(0..0, first.clone().into()),
+                    Spanned::new(0..0, value),
+                );
+            }
+        }
+        return Ok(());
+    }
+    let slot = match existing {
+        Some(slot) => slot,
+        None => {
+            table.insert(
+                Spanned::new(0..0, first.clone().into()),
+                Spanned::new(0..0, DeValue::Table(DeTable::default())),
+            );
+            table
+                .iter_mut()
+                .find(|(k, _)| k.get_ref().as_ref() == first.as_str())
+                .map(|(_, v)| v)
+                .ok_or("table insert failed")?
+        }
+    };
+    match slot.get_mut() {
+        DeValue::Table(t) => set_path(t, rest, value),
+        _ => Err(format!("`{first}` is not a table")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::line_col;
+
+    const FILE: &str = r#"
+[sources.tx]
+type = "file"
+path = "a.ndjson"
+
+[transforms.big]
+type = "filter"
+inputs = ["tx"]
+condition = "amount > 10"
+
+[sinks.out]
+type = "stdout"
+inputs = ["big", "big.dead_letters"]
+"#;
+
+    #[test]
+    fn splits_components_with_spans() {
+        let (doc, diags) = parse_document(FILE, &[]);
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(doc.components.len(), 3);
+        let sink = &doc.components[2];
+        assert_eq!(sink.section, Section::Sinks);
+        assert_eq!(
+            sink.kind.as_ref().map(|k| k.get_ref().as_str()),
+            Some("stdout")
+        );
+        assert_eq!(sink.inputs[1].get_ref(), "big.dead_letters");
+        assert_eq!(line_col(FILE, sink.inputs[1].span().start), (13, 18));
+    }
+
+    #[test]
+    fn unknown_sections_and_syntax_errors_have_positions() {
+        let (_, diags) = parse_document("[sorces.a]\ntype = \"file\"\n", &[]);
+        assert_eq!(diags[0].message, "unknown section `sorces`");
+        assert_eq!(diags[0].hint.as_deref(), Some("did you mean `sources`?"));
+        let text = "[sources.a]\ntype = \n";
+        let (_, diags) = parse_document(text, &[]);
+        assert_eq!(line_col(text, diags[0].span.start).0, 2);
+    }
+
+    #[test]
+    fn environment_overrides_values_and_creates_tables() {
+        let env = vec![
+            ("EDDY_SOURCES__TX__PATH".to_string(), "b.ndjson".to_string()),
+            ("EDDY_PIPELINE__WORKERS".to_string(), "3".to_string()),
+            ("HOME".to_string(), "/root".to_string()),
+        ];
+        let (doc, diags) = parse_document(FILE, &env);
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(doc.settings.workers, Some(3));
+        let DeValue::Table(t) = doc.components[0].body.get_ref() else {
+            panic!()
+        };
+        let path = t
+            .iter()
+            .find(|(k, _)| k.get_ref() == "path")
+            .map(|(_, v)| v.get_ref().clone());
+        assert!(matches!(path, Some(DeValue::String(s)) if s == "b.ndjson"));
+    }
+}

@@ -1,0 +1,33 @@
+//! Eddy's core: the event model, time and watermarks, CEL expressions, the
+//! pipeline configuration format and the interfaces that sources, operators
+//! and sinks implement.
+//!
+//! ```
+//! use eddy_core::{Event, Expression, Fields, Sym, Value};
+//!
+//! let mut fields = Fields::default();
+//! fields.push(Sym::intern("amount"), Value::Int(12_000));
+//! let event = Event::new(0, fields);
+//! let big = Expression::compile("amount > 10000").unwrap();
+//! assert_eq!(big.eval_bool(&event), Ok(true));
+//! ```
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod event;
+pub mod expr;
+pub mod json;
+pub mod operator;
+pub mod sink;
+pub mod source;
+pub mod state;
+mod symbol;
+pub mod time;
+
+pub use event::{Batch, Event, Fields, Str, Value};
+pub use expr::{EvalError, ExprError, Expression};
+pub use operator::{Collector, Operator, Port};
+pub use sink::{Sink, SinkError};
+pub use source::{Source, SourceBatch, SourceError, SourcePoll};
+pub use symbol::{Sym, MAX_SYMBOLS};
+pub use time::Timestamp;

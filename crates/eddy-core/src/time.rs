@@ -1,0 +1,242 @@
+//! Time: timestamps, durations written as `"5s"`, RFC 3339 and epoch parsing.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch (event time, processing time).
+pub type Timestamp = i64;
+
+/// The smallest timestamp: "no watermark yet".
+pub const MIN_TIMESTAMP: Timestamp = i64::MIN;
+/// The largest timestamp: the watermark of a finished input.
+pub const MAX_TIMESTAMP: Timestamp = i64::MAX;
+
+/// The current wall-clock time in milliseconds.
+pub fn now_ms() -> Timestamp {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The current wall-clock time in nanoseconds.
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// Parses a duration such as `250ms`, `5s`, `1m`, `2h`, `1d` or `1m30s` into
+/// milliseconds.
+pub fn parse_duration(text: &str) -> Result<i64, String> {
+    let s = text.trim();
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    let mut total: i64 = 0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("`{s}` has a number without a unit (use ms, s, m, h or d)"))?;
+        if digits == 0 {
+            return Err(format!(
+                "`{s}` is not a duration (expected e.g. `500ms`, `5s`, `1m`)"
+            ));
+        }
+        let number: f64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("`{s}` has a malformed number"))?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let factor = match &rest[..unit_len] {
+            "ms" => 1.0,
+            "s" => 1_000.0,
+            "m" | "min" => 60_000.0,
+            "h" => 3_600_000.0,
+            "d" => 86_400_000.0,
+            unit => {
+                return Err(format!(
+                    "`{s}` has unknown unit `{unit}` (use ms, s, m, h or d)"
+                ))
+            }
+        };
+        rest = &rest[unit_len..];
+        total = total.saturating_add((number * factor).round() as i64);
+    }
+    Ok(total)
+}
+
+/// Formats milliseconds as the shortest duration text (`90s` → `1m30s`).
+pub fn format_duration(ms: i64) -> String {
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    let mut rest = ms;
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
+        if rest >= size {
+            out.push_str(&format!("{}{unit}", rest / size));
+            rest %= size;
+        }
+    }
+    if rest > 0 {
+        out.push_str(&format!("{rest}ms"));
+    }
+    out
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Parses an RFC 3339 timestamp (`2024-05-01T12:00:00.250Z`, offsets allowed,
+/// a space instead of `T` accepted) into milliseconds since the epoch.
+pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
+    let b = s.as_bytes();
+    if b.len() < 19 {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = s.get(r)?;
+        if !part.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        part.parse().ok()
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let mut i = 19;
+    let mut millis = 0i64;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            if i - start < 3 {
+                millis = millis * 10 + (b[i] - b'0') as i64;
+            }
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        for _ in (i - start)..3 {
+            millis *= 10;
+        }
+    }
+    let offset_min = match b.get(i) {
+        Some(b'Z') | Some(b'z') if i + 1 == b.len() => 0,
+        Some(sign @ (b'+' | b'-')) if i + 6 == b.len() && b[i + 3] == b':' => {
+            let m = num(i + 1..i + 3)? * 60 + num(i + 4..i + 6)?;
+            if *sign == b'-' {
+                -m
+            } else {
+                m
+            }
+        }
+        None => 0,
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + hour * 3_600 + minute * 60 + second - offset_min * 60;
+    Some(secs * 1_000 + millis)
+}
+
+/// Formats milliseconds since the epoch as RFC 3339 UTC with milliseconds.
+pub fn format_rfc3339(ts: Timestamp) -> String {
+    let secs = ts.div_euclid(1_000);
+    let millis = ts.rem_euclid(1_000);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        sod / 3_600,
+        sod % 3_600 / 60,
+        sod % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok(250));
+        assert_eq!(parse_duration("5s"), Ok(5_000));
+        assert_eq!(parse_duration("1m30s"), Ok(90_000));
+        assert_eq!(parse_duration("1.5h"), Ok(5_400_000));
+        assert!(parse_duration("5").unwrap_err().contains("without a unit"));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("s").is_err());
+        assert_eq!(format_duration(90_000), "1m30s");
+    }
+
+    #[test]
+    fn rfc3339() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339("2024-05-01T12:00:00.25Z"),
+            Some(1_714_564_800_250)
+        );
+        assert_eq!(
+            parse_rfc3339("2024-05-01T14:00:00+02:00"),
+            Some(1_714_564_800_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2024-05-01 12:00:00"),
+            Some(1_714_564_800_000)
+        );
+        assert_eq!(parse_rfc3339("2024-13-01T12:00:00Z"), None);
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn rfc3339_round_trips(ts in -62_000_000_000_000i64..250_000_000_000_000i64) {
+            prop_assert_eq!(parse_rfc3339(&format_rfc3339(ts)), Some(ts));
+        }
+    }
+}
