@@ -13,6 +13,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod component;
 pub mod config;
 pub mod event;
 pub mod expr;

@@ -1,0 +1,128 @@
+//! Component factories: what a configured source, transform or sink offers
+//! the runtime.
+//!
+//! Each component's config struct (deserialised from its `[section.NAME]`
+//! table) implements one of these traits. The runtime builds one instance per
+//! worker and asks the factory how its input must be partitioned.
+
+use std::path::PathBuf;
+
+use crate::config::Diagnostic;
+use crate::expr::Expression;
+use crate::operator::{Operator, Port};
+use crate::sink::Sink;
+use crate::source::Source;
+
+/// What a factory knows when building one instance.
+#[derive(Clone, Debug)]
+pub struct BuildContext {
+    /// The component's name in the pipeline.
+    pub name: String,
+    /// This instance's worker index, `0..workers`.
+    pub worker: usize,
+    /// Number of workers.
+    pub workers: usize,
+    /// Maximum events per source batch.
+    pub batch_size: usize,
+    /// Directory for state and default outputs.
+    pub data_dir: PathBuf,
+    /// A seed for deterministic generators, derived from the pipeline.
+    pub seed: u64,
+}
+
+impl BuildContext {
+    /// A context for a single worker, for tests.
+    pub fn single(name: &str) -> BuildContext {
+        BuildContext {
+            name: name.to_string(),
+            worker: 0,
+            workers: 1,
+            batch_size: 1024,
+            data_dir: PathBuf::from("data"),
+            seed: 0,
+        }
+    }
+}
+
+/// Why a component could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct BuildError {
+    /// What went wrong, naming the file or address concerned.
+    pub message: String,
+}
+
+impl BuildError {
+    /// A build error with `message`.
+    pub fn new(message: impl Into<String>) -> BuildError {
+        BuildError { message: message.into() }
+    }
+}
+
+/// How a source's event time and watermarks behave.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WatermarkSpec {
+    /// Watermark lag behind the largest event time seen (ms).
+    pub max_out_of_orderness: i64,
+    /// After this long (ms) without events, the input stops holding back the
+    /// watermark.
+    pub idle_timeout: Option<i64>,
+}
+
+/// A configured source.
+pub trait SourceFactory: Send + Sync {
+    /// Builds the instance for `cx.worker`, reading that worker's share.
+    fn build(&self, cx: &BuildContext) -> Result<Box<dyn Source>, BuildError>;
+
+    /// How watermarks are generated for this source.
+    fn watermarks(&self) -> WatermarkSpec;
+
+    /// Checks that need more than deserialisation; `Diagnostic` spans point
+    /// into the file.
+    fn validate(&self) -> Vec<Diagnostic> {
+        Vec::new()
+    }
+}
+
+/// How a transform's input is spread over workers.
+#[derive(Clone, Debug)]
+pub enum Partitioning {
+    /// Each worker processes what its upstream instance produced.
+    Forward,
+    /// Events with equal keys go to the same worker.
+    Hash(Vec<Expression>),
+    /// Everything goes to worker 0 (global aggregates).
+    Single,
+}
+
+/// A configured transform.
+pub trait TransformFactory: Send + Sync {
+    /// Builds the instance for `cx.worker`.
+    fn build(&self, cx: &BuildContext) -> Result<Box<dyn Operator>, BuildError>;
+
+    /// How input events must be partitioned.
+    fn partitioning(&self) -> Partitioning {
+        Partitioning::Forward
+    }
+
+    /// The output ports besides `Main` this transform can write to.
+    fn side_outputs(&self) -> &'static [Port] {
+        &[Port::DeadLetters]
+    }
+
+    /// Checks that need more than deserialisation.
+    fn validate(&self) -> Vec<Diagnostic> {
+        Vec::new()
+    }
+}
+
+/// A configured sink.
+pub trait SinkFactory: Send + Sync {
+    /// Builds the instance for `cx.worker`.
+    fn build(&self, cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError>;
+
+    /// Checks that need more than deserialisation.
+    fn validate(&self) -> Vec<Diagnostic> {
+        Vec::new()
+    }
+}
