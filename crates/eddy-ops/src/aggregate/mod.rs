@@ -1,0 +1,1 @@
+//! Aggregates computed by windows.

@@ -1,0 +1,1 @@
+//! The `flat_map` transform.

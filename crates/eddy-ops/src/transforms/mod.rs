@@ -1,0 +1,6 @@
+//! Transforms, one module per `type`.
+
+pub mod filter;
+pub mod flat_map;
+pub mod map;
+pub mod window;
