@@ -1,6 +1,12 @@
 //! Eddy's connectors: sources that read or generate events and sinks that
 //! write results.
+//!
+//! Sources: [`sources::NexmarkConfig`] (`nexmark`),
+//! [`sources::SimulatorConfig`] (`simulator`), [`sources::FileSourceConfig`]
+//! (`file`), [`sources::StdinConfig`] (`stdin`). Sinks:
+//! [`sinks::StdoutConfig`] (`stdout`), [`sinks::FileSinkConfig`] (`file`).
 #![warn(missing_docs)]
 
 pub mod sinks;
 pub mod sources;
+mod util;

@@ -55,7 +55,9 @@ pub struct BuildError {
 impl BuildError {
     /// A build error with `message`.
     pub fn new(message: impl Into<String>) -> BuildError {
-        BuildError { message: message.into() }
+        BuildError {
+            message: message.into(),
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use crate::config::{Duration, Spanned};
+use crate::config::Duration;
 use crate::event::{Event, Fields, Value};
 use crate::operator::{dead_letter, with_position};
 use crate::symbol::Sym;
@@ -83,13 +83,40 @@ pub trait Source: Send {
 }
 
 /// How the event time of a decoded record is found.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(untagged)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum EventTimeConfig {
     /// `event_time = "ingestion"`: stamp events when they are read.
-    Mode(Spanned<String>),
+    Ingestion,
     /// `event_time = { field = "ts", ... }`.
     Field(EventTimeField),
+}
+
+impl<'de> Deserialize<'de> for EventTimeConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EventTimeConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("\"ingestion\" or a table such as { field = \"ts\" }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<EventTimeConfig, E> {
+                match v {
+                    "ingestion" => Ok(EventTimeConfig::Ingestion),
+                    other => Err(E::custom(format!(
+                        "unknown event_time mode `{other}`: use \"ingestion\" or {{ field = \"ts\" }}"
+                    ))),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<EventTimeConfig, A::Error> {
+                EventTimeField::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(EventTimeConfig::Field)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Event time taken from a field.
@@ -152,12 +179,7 @@ impl TimestampAssigner {
     /// Builds the assigner for a source's `event_time` (ingestion time when absent).
     pub fn from_config(cfg: Option<&EventTimeConfig>) -> Result<TimestampAssigner, String> {
         match cfg {
-            None => Ok(Self::ingestion()),
-            Some(EventTimeConfig::Mode(m)) if m.as_ref() == "ingestion" => Ok(Self::ingestion()),
-            Some(EventTimeConfig::Mode(m)) => Err(format!(
-                "unknown event_time mode `{}`: use \"ingestion\" or {{ field = \"ts\" }}",
-                m.as_ref()
-            )),
+            None | Some(EventTimeConfig::Ingestion) => Ok(Self::ingestion()),
             Some(EventTimeConfig::Field(f)) => Ok(TimestampAssigner {
                 path: Some(f.field.split('.').map(Sym::intern).collect()),
                 format: f.format,

@@ -1,1 +1,23 @@
-//! placeholder
+//! Eddy's runtime: compiles a pipeline file into a validated [`Plan`] and
+//! runs it on worker threads with keyed shuffles, watermarks, backpressure
+//! and clean shutdown.
+//!
+//! ```no_run
+//! use eddy_runtime::{Plan, RunOptions};
+//!
+//! let text = std::fs::read_to_string("pipeline.toml").unwrap();
+//! let plan = Plan::compile("pipeline.toml", &text, &[]).map_err(|d| d.to_string()).unwrap();
+//! let report = eddy_runtime::run(&plan, RunOptions::default()).unwrap();
+//! println!("{:?}", report.elapsed);
+//! ```
+#![warn(missing_docs)]
+
+mod blackhole;
+pub mod exec;
+pub mod metrics;
+pub mod plan;
+pub mod registry;
+
+pub use exec::{run, start, Publisher, RunError, RunOptions, RunReport, Running};
+pub use metrics::Metrics;
+pub use plan::Plan;

@@ -1,1 +1,53 @@
-fn main() {}
+//! The `eddy` command: run, validate, demo and bench pipelines.
+
+mod cmd;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Eddy: real-time event stream analytics in one binary.
+#[derive(Parser)]
+#[command(name = "eddy", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a pipeline file until its sources end, the duration passes or Ctrl-C.
+    Run(cmd::run::RunArgs),
+    /// Check a pipeline file and print a one-line plan, or every error with its position.
+    Validate(cmd::validate::ValidateArgs),
+    /// Run the built-in demo: simulated business events, windowed KPIs and threshold alerts.
+    Demo(cmd::demo::DemoArgs),
+    /// Measure throughput and latency.
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => cmd::run::run(args),
+        Command::Validate(args) => cmd::validate::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            // A closed pipe (e.g. `eddy run ... | head`) is not a failure.
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

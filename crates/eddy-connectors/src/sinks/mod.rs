@@ -1,1 +1,7 @@
 //! Sinks, one module per `type`.
+
+pub mod file;
+pub mod stdout;
+
+pub use file::FileSinkConfig;
+pub use stdout::StdoutConfig;

@@ -1,1 +1,12 @@
 //! Sources, one module per `type`.
+
+pub mod file;
+mod lines;
+pub mod nexmark;
+pub mod simulator;
+pub mod stdin;
+
+pub use file::FileSourceConfig;
+pub use nexmark::NexmarkConfig;
+pub use simulator::SimulatorConfig;
+pub use stdin::StdinConfig;

@@ -78,19 +78,30 @@ pub fn closest<'a>(word: &str, options: &[&'a str]) -> Option<&'a str> {
         .map(|(_, o)| o)
 }
 
+/// Edit distance counting a swap of two neighbouring letters as one edit
+/// (optimal string alignment), so `fiel` is one edit from `file`.
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 /// Every problem found in one file, renderable with line and column numbers.
@@ -151,6 +162,7 @@ mod tests {
     fn hints_suggest_the_closest_field() {
         let h = hint_for("unknown field `conditon`, expected one of `inputs`, `condition`");
         assert_eq!(h.as_deref(), Some("did you mean `condition`?"));
+        assert_eq!(closest("fiel", &["file", "stdin"]), Some("file"));
         let h = hint_for("unknown field `zzz`, expected `path` or `format`");
         assert_eq!(h.as_deref(), Some("valid fields here: path, format"));
     }

@@ -6,10 +6,49 @@
 //! an [`Event`] without building CEL values. Event fields are top-level
 //! identifiers (`amount > 10 && user.country != "AR"`); `_time` is the
 //! event time in milliseconds.
+//!
+//! # The supported subset
+//!
+//! - Literals: `true`, `42`, `42u` (as int), `1.5`, `"text"`, `null`, lists
+//!   `[1, 2]` and maps `{"k": v}` (keys must be string constants).
+//! - Field paths `a.b.c`, also `a["b"]`. **A missing field evaluates to
+//!   `null`**, as does selecting or indexing into a missing value or a
+//!   non-map; `has(a.b)` tests presence (a field holding JSON `null` is
+//!   present). `_time` is the event time.
+//! - Arithmetic `+ - * / %`: int with int stays int and fails on overflow and
+//!   division by zero; a mix of int and double gives a double; `+` also joins
+//!   strings and lists. Arithmetic on a missing field fails with "field
+//!   `amount` is missing or null".
+//! - Comparisons: `==`/`!=` between any values (`1 == 1.0`, `x == null`);
+//!   `< <= > >=` between numbers (int and double mixed, exactly), strings or
+//!   bools; ordering other types is an error.
+//! - `&&`, `||` with CEL's commutative semantics (`false && error` is
+//!   `false`, `true || error` is `true`), `!`, unary `-`, `c ? a : b`,
+//!   `x in list`, `key in map`, `list[i]`, `map["k"]`.
+//! - Functions: `size`, `s.contains(t)`, `s.startsWith(t)`, `s.endsWith(t)`,
+//!   `s.lowerAscii()`, `s.upperAscii()`, `s.trim()`, `int`, `double`,
+//!   `string`, `bool`, `type` (returns the type name as a string: `type(x) ==
+//!   "int"`, and `type(x) == int` is accepted too), `abs`, `max`/`min` (of
+//!   arguments or of a list), `timestamp("2024-05-01T12:00:00Z")` and
+//!   `duration("5s")`.
+//! - Macros `all`, `exists`, `exists_one`, `map`, `filter` over lists (maps
+//!   iterate their keys). An error inside a macro's body fails the whole
+//!   macro, unless the loop already stopped (`exists` found an element).
+//!
+//! **Timestamps and durations are int milliseconds** in Eddy: `_time >
+//! timestamp("2024-05-01T00:00:00Z")` and `_time - start < duration("5m")`
+//! are integer comparisons. `matches` (regular expressions), bytes, unsigned
+//! arithmetic, message construction and optional syntax are not supported
+//! and rejected when the pipeline is compiled, with the column of the
+//! construct. Subexpressions made only of constants are computed once, when
+//! compiling.
 
 mod compile;
 mod eval;
+#[cfg(test)]
+mod tests;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -18,7 +57,8 @@ use serde::{Deserialize, Deserializer};
 use crate::event::{Event, Value};
 use crate::symbol::Sym;
 
-pub use compile::Node;
+pub use compile::{ArithOp, CmpOp, Comprehension, FieldCmp, Func, Node, UnaryOp};
+pub use eval::compare;
 
 /// A compiled expression.
 #[derive(Clone)]
@@ -55,18 +95,37 @@ impl EvalError {
 
 impl Expression {
     /// Parses and lowers `source`.
+    ///
+    /// Errors name the construct and its column: `unknown function `foo` at
+    /// column 12`.
     pub fn compile(source: &str) -> Result<Expression, ExprError> {
-        let ast = cel::parser::Parser::default()
-            .parse(source)
-            .map_err(|e| ExprError {
-                message: parse_error_text(&e),
-            })?;
-        Self::from_ast(&ast, source)
+        let (ast, info) = parse(source)?;
+        Self::from_parsed(&ast, source, &info)
     }
 
-    /// Lowers an already parsed CEL expression; `source` is its text.
+    /// Lowers an already parsed CEL expression; `source` is its text. Errors
+    /// carry no position; see [`Expression::from_parsed`].
     pub fn from_ast(ast: &cel::IdedExpr, source: &str) -> Result<Expression, ExprError> {
-        let node = compile::lower(ast)?;
+        Self::lower(ast, source, None)
+    }
+
+    /// Lowers an expression parsed with
+    /// `cel::parser::Parser::parse_with_source_info`; `info` places errors
+    /// in `source`. `ast` may be any subexpression of that parse.
+    pub fn from_parsed(
+        ast: &cel::IdedExpr,
+        source: &str,
+        info: &cel::common::ast::SourceInfo,
+    ) -> Result<Expression, ExprError> {
+        Self::lower(ast, source, Some(info))
+    }
+
+    fn lower(
+        ast: &cel::IdedExpr,
+        source: &str,
+        info: Option<&cel::common::ast::SourceInfo>,
+    ) -> Result<Expression, ExprError> {
+        let node = compile::Lowerer::new(source, info).lower(ast)?;
         Ok(Expression {
             source: Arc::from(source),
             node: Arc::new(node),
@@ -86,19 +145,27 @@ impl Expression {
     /// Evaluates against `event`.
     #[inline]
     pub fn eval(&self, event: &Event) -> Result<Value, EvalError> {
-        eval::eval(&self.node, event)
+        self.eval_ref(event).map(Cow::into_owned)
+    }
+
+    /// Evaluates against `event`, borrowing the result from the event or
+    /// the expression when it is a field or a constant: no reference count
+    /// is touched for those.
+    #[inline]
+    pub fn eval_ref<'a>(&'a self, event: &'a Event) -> Result<Cow<'a, Value>, EvalError> {
+        eval::eval(&self.node, &mut eval::Cx::new(event))
     }
 
     /// Evaluates a condition; anything but a boolean is an error.
     #[inline]
     pub fn eval_bool(&self, event: &Event) -> Result<bool, EvalError> {
-        match self.eval(event)? {
-            Value::Bool(b) => Ok(b),
+        match &*self.eval_ref(event)? {
+            Value::Bool(b) => Ok(*b),
             other => Err(EvalError::new(format!(
                 "condition `{}` produced {} ({}), not a bool",
                 self.source,
                 other.type_name(),
-                crate::json::value_to_json_string(&other)
+                crate::json::value_to_json_string(other)
             ))),
         }
     }
@@ -152,11 +219,7 @@ pub struct CallSpec {
 
 /// Parses `source` as a single function call.
 pub fn parse_call(source: &str) -> Result<CallSpec, ExprError> {
-    let ast = cel::parser::Parser::default()
-        .parse(source)
-        .map_err(|e| ExprError {
-            message: parse_error_text(&e),
-        })?;
+    let (ast, info) = parse(source)?;
     match &ast.expr {
         cel::common::ast::Expr::Call(call)
             if call.target.is_none()
@@ -166,7 +229,7 @@ pub fn parse_call(source: &str) -> Result<CallSpec, ExprError> {
             let args = call
                 .args
                 .iter()
-                .map(|a| Expression::from_ast(a, source))
+                .map(|a| Expression::from_parsed(a, source, &info))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(CallSpec {
                 function: call.func_name.clone(),
@@ -179,10 +242,22 @@ pub fn parse_call(source: &str) -> Result<CallSpec, ExprError> {
     }
 }
 
+fn parse(source: &str) -> Result<(cel::IdedExpr, cel::common::ast::SourceInfo), ExprError> {
+    cel::parser::Parser::default()
+        .parse_with_source_info(source)
+        .map_err(|e| ExprError {
+            message: parse_error_text(&e),
+        })
+}
+
 fn parse_error_text(e: &cel::ParseErrors) -> String {
     e.errors
         .iter()
-        .map(|e| format!("column {}: {}", e.pos.1 + 1, e.msg))
+        // The parser's positions are 1-based (line, column).
+        .map(|e| match e.pos {
+            (line, col) if line > 1 => format!("line {line}, column {col}: {}", e.msg),
+            (_, col) => format!("column {col}: {}", e.msg),
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }

@@ -1,1 +1,401 @@
-//! The `map` transform.
+//! The `map` transform: sets, renames and removes fields.
+//!
+//! ```toml
+//! [transforms.enrich]
+//! type = "map"
+//! inputs = ["tx"]
+//! remove = ["debug", "user.email"]
+//!
+//! [transforms.enrich.set]
+//! total = "price * qty"
+//! "user.tier" = "amount > 1000 ? 'gold' : 'std'"
+//!
+//! [transforms.enrich.rename]
+//! ts = "event_time"
+//! ```
+//!
+//! Steps apply in this order, each in file order:
+//!
+//! 1. `set`: every expression is evaluated against the **input** event
+//!    first, then all are assigned, so one `set` entry never sees another's
+//!    result. Assigning `a.b` creates the map `a` if needed (replacing a
+//!    non-map value there).
+//! 2. `rename`: moves `old` to `new` (overwriting `new`); a missing `old` is
+//!    skipped.
+//! 3. `remove`: deletes the paths; missing paths are skipped.
+//!
+//! An event on which an expression fails goes, unchanged, to
+//! `NAME.dead_letters` with the reason.
+//!
+//! Field paths are dotted (`user.tier`). In a TOML table, quote them
+//! (`"user.tier" = ...`); an unquoted dotted key or a nested table
+//! (`[transforms.enrich.set.user]`) means the same thing.
+
+use std::fmt;
+
+use eddy_core::component::{BuildContext, BuildError, TransformFactory};
+use eddy_core::{Batch, Collector, Expression, Operator, Sym, Value};
+use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+/// Configuration of a `map` transform.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapConfig {
+    /// Fields to assign, in file order: path → CEL expression evaluated
+    /// against the input event.
+    #[serde(default, deserialize_with = "expression_table")]
+    pub set: Vec<(FieldPath, Expression)>,
+    /// Fields to rename, in file order: old path → new path.
+    #[serde(default, deserialize_with = "path_table")]
+    pub rename: Vec<(FieldPath, FieldPath)>,
+    /// Fields to remove.
+    #[serde(default)]
+    pub remove: Vec<FieldPath>,
+}
+
+/// A dotted field path (`user.address.city`), interned when the
+/// configuration is read.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FieldPath {
+    text: String,
+    syms: Vec<Sym>,
+}
+
+impl FieldPath {
+    /// Parses a dotted path; every segment must be non-empty.
+    pub fn parse(text: &str) -> Result<FieldPath, String> {
+        if text.is_empty() {
+            return Err("a field path must not be empty".into());
+        }
+        if text.split('.').any(str::is_empty) {
+            return Err(format!("field path `{text}` has an empty segment"));
+        }
+        Ok(FieldPath {
+            text: text.to_string(),
+            syms: text.split('.').map(Sym::intern).collect(),
+        })
+    }
+
+    /// The path as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The interned segments.
+    pub fn syms(&self) -> &[Sym] {
+        &self.syms
+    }
+}
+
+impl fmt::Debug for FieldPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FieldPath({:?})", self.text)
+    }
+}
+
+impl fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for FieldPath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<FieldPath, D::Error> {
+        let text = String::deserialize(d)?;
+        FieldPath::parse(&text).map_err(de::Error::custom)
+    }
+}
+
+fn expression_table<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<(FieldPath, Expression)>, D::Error> {
+    ordered_table(d, |text| {
+        Expression::compile(text).map_err(|e| format!("bad expression `{text}`: {e}"))
+    })
+}
+
+fn path_table<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(FieldPath, FieldPath)>, D::Error> {
+    ordered_table(d, FieldPath::parse)
+}
+
+/// Reads a table of path → string in file order (a `HashMap` would lose
+/// the order that `set` and `rename` apply in). Nested tables extend the
+/// path, so `a.b = "x"` and `[...set.a] b = "x"` both mean `"a.b" = "x"`.
+fn ordered_table<'de, D, T>(
+    d: D,
+    convert: fn(&str) -> Result<T, String>,
+) -> Result<Vec<(FieldPath, T)>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let mut out = Vec::new();
+    d.deserialize_map(TableSeed {
+        prefix: String::new(),
+        out: &mut out,
+        convert,
+    })?;
+    Ok(out)
+}
+
+/// One level of an ordered table, with the path leading to it.
+struct TableSeed<'o, T> {
+    prefix: String,
+    out: &'o mut Vec<(FieldPath, T)>,
+    convert: fn(&str) -> Result<T, String>,
+}
+
+impl<'de, T> DeserializeSeed<'de> for TableSeed<'_, T> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, T> Visitor<'de> for TableSeed<'_, T> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.prefix.is_empty() {
+            f.write_str("a table of field paths")
+        } else {
+            f.write_str("a string or a table")
+        }
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        if self.prefix.is_empty() {
+            return Err(E::invalid_type(de::Unexpected::Str(v), &self));
+        }
+        let path = FieldPath::parse(&self.prefix).map_err(E::custom)?;
+        let value = (self.convert)(v).map_err(E::custom)?;
+        self.out.push((path, value));
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            let prefix = if self.prefix.is_empty() {
+                key
+            } else {
+                format!("{}.{key}", self.prefix)
+            };
+            map.next_value_seed(TableSeed {
+                prefix,
+                out: &mut *self.out,
+                convert: self.convert,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl TransformFactory for MapConfig {
+    fn build(&self, cx: &BuildContext) -> Result<Box<dyn Operator>, BuildError> {
+        Ok(Box::new(Map::new(&cx.name, self)))
+    }
+}
+
+/// The `map` operator.
+pub struct Map {
+    name: String,
+    set: Vec<(FieldPath, Expression)>,
+    rename: Vec<(FieldPath, FieldPath)>,
+    remove: Vec<FieldPath>,
+    /// Values computed by `set` for the current event, kept between events
+    /// so the buffer is allocated once.
+    values: Vec<Value>,
+}
+
+impl Map {
+    /// A map operator named `name` (the dead letters' `stage`).
+    pub fn new(name: &str, config: &MapConfig) -> Map {
+        Map {
+            name: name.to_string(),
+            set: config.set.clone(),
+            rename: config.rename.clone(),
+            remove: config.remove.clone(),
+            values: Vec::with_capacity(config.set.len()),
+        }
+    }
+}
+
+impl Operator for Map {
+    fn process(&mut self, _input: usize, mut batch: Batch, out: &mut Collector) {
+        let Map {
+            name,
+            set,
+            rename,
+            remove,
+            values,
+        } = self;
+        batch.events.retain_mut(|event| {
+            values.clear();
+            for (path, expr) in set.iter() {
+                match expr.eval(event) {
+                    Ok(v) => values.push(v),
+                    Err(e) => {
+                        let reason = format!("set `{path}` = `{}` failed: {e}", expr.source());
+                        out.dead_letter(name, reason, event);
+                        return false;
+                    }
+                }
+            }
+            for ((path, _), v) in set.iter().zip(values.drain(..)) {
+                event.fields.insert_path(path.syms(), v);
+            }
+            for (from, to) in rename.iter() {
+                if from != to {
+                    if let Some(v) = event.fields.remove_path(from.syms()) {
+                        event.fields.insert_path(to.syms(), v);
+                    }
+                }
+            }
+            for path in remove.iter() {
+                event.fields.remove_path(path.syms());
+            }
+            true
+        });
+        if !batch.events.is_empty() {
+            out.emit_batch(batch);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use eddy_core::config::{deserialize_body, line_col, parse_document};
+    use eddy_core::json::{fields_to_json_string, JsonDecoder};
+    use eddy_core::{Event, Port};
+
+    use super::*;
+
+    fn config(text: &str) -> MapConfig {
+        let (doc, diags) = parse_document(text, &[]);
+        assert!(diags.is_empty(), "{diags:?}");
+        deserialize_body(&doc.components[0].body).unwrap()
+    }
+
+    fn run(config: &MapConfig, lines: &[&str]) -> (Vec<String>, Vec<Event>) {
+        let mut dec = JsonDecoder::new();
+        let events = lines
+            .iter()
+            .map(|l| Event::new(5, dec.decode(l.as_bytes()).unwrap()))
+            .collect();
+        let mut op = config.build(&BuildContext::single("m")).unwrap();
+        let mut out = Collector::new();
+        op.process(0, Batch::new(events, 9), &mut out);
+        let main = out.take(Port::Main);
+        if !main.is_empty() {
+            assert_eq!(out.origin_ns, 9, "the batch origin is passed through");
+        }
+        let main = main
+            .iter()
+            .map(|e| fields_to_json_string(&e.fields))
+            .collect();
+        (main, out.take(Port::DeadLetters))
+    }
+
+    const PIPELINE: &str = r#"
+[transforms.m]
+type = "map"
+inputs = ["tx"]
+remove = ["debug", "user.email"]
+
+[transforms.m.set]
+total = "price * qty"
+"user.tier" = "total > 10 ? 'gold' : 'std'"
+price = "price + 1"
+flags.big = "price * qty > 10"
+
+[transforms.m.rename]
+ts = "event_time"
+"user.id" = "user_id"
+"#;
+
+    #[test]
+    fn tables_keep_file_order_and_nested_keys_extend_the_path() {
+        let c = config(PIPELINE);
+        let set: Vec<&str> = c.set.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(set, ["total", "user.tier", "price", "flags.big"]);
+        let rename: Vec<(&str, &str)> = c
+            .rename
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        assert_eq!(rename, [("ts", "event_time"), ("user.id", "user_id")]);
+        assert_eq!(c.remove[1].syms().len(), 2);
+    }
+
+    #[test]
+    fn set_sees_the_input_then_rename_then_remove() {
+        let c = config(PIPELINE);
+        let (main, dead) = run(
+            &c,
+            &[
+                r#"{"price": 4, "qty": 3, "ts": 1, "debug": true, "total": 100, "user": {"id": 7, "email": "e"}}"#,
+                r#"{"price": 1, "qty": 2, "total": 0}"#,
+            ],
+        );
+        assert!(dead.is_empty());
+        assert_eq!(
+            main,
+            [
+                // `user.tier` used the input's `total` (100), not the new 12.
+                r#"{"price":5,"qty":3,"total":12,"user":{"tier":"gold"},"flags":{"big":true},"event_time":1,"user_id":7}"#,
+                r#"{"price":2,"qty":2,"total":2,"user":{"tier":"std"},"flags":{"big":false}}"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn evaluation_errors_are_dead_letters_with_the_event_unchanged() {
+        let c = config(PIPELINE);
+        let (main, dead) = run(
+            &c,
+            &[r#"{"price": 4}"#, r#"{"price": 1, "qty": 1, "total": 0}"#],
+        );
+        assert_eq!(main.len(), 1);
+        assert_eq!(dead.len(), 1);
+        let reason = dead[0].get(Sym::intern("reason")).and_then(Value::as_str);
+        assert_eq!(
+            reason,
+            Some("set `total` = `price * qty` failed: field `qty` is missing or null")
+        );
+        let original = dead[0].get(Sym::intern("event"));
+        assert!(matches!(original, Some(Value::Map(m)) if m.len() == 1));
+    }
+
+    #[test]
+    fn bad_expressions_and_paths_are_reported_at_their_position() {
+        let text =
+            "[transforms.m]\ntype = \"map\"\n\n[transforms.m.set]\nok = \"1\"\nbad = \"nope(1)\"\n";
+        let (doc, _) = parse_document(text, &[]);
+        let err = deserialize_body::<MapConfig>(&doc.components[0].body).unwrap_err();
+        assert!(
+            err.message
+                .contains("bad expression `nope(1)`: unknown function `nope` at column 1"),
+            "{}",
+            err.message
+        );
+        assert_eq!(line_col(text, err.span.start).0, 6);
+
+        let text = "[transforms.m]\ntype = \"map\"\nremove = [\"a..b\"]\n";
+        let (doc, _) = parse_document(text, &[]);
+        let err = deserialize_body::<MapConfig>(&doc.components[0].body).unwrap_err();
+        assert!(err
+            .message
+            .contains("field path `a..b` has an empty segment"));
+        assert_eq!(line_col(text, err.span.start).0, 3);
+
+        let text = "[transforms.m]\ntype = \"map\"\nset = \"x\"\n";
+        let (doc, _) = parse_document(text, &[]);
+        let err = deserialize_body::<MapConfig>(&doc.components[0].body).unwrap_err();
+        assert!(
+            err.message.contains("a table of field paths"),
+            "{}",
+            err.message
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! Exponentially time-decayed averages.
+
+use eddy_core::Timestamp;
+
+/// Largest weight exponent kept before renormalising: weights stay below
+/// 2^60, far from f64 overflow even for large values.
+const MAX_EXPONENT: f64 = 60.0;
+
+/// `Σ v·2^((t−tref)/h) / Σ 2^((t−tref)/h)` over values `v` at event times
+/// `t`, for half-life `h`: the average as seen from the latest event time,
+/// where a value one half-life older weighs half as much. The reference
+/// time `tref` only scales numerator and denominator alike, so the result
+/// does not depend on it; it is moved forward (rescaling both sums) before
+/// weights could overflow. The result depends only on the set of
+/// `(t, v)` pairs, not their order, and two accumulators merge exactly.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Ewma {
+    half_life: f64,
+    reference: Option<Timestamp>,
+    num: f64,
+    den: f64,
+}
+
+impl Ewma {
+    /// An empty average with half-life `half_life_ms` (positive).
+    pub fn new(half_life_ms: i64) -> Ewma {
+        Ewma {
+            half_life: half_life_ms.max(1) as f64,
+            reference: None,
+            num: 0.0,
+            den: 0.0,
+        }
+    }
+
+    fn exponent(&self, t: Timestamp, reference: Timestamp) -> f64 {
+        (t as f64 - reference as f64) / self.half_life
+    }
+
+    /// Moves the reference time to `to`, rescaling both sums.
+    fn rebase(&mut self, to: Timestamp) {
+        match self.reference {
+            Some(r) if r != to => {
+                let scale = self.exponent(r, to).exp2();
+                self.num *= scale;
+                self.den *= scale;
+                self.reference = Some(to);
+            }
+            Some(_) => {}
+            None => self.reference = Some(to),
+        }
+    }
+
+    /// Adds value `v` observed at event time `t`.
+    #[inline]
+    pub fn add(&mut self, v: f64, t: Timestamp) {
+        let reference = *self.reference.get_or_insert(t);
+        let mut e = self.exponent(t, reference);
+        if e > MAX_EXPONENT {
+            self.rebase(t);
+            e = 0.0;
+        }
+        let w = e.exp2();
+        self.num += v * w;
+        self.den += w;
+    }
+
+    /// Adds another average's values (same half-life).
+    pub fn merge(&mut self, other: &Ewma) {
+        let Some(theirs) = other.reference else {
+            return;
+        };
+        let ours = *self.reference.get_or_insert(theirs);
+        // Rebase onto the later reference so no weight grows.
+        let target = ours.max(theirs);
+        self.rebase(target);
+        let scale = self.exponent(theirs, target).exp2();
+        self.num += other.num * scale;
+        self.den += other.den * scale;
+    }
+
+    /// The decayed average, `None` when empty.
+    pub fn value(&self) -> Option<f64> {
+        (self.den > 0.0).then(|| self.num / self.den)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn brute(points: &[(f64, i64)], h: f64) -> f64 {
+        let tmax = points.iter().map(|p| p.1).max().unwrap_or(0) as f64;
+        let (mut n, mut d) = (0.0, 0.0);
+        for (v, t) in points {
+            let w = ((*t as f64 - tmax) / h).exp2();
+            n += v * w;
+            d += w;
+        }
+        n / d
+    }
+
+    #[test]
+    fn halves_weight_per_half_life_and_is_order_independent() {
+        let mut e = Ewma::new(1_000);
+        e.add(10.0, 0);
+        e.add(40.0, 1_000);
+        // Weights 1/2 and 1: (5 + 40) / 1.5 = 30.
+        assert!((e.value().unwrap() - 30.0).abs() < 1e-9);
+        let points: Vec<(f64, i64)> = (0..500)
+            .map(|i| ((i % 17) as f64, (i * 7919) % 100_000))
+            .collect();
+        let (mut fwd, mut rev) = (Ewma::new(5_000), Ewma::new(5_000));
+        points.iter().for_each(|(v, t)| fwd.add(*v, *t));
+        points.iter().rev().for_each(|(v, t)| rev.add(*v, *t));
+        let want = brute(&points, 5_000.0);
+        assert!((fwd.value().unwrap() - want).abs() < 1e-9);
+        assert!((rev.value().unwrap() - want).abs() < 1e-9);
+        assert_eq!(Ewma::new(1).value(), None);
+    }
+
+    #[test]
+    fn never_overflows_over_long_spans_and_merges() {
+        let mut e = Ewma::new(1);
+        for t in 0..100_000 {
+            e.add(1.0, t * 10);
+        }
+        assert_eq!(e.value(), Some(1.0));
+        let points: Vec<(f64, i64)> = (0..300).map(|i| (i as f64, i * 1_000)).collect();
+        let (mut all, mut a, mut b) = (Ewma::new(20_000), Ewma::new(20_000), Ewma::new(20_000));
+        for (i, (v, t)) in points.iter().enumerate() {
+            all.add(*v, *t);
+            if i % 2 == 0 {
+                a.add(*v, *t)
+            } else {
+                b.add(*v, *t)
+            }
+        }
+        a.merge(&b);
+        let (x, y) = (a.value().unwrap(), all.value().unwrap());
+        assert!((x - y).abs() < 1e-9 * y.abs(), "{x} vs {y}");
+    }
+}

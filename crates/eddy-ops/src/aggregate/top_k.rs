@@ -1,0 +1,331 @@
+//! Heavy hitters by Space-Saving (Metwally, Agrawal and El Abbadi), with the
+//! mergeable-summaries merge of Agarwal et al.
+//!
+//! The summary keeps at most `capacity` counters. A value that has a
+//! counter is incremented; a new value takes over the smallest counter and
+//! inherits its count as its possible overestimate. Hence, with N values
+//! seen, every reported count satisfies `true ≤ count ≤ true + N/capacity`,
+//! and every value occurring more than N/capacity times is reported.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use eddy_core::{Fields, Value};
+use rustc_hash::FxHashMap;
+
+#[derive(Clone, Debug)]
+struct Counter {
+    value: Value,
+    count: u64,
+    /// Upper bound of the overestimate in `count`.
+    error: u64,
+}
+
+/// A Space-Saving summary answering `top_k`.
+#[derive(Clone, Debug)]
+pub struct SpaceSaving {
+    k: usize,
+    capacity: usize,
+    /// Values seen (the N of the error bound).
+    total: u64,
+    counters: Vec<Counter>,
+    /// Counter index by value.
+    index: FxHashMap<Value, usize>,
+    /// A binary min-heap of counter indices ordered by count, so the
+    /// smallest counter is found in O(1) and repaired in O(log capacity).
+    heap: Vec<usize>,
+    /// Position of each counter in `heap`.
+    pos: Vec<usize>,
+}
+
+impl SpaceSaving {
+    /// A summary reporting `k` values, with `max(10k, 100)` counters.
+    pub fn new(k: usize) -> SpaceSaving {
+        SpaceSaving::with_capacity(k, k.saturating_mul(10).max(100))
+    }
+
+    /// A summary reporting `k` values with `capacity` counters (at least k).
+    pub fn with_capacity(k: usize, capacity: usize) -> SpaceSaving {
+        SpaceSaving {
+            k,
+            capacity: capacity.max(k).max(1),
+            total: 0,
+            counters: Vec::new(),
+            index: FxHashMap::default(),
+            heap: Vec::new(),
+            pos: Vec::new(),
+        }
+    }
+
+    /// The number of counters.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The number of values seen.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// The largest possible overestimate of any reported count: N/capacity.
+    pub fn error_bound(&self) -> u64 {
+        self.total / self.capacity as u64
+    }
+
+    /// Counts one occurrence of `v`.
+    pub fn add(&mut self, v: &Value) {
+        self.add_count(v, 1, 0);
+    }
+
+    fn add_count(&mut self, v: &Value, count: u64, error: u64) {
+        self.total += count;
+        if let Some(&i) = self.index.get(v) {
+            self.counters[i].count += count;
+            self.counters[i].error += error;
+            self.sift_down(self.pos[i]);
+        } else if self.counters.len() < self.capacity {
+            let i = self.counters.len();
+            self.counters.push(Counter {
+                value: v.clone(),
+                count,
+                error,
+            });
+            self.index.insert(v.clone(), i);
+            self.heap.push(i);
+            self.pos.push(self.heap.len() - 1);
+            self.sift_up(self.heap.len() - 1);
+        } else if let Some(&i) = self.heap.first() {
+            // Replace the smallest counter: the new value may have occurred
+            // up to `min` times before, uncounted.
+            let min = self.counters[i].count;
+            let old = std::mem::replace(&mut self.counters[i].value, v.clone());
+            self.index.remove(&old);
+            self.index.insert(v.clone(), i);
+            self.counters[i].count = min + count;
+            self.counters[i].error = min + error;
+            self.sift_down(0);
+        }
+    }
+
+    /// The smallest count kept when full (what an unseen value may have had).
+    fn floor(&self) -> u64 {
+        if self.counters.len() < self.capacity {
+            0
+        } else {
+            self.heap.first().map_or(0, |&i| self.counters[i].count)
+        }
+    }
+
+    /// Merges another summary: each value's counts add up, a value missing
+    /// on one side is charged that side's smallest count (its possible
+    /// uncounted occurrences), then the `capacity` largest are kept. The
+    /// N/capacity bound holds for the combined N.
+    pub fn merge(&mut self, other: &SpaceSaving) {
+        let (floor_a, floor_b) = (self.floor(), other.floor());
+        let mut merged: FxHashMap<Value, (u64, u64)> = FxHashMap::default();
+        for c in &self.counters {
+            let (count, error) = match other.index.get(&c.value) {
+                Some(&j) => (other.counters[j].count, other.counters[j].error),
+                None => (floor_b, floor_b),
+            };
+            merged.insert(c.value.clone(), (c.count + count, c.error + error));
+        }
+        for c in &other.counters {
+            merged
+                .entry(c.value.clone())
+                .or_insert((c.count + floor_a, c.error + floor_a));
+        }
+        let mut all: Vec<(Value, u64, u64)> =
+            merged.into_iter().map(|(v, (c, e))| (v, c, e)).collect();
+        all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.total_cmp(&b.0)));
+        all.truncate(self.capacity);
+        let total = self.total + other.total;
+        let (k, capacity) = (self.k, self.capacity);
+        *self = SpaceSaving::with_capacity(k, capacity);
+        for (v, c, e) in all {
+            self.add_count(&v, c, e);
+        }
+        self.total = total;
+    }
+
+    /// The `k` largest counts as `(value, count)`, by count descending, then
+    /// by value for a deterministic order.
+    pub fn top(&self) -> Vec<(&Value, u64)> {
+        let mut all: Vec<(&Value, u64)> =
+            self.counters.iter().map(|c| (&c.value, c.count)).collect();
+        all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.total_cmp(b.0)));
+        all.truncate(self.k);
+        all
+    }
+
+    /// The result: a list of `{value, count}` maps, largest count first.
+    pub fn result(&self) -> Value {
+        let value = eddy_core::sym!("value");
+        let count = eddy_core::sym!("count");
+        let list = self
+            .top()
+            .into_iter()
+            .map(|(v, c)| {
+                let mut f = Fields::with_capacity(2);
+                f.push(value, v.clone());
+                f.push(count, Value::Int(i64::try_from(c).unwrap_or(i64::MAX)));
+                Value::Map(Arc::new(f))
+            })
+            .collect();
+        Value::List(Arc::new(list))
+    }
+
+    fn less(&self, a: usize, b: usize) -> bool {
+        self.counters[self.heap[a]]
+            .count
+            .cmp(&self.counters[self.heap[b]].count)
+            == Ordering::Less
+    }
+
+    fn swap(&mut self, a: usize, b: usize) {
+        self.heap.swap(a, b);
+        self.pos[self.heap[a]] = a;
+        self.pos[self.heap[b]] = b;
+    }
+
+    fn sift_up(&mut self, mut i: usize) {
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if !self.less(i, parent) {
+                break;
+            }
+            self.swap(i, parent);
+            i = parent;
+        }
+    }
+
+    fn sift_down(&mut self, mut i: usize) {
+        loop {
+            let (l, r) = (2 * i + 1, 2 * i + 2);
+            let mut smallest = i;
+            if l < self.heap.len() && self.less(l, smallest) {
+                smallest = l;
+            }
+            if r < self.heap.len() && self.less(r, smallest) {
+                smallest = r;
+            }
+            if smallest == i {
+                break;
+            }
+            self.swap(i, smallest);
+            i = smallest;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+
+    /// A Zipf(1.1)-like stream over `n` values, by inverse CDF sampling.
+    fn zipf_stream(len: usize, n: usize, seed: u64) -> Vec<i64> {
+        let weights: Vec<f64> = (1..=n).map(|r| 1.0 / (r as f64).powf(1.1)).collect();
+        let total: f64 = weights.iter().sum();
+        let mut cdf = Vec::with_capacity(n);
+        let mut acc = 0.0;
+        for w in &weights {
+            acc += w / total;
+            cdf.push(acc);
+        }
+        let mut rng = SmallRng::seed_from_u64(seed);
+        (0..len)
+            .map(|_| {
+                let u: f64 = rng.random();
+                cdf.partition_point(|c| *c < u).min(n - 1) as i64
+            })
+            .collect()
+    }
+
+    fn exact_counts(stream: &[i64]) -> FxHashMap<i64, u64> {
+        let mut m = FxHashMap::default();
+        for v in stream {
+            *m.entry(*v).or_insert(0) += 1;
+        }
+        m
+    }
+
+    fn check(summary: &SpaceSaving, exact: &FxHashMap<i64, u64>, k: usize) {
+        let mut truth: Vec<(i64, u64)> = exact.iter().map(|(v, c)| (*v, *c)).collect();
+        truth.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let bound = summary.error_bound();
+        let top = summary.top();
+        assert_eq!(top.len(), k);
+        for (v, c) in &top {
+            let t = exact.get(&v.as_i64().unwrap_or(-1)).copied().unwrap_or(0);
+            assert!(
+                t <= *c && *c <= t + bound,
+                "{v}: reported {c}, true {t}, bound {bound}"
+            );
+        }
+        // Every value more frequent than the k-th true count plus the bound
+        // must be reported.
+        let kth = truth[k - 1].1;
+        for (v, c) in truth.iter().filter(|(_, c)| *c > kth + bound) {
+            assert!(
+                top.iter().any(|(x, _)| x.as_i64() == Some(*v)),
+                "missed {v} ({c})"
+            );
+        }
+        // The true top values with a clear margin are found.
+        for (v, _) in truth.iter().take(3) {
+            assert!(
+                top.iter().any(|(x, _)| x.as_i64() == Some(*v)),
+                "missed heavy {v}"
+            );
+        }
+    }
+
+    #[test]
+    fn finds_heavy_hitters_in_a_zipf_stream() {
+        let stream = zipf_stream(200_000, 50_000, 11);
+        let mut s = SpaceSaving::new(10);
+        stream.iter().for_each(|v| s.add(&Value::Int(*v)));
+        assert_eq!(s.capacity(), 100);
+        check(&s, &exact_counts(&stream), 10);
+    }
+
+    #[test]
+    fn merged_summaries_keep_the_bound() {
+        let stream = zipf_stream(100_000, 20_000, 5);
+        let (mut a, mut b) = (SpaceSaving::new(10), SpaceSaving::new(10));
+        for (i, v) in stream.iter().enumerate() {
+            if i % 2 == 0 {
+                a.add(&Value::Int(*v))
+            } else {
+                b.add(&Value::Int(*v))
+            }
+        }
+        a.merge(&b);
+        assert_eq!(a.total(), stream.len() as u64);
+        check(&a, &exact_counts(&stream), 10);
+    }
+
+    #[test]
+    fn exact_below_capacity_and_merge_equals_single_pass() {
+        let values = ["a", "b", "a", "c", "a", "b", "d"];
+        let (mut all, mut x, mut y) = (
+            SpaceSaving::new(2),
+            SpaceSaving::new(2),
+            SpaceSaving::new(2),
+        );
+        for (i, v) in values.iter().enumerate() {
+            all.add(&Value::str(v));
+            if i < 3 {
+                x.add(&Value::str(v))
+            } else {
+                y.add(&Value::str(v))
+            }
+        }
+        x.merge(&y);
+        assert_eq!(x.result(), all.result());
+        let top = all.top();
+        assert_eq!(top, vec![(&Value::str("a"), 3), (&Value::str("b"), 2)]);
+    }
+}

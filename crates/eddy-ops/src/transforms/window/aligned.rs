@@ -1,0 +1,143 @@
+//! Tumbling and sliding windows: window bounds are the same for every key,
+//! so state is ordered by window start and firing pops from the front.
+
+use std::collections::BTreeMap;
+
+use eddy_core::time::MIN_TIMESTAMP;
+use eddy_core::{Collector, Timestamp, Value};
+use rustc_hash::FxHashMap;
+
+use super::common::{cleanup_time, fire_time, fold, Ctx, Key, Outcome, PlaceError};
+use crate::aggregate::{Accumulator, Observation};
+
+struct Slot {
+    accs: Vec<Accumulator>,
+    /// Updated after the window fired; re-emitted at the end of the batch.
+    dirty: bool,
+}
+
+/// State of tumbling (`slide == size`) or sliding windows.
+pub(crate) struct Aligned {
+    size: i64,
+    slide: i64,
+    lateness: i64,
+    /// Window start → key → accumulators.
+    windows: BTreeMap<Timestamp, FxHashMap<Key, Slot>>,
+    /// Fired windows updated by late events since the last flush.
+    dirty: Vec<(Timestamp, Key)>,
+}
+
+impl Aligned {
+    pub(crate) fn new(size: i64, slide: i64, lateness: i64) -> Aligned {
+        Aligned {
+            size,
+            slide,
+            lateness,
+            windows: BTreeMap::new(),
+            dirty: Vec::new(),
+        }
+    }
+
+    /// The start of the latest window containing `t`.
+    fn last_start(&self, t: Timestamp) -> Option<Timestamp> {
+        t.div_euclid(self.slide).checked_mul(self.slide)
+    }
+
+    /// Adds an event at `t` to every window containing it that is not past
+    /// its allowed lateness at watermark `wm`.
+    pub(crate) fn add(
+        &mut self,
+        t: Timestamp,
+        key: &[Value],
+        obs: &[Observation],
+        wm: Timestamp,
+        cx: &Ctx<'_>,
+    ) -> Result<Outcome, PlaceError> {
+        let range = || PlaceError::OutOfRange(t);
+        let mut start = self.last_start(t).ok_or_else(range)?;
+        start.checked_add(self.size).ok_or_else(range)?;
+        let mut outcome = Outcome::Late;
+        // Windows [start, start + size) containing t, latest first.
+        while start > t.saturating_sub(self.size) {
+            let end = start + self.size;
+            if cleanup_time(end, self.lateness) > wm {
+                outcome = Outcome::Accepted;
+                let fired = fire_time(end) <= wm;
+                let keys = self.windows.entry(start).or_default();
+                // One hash lookup on the hot path; a new key is inserted
+                // after its first update.
+                let newly_dirty = match keys.get_mut(key) {
+                    Some(slot) => update(slot, obs, fired),
+                    None => {
+                        let mut slot = Slot {
+                            accs: cx.fresh(),
+                            dirty: false,
+                        };
+                        let d = update(&mut slot, obs, fired);
+                        keys.insert(Key::from(key), slot);
+                        d
+                    }
+                };
+                if newly_dirty {
+                    self.dirty.push((start, Key::from(key)));
+                }
+            }
+            start = match start.checked_sub(self.slide) {
+                Some(s) => s,
+                None => break,
+            };
+        }
+        Ok(outcome)
+    }
+
+    /// Re-emits fired windows that late events updated.
+    pub(crate) fn flush(&mut self, cx: &Ctx<'_>, out: &mut Collector) {
+        for (start, key) in self.dirty.drain(..) {
+            if let Some(slot) = self.windows.get_mut(&start).and_then(|m| m.get_mut(&key)) {
+                slot.dirty = false;
+                cx.emit(out, start, start + self.size, &key, &slot.accs);
+            }
+        }
+    }
+
+    /// The watermark moved from `prev` to `wm`: fire windows whose last
+    /// instant it passed, then drop those past their allowed lateness.
+    pub(crate) fn advance(
+        &mut self,
+        prev: Timestamp,
+        wm: Timestamp,
+        cx: &Ctx<'_>,
+        out: &mut Collector,
+    ) {
+        // Fired now: prev < start + size - 1 <= wm.
+        let lo = if prev == MIN_TIMESTAMP {
+            MIN_TIMESTAMP
+        } else {
+            prev.saturating_sub(self.size).saturating_add(2)
+        };
+        let hi = wm.saturating_sub(self.size).saturating_add(1);
+        if lo <= hi {
+            for (&start, keys) in self.windows.range(lo..=hi) {
+                for (key, slot) in keys {
+                    cx.emit(out, start, start + self.size, key, &slot.accs);
+                }
+            }
+        }
+        while let Some(entry) = self.windows.first_entry() {
+            if cleanup_time(*entry.key() + self.size, self.lateness) > wm {
+                break;
+            }
+            entry.remove();
+        }
+    }
+}
+
+/// Folds `obs` into `slot`; returns whether the slot just became dirty
+/// (updated after its window fired).
+#[inline]
+fn update(slot: &mut Slot, obs: &[Observation], fired: bool) -> bool {
+    fold(&mut slot.accs, obs);
+    let newly = fired && !slot.dirty;
+    slot.dirty |= fired;
+    newly
+}

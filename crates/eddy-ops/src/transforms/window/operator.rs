@@ -1,0 +1,216 @@
+//! The window operator: evaluates keys and aggregate inputs, routes events
+//! to the state of its window kind, and emits results.
+
+use eddy_core::time::{now_ms, MAX_TIMESTAMP, MIN_TIMESTAMP};
+use eddy_core::{Batch, Collector, Event, Expression, Operator, Port, Timestamp, Value};
+
+use super::aligned::Aligned;
+use super::common::{Ctx, Outcome};
+use super::config::{TimeDomain, WindowConfig, WindowKind};
+use super::global::{Global, Trigger};
+use super::output::Output;
+use super::session::Sessions;
+use crate::aggregate::{AggregateSpec, Observation};
+
+enum State {
+    Aligned(Aligned),
+    Sessions(Sessions),
+    Global(Global),
+}
+
+/// A running window transform (one instance per worker).
+pub struct WindowOperator {
+    name: String,
+    keys: Vec<Expression>,
+    specs: Vec<AggregateSpec>,
+    output: Output,
+    time: TimeDomain,
+    state: State,
+    /// The highest watermark (event time) or tick time (processing time,
+    /// as `now - 1`) seen.
+    watermark: Timestamp,
+    /// Largest `origin_ns` of batches processed since the last emission.
+    pending_origin: u64,
+    clock: fn() -> Timestamp,
+    scratch: Scratch,
+}
+
+/// Per-event buffers, reused so evaluating an event does not allocate.
+#[derive(Default)]
+struct Scratch {
+    key: Vec<Value>,
+    obs: Vec<Observation>,
+    /// Arrival number of the next event, for `first` / `last` ties.
+    seq: u64,
+}
+
+/// Evaluates the key and aggregate inputs of `event` into `scratch`; on
+/// failure returns the reason for the dead letter.
+fn evaluate(
+    scratch: &mut Scratch,
+    keys: &[Expression],
+    specs: &[AggregateSpec],
+    event: &Event,
+    time: Timestamp,
+) -> Result<(), String> {
+    scratch.key.clear();
+    for k in keys {
+        let v = k
+            .eval(event)
+            .map_err(|e| format!("key `{}`: {}", k.source(), e.message))?;
+        scratch.key.push(v);
+    }
+    scratch.obs.clear();
+    for spec in specs {
+        let mut o = spec
+            .observe(event, scratch.seq)
+            .map_err(|e| e.to_string())?;
+        o.time = time;
+        scratch.obs.push(o);
+    }
+    scratch.seq += 1;
+    Ok(())
+}
+
+impl WindowOperator {
+    /// An operator for `config`, named `name` in dead letters.
+    pub fn new(config: &WindowConfig, name: &str) -> WindowOperator {
+        let lateness = config.allowed_lateness.ms();
+        let state = match config.window {
+            WindowKind::Tumbling { size } => {
+                State::Aligned(Aligned::new(size.ms(), size.ms(), lateness))
+            }
+            WindowKind::Sliding { size, every } => {
+                State::Aligned(Aligned::new(size.ms(), every.ms(), lateness))
+            }
+            WindowKind::Session { gap } => State::Sessions(Sessions::new(gap.ms(), lateness)),
+            WindowKind::GlobalCount { count } => State::Global(Global::new(
+                Trigger::Count(count),
+                config.ttl.map(|d| d.ms()),
+            )),
+            WindowKind::GlobalEvery { every } => State::Global(Global::new(
+                Trigger::Every(every.ms()),
+                config.ttl.map(|d| d.ms()),
+            )),
+        };
+        let specs = config.specs().to_vec();
+        WindowOperator {
+            name: name.to_string(),
+            output: Output::new(&config.key.0, &specs),
+            keys: config.key.0.clone(),
+            specs,
+            time: config.time,
+            state,
+            watermark: MIN_TIMESTAMP,
+            pending_origin: 0,
+            clock: now_ms,
+            scratch: Scratch::default(),
+        }
+    }
+
+    /// Replaces the processing-time clock (tests).
+    pub fn with_clock(mut self, clock: fn() -> Timestamp) -> WindowOperator {
+        self.clock = clock;
+        self
+    }
+
+    /// Moves the watermark to `wm` (ignoring regressions) and fires.
+    fn advance(&mut self, wm: Timestamp, out: &mut Collector) {
+        if wm <= self.watermark {
+            return;
+        }
+        let prev = std::mem::replace(&mut self.watermark, wm);
+        let cx = Ctx::new(&self.specs, &self.output);
+        match &mut self.state {
+            State::Aligned(a) => a.advance(prev, wm, &cx, out),
+            State::Sessions(s) => s.advance(wm, &cx, out),
+            State::Global(g) => g.advance(wm, &cx, out),
+        }
+        stamp(&mut self.pending_origin, out, cx.emitted());
+    }
+}
+
+/// Puts the origin time of the batches that contributed since the last
+/// emission on the collector, when results were emitted.
+fn stamp(pending: &mut u64, out: &mut Collector, emitted: usize) {
+    if emitted > 0 {
+        out.origin_ns = out.origin_ns.max(*pending);
+        *pending = 0;
+    }
+}
+
+impl Operator for WindowOperator {
+    fn process(&mut self, _input: usize, batch: Batch, out: &mut Collector) {
+        self.pending_origin = self.pending_origin.max(batch.origin_ns);
+        let processing = self.time == TimeDomain::Processing;
+        let now = if processing {
+            // Never place an event in a window the clock already closed.
+            (self.clock)().max(self.watermark.saturating_add(1))
+        } else {
+            0
+        };
+        let cx = Ctx::new(&self.specs, &self.output);
+        for event in batch.events {
+            let time = if processing { now } else { event.time };
+            if let Err(reason) = evaluate(&mut self.scratch, &self.keys, &self.specs, &event, time)
+            {
+                out.dead_letter(&self.name, reason, &event);
+                continue;
+            }
+            let placed = match &mut self.state {
+                State::Aligned(a) => a.add(
+                    time,
+                    &self.scratch.key,
+                    &self.scratch.obs,
+                    self.watermark,
+                    &cx,
+                ),
+                State::Sessions(s) => s.add(
+                    time,
+                    &self.scratch.key,
+                    &self.scratch.obs,
+                    self.watermark,
+                    &cx,
+                ),
+                State::Global(g) => {
+                    g.add(time, &self.scratch.key, &self.scratch.obs, &cx, out);
+                    Ok(Outcome::Accepted)
+                }
+            };
+            match placed {
+                Ok(Outcome::Accepted) => {}
+                Ok(Outcome::Late) => out.push(Port::Late, event),
+                Err(e) => out.dead_letter(&self.name, e.to_string(), &event),
+            }
+        }
+        match &mut self.state {
+            State::Aligned(a) => a.flush(&cx, out),
+            State::Sessions(s) => s.flush(&cx, out),
+            State::Global(_) => {}
+        }
+        stamp(&mut self.pending_origin, out, cx.emitted());
+    }
+
+    fn on_watermark(&mut self, watermark: Timestamp, out: &mut Collector) {
+        if self.time == TimeDomain::Event {
+            self.advance(watermark, out);
+        }
+    }
+
+    fn on_tick(&mut self, now: Timestamp, out: &mut Collector) {
+        if self.time == TimeDomain::Processing {
+            // At wall time `now`, everything before `now` is complete.
+            self.advance(now.saturating_sub(1), out);
+        }
+    }
+
+    fn finish(&mut self, out: &mut Collector) {
+        // As a final watermark of +infinity; global windows emit what is open.
+        self.advance(MAX_TIMESTAMP, out);
+        if let State::Global(g) = &mut self.state {
+            let cx = Ctx::new(&self.specs, &self.output);
+            g.finish(&cx, out);
+            stamp(&mut self.pending_origin, out, cx.emitted());
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! Session windows: per key, activity separated by gaps.
+//!
+//! An event at `t` opens `[t, t + gap)`; sessions that overlap or touch
+//! merge. Each key's sessions are a small vector sorted by start (disjoint
+//! and never touching); an ordered timer set of `(time, key id, end)`
+//! drives firing and cleanup without scanning keys. Timers of sessions that
+//! merged away are stale and skipped when they come due (the session
+//! with that end no longer exists).
+
+use std::collections::BTreeSet;
+
+use eddy_core::{Collector, Timestamp, Value};
+use rustc_hash::FxHashMap;
+
+use super::common::{cleanup_time, fire_time, fold, merge_all, Ctx, Key, Outcome, PlaceError};
+use crate::aggregate::{Accumulator, Observation};
+
+struct Session {
+    start: Timestamp,
+    end: Timestamp,
+    accs: Vec<Accumulator>,
+    /// The result was emitted by a watermark (later changes re-emit).
+    fired: bool,
+    /// Changed after firing; re-emitted at the end of the batch.
+    dirty: bool,
+}
+
+struct KeySessions {
+    key: Key,
+    list: Vec<Session>,
+}
+
+/// State of session windows.
+pub(crate) struct Sessions {
+    gap: i64,
+    lateness: i64,
+    ids: FxHashMap<Key, u64>,
+    keys: FxHashMap<u64, KeySessions>,
+    timers: BTreeSet<(Timestamp, u64, Timestamp)>,
+    next_id: u64,
+    dirty: Vec<u64>,
+}
+
+impl Sessions {
+    pub(crate) fn new(gap: i64, lateness: i64) -> Sessions {
+        Sessions {
+            gap,
+            lateness,
+            ids: FxHashMap::default(),
+            keys: FxHashMap::default(),
+            timers: BTreeSet::new(),
+            next_id: 0,
+            dirty: Vec::new(),
+        }
+    }
+
+    /// Adds an event at `t`; it is late when it touches no live session of
+    /// its key and its own session `[t, t + gap)` is past allowed lateness.
+    pub(crate) fn add(
+        &mut self,
+        t: Timestamp,
+        key: &[Value],
+        obs: &[Observation],
+        wm: Timestamp,
+        cx: &Ctx<'_>,
+    ) -> Result<Outcome, PlaceError> {
+        let end = t.checked_add(self.gap).ok_or(PlaceError::OutOfRange(t))?;
+        let late_alone = cleanup_time(end, self.lateness) <= wm;
+        let id = match self.ids.get(key) {
+            Some(id) => *id,
+            None if late_alone => return Ok(Outcome::Late),
+            None => {
+                let id = self.next_id;
+                self.next_id += 1;
+                let key = Key::from(key);
+                self.ids.insert(key.clone(), id);
+                self.keys.insert(
+                    id,
+                    KeySessions {
+                        key,
+                        list: Vec::new(),
+                    },
+                );
+                id
+            }
+        };
+        let Some(ks) = self.keys.get_mut(&id) else {
+            return Ok(Outcome::Late);
+        };
+        let list = &mut ks.list;
+        // Sessions touching [t, end): start <= end and end >= t.
+        let lo = list.partition_point(|s| s.end < t);
+        let hi = list.partition_point(|s| s.start <= end);
+        let (idx, old_end) = if lo >= hi {
+            if late_alone {
+                return Ok(Outcome::Late);
+            }
+            list.insert(
+                lo,
+                Session {
+                    start: t,
+                    end,
+                    accs: cx.fresh(),
+                    fired: false,
+                    dirty: false,
+                },
+            );
+            (lo, None)
+        } else {
+            if hi - lo > 1 {
+                // The event bridges sessions: fold the later ones into the first.
+                let rest: Vec<Session> = list.drain(lo + 1..hi).collect();
+                let first = &mut list[lo];
+                for r in rest {
+                    merge_all(&mut first.accs, &r.accs);
+                    first.end = first.end.max(r.end);
+                    first.dirty |= r.dirty;
+                }
+            }
+            let s = &mut list[lo];
+            let old = s.end;
+            s.start = s.start.min(t);
+            s.end = s.end.max(end);
+            (lo, Some(old))
+        };
+        let s = &mut list[idx];
+        fold(&mut s.accs, obs);
+        s.fired = fire_time(s.end) <= wm;
+        if old_end != Some(s.end) {
+            let due = if s.fired {
+                cleanup_time(s.end, self.lateness)
+            } else {
+                fire_time(s.end)
+            };
+            self.timers.insert((due, id, s.end));
+        }
+        if s.fired && !s.dirty {
+            s.dirty = true;
+            self.dirty.push(id);
+        }
+        Ok(Outcome::Accepted)
+    }
+
+    /// Re-emits fired sessions that late events changed.
+    pub(crate) fn flush(&mut self, cx: &Ctx<'_>, out: &mut Collector) {
+        self.dirty.sort_unstable();
+        self.dirty.dedup();
+        for id in self.dirty.drain(..) {
+            let Some(ks) = self.keys.get_mut(&id) else {
+                continue;
+            };
+            for s in ks.list.iter_mut().filter(|s| s.dirty) {
+                s.dirty = false;
+                cx.emit(out, s.start, s.end, &ks.key, &s.accs);
+            }
+        }
+    }
+
+    /// Fires sessions whose last instant the watermark passed and drops
+    /// those past allowed lateness.
+    pub(crate) fn advance(&mut self, wm: Timestamp, cx: &Ctx<'_>, out: &mut Collector) {
+        while let Some(&(due, id, end)) = self.timers.first() {
+            if due > wm {
+                break;
+            }
+            self.timers.pop_first();
+            let Some(ks) = self.keys.get_mut(&id) else {
+                continue;
+            };
+            let Some(i) = ks.list.iter().position(|s| s.end == end) else {
+                continue;
+            };
+            let s = &mut ks.list[i];
+            if !s.fired || s.dirty {
+                s.fired = true;
+                s.dirty = false;
+                cx.emit(out, s.start, s.end, &ks.key, &s.accs);
+            }
+            let cleanup = cleanup_time(end, self.lateness);
+            if cleanup <= wm {
+                ks.list.remove(i);
+                if ks.list.is_empty() {
+                    let key = ks.key.clone();
+                    self.keys.remove(&id);
+                    self.ids.remove(&key);
+                }
+            } else if due < cleanup {
+                self.timers.insert((cleanup, id, end));
+            }
+        }
+    }
+}

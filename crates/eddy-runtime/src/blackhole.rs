@@ -1,0 +1,30 @@
+//! The `blackhole` sink: counts and discards, for benchmarks and dry runs.
+
+use eddy_core::component::{BuildContext, BuildError, SinkFactory};
+use eddy_core::{Event, Sink, SinkError};
+use serde::Deserialize;
+
+/// `type = "blackhole"`: accepts every event and discards it. The runtime
+/// still counts events and measures latency at the sink.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlackholeConfig {}
+
+impl SinkFactory for BlackholeConfig {
+    fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
+        Ok(Box::new(Blackhole))
+    }
+}
+
+/// Discards everything.
+pub struct Blackhole;
+
+impl Sink for Blackhole {
+    fn write(&mut self, _events: &[Event]) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,251 @@
+//! Running a plan: worker threads, channels, watermarks and shutdown.
+//!
+//! Every group of fused nodes (see [`topology`]) runs as `workers` threads,
+//! instance `w` owning worker `w`'s source splits and key groups. Batches,
+//! watermarks, idleness and end-of-input travel between groups over bounded
+//! channels; a full channel blocks the sender (backpressure up to the
+//! sources). When a bounded source ends, or the run is stopped, end-of-input
+//! flows down the graph and every operator flushes what it holds.
+
+mod instance;
+mod topology;
+mod tracker;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use eddy_core::component::BuildContext;
+use eddy_core::{Batch, Event, Port, Timestamp};
+use hdrhistogram::Histogram;
+
+use crate::metrics::{Metrics, Role};
+use crate::plan::Plan;
+use crate::registry::Factory;
+
+pub use topology::{Route, Topology};
+pub use tracker::InputTracker;
+
+/// Receives every batch a node emits, for live streaming (WebSocket hub).
+pub trait Publisher: Send + Sync {
+    /// Which nodes to publish (checked once at start).
+    fn wants(&self, node: &str) -> bool;
+    /// Called once per emitted batch of a wanted node.
+    fn publish(&self, node: &str, port: Port, events: &[Event]);
+}
+
+/// How to run a plan.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Worker threads per group.
+    pub workers: usize,
+    /// Stop after this long (unbounded sources otherwise run until stopped).
+    pub duration: Option<Duration>,
+    /// Set to stop the run: sources end and operators flush.
+    pub stop: Arc<AtomicBool>,
+    /// Live output hook.
+    pub publisher: Option<Arc<dyn Publisher>>,
+    /// Processing-time tick for timers.
+    pub tick: Duration,
+    /// Batches buffered per channel before senders wait.
+    pub channel_capacity: usize,
+    /// Seed for generators.
+    pub seed: u64,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            duration: None,
+            stop: Arc::new(AtomicBool::new(false)),
+            publisher: None,
+            tick: Duration::from_millis(100),
+            channel_capacity: 64,
+            seed: 0,
+        }
+    }
+}
+
+/// Why a run could not start or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A component could not be built.
+    #[error("cannot build `{node}`: {message}")]
+    Build {
+        /// The component.
+        node: String,
+        /// Why.
+        message: String,
+    },
+    /// A worker thread could not be started.
+    #[error("cannot start a worker thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// What a finished run reports.
+#[derive(Debug)]
+pub struct RunReport {
+    /// Wall-clock run time.
+    pub elapsed: Duration,
+    /// Final counters.
+    pub metrics: Arc<Metrics>,
+    /// Per sink node name: latency from source read to sink write, in µs.
+    pub latency_us: Vec<(String, Histogram<u64>)>,
+    /// Errors seen (bounded list), e.g. unreadable files or failed writes.
+    pub errors: Vec<String>,
+}
+
+/// A message on a channel between groups.
+pub(crate) enum Msg {
+    Data(Batch),
+    Watermark(Timestamp),
+    Idle,
+    End,
+}
+
+/// A message with its input slot and sending instance.
+pub(crate) struct Envelope {
+    pub slot: usize,
+    pub sender: usize,
+    pub msg: Msg,
+}
+
+/// A running pipeline.
+pub struct Running {
+    handles: Vec<JoinHandle<instance::InstanceResult>>,
+    metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+    started: Instant,
+}
+
+impl Running {
+    /// Live counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Asks the run to stop: sources end, windows flush, sinks flush.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether every worker has finished.
+    pub fn is_finished(&self) -> bool {
+        self.handles.iter().all(|h| h.is_finished())
+    }
+
+    /// Waits for every worker and returns the report.
+    pub fn wait(self) -> RunReport {
+        let mut latency: Vec<(String, Histogram<u64>)> = Vec::new();
+        let mut errors = Vec::new();
+        for h in self.handles {
+            match h.join() {
+                Ok(r) => {
+                    errors.extend(r.errors);
+                    for (name, hist) in r.latency_us {
+                        match latency.iter_mut().find(|(n, _)| *n == name) {
+                            Some((_, total)) => {
+                                let _ = total.add(&hist);
+                            }
+                            None => latency.push((name, hist)),
+                        }
+                    }
+                }
+                Err(_) => errors.push("a worker thread panicked".to_string()),
+            }
+        }
+        errors.truncate(100);
+        RunReport {
+            elapsed: self.started.elapsed(),
+            metrics: self.metrics,
+            latency_us: latency,
+            errors,
+        }
+    }
+}
+
+/// Builds every instance and starts the worker threads.
+pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
+    let workers = opts.workers.max(1);
+    let topo = Topology::new(plan, workers);
+    let metrics = Arc::new(Metrics::new(plan.nodes.iter().map(|n| {
+        let role = match n.factory {
+            Factory::Source(_) => Role::Source,
+            Factory::Transform(_) => Role::Transform,
+            Factory::Sink(_) => Role::Sink,
+        };
+        (n.name.clone(), n.kind.clone(), role)
+    })));
+    let batch_size = plan.settings.batch_size.unwrap_or(1024).max(1);
+    let data_dir = std::path::PathBuf::from(
+        plan.settings
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| "data".into()),
+    );
+
+    // One channel per (channel head, worker).
+    let mut senders: Vec<Vec<Sender<Envelope>>> = vec![Vec::new(); plan.nodes.len()];
+    let mut receivers: Vec<Vec<Option<Receiver<Envelope>>>> =
+        (0..plan.nodes.len()).map(|_| Vec::new()).collect();
+    for &h in &topo.heads {
+        if matches!(plan.nodes[h].factory, Factory::Source(_)) {
+            continue;
+        }
+        for _ in 0..workers {
+            let (tx, rx) = bounded(opts.channel_capacity.max(1));
+            senders[h].push(tx);
+            receivers[h].push(Some(rx));
+        }
+    }
+
+    let deadline = opts.duration.map(|d| Instant::now() + d);
+    let mut handles = Vec::new();
+    for &head in &topo.heads {
+        for worker in 0..workers {
+            let cx = |name: &str| BuildContext {
+                name: name.to_string(),
+                worker,
+                workers,
+                batch_size,
+                data_dir: data_dir.clone(),
+                seed: opts.seed,
+            };
+            let inst = instance::Instance::build(
+                plan,
+                &topo,
+                head,
+                worker,
+                workers,
+                &cx,
+                &senders,
+                receivers[head].get_mut(worker).and_then(Option::take),
+                &metrics,
+                &opts,
+                deadline,
+            )?;
+            let name = format!("eddy-{}-{worker}", plan.nodes[head].name);
+            let handle = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || inst.run())
+                .map_err(RunError::Thread)?;
+            handles.push(handle);
+        }
+    }
+    Ok(Running {
+        handles,
+        metrics,
+        stop: opts.stop.clone(),
+        started: Instant::now(),
+    })
+}
+
+/// Runs a plan to completion (bounded sources, duration or stop flag).
+pub fn run(plan: &Plan, opts: RunOptions) -> Result<RunReport, RunError> {
+    Ok(start(plan, opts)?.wait())
+}

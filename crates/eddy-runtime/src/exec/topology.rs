@@ -1,0 +1,75 @@
+//! Splitting the plan into groups: chains of nodes fused into one thread.
+//!
+//! An edge is fused (a plain function call inside one worker thread) when its
+//! target has that single input and needs no repartitioning; every other
+//! edge goes through bounded channels. Each group therefore has one head (a
+//! source or a channel-fed node) and a tree of fused nodes below it, and the
+//! groups form a DAG, so blocking sends cannot deadlock.
+
+use eddy_core::component::Partitioning;
+
+use crate::plan::Plan;
+
+/// How a channel edge picks the receiving instance.
+#[derive(Clone, Debug)]
+pub enum Route {
+    /// Same worker index as the sender.
+    Forward,
+    /// By key group of the key expressions.
+    Hash(Vec<eddy_core::Expression>),
+    /// Always worker 0.
+    Single,
+}
+
+/// The fused structure of a plan for a number of workers.
+#[derive(Debug)]
+pub struct Topology {
+    /// For each node, the head of its group.
+    pub group_of: Vec<usize>,
+    /// For each node, whether its (single) input edge is fused.
+    pub fused: Vec<bool>,
+    /// For each node, how its channel inputs are routed (heads only).
+    pub route: Vec<Route>,
+    /// Heads, in plan order.
+    pub heads: Vec<usize>,
+}
+
+impl Topology {
+    /// Computes groups for `workers` workers.
+    pub fn new(plan: &Plan, workers: usize) -> Topology {
+        let n = plan.nodes.len();
+        let mut fused = vec![false; n];
+        let mut route = vec![Route::Forward; n];
+        for (i, node) in plan.nodes.iter().enumerate() {
+            route[i] = match node.partitioning() {
+                Partitioning::Forward => Route::Forward,
+                _ if workers == 1 => Route::Forward,
+                Partitioning::Hash(keys) => Route::Hash(keys),
+                Partitioning::Single => Route::Single,
+            };
+            fused[i] = node.inputs.len() == 1 && matches!(route[i], Route::Forward);
+        }
+        let mut group_of = vec![0; n];
+        for i in 0..n {
+            group_of[i] = if fused[i] {
+                group_of[plan.nodes[i].inputs[0].node]
+            } else {
+                i
+            };
+        }
+        let heads = (0..n).filter(|&i| !fused[i]).collect();
+        Topology {
+            group_of,
+            fused,
+            route,
+            heads,
+        }
+    }
+
+    /// The nodes of the group headed by `head`, in plan (topological) order.
+    pub fn members(&self, head: usize) -> Vec<usize> {
+        (0..self.group_of.len())
+            .filter(|&i| self.group_of[i] == head)
+            .collect()
+    }
+}

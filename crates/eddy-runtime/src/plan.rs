@@ -1,0 +1,432 @@
+//! Compiling a pipeline file into a validated [`Plan`].
+//!
+//! Every problem is collected, not just the first: unknown types and fields,
+//! bad durations and expressions (from each component's deserialisation),
+//! unknown or misaddressed inputs, and cycles. Nothing runs unless the plan
+//! is clean.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use eddy_core::component::{Partitioning, WatermarkSpec};
+use eddy_core::config::{
+    closest, parse_document, Diagnostic, Diagnostics, PipelineSettings, Section,
+};
+use eddy_core::Port;
+
+use crate::registry::{self, Factory};
+
+/// An edge into a node: which node's which output port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Input {
+    /// Index of the upstream node in [`Plan::nodes`].
+    pub node: usize,
+    /// The upstream output port.
+    pub port: Port,
+}
+
+/// One component of the compiled pipeline.
+#[derive(Clone)]
+pub struct PlanNode {
+    /// The component name.
+    pub name: String,
+    /// Its `type`.
+    pub kind: String,
+    /// The configured factory.
+    pub factory: Factory,
+    /// Its inputs, in config order.
+    pub inputs: Vec<Input>,
+}
+
+impl PlanNode {
+    /// How this node's input is partitioned over workers.
+    pub fn partitioning(&self) -> Partitioning {
+        match &self.factory {
+            Factory::Transform(t) => t.partitioning(),
+            _ => Partitioning::Forward,
+        }
+    }
+
+    /// The source's watermark settings (sources only).
+    pub fn watermarks(&self) -> Option<WatermarkSpec> {
+        match &self.factory {
+            Factory::Source(s) => Some(s.watermarks()),
+            _ => None,
+        }
+    }
+
+    /// The output ports this node can write to.
+    pub fn ports(&self) -> Vec<Port> {
+        match &self.factory {
+            Factory::Source(_) => vec![Port::Main, Port::DeadLetters],
+            Factory::Transform(t) => std::iter::once(Port::Main)
+                .chain(t.side_outputs().iter().copied())
+                .collect(),
+            Factory::Sink(_) => vec![],
+        }
+    }
+}
+
+/// A validated pipeline: nodes in topological order (every node after its inputs).
+#[derive(Clone)]
+pub struct Plan {
+    /// `[pipeline]` settings.
+    pub settings: PipelineSettings,
+    /// The components, topologically sorted.
+    pub nodes: Vec<PlanNode>,
+}
+
+impl Plan {
+    /// Compiles pipeline text. `file` names it in diagnostics; `env` holds
+    /// the environment (`EDDY_` variables override values).
+    pub fn compile(file: &str, text: &str, env: &[(String, String)]) -> Result<Plan, Diagnostics> {
+        let fail = |list: Vec<Diagnostic>| Diagnostics {
+            file: file.to_string(),
+            text: text.to_string(),
+            list,
+        };
+        let (doc, mut diags) = parse_document(text, env);
+
+        // `built[i]` is the node for `doc.components[docs[i]]` (None when it failed).
+        let mut built: Vec<Option<PlanNode>> = Vec::new();
+        let mut docs: Vec<usize> = Vec::new();
+        let mut by_name: HashMap<String, usize> = HashMap::new();
+        for (ci, c) in doc.components.iter().enumerate() {
+            if let Some(&prev) = by_name.get(&c.name) {
+                let prev_section = doc.components[prev].section.key();
+                diags.push(
+                    Diagnostic::new(
+                        c.name_span.clone(),
+                        format!("the name `{}` is already used in [{prev_section}]", c.name),
+                    )
+                    .hint(
+                        "component names are shared by sources, transforms and sinks; rename one",
+                    ),
+                );
+                continue;
+            }
+            by_name.insert(c.name.clone(), built.len());
+            docs.push(ci);
+            let Some(table) = registry::table(c.section) else {
+                diags.push(
+                    Diagnostic::new(
+                        c.name_span.clone(),
+                        format!(
+                            "[{}] is not supported by this version of Eddy",
+                            c.section.key()
+                        ),
+                    )
+                    .hint(
+                        "express threshold rules as `filter` + `map` transforms writing to a sink",
+                    ),
+                );
+                built.push(None);
+                continue;
+            };
+            let Some(kind) = &c.kind else {
+                let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
+                diags.push(
+                    Diagnostic::new(
+                        c.name_span.clone(),
+                        format!("`{}.{}` has no `type`", c.section.key(), c.name),
+                    )
+                    .hint(format!(
+                        "add `type = \"...\"`, one of: {}",
+                        names.join(", ")
+                    )),
+                );
+                built.push(None);
+                continue;
+            };
+            let Some((_, ctor)) = table.iter().find(|(n, _)| *n == kind.get_ref().as_str()) else {
+                let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
+                let hint = match closest(kind.get_ref(), &names) {
+                    Some(best) => format!("did you mean `{best}`?"),
+                    None => format!("{} types are: {}", singular(c.section), names.join(", ")),
+                };
+                diags.push(
+                    Diagnostic::new(
+                        kind.span(),
+                        format!("unknown {} type `{}`", singular(c.section), kind.get_ref()),
+                    )
+                    .hint(hint),
+                );
+                built.push(None);
+                continue;
+            };
+            match ctor(&c.body) {
+                Ok(factory) => {
+                    diags.extend(match &factory {
+                        Factory::Source(f) => f.validate(),
+                        Factory::Transform(f) => f.validate(),
+                        Factory::Sink(f) => f.validate(),
+                    });
+                    built.push(Some(PlanNode {
+                        name: c.name.clone(),
+                        kind: kind.get_ref().clone(),
+                        factory,
+                        inputs: vec![],
+                    }))
+                }
+                Err(d) => {
+                    diags.push(d);
+                    built.push(None);
+                }
+            }
+        }
+
+        // Inputs.
+        for (idx, &ci) in docs.iter().enumerate() {
+            let c = &doc.components[ci];
+            let is_source = c.section == Section::Sources;
+            if is_source && !c.inputs.is_empty() {
+                diags.push(
+                    Diagnostic::new(c.inputs[0].span(), "sources take no `inputs`")
+                        .hint("remove `inputs` from this source"),
+                );
+                continue;
+            }
+            if !is_source && c.inputs.is_empty() && registry::table(c.section).is_some() {
+                diags.push(
+                    Diagnostic::new(c.name_span.clone(), format!("`{}` has no inputs", c.name))
+                        .hint("add `inputs = [\"NAME\"]` naming a source or transform"),
+                );
+            }
+            let mut inputs = Vec::new();
+            for input in &c.inputs {
+                let text = input.get_ref();
+                let (base, port) = match text.split_once('.') {
+                    Some((b, suffix)) => match Port::from_suffix(suffix) {
+                        Some(p) => (b, p),
+                        None => {
+                            diags.push(
+                                Diagnostic::new(
+                                    input.span(),
+                                    format!("unknown output `.{suffix}` in input `{text}`"),
+                                )
+                                .hint("side outputs are `.late`, `.dead_letters` and `.timeout`"),
+                            );
+                            continue;
+                        }
+                    },
+                    None => (text.as_str(), Port::Main),
+                };
+                let Some(&from) = by_name.get(base) else {
+                    let names: Vec<&str> = by_name.keys().map(String::as_str).collect();
+                    let hint = match closest(base, &names) {
+                        Some(best) => format!("did you mean `{best}`?"),
+                        None => {
+                            "inputs name sources or transforms defined in this file".to_string()
+                        }
+                    };
+                    diags.push(
+                        Diagnostic::new(input.span(), format!("unknown input `{base}`")).hint(hint),
+                    );
+                    continue;
+                };
+                let Some(upstream) = &built[from] else {
+                    continue;
+                };
+                if matches!(upstream.factory, Factory::Sink(_)) {
+                    diags.push(
+                        Diagnostic::new(
+                            input.span(),
+                            format!("`{base}` is a sink and has no output"),
+                        )
+                        .hint("inputs name sources or transforms"),
+                    );
+                    continue;
+                }
+                if !upstream.ports().contains(&port) {
+                    diags.push(
+                        Diagnostic::new(
+                            input.span(),
+                            format!(
+                                "`{base}` ({}) has no `.{}` output",
+                                upstream.kind,
+                                port.suffix().unwrap_or("")
+                            ),
+                        )
+                        .hint(format!(
+                            "`{}` offers: {}",
+                            upstream.kind,
+                            upstream
+                                .ports()
+                                .iter()
+                                .map(|p| p
+                                    .suffix()
+                                    .map(|s| format!("{base}.{s}"))
+                                    .unwrap_or(base.to_string()))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )),
+                    );
+                    continue;
+                }
+                inputs.push((Input { node: from, port }, input.span()));
+            }
+            if let Some(node) = built[idx].as_mut() {
+                node.inputs = inputs.iter().map(|(i, _)| *i).collect();
+            }
+        }
+
+        // Cycles, then topological order.
+        let order = match topo_order(&built) {
+            Ok(order) => order,
+            Err(cycle) => {
+                let names: Vec<&str> = cycle
+                    .iter()
+                    .filter_map(|&i| built[i].as_ref().map(|n| n.name.as_str()))
+                    .collect();
+                let first = &doc.components[docs[cycle[0]]];
+                diags.push(
+                    Diagnostic::new(
+                        first.name_span.clone(),
+                        format!(
+                            "inputs form a cycle: {} -> {}",
+                            names.join(" -> "),
+                            names[0]
+                        ),
+                    )
+                    .hint("a pipeline is a DAG; remove one of these inputs"),
+                );
+                vec![]
+            }
+        };
+        let has_sink = built
+            .iter()
+            .flatten()
+            .any(|n| matches!(n.factory, Factory::Sink(_)));
+        if diags.is_empty() && !has_sink {
+            diags.push(
+                Diagnostic::new(0..0, "the pipeline has no sink, so its results go nowhere")
+                    .hint("add a `[sinks.NAME]` table, e.g. type = \"stdout\""),
+            );
+        }
+        if !diags.is_empty() {
+            diags.sort_by_key(|d| d.span.start);
+            return Err(fail(diags));
+        }
+        // Renumber nodes in topological order.
+        let mut position = vec![0usize; built.len()];
+        for (new, &old) in order.iter().enumerate() {
+            position[old] = new;
+        }
+        let nodes = order
+            .iter()
+            .filter_map(|&old| built[old].clone())
+            .map(|mut n| {
+                for i in &mut n.inputs {
+                    i.node = position[i.node];
+                }
+                n
+            })
+            .collect();
+        Ok(Plan {
+            settings: doc.settings,
+            nodes,
+        })
+    }
+
+    /// Index of the node called `name`.
+    pub fn node_index(&self, name: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.name == name)
+    }
+
+    /// Indices of the nodes that read `node`'s output, with the input slot.
+    pub fn consumers(&self, node: usize) -> Vec<(usize, usize, Port)> {
+        let mut out = Vec::new();
+        for (j, n) in self.nodes.iter().enumerate() {
+            for (slot, i) in n.inputs.iter().enumerate() {
+                if i.node == node {
+                    out.push((j, slot, i.port));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn singular(s: Section) -> &'static str {
+    match s {
+        Section::Sources => "source",
+        Section::Transforms => "transform",
+        Section::Sinks => "sink",
+        Section::Alerts => "alert",
+        Section::Receivers => "receiver",
+    }
+}
+
+/// Kahn's algorithm; on a cycle returns the nodes of one cycle.
+fn topo_order(nodes: &[Option<PlanNode>]) -> Result<Vec<usize>, Vec<usize>> {
+    let n = nodes.len();
+    let mut indegree = vec![0usize; n];
+    let mut children: Vec<Vec<usize>> = vec![vec![]; n];
+    for (j, node) in nodes.iter().enumerate() {
+        if let Some(node) = node {
+            for i in &node.inputs {
+                indegree[j] += 1;
+                children[i.node].push(j);
+            }
+        }
+    }
+    let mut ready: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
+    ready.reverse();
+    let mut order = Vec::with_capacity(n);
+    while let Some(i) = ready.pop() {
+        order.push(i);
+        for &c in &children[i] {
+            indegree[c] -= 1;
+            if indegree[c] == 0 {
+                ready.push(c);
+            }
+        }
+    }
+    if order.len() == n {
+        return Ok(order);
+    }
+    // Walk back along inputs from a node left on a cycle until one repeats.
+    let mut at = (0..n).find(|&i| indegree[i] > 0).unwrap_or(0);
+    let mut seen = vec![usize::MAX; n];
+    let mut path = Vec::new();
+    loop {
+        if seen[at] != usize::MAX {
+            let mut cycle = path[seen[at]..].to_vec();
+            cycle.reverse();
+            return Err(cycle);
+        }
+        seen[at] = path.len();
+        path.push(at);
+        let next = nodes[at].as_ref().and_then(|node| {
+            node.inputs
+                .iter()
+                .map(|i| i.node)
+                .find(|&p| indegree[p] > 0)
+        });
+        match next {
+            Some(p) => at = p,
+            None => return Err(path),
+        }
+    }
+}
+
+impl fmt::Display for Plan {
+    /// One line: the plan summary printed by `eddy validate`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count =
+            |pred: fn(&Factory) -> bool| self.nodes.iter().filter(|n| pred(&n.factory)).count();
+        let flow: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("{}({})", n.name, n.kind))
+            .collect();
+        write!(
+            f,
+            "ok: {} sources, {} transforms, {} sinks: {}",
+            count(|f| matches!(f, Factory::Source(_))),
+            count(|f| matches!(f, Factory::Transform(_))),
+            count(|f| matches!(f, Factory::Sink(_))),
+            flow.join(" → ")
+        )
+    }
+}

@@ -1,0 +1,81 @@
+//! The one table of component types: `type = "..."` → config struct.
+
+use std::sync::Arc;
+
+use eddy_core::component::{SinkFactory, SourceFactory, TransformFactory};
+use eddy_core::config::{deserialize_body, Diagnostic, Section, Spanned};
+use serde::de::DeserializeOwned;
+use toml::de::DeValue;
+
+use eddy_connectors::sinks::{FileSinkConfig, StdoutConfig};
+use eddy_connectors::sources::{FileSourceConfig, NexmarkConfig, SimulatorConfig, StdinConfig};
+use eddy_ops::transforms::filter::FilterConfig;
+use eddy_ops::transforms::flat_map::FlatMapConfig;
+use eddy_ops::transforms::map::MapConfig;
+use eddy_ops::transforms::window::WindowConfig;
+
+use crate::blackhole::BlackholeConfig;
+
+/// A configured component of any kind.
+#[derive(Clone)]
+pub enum Factory {
+    /// A source.
+    Source(Arc<dyn SourceFactory>),
+    /// A transform.
+    Transform(Arc<dyn TransformFactory>),
+    /// A sink.
+    Sink(Arc<dyn SinkFactory>),
+}
+
+type Ctor = fn(&Spanned<DeValue<'_>>) -> Result<Factory, Diagnostic>;
+
+fn source<T: SourceFactory + DeserializeOwned + 'static>(
+    body: &Spanned<DeValue<'_>>,
+) -> Result<Factory, Diagnostic> {
+    deserialize_body::<T>(body).map(|c| Factory::Source(Arc::new(c)))
+}
+
+fn transform<T: TransformFactory + DeserializeOwned + 'static>(
+    body: &Spanned<DeValue<'_>>,
+) -> Result<Factory, Diagnostic> {
+    deserialize_body::<T>(body).map(|c| Factory::Transform(Arc::new(c)))
+}
+
+fn sink<T: SinkFactory + DeserializeOwned + 'static>(
+    body: &Spanned<DeValue<'_>>,
+) -> Result<Factory, Diagnostic> {
+    deserialize_body::<T>(body).map(|c| Factory::Sink(Arc::new(c)))
+}
+
+/// Every source type.
+pub const SOURCES: &[(&str, Ctor)] = &[
+    ("file", source::<FileSourceConfig>),
+    ("nexmark", source::<NexmarkConfig>),
+    ("simulator", source::<SimulatorConfig>),
+    ("stdin", source::<StdinConfig>),
+];
+
+/// Every transform type.
+pub const TRANSFORMS: &[(&str, Ctor)] = &[
+    ("filter", transform::<FilterConfig>),
+    ("flat_map", transform::<FlatMapConfig>),
+    ("map", transform::<MapConfig>),
+    ("window", transform::<WindowConfig>),
+];
+
+/// Every sink type.
+pub const SINKS: &[(&str, Ctor)] = &[
+    ("blackhole", sink::<BlackholeConfig>),
+    ("file", sink::<FileSinkConfig>),
+    ("stdout", sink::<StdoutConfig>),
+];
+
+/// The table for a section (`None` for sections without types yet).
+pub fn table(section: Section) -> Option<&'static [(&'static str, Ctor)]> {
+    match section {
+        Section::Sources => Some(SOURCES),
+        Section::Transforms => Some(TRANSFORMS),
+        Section::Sinks => Some(SINKS),
+        Section::Alerts | Section::Receivers => None,
+    }
+}

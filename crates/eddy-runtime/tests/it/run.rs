@@ -1,0 +1,361 @@
+//! Whole runs: shuffles across workers, watermarks, idleness, backpressure
+//! and shutdown, checked against results computed directly.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use eddy_core::{Event, Port};
+use eddy_runtime::{Plan, Publisher, RunOptions};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+const T0: i64 = 1_700_000_000_000;
+
+fn plan(text: &str) -> Plan {
+    Plan::compile("test.toml", text, &[]).unwrap_or_else(|d| panic!("{d}"))
+}
+
+fn read_json_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Writes events with bounded disorder: time of event i is about i*10 ms,
+/// shifted back by up to `disorder` ms. Returns (key, time, amount) triples.
+fn write_events(
+    path: &Path,
+    n: usize,
+    keys: u32,
+    disorder: i64,
+    seed: u64,
+) -> Vec<(String, i64, i64)> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut text = String::new();
+    let mut out = Vec::new();
+    for i in 0..n as i64 {
+        let key = format!("k{}", rng.random_range(0..keys));
+        let t = T0 + i * 10 - rng.random_range(0..=disorder);
+        let amount = rng.random_range(1..100);
+        text.push_str(&format!(
+            "{{\"ts\":{t},\"key\":\"{key}\",\"amount\":{amount}}}\n"
+        ));
+        out.push((key, t, amount));
+    }
+    std::fs::write(path, text).unwrap();
+    out
+}
+
+fn window_pipeline(input: &Path, output: &Path, disorder_bound: &str, follow: bool) -> String {
+    format!(
+        r#"
+[sources.tx]
+type = "file"
+path = {input:?}
+follow = {follow}
+event_time = {{ field = "ts", max_out_of_orderness = "{disorder_bound}" }}
+
+[transforms.w]
+type = "window"
+inputs = ["tx"]
+key = "key"
+window = {{ tumbling = "1s" }}
+aggregates = {{ n = "count()", total = "sum(amount)" }}
+
+[sinks.out]
+type = "file"
+inputs = ["w"]
+path = {output:?}
+"#,
+        input = input.display().to_string(),
+        output = output.display().to_string(),
+    )
+}
+
+/// (window_start ms, key) → (count, sum), from the raw events.
+fn oracle(events: &[(String, i64, i64)]) -> BTreeMap<(i64, String), (i64, i64)> {
+    let mut m = BTreeMap::new();
+    for (k, t, a) in events {
+        let e = m
+            .entry((t.div_euclid(1000) * 1000, k.clone()))
+            .or_insert((0, 0));
+        e.0 += 1;
+        e.1 += a;
+    }
+    m
+}
+
+fn results(path: &Path) -> BTreeMap<(i64, String), (i64, i64)> {
+    let mut m = BTreeMap::new();
+    for v in read_json_lines(path) {
+        let start = eddy_core::time::parse_rfc3339(v["window_start"].as_str().unwrap()).unwrap();
+        let key = v["key"].as_str().unwrap().to_string();
+        let prev = m.insert(
+            (start, key),
+            (v["n"].as_i64().unwrap(), v["total"].as_i64().unwrap()),
+        );
+        assert!(prev.is_none(), "window emitted twice: {v}");
+    }
+    m
+}
+
+#[test]
+fn keyed_windows_give_the_same_results_on_one_and_three_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    let events = write_events(&input, 20_000, 50, 500, 1);
+    let expected = oracle(&events);
+    for workers in [1, 3] {
+        let output = dir.path().join(format!("out{workers}.ndjson"));
+        let p = plan(&window_pipeline(&input, &output, "500ms", false));
+        let report = eddy_runtime::run(
+            &p,
+            RunOptions {
+                workers,
+                ..RunOptions::default()
+            },
+        )
+        .unwrap();
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert_eq!(results(&output), expected, "workers = {workers}");
+        assert_eq!(report.metrics.node("w").unwrap().out(Port::Late), 0);
+    }
+}
+
+#[test]
+fn tiny_channels_apply_backpressure_without_losing_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    let events = write_events(&input, 30_000, 200, 0, 2);
+    let output = dir.path().join("out.ndjson");
+    let mut text = window_pipeline(&input, &output, "1ms", false);
+    text.insert_str(0, "[pipeline]\nbatch_size = 16\n");
+    let p = plan(&text);
+    let opts = RunOptions {
+        workers: 3,
+        channel_capacity: 1,
+        ..RunOptions::default()
+    };
+    let report = eddy_runtime::run(&p, opts).unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(results(&output), oracle(&events));
+}
+
+#[test]
+fn late_events_go_to_the_late_output_and_nowhere_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    let mut text = String::new();
+    for i in 0..100 {
+        text.push_str(&format!(
+            "{{\"ts\":{},\"key\":\"a\",\"amount\":1}}\n",
+            T0 + i * 100
+        ));
+    }
+    std::fs::write(&input, text).unwrap();
+    let output = dir.path().join("out.ndjson");
+    let late = dir.path().join("late.ndjson");
+    let mut p = window_pipeline(&input, &output, "1ms", true);
+    p.push_str(&format!(
+        "\n[sinks.late]\ntype = \"file\"\ninputs = [\"w.late\"]\npath = {:?}\n",
+        late.display().to_string()
+    ));
+    let running = eddy_runtime::start(
+        &plan(&p),
+        RunOptions {
+            workers: 2,
+            ..RunOptions::default()
+        },
+    )
+    .unwrap();
+    let wait_for = |what: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !what() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // Windows up to [9 s, 10 s) close once the watermark passes them.
+    wait_for(&|| running.metrics().node("w").unwrap().out(Port::Main) >= 9);
+    // Now an event 5 s behind: its window closed long ago.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&input)
+        .unwrap();
+    std::io::Write::write_all(
+        &mut f,
+        format!("{{\"ts\":{},\"key\":\"a\",\"amount\":1000}}\n", T0 + 4_000).as_bytes(),
+    )
+    .unwrap();
+    wait_for(&|| running.metrics().node("w").unwrap().out(Port::Late) >= 1);
+    running.stop();
+    let report = running.wait();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let late = read_json_lines(&late);
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0]["amount"], 1000);
+    let total: i64 = results(&output).values().map(|(_, s)| s).sum();
+    assert_eq!(total, 100, "the late amount must not be counted");
+}
+
+#[test]
+fn an_idle_input_does_not_stall_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let busy = dir.path().join("busy.ndjson");
+    let quiet = dir.path().join("quiet.ndjson");
+    let output = dir.path().join("out.ndjson");
+    std::fs::write(&quiet, "").unwrap();
+    let mut text = String::new();
+    for i in 0..50 {
+        text.push_str(&format!(
+            "{{\"ts\":{},\"key\":\"a\",\"amount\":1}}\n",
+            T0 + i * 100
+        ));
+    }
+    std::fs::write(&busy, text).unwrap();
+    let p = plan(&format!(
+        r#"
+[sources.busy]
+type = "file"
+path = {busy:?}
+follow = true
+event_time = {{ field = "ts", idle_timeout = "200ms" }}
+
+[sources.quiet]
+type = "file"
+path = {quiet:?}
+follow = true
+event_time = {{ field = "ts", idle_timeout = "200ms" }}
+
+[transforms.w]
+type = "window"
+inputs = ["busy", "quiet"]
+key = "key"
+window = {{ tumbling = "1s" }}
+aggregates = {{ n = "count()", total = "sum(amount)" }}
+
+[sinks.out]
+type = "file"
+inputs = ["w"]
+path = {output:?}
+"#,
+        busy = busy.display().to_string(),
+        quiet = quiet.display().to_string(),
+        output = output.display().to_string(),
+    ));
+    let running = eddy_runtime::start(
+        &p,
+        RunOptions {
+            workers: 1,
+            ..RunOptions::default()
+        },
+    )
+    .unwrap();
+    // Both sources follow their files and never end; only idleness lets the
+    // quiet one stop holding the watermark back. Windows [0,1s)..[3s,4s) close.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while running.metrics().node("w").unwrap().out(Port::Main) < 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let fired_while_running = running.metrics().node("w").unwrap().out(Port::Main);
+    running.stop();
+    let report = running.wait();
+    assert!(
+        fired_while_running >= 4,
+        "windows stalled: {fired_while_running} fired before stop"
+    );
+    // Stopping flushes the last, still open window.
+    assert_eq!(results(&output).values().map(|(n, _)| n).sum::<i64>(), 50);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+}
+
+#[test]
+fn stopping_an_unbounded_source_flushes_open_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.ndjson");
+    let p = plan(&format!(
+        r#"
+[sources.sim]
+type = "simulator"
+rate = 2000
+seed = 3
+
+[transforms.w]
+type = "window"
+inputs = ["sim"]
+key = "type"
+window = {{ tumbling = "1h" }}
+aggregates = {{ n = "count()" }}
+
+[sinks.out]
+type = "file"
+inputs = ["w"]
+path = {:?}
+"#,
+        output.display().to_string()
+    ));
+    let opts = RunOptions {
+        workers: 2,
+        duration: Some(Duration::from_millis(700)),
+        ..RunOptions::default()
+    };
+    let report = eddy_runtime::run(&p, opts).unwrap();
+    let read = report.metrics.source_events();
+    assert!(read > 0);
+    let counted: i64 = read_json_lines(&output)
+        .iter()
+        .map(|v| v["n"].as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        counted as u64, read,
+        "every event read must be in a flushed window"
+    );
+}
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<(String, Port, usize)>>);
+
+impl Publisher for Recorder {
+    fn wants(&self, node: &str) -> bool {
+        node == "big"
+    }
+    fn publish(&self, node: &str, port: Port, events: &[Event]) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((node.to_string(), port, events.len()));
+    }
+}
+
+#[test]
+fn the_publish_hook_sees_the_outputs_it_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    write_events(&input, 1_000, 5, 0, 4);
+    let p = plan(&format!(
+        "[sources.tx]\ntype = \"file\"\npath = {:?}\n\n[transforms.big]\ntype = \"filter\"\ninputs = [\"tx\"]\ncondition = \"amount >= 50\"\n\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"big\"]\n",
+        input.display().to_string()
+    ));
+    let recorder = Arc::new(Recorder::default());
+    let opts = RunOptions {
+        workers: 1,
+        publisher: Some(recorder.clone()),
+        ..RunOptions::default()
+    };
+    let report = eddy_runtime::run(&p, opts).unwrap();
+    let seen = recorder.0.lock().unwrap();
+    assert!(seen
+        .iter()
+        .all(|(n, port, _)| n == "big" && *port == Port::Main));
+    let published: usize = seen.iter().map(|(_, _, n)| n).sum();
+    assert_eq!(
+        published as u64,
+        report.metrics.node("out").unwrap().received()
+    );
+    assert!(published > 0);
+    assert_eq!(report.metrics.backpressure_waits.load(Ordering::Relaxed), 0);
+}

@@ -1,0 +1,262 @@
+//! `eddy bench`: Nexmark queries through the real pipeline machinery.
+//!
+//! Each query is an ordinary pipeline (the same config text a user could
+//! write) fed by the `nexmark` source or, with `--source file`, by the `file`
+//! source reading an NDJSON file of bids generated beforehand (untimed), and
+//! ending in a `blackhole` sink. Throughput counts the events read by the
+//! source; latency is measured by the runtime from the source read of a batch
+//! to its sink write.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand, ValueEnum};
+use eddy_connectors::sources::nexmark::{NexmarkGenerator, NexmarkKind};
+use eddy_connectors::sources::NexmarkConfig;
+use eddy_runtime::{Plan, RunOptions, RunReport};
+
+/// Benchmarks.
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Nexmark queries q0, q1, q2, q5, q7.
+    Nexmark(NexmarkArgs),
+}
+
+/// Where the benchmark's bids come from.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum BenchSource {
+    /// The built-in generator, producing events directly.
+    Generator,
+    /// An NDJSON file written before the timed run (measures JSON decoding).
+    File,
+}
+
+/// Arguments of `eddy bench nexmark`.
+#[derive(Args)]
+pub struct NexmarkArgs {
+    /// The query: q0 (pass-through), q1 (currency conversion), q2 (selection),
+    /// q5 (hot items, sliding windows), q7 (highest bid, tumbling windows).
+    #[arg(long, short)]
+    query: String,
+    /// Events to generate.
+    #[arg(long, short, default_value_t = 10_000_000)]
+    events: u64,
+    /// Worker threads.
+    #[arg(long, short, default_value_t = 1)]
+    workers: usize,
+    /// Throttle the generator to this many events/s (for latency at a set load).
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Event-time rate of the generator (events per second of event time).
+    #[arg(long, default_value_t = 100_000)]
+    event_rate: u64,
+    /// Read bids from a generated NDJSON file instead of the generator.
+    #[arg(long, value_enum, default_value_t = BenchSource::Generator)]
+    source: BenchSource,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The pipeline for `query` after the source `nexmark`.
+fn query_pipeline(query: &str) -> anyhow::Result<&'static str> {
+    Ok(match query {
+        "q0" => "",
+        "q1" => {
+            r#"
+[transforms.bids]
+type = "filter"
+inputs = ["nexmark"]
+condition = 'type == "bid"'
+
+[transforms.q1]
+type = "map"
+inputs = ["bids"]
+set = { price = "double(price) * 0.908" }
+"#
+        }
+        "q2" => {
+            r#"
+[transforms.q2]
+type = "filter"
+inputs = ["nexmark"]
+condition = 'type == "bid" && auction % 123 == 0'
+"#
+        }
+        "q5" => {
+            r#"
+[transforms.bids]
+type = "filter"
+inputs = ["nexmark"]
+condition = 'type == "bid"'
+
+[transforms.counts]
+type = "window"
+inputs = ["bids"]
+key = "auction"
+window = { sliding = "10s", every = "2s" }
+aggregates = { num = "count()" }
+
+[transforms.q5]
+type = "window"
+inputs = ["counts"]
+window = { tumbling = "2s" }
+aggregates = { auction = "max_by(auction, num)", num = "max(num)" }
+"#
+        }
+        "q7" => {
+            r#"
+[transforms.bids]
+type = "filter"
+inputs = ["nexmark"]
+condition = 'type == "bid"'
+
+[transforms.q7]
+type = "window"
+inputs = ["bids"]
+window = { tumbling = "10s" }
+aggregates = { price = "max(price)", auction = "max_by(auction, price)", bidder = "max_by(bidder, price)" }
+"#
+        }
+        other => bail!("unknown query `{other}`: use q0, q1, q2, q5 or q7"),
+    })
+}
+
+/// Builds the whole pipeline text for a run.
+fn pipeline_text(args: &NexmarkArgs, file: Option<&Path>) -> anyhow::Result<String> {
+    let body = query_pipeline(&args.query)?;
+    let last = match args.query.as_str() {
+        "q0" => "nexmark",
+        q => q,
+    };
+    let source = match file {
+        Some(path) => format!(
+            "[sources.nexmark]\ntype = \"file\"\npath = {:?}\nevent_time = {{ field = \"date_time\", format = \"epoch_ms\" }}\n",
+            path.display().to_string()
+        ),
+        None => {
+            let rate = args.rate.map(|r| format!("rate = {r}\n")).unwrap_or_default();
+            format!(
+                "[sources.nexmark]\ntype = \"nexmark\"\nevents = {}\nevents_per_second = {}\nseed = 42\n{rate}",
+                args.events, args.event_rate
+            )
+        }
+    };
+    Ok(format!(
+        "[pipeline]\nbatch_size = 1024\n\n{source}\n{body}\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"{last}\"]\n"
+    ))
+}
+
+/// Writes `events` Nexmark bids as NDJSON (the `--source file` input).
+fn write_bids(path: &Path, events: u64, event_rate: u64) -> anyhow::Result<()> {
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let cfg = NexmarkConfig {
+        only: Some(NexmarkKind::Bid),
+        events_per_second: event_rate,
+        ..NexmarkConfig::default()
+    };
+    let mut generator = NexmarkGenerator::new(&cfg, 42, 0, 1);
+    let mut batch = Vec::with_capacity(4096);
+    let mut line = Vec::with_capacity(256);
+    let mut written = 0;
+    while written < events {
+        batch.clear();
+        generator.next_batch(&mut batch, 4096);
+        batch.truncate((events - written) as usize);
+        for e in &batch {
+            line.clear();
+            eddy_core::json::write_fields(&mut line, &e.fields);
+            line.push(b'\n');
+            out.write_all(&line)?;
+        }
+        written += batch.len() as u64;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Runs the benchmark and prints its figures.
+pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
+    let BenchCommand::Nexmark(args) = cmd;
+    let dir = tempfile_dir()?;
+    let file = if args.source == BenchSource::File {
+        let path = dir.join("bids.ndjson");
+        eprintln!("writing {} bids to {} ...", args.events, path.display());
+        write_bids(&path, args.events, args.event_rate)?;
+        Some(path)
+    } else {
+        None
+    };
+    let text = pipeline_text(&args, file.as_deref())?;
+    let plan = Plan::compile("<bench>", &text, &[]).map_err(|d| anyhow::anyhow!("{d}"))?;
+    let opts = RunOptions {
+        workers: args.workers.max(1),
+        tick: Duration::from_millis(50),
+        ..RunOptions::default()
+    };
+    let report = eddy_runtime::run(&plan, opts).context("benchmark run failed")?;
+    let _ = std::fs::remove_dir_all(&dir);
+    print_report(&args, &report);
+    Ok(if report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("eddy-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
+
+fn print_report(args: &NexmarkArgs, report: &RunReport) {
+    let events = report.metrics.source_events();
+    let secs = report.elapsed.as_secs_f64().max(1e-9);
+    let rate = events as f64 / secs;
+    let results = report
+        .metrics
+        .node("out")
+        .map(|n| n.received())
+        .unwrap_or(0);
+    let (p50, p99) = report
+        .latency_us
+        .iter()
+        .find(|(n, _)| n == "out")
+        .filter(|(_, h)| !h.is_empty())
+        .map(|(_, h)| {
+            (
+                h.value_at_quantile(0.5) as f64 / 1000.0,
+                h.value_at_quantile(0.99) as f64 / 1000.0,
+            )
+        })
+        .unwrap_or((0.0, 0.0));
+    let source = match args.source {
+        BenchSource::Generator => "generator",
+        BenchSource::File => "file",
+    };
+    if args.json {
+        println!(
+            "{{\"query\":\"{}\",\"source\":\"{source}\",\"events\":{events},\"workers\":{},\"rate_limit\":{},\"seconds\":{secs:.3},\"events_per_sec\":{rate:.0},\"results\":{results},\"p50_ms\":{p50:.3},\"p99_ms\":{p99:.3}}}",
+            args.query,
+            args.workers,
+            args.rate.map(|r| r.to_string()).unwrap_or_else(|| "null".into()),
+        );
+    } else {
+        println!(
+            "nexmark {} ({source}, {} worker{}): {events} events in {secs:.2}s = {} events/s; {results} results; latency p50 {p50:.3} ms, p99 {p99:.3} ms",
+            args.query,
+            args.workers,
+            if args.workers == 1 { "" } else { "s" },
+            crate::progress::human(rate as u64),
+        );
+    }
+    for e in &report.errors {
+        eprintln!("error: {e}");
+    }
+}

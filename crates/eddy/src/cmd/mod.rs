@@ -1,0 +1,27 @@
+//! One module per subcommand.
+
+pub mod bench;
+pub mod demo;
+pub mod run;
+pub mod validate;
+
+use std::path::Path;
+
+use anyhow::Context;
+use eddy_runtime::Plan;
+
+/// Reads and compiles a pipeline file; `Err(text)` carries the rendered
+/// diagnostics (`FILE:LINE:COL: message` + hint lines).
+pub fn load_plan(path: &Path) -> anyhow::Result<Result<Plan, String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read pipeline file {}", path.display()))?;
+    Ok(compile(&path.display().to_string(), &text))
+}
+
+/// Compiles pipeline text with the process environment's `EDDY_` overrides.
+pub fn compile(name: &str, text: &str) -> Result<Plan, String> {
+    let env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("EDDY_"))
+        .collect();
+    Plan::compile(name, text, &env).map_err(|d| d.to_string())
+}

@@ -1,0 +1,182 @@
+//! The `eddy` binary driven as a user would: as a process.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn eddy() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_eddy"))
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_example_pipeline_validates() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(repo_root().join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let out = eddy().arg("validate").arg(&path).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}:\n{}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains(": ok: "), "{stdout}");
+        checked += 1;
+    }
+    assert!(
+        checked >= 4,
+        "expected demo.toml and the scenario examples, found {checked}"
+    );
+}
+
+#[test]
+fn validate_reports_positions_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.toml");
+    std::fs::write(
+        &file,
+        "[sources.tx]\ntype = \"simulator\"\n\n[transforms.w]\ntype = \"window\"\ninputs = [\"tx\"]\nwindow = { tumbling = \"5 minutes\" }\naggregates = { n = \"count()\" }\n\n[sinks.out]\ntype = \"stdout\"\ninputs = [\"ww\"]\n",
+    )
+    .unwrap();
+    let out = eddy().arg("validate").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let name = file.display().to_string();
+    assert!(err.contains(&format!("{name}:7:")), "{err}");
+    assert!(err.contains("bad duration"), "{err}");
+    assert!(
+        err.contains(&format!("{name}:12:11: unknown input `ww`")),
+        "{err}"
+    );
+    assert!(err.contains("hint: did you mean `w`?"), "{err}");
+}
+
+#[test]
+fn run_reads_a_file_and_writes_window_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("tx.ndjson");
+    let mut text = String::new();
+    for i in 0..100 {
+        text.push_str(&format!(
+            "{{\"ts\":{},\"merchant\":\"m{}\",\"amount\":{}}}\n",
+            1_700_000_000_000i64 + i * 100,
+            i % 3,
+            i
+        ));
+    }
+    text.push_str("not json\n");
+    std::fs::write(&input, text).unwrap();
+    let pipeline = dir.path().join("p.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "[sources.tx]\ntype = \"file\"\npath = {:?}\nevent_time = {{ field = \"ts\" }}\n\n[transforms.per_merchant]\ntype = \"window\"\ninputs = [\"tx\"]\nkey = \"merchant\"\nwindow = {{ tumbling = \"5s\" }}\naggregates = {{ n = \"count()\", total = \"sum(amount)\" }}\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"per_merchant\"]\npath = {:?}\n\n[sinks.dead]\ntype = \"file\"\ninputs = [\"tx.dead_letters\"]\npath = {:?}\n",
+            input.display().to_string(),
+            dir.path().join("out.ndjson").display().to_string(),
+            dir.path().join("dead.ndjson").display().to_string(),
+        ),
+    )
+    .unwrap();
+    let out = eddy()
+        .arg("run")
+        .arg(&pipeline)
+        .arg("--workers")
+        .arg("2")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results = lines(&dir.path().join("out.ndjson"));
+    // 100 events over 10 s of event time in 5 s windows, 3 merchants: 2 windows × 3 keys.
+    assert_eq!(results.len(), 6, "{results:?}");
+    let total: i64 = results
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["n"].as_i64().unwrap()
+        })
+        .sum();
+    assert_eq!(total, 100);
+    let dead = lines(&dir.path().join("dead.ndjson"));
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].contains("invalid JSON"), "{}", dead[0]);
+    assert!(dead[0].contains("tx.ndjson:101"), "{}", dead[0]);
+}
+
+#[test]
+fn demo_runs_and_leaves_kpis_and_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = eddy()
+        .current_dir(dir.path())
+        .args(["demo", "--duration", "10"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let data = dir.path().join("data");
+    let kpis = lines(&data.join("department_kpis.ndjson"));
+    assert!(!kpis.is_empty(), "no department KPIs; stderr:\n{err}");
+    assert!(
+        kpis[0].contains("window_start") && kpis[0].contains("avg_utilization"),
+        "{}",
+        kpis[0]
+    );
+    let merchants = lines(&data.join("merchant_kpis.ndjson"));
+    assert!(!merchants.is_empty(), "no merchant KPIs");
+    let alerts = lines(&data.join("alerts.ndjson"));
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.contains("\"severity\":\"critical\"") && a.contains("budget_utilization")),
+        "no critical budget alert in {} alerts",
+        alerts.len()
+    );
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.contains("\"severity\":\"warning\"")),
+        "no warning alert"
+    );
+    assert!(err.contains("events/s"), "no progress shown: {err}");
+}
+
+#[test]
+fn bench_prints_json_figures() {
+    let out = eddy()
+        .args([
+            "bench", "nexmark", "--query", "q7", "--events", "200000", "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["query"], "q7");
+    assert_eq!(v["events"], 200_000);
+    assert_eq!(v["workers"], 1);
+    assert!(v["events_per_sec"].as_f64().unwrap() > 0.0);
+    // 200k events at 100k events/s of event time: 2 s of bids, one 10 s window.
+    assert!(v["results"].as_u64().unwrap() >= 1);
+    assert!(v["p99_ms"].as_f64().is_some());
+}
