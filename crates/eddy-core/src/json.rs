@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
 
 use crate::event::{Fields, Value};
 use crate::symbol::Sym;
@@ -42,24 +43,36 @@ impl JsonDecoder {
         JsonDecoder::default()
     }
 
-    /// Decodes one JSON object.
+    /// Decodes one JSON object from bytes (validating UTF-8).
     pub fn decode(&mut self, text: &[u8]) -> Result<Fields, JsonError> {
         let mut de = serde_json::Deserializer::from_slice(text);
-        let value = TopSeed { dec: self }
-            .deserialize(&mut de)
-            .map_err(|e| JsonError::Syntax(e.to_string()))?;
-        de.end().map_err(|e| JsonError::Syntax(e.to_string()))?;
-        match value {
-            Value::Map(m) => Ok(Arc::try_unwrap(m).unwrap_or_else(|m| (*m).clone())),
-            other => Err(JsonError::NotAnObject(other.type_name())),
-        }
+        self.finish(&mut de)
     }
 
-    fn key(&mut self, pos: Option<usize>, key: &str) -> Option<Sym> {
+    /// Decodes one JSON object from text already known to be UTF-8, skipping
+    /// a second validation.
+    pub fn decode_str(&mut self, text: &str) -> Result<Fields, JsonError> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        self.finish(&mut de)
+    }
+
+    fn finish<'de, R: serde_json::de::Read<'de>>(
+        &mut self,
+        de: &mut serde_json::Deserializer<R>,
+    ) -> Result<Fields, JsonError> {
+        let fields = TopSeed { dec: self }
+            .deserialize(&mut *de)
+            .map_err(|e| JsonError::Syntax(e.to_string()))?;
+        de.end().map_err(|e| JsonError::Syntax(e.to_string()))?;
+        fields.map_err(JsonError::NotAnObject)
+    }
+
+    /// Interns `key`; the flag says whether it matched the positional cache.
+    fn key(&mut self, pos: Option<usize>, key: &str) -> Option<(Sym, bool)> {
         if let Some(p) = pos {
             if let Some(s) = self.positional.get(p) {
                 if s.as_str() == key {
-                    return Some(*s);
+                    return Some((*s, true));
                 }
             }
         }
@@ -73,14 +86,15 @@ impl JsonDecoder {
                 s
             }
         };
+        // Only duplicate-free prefixes are cached, which keeps the
+        // positional fast path in `read_object` sound.
         if let Some(p) = pos {
-            if p < self.positional.len() {
-                self.positional[p] = sym;
-            } else if p == self.positional.len() {
+            if p <= self.positional.len() && !self.positional[..p].contains(&sym) {
+                self.positional.truncate(p);
                 self.positional.push(sym);
             }
         }
-        Some(sym)
+        Some((sym, false))
     }
 }
 
@@ -90,16 +104,47 @@ struct TopSeed<'a> {
 
 struct ValueSeed<'a> {
     dec: &'a mut JsonDecoder,
-    top: bool,
 }
 
+/// The top-level value: an object's fields, or the type name of whatever
+/// else was found.
 impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
-    type Value = Value;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(ValueSeed {
-            dec: self.dec,
-            top: true,
-        })
+    type Value = Result<Fields, &'static str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopSeed<'_> {
+    type Value = Result<Fields, &'static str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Err("bool"))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Err("int"))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Err("int"))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Err("double"))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Err("string"))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Err("null"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Err("list"))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        read_object(self.dec, map, true).map(Ok)
     }
 }
 
@@ -143,32 +188,75 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(4));
         while let Some(v) = seq.next_element_seed(ValueSeed {
             dec: &mut *self.dec,
-            top: false,
         })? {
             out.push(v);
         }
         Ok(Value::List(Arc::new(out)))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut fields = Fields::with_capacity(if self.top {
-            self.dec.positional.len().max(4)
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
+        read_object(self.dec, map, false).map(|f| Value::Map(Arc::new(f)))
+    }
+}
+
+/// Reads an object's entries; `top` enables the positional key cache.
+fn read_object<'de, A: MapAccess<'de>>(
+    dec: &mut JsonDecoder,
+    mut map: A,
+    top: bool,
+) -> Result<Fields, A::Error> {
+    let mut fields = Fields::with_capacity(if top { dec.positional.len().max(4) } else { 4 });
+    let mut pos = 0usize;
+    // While every key so far matched the (duplicate-free) positional cache,
+    // a further match cannot repeat an earlier key, so it is appended
+    // without the duplicate scan.
+    let mut all_hits = top;
+    while let Some(key) = map.next_key::<KeyStr<'de>>()? {
+        let (sym, hit) = dec
+            .key(top.then_some(pos), key.as_str())
+            .ok_or_else(|| serde::de::Error::custom("too many distinct field names"))?;
+        all_hits &= hit;
+        let value = map.next_value_seed(ValueSeed { dec: &mut *dec })?;
+        if all_hits {
+            fields.push(sym, value);
         } else {
-            4
-        });
-        let mut pos = 0usize;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            let sym = self
-                .dec
-                .key(self.top.then_some(pos), &key)
-                .ok_or_else(|| serde::de::Error::custom("too many distinct field names"))?;
-            let value = map.next_value_seed(ValueSeed {
-                dec: &mut *self.dec,
-                top: false,
-            })?;
             fields.insert(sym, value);
-            pos += 1;
         }
-        Ok(Value::Map(Arc::new(fields)))
+        pos += 1;
+    }
+    Ok(fields)
+}
+
+/// A map key, borrowed from the input when it has no escapes.
+enum KeyStr<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl KeyStr<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            KeyStr::Borrowed(s) => s,
+            KeyStr::Owned(s) => s,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = KeyStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<KeyStr<'de>, E> {
+                Ok(KeyStr::Borrowed(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<KeyStr<'de>, E> {
+                Ok(KeyStr::Owned(v.to_owned()))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 

@@ -7,6 +7,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// Events are small, short-lived allocations made on one worker thread and
+/// often freed on another; mimalloc handles that pattern far better than the
+/// system allocator (about a fifth of the time in JSON-heavy pipelines).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Eddy: real-time event stream analytics in one binary.
 #[derive(Parser)]
 #[command(name = "eddy", version, about, propagate_version = true)]

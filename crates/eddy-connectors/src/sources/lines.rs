@@ -140,7 +140,7 @@ impl<R: BufRead> LineReader<R> {
 }
 
 fn memchr_newline(buf: &[u8]) -> Option<usize> {
-    buf.iter().position(|&b| b == b'\n')
+    memchr::memchr(b'\n', buf)
 }
 
 /// Decodes NDJSON lines into events, producing dead letters for bad ones.
@@ -194,12 +194,15 @@ impl NdjsonDecoder {
         if line.iter().all(u8::is_ascii_whitespace) {
             return;
         }
-        if let Err(e) = std::str::from_utf8(line) {
-            let reason = format!("line is not valid UTF-8 (at byte {})", e.valid_up_to());
-            dead_letters.push(self.dead(reason, line, line_no, now));
-            return;
-        }
-        match self.decoder.decode(line) {
+        let text = match std::str::from_utf8(line) {
+            Ok(text) => text,
+            Err(e) => {
+                let reason = format!("line is not valid UTF-8 (at byte {})", e.valid_up_to());
+                dead_letters.push(self.dead(reason, line, line_no, now));
+                return;
+            }
+        };
+        match self.decoder.decode_str(text) {
             Ok(fields) => {
                 let label = &self.label;
                 match self

@@ -25,6 +25,7 @@ use crate::registry::Factory;
 
 /// What a finished instance hands back.
 pub(crate) struct InstanceResult {
+    pub finished: Instant,
     pub errors: Vec<String>,
     pub latency_us: Vec<(String, Histogram<u64>)>,
 }
@@ -216,6 +217,7 @@ impl Instance {
             }
         }
         InstanceResult {
+            finished: Instant::now(),
             errors: self.errors,
             latency_us,
         }

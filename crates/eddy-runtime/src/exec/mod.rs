@@ -90,7 +90,7 @@ pub enum RunError {
 /// What a finished run reports.
 #[derive(Debug)]
 pub struct RunReport {
-    /// Wall-clock run time.
+    /// Wall-clock time from start until the last worker finished.
     pub elapsed: Duration,
     /// Final counters.
     pub metrics: Arc<Metrics>,
@@ -143,9 +143,11 @@ impl Running {
     pub fn wait(self) -> RunReport {
         let mut latency: Vec<(String, Histogram<u64>)> = Vec::new();
         let mut errors = Vec::new();
+        let mut finished = self.started;
         for h in self.handles {
             match h.join() {
                 Ok(r) => {
+                    finished = finished.max(r.finished);
                     errors.extend(r.errors);
                     for (name, hist) in r.latency_us {
                         match latency.iter_mut().find(|(n, _)| *n == name) {
@@ -171,6 +173,7 @@ impl Running {
 
 /// Builds every instance and starts the worker threads.
 pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
+    let started = Instant::now();
     let workers = opts.workers.max(1);
     let topo = Topology::new(plan, workers);
     let metrics = Arc::new(Metrics::new(plan.nodes.iter().map(|n| {
@@ -241,7 +244,7 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
         handles,
         metrics,
         stop: opts.stop.clone(),
-        started: Instant::now(),
+        started,
     })
 }
 
