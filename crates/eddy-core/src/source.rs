@@ -287,12 +287,14 @@ impl WatermarkGenerator {
         self.max_seen = self.max_seen.max(t);
     }
 
-    /// The current watermark: every later event should be at or after it.
+    /// The current watermark: every later event should be after it. It is
+    /// one millisecond below `max_seen - bound` because another event with
+    /// exactly that time may still come.
     pub fn watermark(&self) -> Timestamp {
         if self.max_seen == MIN_TIMESTAMP {
             MIN_TIMESTAMP
         } else {
-            self.max_seen.saturating_sub(self.bound)
+            self.max_seen.saturating_sub(self.bound).saturating_sub(1)
         }
     }
 }
@@ -346,6 +348,6 @@ mod tests {
         assert_eq!(w.watermark(), MIN_TIMESTAMP);
         w.observe(1_000);
         w.observe(500);
-        assert_eq!(w.watermark(), 900);
+        assert_eq!(w.watermark(), 899);
     }
 }

@@ -232,6 +232,8 @@ struct DeptState {
     idx: usize,
     allocated: f64,
     spent: f64,
+    /// Event time of the department's previous update (None before the first).
+    last_update: Option<Timestamp>,
 }
 
 /// A project owned by this generator, with its evolving status.
@@ -350,6 +352,7 @@ impl Simulator {
                     idx,
                     allocated: d.allocated,
                     spent: (d.allocated * d.start_utilization).round(),
+                    last_update: None,
                 }
             })
             .collect();
@@ -506,7 +509,7 @@ impl Simulator {
         f.push(self.s.kind, Value::Str(self.t.kinds[cat as usize].clone()));
         f.push(self.s.ts, Value::Str(ts.clone()));
         match cat {
-            Category::BudgetUpdate => self.budget(&mut f, &sc, &ts),
+            Category::BudgetUpdate => self.budget(&mut f, &sc, &ts, t),
             Category::ProjectUpdate => self.project(&mut f, &sc, t),
             Category::ComplianceEvent => self.compliance(&mut f, &sc, t, id),
             Category::Transaction => self.transaction(&mut f, &sc, id),
@@ -556,7 +559,7 @@ impl Simulator {
         self.quarter.1.clone()
     }
 
-    fn budget(&mut self, f: &mut Fields, sc: &[f64; 5], ts: &str) {
+    fn budget(&mut self, f: &mut Fields, sc: &[f64; 5], ts: &str, t: Timestamp) {
         let crisis = sc[ScenarioKind::BudgetCrisis as usize];
         let i = self.rng.random_range(0..self.depts.len());
         let rng = &mut self.rng;
@@ -564,8 +567,15 @@ impl Simulator {
         let info = &self.roster.departments[d.idx];
         let util = d.spent / d.allocated;
         let (change, amount) = if crisis > 0.0 {
-            // Unplanned spending: utilization climbs fast.
-            let amount = d.allocated * rng.random_range(0.02..0.06) * crisis;
+            // Unplanned spending: utilization climbs toward an overrun of
+            // 115 % (+25 % per unit of intensity) with a time constant of
+            // 8 s / intensity of event time, whatever the event rate, so the
+            // 75 % and 90 % thresholds are crossed one after the other.
+            let target = d.allocated * (1.15 + 0.25 * crisis);
+            let elapsed = d.last_update.map_or(0, |last| (t - last).max(0)) as f64 / 1000.0;
+            let step = 1.0 - (-elapsed * crisis / 8.0).exp();
+            let amount =
+                (target - d.spent).max(0.0) * step + d.allocated * rng.random_range(0.0..0.001);
             d.spent += amount;
             (&self.t.expense, amount)
         } else if util > 1.0 && rng.random_bool(0.05) {
@@ -580,6 +590,7 @@ impl Simulator {
             d.spent += amount;
             (&self.t.expense, amount)
         };
+        d.last_update = Some(t);
         let (allocated, spent) = (r2(d.allocated), r2(d.spent));
         let s = &self.s;
         f.push(s.department, Value::Str(info.name.clone()));
