@@ -7,6 +7,8 @@
 //! source; latency is measured by the runtime from the source read of a batch
 //! to its sink write.
 
+mod baseline;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -200,8 +202,24 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         ..RunOptions::default()
     };
     let report = eddy_runtime::run(&plan, opts).context("benchmark run failed")?;
+    let baseline = match &file {
+        Some(path) if args.query == "q7" => Some(baseline::file_q7(path)?),
+        Some(_) => None,
+        None if args.rate.is_none() => Some((baseline::generator(args.events, args.event_rate), 0)),
+        None => None,
+    };
     let _ = std::fs::remove_dir_all(&dir);
-    print_report(&args, &report);
+    if let (Some((_, windows)), Some(_)) = (baseline, &file) {
+        let results = report
+            .metrics
+            .node("out")
+            .map(|n| n.received())
+            .unwrap_or(0);
+        if windows as u64 != results {
+            bail!("the baseline found {windows} windows but Eddy emitted {results} results");
+        }
+    }
+    print_report(&args, &report, baseline.map(|(rate, _)| rate));
     Ok(if report.errors.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -215,7 +233,7 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-fn print_report(args: &NexmarkArgs, report: &RunReport) {
+fn print_report(args: &NexmarkArgs, report: &RunReport, baseline: Option<f64>) {
     let events = report.metrics.source_events();
     let secs = report.elapsed.as_secs_f64().max(1e-9);
     let rate = events as f64 / secs;
@@ -240,12 +258,18 @@ fn print_report(args: &NexmarkArgs, report: &RunReport) {
         BenchSource::Generator => "generator",
         BenchSource::File => "file",
     };
+    let baseline_name = match args.source {
+        BenchSource::Generator => "generator alone",
+        BenchSource::File => "hand-written serde_json loop",
+    };
     if args.json {
         println!(
-            "{{\"query\":\"{}\",\"source\":\"{source}\",\"events\":{events},\"workers\":{},\"rate_limit\":{},\"seconds\":{secs:.3},\"events_per_sec\":{rate:.0},\"results\":{results},\"p50_ms\":{p50:.3},\"p99_ms\":{p99:.3}}}",
+            "{{\"query\":\"{}\",\"source\":\"{source}\",\"events\":{events},\"workers\":{},\"rate_limit\":{},\"seconds\":{secs:.3},\"events_per_sec\":{rate:.0},\"results\":{results},\"p50_ms\":{p50:.3},\"p99_ms\":{p99:.3},\"baseline\":{},\"baseline_events_per_sec\":{}}}",
             args.query,
             args.workers,
             args.rate.map(|r| r.to_string()).unwrap_or_else(|| "null".into()),
+            baseline.map(|_| format!("\"{baseline_name}\"")).unwrap_or_else(|| "null".into()),
+            baseline.map(|b| format!("{b:.0}")).unwrap_or_else(|| "null".into()),
         );
     } else {
         println!(
@@ -255,6 +279,12 @@ fn print_report(args: &NexmarkArgs, report: &RunReport) {
             if args.workers == 1 { "" } else { "s" },
             crate::progress::human(rate as u64),
         );
+        if let Some(b) = baseline {
+            println!(
+                "baseline ({baseline_name}, 1 thread): {} events/s",
+                crate::progress::human(b as u64)
+            );
+        }
     }
     for e in &report.errors {
         eprintln!("error: {e}");
