@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 
+use crate::component::WatermarkSpec;
 use crate::config::Duration;
 use crate::event::{Event, Fields, Value};
 use crate::operator::{dead_letter, with_position};
@@ -177,15 +178,23 @@ impl TimestampAssigner {
     }
 
     /// Builds the assigner for a source's `event_time` (ingestion time when absent).
-    pub fn from_config(cfg: Option<&EventTimeConfig>) -> Result<TimestampAssigner, String> {
+    pub fn from_config(cfg: Option<&EventTimeConfig>) -> TimestampAssigner {
         match cfg {
-            None | Some(EventTimeConfig::Ingestion) => Ok(Self::ingestion()),
-            Some(EventTimeConfig::Field(f)) => Ok(TimestampAssigner {
+            None | Some(EventTimeConfig::Ingestion) => Self::ingestion(),
+            Some(EventTimeConfig::Field(f)) => TimestampAssigner {
                 path: Some(f.field.split('.').map(Sym::intern).collect()),
                 format: f.format,
                 max_out_of_orderness: f.max_out_of_orderness.map(|d| d.ms()).unwrap_or(0),
                 idle_timeout: f.idle_timeout.map(|d| d.ms()),
-            }),
+            },
+        }
+    }
+
+    /// The watermark settings of a source using this assigner.
+    pub fn watermarks(&self) -> WatermarkSpec {
+        WatermarkSpec {
+            max_out_of_orderness: self.max_out_of_orderness,
+            idle_timeout: self.idle_timeout,
         }
     }
 

@@ -82,8 +82,7 @@ pub enum StartAt {
 
 impl SourceFactory for FileSourceConfig {
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
-        let assigner = TimestampAssigner::from_config(self.event_time.as_ref())
-            .map_err(|e| BuildError::new(format!("source `{}`: {e}", cx.name)))?;
+        let assigner = TimestampAssigner::from_config(self.event_time.as_ref());
         if cx.worker != 0 {
             return Ok(Box::new(Finished));
         }
@@ -93,12 +92,7 @@ impl SourceFactory for FileSourceConfig {
     }
 
     fn watermarks(&self) -> WatermarkSpec {
-        let a = TimestampAssigner::from_config(self.event_time.as_ref())
-            .unwrap_or_else(|_| TimestampAssigner::ingestion());
-        WatermarkSpec {
-            max_out_of_orderness: a.max_out_of_orderness,
-            idle_timeout: a.idle_timeout,
-        }
+        TimestampAssigner::from_config(self.event_time.as_ref()).watermarks()
     }
 }
 

@@ -49,8 +49,7 @@ pub struct StdinConfig {
 
 impl SourceFactory for StdinConfig {
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
-        let assigner = TimestampAssigner::from_config(self.event_time.as_ref())
-            .map_err(|e| BuildError::new(format!("source `{}`: {e}", cx.name)))?;
+        let assigner = TimestampAssigner::from_config(self.event_time.as_ref());
         if cx.worker != 0 {
             return Ok(Box::new(LineSource::finished()));
         }
@@ -65,12 +64,7 @@ impl SourceFactory for StdinConfig {
     }
 
     fn watermarks(&self) -> WatermarkSpec {
-        let a = TimestampAssigner::from_config(self.event_time.as_ref())
-            .unwrap_or_else(|_| TimestampAssigner::ingestion());
-        WatermarkSpec {
-            max_out_of_orderness: a.max_out_of_orderness,
-            idle_timeout: a.idle_timeout,
-        }
+        TimestampAssigner::from_config(self.event_time.as_ref()).watermarks()
     }
 }
 

@@ -63,38 +63,37 @@ pub struct NexmarkArgs {
     json: bool,
 }
 
-/// The pipeline for `query` after the source `nexmark`.
-fn query_pipeline(query: &str) -> anyhow::Result<&'static str> {
-    Ok(match query {
-        "q0" => "",
-        "q1" => {
-            r#"
+/// Keeps the bids of the Nexmark stream.
+const BIDS: &str = r#"
 [transforms.bids]
 type = "filter"
 inputs = ["nexmark"]
 condition = 'type == "bid"'
+"#;
 
+/// The pipeline for `query` after the source `nexmark`.
+fn query_pipeline(query: &str) -> anyhow::Result<String> {
+    let after_bids = match query {
+        "q0" => return Ok(String::new()),
+        "q2" => {
+            return Ok(r#"
+[transforms.q2]
+type = "filter"
+inputs = ["nexmark"]
+condition = 'type == "bid" && auction % 123 == 0'
+"#
+            .to_string())
+        }
+        "q1" => {
+            r#"
 [transforms.q1]
 type = "map"
 inputs = ["bids"]
 set = { price = "double(price) * 0.908" }
 "#
         }
-        "q2" => {
-            r#"
-[transforms.q2]
-type = "filter"
-inputs = ["nexmark"]
-condition = 'type == "bid" && auction % 123 == 0'
-"#
-        }
         "q5" => {
             r#"
-[transforms.bids]
-type = "filter"
-inputs = ["nexmark"]
-condition = 'type == "bid"'
-
 [transforms.counts]
 type = "window"
 inputs = ["bids"]
@@ -111,11 +110,6 @@ aggregates = { auction = "max_by(auction, num)", num = "max(num)" }
         }
         "q7" => {
             r#"
-[transforms.bids]
-type = "filter"
-inputs = ["nexmark"]
-condition = 'type == "bid"'
-
 [transforms.q7]
 type = "window"
 inputs = ["bids"]
@@ -124,7 +118,8 @@ aggregates = { price = "max(price)", auction = "max_by(auction, price)", bidder 
 "#
         }
         other => bail!("unknown query `{other}`: use q0, q1, q2, q5 or q7"),
-    })
+    };
+    Ok(format!("{BIDS}{after_bids}"))
 }
 
 /// Builds the whole pipeline text for a run.
