@@ -1,13 +1,14 @@
 //! One worker's instance of a group: its thread loop, routing and
 //! watermark propagation.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use eddy_core::component::{BuildContext, WatermarkSpec};
-use eddy_core::source::WatermarkGenerator;
+use eddy_core::source::{SourcePosition, WatermarkGenerator};
 use eddy_core::state::{key_group, owner_of};
 use eddy_core::time::{now_ms, now_ns, MAX_TIMESTAMP, MIN_TIMESTAMP};
 use eddy_core::{
@@ -16,6 +17,7 @@ use eddy_core::{
 use hdrhistogram::Histogram;
 use rustc_hash::FxHashMap;
 
+use super::checkpoint::{Coordinator, InstanceState};
 use super::topology::{Route, Topology};
 use super::tracker::InputTracker;
 use super::{Envelope, Msg, Publisher, RunError, RunOptions};
@@ -84,6 +86,20 @@ pub(crate) struct Instance {
     batch_size: usize,
     last_origin: u64,
     errors: Vec<String>,
+    checkpoints: Arc<Coordinator>,
+    /// Latest barrier a source head injected.
+    injected: u64,
+    /// Latest completed checkpoint this instance committed.
+    committed: u64,
+    /// Source positions reported per pending checkpoint, committed to the
+    /// source once the checkpoint completes.
+    reported_positions: BTreeMap<u64, Vec<SourcePosition>>,
+    /// Per (slot, sender) of the head's channel: a barrier arrived and the
+    /// sender's later messages wait in `held` until all senders delivered it.
+    blocked: Vec<bool>,
+    held: VecDeque<Envelope>,
+    /// The barrier being aligned, if any.
+    aligning: Option<u64>,
 }
 
 impl Instance {
@@ -100,6 +116,7 @@ impl Instance {
         metrics: &Arc<Metrics>,
         opts: &RunOptions,
         deadline: Option<Instant>,
+        checkpoints: &Arc<Coordinator>,
     ) -> Result<Instance, RunError> {
         let members = topo.members(head);
         let local_of = |g: usize| members.iter().position(|&m| m == g);
@@ -154,12 +171,28 @@ impl Instance {
                 !forward || sender == worker
             })
         });
+        // Keep only the senders this instance uses, so a channel whose
+        // senders all stopped (ended or failed) disconnects.
+        let mut used = vec![false; senders.len()];
+        for n in &nodes {
+            for t in n.routes.iter().flatten() {
+                if let Target::Channel { head, .. } = t {
+                    used[*head] = true;
+                }
+            }
+        }
+        let senders = senders
+            .iter()
+            .zip(used)
+            .map(|(s, used)| if used { s.clone() } else { Vec::new() })
+            .collect();
+        let blocked = vec![false; tracker.as_ref().map_or(0, InputTracker::len)];
         Ok(Instance {
             worker,
             workers,
             nodes,
             names: Arc::new(plan.nodes.iter().map(|n| n.name.clone()).collect()),
-            senders: senders.to_vec(),
+            senders,
             routes: topo.route.clone(),
             rx,
             tracker,
@@ -171,6 +204,13 @@ impl Instance {
             batch_size: cx("").batch_size,
             last_origin: 0,
             errors: Vec::new(),
+            checkpoints: checkpoints.clone(),
+            injected: checkpoints.requested(),
+            committed: 0,
+            reported_positions: BTreeMap::new(),
+            blocked,
+            held: VecDeque::new(),
+            aligning: None,
         })
     }
 
@@ -196,6 +236,15 @@ impl Instance {
                         .saturating_duration_since(Instant::now())
                         .min(Duration::from_millis(20))
                 });
+            }
+            if is_source && !self.nodes[0].ended {
+                while self.injected < self.checkpoints.requested() {
+                    self.injected += 1;
+                    self.inject_barrier(self.injected);
+                }
+            }
+            if self.checkpoints.completed() > self.committed {
+                self.commit(self.checkpoints.completed());
             }
             let now = Instant::now();
             if now >= next_tick {
@@ -259,9 +308,15 @@ impl Instance {
     }
 
     fn handle(&mut self, env: Envelope) {
+        let index = env.slot * self.workers + env.sender;
+        if self.blocked.get(index).copied().unwrap_or(false) {
+            self.held.push_back(env);
+            return;
+        }
         let Some(tracker) = self.tracker.as_mut() else {
             return;
         };
+        let ended = matches!(env.msg, Msg::End);
         let advanced = match env.msg {
             Msg::Data(batch) => {
                 tracker.data(env.slot, env.sender);
@@ -271,13 +326,137 @@ impl Instance {
             }
             Msg::Watermark(wm) => tracker.watermark(env.slot, env.sender, wm),
             Msg::Idle => tracker.idle(env.slot, env.sender),
+            Msg::Barrier(id) => {
+                if let Some(b) = self.blocked.get_mut(index) {
+                    *b = true;
+                }
+                self.aligning = Some(id);
+                self.try_align();
+                None
+            }
             Msg::End => tracker.end(env.slot, env.sender),
         };
+        if ended {
+            // The sender that ended may have been the last one a barrier waited for.
+            self.try_align();
+        }
         let all_ended = self.tracker.as_ref().is_some_and(InputTracker::all_ended);
         if all_ended {
             self.end(0);
         } else if let Some(wm) = advanced {
             self.advance(0, wm);
+        }
+    }
+
+    /// Once every live sender delivered the barrier being aligned: pass it
+    /// through the group, unblock the senders and replay what they sent
+    /// after it.
+    fn try_align(&mut self) {
+        let Some(id) = self.aligning else { return };
+        let Some(tracker) = self.tracker.as_ref() else {
+            return;
+        };
+        let aligned = (0..self.blocked.len())
+            .all(|i| self.blocked[i] || tracker.is_ended(i / self.workers, i % self.workers));
+        if !aligned {
+            return;
+        }
+        self.aligning = None;
+        self.barrier(0, id);
+        self.blocked.iter_mut().for_each(|b| *b = false);
+        for env in std::mem::take(&mut self.held) {
+            self.handle(env);
+        }
+    }
+
+    /// A source head starts checkpoint `id`: reports its positions and sends
+    /// the barrier after everything it emitted so far.
+    fn inject_barrier(&mut self, id: u64) {
+        let Runner::Source(src) = &self.nodes[0].runner else {
+            return;
+        };
+        let positions = src.source.positions();
+        self.reported_positions.insert(id, positions.clone());
+        let node = self.nodes[0].global;
+        self.checkpoints.report(
+            id,
+            InstanceState {
+                node,
+                worker: self.worker,
+                state: None,
+                positions,
+            },
+        );
+        self.forward_barrier(0, id);
+    }
+
+    /// Barrier `id` reached node `local`: snapshot or pre-commit, report,
+    /// and pass it on.
+    fn barrier(&mut self, local: usize, id: u64) {
+        let global = self.nodes[local].global;
+        let result = match &mut self.nodes[local].runner {
+            Runner::Op(op) => op.snapshot().map_err(|e| e.to_string()),
+            Runner::Sink(sink, _) => sink
+                .pre_commit(id)
+                .map(|()| None)
+                .map_err(|e| e.to_string()),
+            Runner::Source(_) => Ok(None),
+        };
+        let state = match result {
+            Ok(state) => state,
+            Err(e) => {
+                let name = self.names[global].clone();
+                self.error(local, format!("checkpoint {id} at `{name}`: {e}"));
+                None
+            }
+        };
+        self.checkpoints.report(
+            id,
+            InstanceState {
+                node: global,
+                worker: self.worker,
+                state,
+                positions: Vec::new(),
+            },
+        );
+        self.forward_barrier(local, id);
+    }
+
+    fn forward_barrier(&mut self, local: usize, id: u64) {
+        for port in 0..4 {
+            for k in 0..self.nodes[local].routes[port].len() {
+                match self.nodes[local].routes[port][k] {
+                    Target::Local { node, .. } => self.barrier(node, id),
+                    Target::Channel { head, slot } => {
+                        self.send_control(head, slot, || Msg::Barrier(id))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Checkpoint `id` completed: sinks commit what they pre-committed,
+    /// sources acknowledge the positions they reported.
+    fn commit(&mut self, id: u64) {
+        self.committed = id;
+        for local in 0..self.nodes.len() {
+            let global = self.nodes[local].global;
+            let result = match &mut self.nodes[local].runner {
+                Runner::Sink(sink, _) => sink.commit(id).map_err(|e| e.to_string()),
+                Runner::Source(src) => {
+                    let positions = self.reported_positions.remove(&id);
+                    self.reported_positions.retain(|k, _| *k > id);
+                    match positions {
+                        Some(p) => src.source.commit(&p).map_err(|e| e.to_string()),
+                        None => Ok(()),
+                    }
+                }
+                Runner::Op(_) => Ok(()),
+            };
+            if let Err(e) = result {
+                let name = self.names[global].clone();
+                self.error(local, format!("commit of checkpoint {id} at `{name}`: {e}"));
+            }
         }
     }
 
@@ -477,6 +656,8 @@ impl Instance {
             return;
         }
         self.nodes[local].ended = true;
+        self.checkpoints
+            .finished(self.nodes[local].global, self.worker);
         match &mut self.nodes[local].runner {
             Runner::Op(op) => {
                 let mut out = Collector::new();

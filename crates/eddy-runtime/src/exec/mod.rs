@@ -7,6 +7,7 @@
 //! sources). When a bounded source ends, or the run is stopped, end-of-input
 //! flows down the graph and every operator flushes what it holds.
 
+mod checkpoint;
 mod instance;
 mod topology;
 mod tracker;
@@ -25,6 +26,7 @@ use crate::metrics::{Metrics, Role};
 use crate::plan::Plan;
 use crate::registry::Factory;
 
+pub use checkpoint::{CompletedCheckpoint, Coordinator, InstanceState};
 pub use topology::{Route, Topology};
 pub use tracker::InputTracker;
 
@@ -105,6 +107,9 @@ pub(crate) enum Msg {
     Data(Batch),
     Watermark(Timestamp),
     Idle,
+    /// Checkpoint barrier: everything the sender sent before it belongs to
+    /// the checkpoint, everything after to the next.
+    Barrier(u64),
     End,
 }
 
@@ -119,6 +124,7 @@ pub(crate) struct Envelope {
 pub struct Running {
     handles: Vec<JoinHandle<instance::InstanceResult>>,
     metrics: Arc<Metrics>,
+    checkpoints: Arc<Coordinator>,
     stop: Arc<AtomicBool>,
     started: Instant,
 }
@@ -127,6 +133,17 @@ impl Running {
     /// Live counters.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// Starts a checkpoint: sources inject a barrier, every instance reports
+    /// its state as the barrier passes, sinks pre-commit. Returns its id.
+    pub fn checkpoint(&self) -> u64 {
+        self.checkpoints.request()
+    }
+
+    /// The latest checkpoint every live instance has reported for.
+    pub fn latest_checkpoint(&self) -> Option<CompletedCheckpoint> {
+        self.checkpoints.latest()
     }
 
     /// Asks the run to stop: sources end, windows flush, sinks flush.
@@ -208,6 +225,7 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
     }
 
     let deadline = opts.duration.map(|d| Instant::now() + d);
+    let checkpoints = Arc::new(Coordinator::new(plan.nodes.len() * workers));
     let mut handles = Vec::new();
     for &head in &topo.heads {
         for worker in 0..workers {
@@ -231,6 +249,7 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
                 &metrics,
                 &opts,
                 deadline,
+                &checkpoints,
             )?;
             let name = format!("eddy-{}-{worker}", plan.nodes[head].name);
             let handle = std::thread::Builder::new()
@@ -243,6 +262,7 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
     Ok(Running {
         handles,
         metrics,
+        checkpoints,
         stop: opts.stop.clone(),
         started,
     })

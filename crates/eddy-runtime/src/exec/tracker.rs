@@ -77,6 +77,18 @@ impl InputTracker {
         self.recompute()
     }
 
+    /// Whether this sender finished (or never fed this instance).
+    pub fn is_ended(&self, slot: usize, sender: usize) -> bool {
+        self.senders
+            .get(slot * self.instances + sender)
+            .is_none_or(|s| s.ended)
+    }
+
+    /// Number of (slot, sender) pairs tracked.
+    pub fn len(&self) -> usize {
+        self.senders.len()
+    }
+
     /// Whether every sender finished.
     pub fn all_ended(&self) -> bool {
         self.senders.iter().all(|s| s.ended)

@@ -359,3 +359,147 @@ fn the_publish_hook_sees_the_outputs_it_asked_for() {
     assert!(published > 0);
     assert_eq!(report.metrics.backpressure_waits.load(Ordering::Relaxed), 0);
 }
+
+#[test]
+fn checkpoint_barriers_align_and_every_live_instance_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.ndjson"), dir.path().join("b.ndjson"));
+    let write = |path: &Path, from: i64, n: i64| {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        for i in from..from + n {
+            std::io::Write::write_all(
+                &mut f,
+                format!(
+                    "{{\"ts\":{},\"key\":\"k{}\",\"amount\":1}}\n",
+                    T0 + i,
+                    i % 7
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+        }
+    };
+    write(&a, 0, 300);
+    write(&b, 0, 200);
+    let out = dir.path().join("out.ndjson");
+    let p = plan(&format!(
+        r#"
+[sources.a]
+type = "file"
+path = {a:?}
+follow = true
+event_time = {{ field = "ts" }}
+
+[sources.b]
+type = "file"
+path = {b:?}
+follow = true
+event_time = {{ field = "ts" }}
+
+[transforms.both]
+type = "filter"
+inputs = ["a", "b"]
+condition = "true"
+
+[transforms.w]
+type = "window"
+inputs = ["both"]
+key = "key"
+window = {{ tumbling = "1h" }}
+aggregates = {{ n = "count()" }}
+
+[sinks.out]
+type = "file"
+inputs = ["both"]
+path = {out:?}
+
+[sinks.wout]
+type = "blackhole"
+inputs = ["w"]
+"#,
+        a = a.display().to_string(),
+        b = b.display().to_string(),
+        out = out.display().to_string(),
+    ));
+    let running = eddy_runtime::start(
+        &p,
+        RunOptions {
+            workers: 2,
+            ..RunOptions::default()
+        },
+    )
+    .unwrap();
+    let wait_for = |what: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !what() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(what(), "timed out");
+    };
+    let lines = |path: &Path| {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+
+    for (round, expected) in [(1u64, 500usize), (2, 800)] {
+        if round == 2 {
+            write(&a, 300, 300);
+        }
+        wait_for(&|| running.metrics().source_events() == expected as u64);
+        let id = running.checkpoint();
+        assert_eq!(id, round);
+        wait_for(&|| running.latest_checkpoint().is_some_and(|c| c.id == id));
+        // The file sink pre-committed (flushed) after every event read
+        // before the barrier had passed it.
+        assert_eq!(lines(&out), expected);
+        let done = running.latest_checkpoint().unwrap();
+        let reported: Vec<(String, usize)> = done
+            .instances
+            .iter()
+            .map(|s| (p.nodes[s.node].name.clone(), s.worker))
+            .collect();
+        // Worker 1's file sources end at once (worker 0 reads each file), and
+        // with them the forward-routed `both` and `out` on worker 1.
+        let want: Vec<(String, usize)> = [
+            ("a", 0),
+            ("b", 0),
+            ("both", 0),
+            ("w", 0),
+            ("w", 1),
+            ("out", 0),
+            ("wout", 0),
+            ("wout", 1),
+        ]
+        .iter()
+        .map(|(n, w)| (n.to_string(), *w))
+        .collect();
+        let mut sorted = reported.clone();
+        sorted.sort();
+        let mut want_sorted = want.clone();
+        want_sorted.sort();
+        assert_eq!(sorted, want_sorted);
+        let a_pos = done
+            .instances
+            .iter()
+            .find(|s| p.nodes[s.node].name == "a")
+            .unwrap();
+        let a_len = std::fs::metadata(&a).unwrap().len();
+        assert!(
+            a_pos
+                .positions
+                .iter()
+                .any(|pos| pos.partition == 0 && pos.offset == a_len),
+            "{:?}",
+            a_pos.positions
+        );
+    }
+    running.stop();
+    let report = running.wait();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+}
