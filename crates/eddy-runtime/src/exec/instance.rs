@@ -186,7 +186,7 @@ impl Instance {
             .zip(used)
             .map(|(s, used)| if used { s.clone() } else { Vec::new() })
             .collect();
-        let blocked = vec![false; tracker.as_ref().map_or(0, InputTracker::len)];
+        let blocked = vec![false; tracker.as_ref().map_or(0, InputTracker::pairs)];
         Ok(Instance {
             worker,
             workers,

@@ -85,7 +85,7 @@ impl InputTracker {
     }
 
     /// Number of (slot, sender) pairs tracked.
-    pub fn len(&self) -> usize {
+    pub fn pairs(&self) -> usize {
         self.senders.len()
     }
 
