@@ -5,7 +5,8 @@
 //! unknown or misaddressed inputs, and cycles. Nothing runs unless the plan
 //! is clean.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
 
 use eddy_core::component::{Partitioning, WatermarkSpec};
@@ -370,15 +371,17 @@ fn topo_order(nodes: &[Option<PlanNode>]) -> Result<Vec<usize>, Vec<usize>> {
             }
         }
     }
-    let mut ready: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
-    ready.reverse();
+    // Always take the earliest ready node in file order, so the plan reads
+    // like the file wherever the dependencies allow.
+    let mut ready: BinaryHeap<Reverse<usize>> =
+        (0..n).filter(|&i| indegree[i] == 0).map(Reverse).collect();
     let mut order = Vec::with_capacity(n);
-    while let Some(i) = ready.pop() {
+    while let Some(Reverse(i)) = ready.pop() {
         order.push(i);
         for &c in &children[i] {
             indegree[c] -= 1;
             if indegree[c] == 0 {
-                ready.push(c);
+                ready.push(Reverse(c));
             }
         }
     }
@@ -426,7 +429,7 @@ impl fmt::Display for Plan {
             count(|f| matches!(f, Factory::Source(_))),
             count(|f| matches!(f, Factory::Transform(_))),
             count(|f| matches!(f, Factory::Sink(_))),
-            flow.join(" → ")
+            flow.join(", ")
         )
     }
 }

@@ -24,7 +24,7 @@ fn a_valid_pipeline_compiles_in_topological_order() {
     assert_eq!(names, ["tx", "big", "out"]);
     assert_eq!(
         plan.to_string(),
-        "ok: 1 sources, 1 transforms, 1 sinks: tx(file) → big(filter) → out(stdout)"
+        "ok: 1 sources, 1 transforms, 1 sinks: tx(file), big(filter), out(stdout)"
     );
 }
 
