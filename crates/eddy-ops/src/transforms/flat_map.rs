@@ -68,7 +68,7 @@ impl FlatMap {
             }
             Some(other) => {
                 let reason = format!(
-                    "field `{}` is a {}, not an array",
+                    "field `{}` is of type {}, not an array",
                     self.field,
                     other.type_name()
                 );
@@ -202,7 +202,7 @@ mod tests {
         assert_eq!(
             reasons,
             [
-                Some("field `tags` is a string, not an array"),
+                Some("field `tags` is of type string, not an array"),
                 Some("field `tags` is missing or null"),
             ]
         );
