@@ -120,6 +120,35 @@ pub(crate) struct Envelope {
     pub msg: Msg,
 }
 
+/// What every instance of a run is built from.
+pub(crate) struct RunContext<'a> {
+    pub plan: &'a Plan,
+    pub topo: &'a Topology,
+    /// Per channel head, one sender per worker.
+    pub senders: &'a [Vec<Sender<Envelope>>],
+    pub metrics: &'a Arc<Metrics>,
+    pub opts: &'a RunOptions,
+    pub deadline: Option<Instant>,
+    pub checkpoints: &'a Arc<Coordinator>,
+    pub workers: usize,
+    pub batch_size: usize,
+    pub data_dir: std::path::PathBuf,
+}
+
+impl RunContext<'_> {
+    /// What a factory gets when building the instance of `name` on `worker`.
+    pub fn build_context(&self, name: &str, worker: usize) -> BuildContext {
+        BuildContext {
+            name: name.to_string(),
+            worker,
+            workers: self.workers,
+            batch_size: self.batch_size,
+            data_dir: self.data_dir.clone(),
+            seed: self.opts.seed,
+        }
+    }
+}
+
 /// A running pipeline.
 pub struct Running {
     handles: Vec<JoinHandle<instance::InstanceResult>>,
@@ -224,33 +253,23 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
         }
     }
 
-    let deadline = opts.duration.map(|d| Instant::now() + d);
-    let checkpoints = Arc::new(Coordinator::new(plan.nodes.len() * workers));
+    let run = RunContext {
+        plan,
+        topo: &topo,
+        senders: &senders,
+        metrics: &metrics,
+        opts: &opts,
+        deadline: opts.duration.map(|d| Instant::now() + d),
+        checkpoints: &Arc::new(Coordinator::new(plan.nodes.len() * workers)),
+        workers,
+        batch_size,
+        data_dir,
+    };
     let mut handles = Vec::new();
     for &head in &topo.heads {
         for worker in 0..workers {
-            let cx = |name: &str| BuildContext {
-                name: name.to_string(),
-                worker,
-                workers,
-                batch_size,
-                data_dir: data_dir.clone(),
-                seed: opts.seed,
-            };
-            let inst = instance::Instance::build(
-                plan,
-                &topo,
-                head,
-                worker,
-                workers,
-                &cx,
-                &senders,
-                receivers[head].get_mut(worker).and_then(Option::take),
-                &metrics,
-                &opts,
-                deadline,
-                &checkpoints,
-            )?;
+            let rx = receivers[head].get_mut(worker).and_then(Option::take);
+            let inst = instance::Instance::build(&run, head, worker, rx)?;
             let name = format!("eddy-{}-{worker}", plan.nodes[head].name);
             let handle = std::thread::Builder::new()
                 .name(name)
@@ -259,6 +278,7 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
             handles.push(handle);
         }
     }
+    let checkpoints = run.checkpoints.clone();
     Ok(Running {
         handles,
         metrics,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
-use eddy_core::component::{BuildContext, WatermarkSpec};
+use eddy_core::component::WatermarkSpec;
 use eddy_core::source::{SourcePosition, WatermarkGenerator};
 use eddy_core::state::{key_group, owner_of};
 use eddy_core::time::{now_ms, now_ns, MAX_TIMESTAMP, MIN_TIMESTAMP};
@@ -18,11 +18,10 @@ use hdrhistogram::Histogram;
 use rustc_hash::FxHashMap;
 
 use super::checkpoint::{Coordinator, InstanceState};
-use super::topology::{Route, Topology};
+use super::topology::Route;
 use super::tracker::InputTracker;
-use super::{Envelope, Msg, Publisher, RunError, RunOptions};
+use super::{Envelope, Msg, Publisher, RunContext, RunError};
 use crate::metrics::Metrics;
-use crate::plan::Plan;
 use crate::registry::Factory;
 
 /// What a finished instance hands back.
@@ -102,22 +101,31 @@ pub(crate) struct Instance {
     aligning: Option<u64>,
 }
 
+mod barriers;
+mod routing;
+
 impl Instance {
-    #[allow(clippy::too_many_arguments)]
+    /// Builds worker `worker`'s instance of the group headed by `head`;
+    /// `rx` receives the head's channel input (none for a source head).
     pub(crate) fn build(
-        plan: &Plan,
-        topo: &Topology,
+        run: &RunContext<'_>,
         head: usize,
         worker: usize,
-        workers: usize,
-        cx: &dyn Fn(&str) -> BuildContext,
-        senders: &[Vec<Sender<Envelope>>],
         rx: Option<Receiver<Envelope>>,
-        metrics: &Arc<Metrics>,
-        opts: &RunOptions,
-        deadline: Option<Instant>,
-        checkpoints: &Arc<Coordinator>,
     ) -> Result<Instance, RunError> {
+        let RunContext {
+            plan,
+            topo,
+            senders,
+            metrics,
+            opts,
+            deadline,
+            checkpoints,
+            workers,
+            ..
+        } = run;
+        let (workers, deadline) = (*workers, *deadline);
+        let cx = |name: &str| run.build_context(name, worker);
         let members = topo.members(head);
         let local_of = |g: usize| members.iter().position(|&m| m == g);
         let mut nodes = Vec::with_capacity(members.len());
@@ -196,15 +204,15 @@ impl Instance {
             routes: topo.route.clone(),
             rx,
             tracker,
-            metrics: metrics.clone(),
+            metrics: Arc::clone(metrics),
             publisher: opts.publisher.clone(),
             stop: opts.stop.clone(),
             deadline,
             tick: opts.tick,
-            batch_size: cx("").batch_size,
+            batch_size: run.batch_size,
             last_origin: 0,
             errors: Vec::new(),
-            checkpoints: checkpoints.clone(),
+            checkpoints: Arc::clone(checkpoints),
             injected: checkpoints.requested(),
             committed: 0,
             reported_positions: BTreeMap::new(),
@@ -348,118 +356,6 @@ impl Instance {
         }
     }
 
-    /// Once every live sender delivered the barrier being aligned: pass it
-    /// through the group, unblock the senders and replay what they sent
-    /// after it.
-    fn try_align(&mut self) {
-        let Some(id) = self.aligning else { return };
-        let Some(tracker) = self.tracker.as_ref() else {
-            return;
-        };
-        let aligned = (0..self.blocked.len())
-            .all(|i| self.blocked[i] || tracker.is_ended(i / self.workers, i % self.workers));
-        if !aligned {
-            return;
-        }
-        self.aligning = None;
-        self.barrier(0, id);
-        self.blocked.iter_mut().for_each(|b| *b = false);
-        for env in std::mem::take(&mut self.held) {
-            self.handle(env);
-        }
-    }
-
-    /// A source head starts checkpoint `id`: reports its positions and sends
-    /// the barrier after everything it emitted so far.
-    fn inject_barrier(&mut self, id: u64) {
-        let Runner::Source(src) = &self.nodes[0].runner else {
-            return;
-        };
-        let positions = src.source.positions();
-        self.reported_positions.insert(id, positions.clone());
-        let node = self.nodes[0].global;
-        self.checkpoints.report(
-            id,
-            InstanceState {
-                node,
-                worker: self.worker,
-                state: None,
-                positions,
-            },
-        );
-        self.forward_barrier(0, id);
-    }
-
-    /// Barrier `id` reached node `local`: snapshot or pre-commit, report,
-    /// and pass it on.
-    fn barrier(&mut self, local: usize, id: u64) {
-        let global = self.nodes[local].global;
-        let result = match &mut self.nodes[local].runner {
-            Runner::Op(op) => op.snapshot().map_err(|e| e.to_string()),
-            Runner::Sink(sink, _) => sink
-                .pre_commit(id)
-                .map(|()| None)
-                .map_err(|e| e.to_string()),
-            Runner::Source(_) => Ok(None),
-        };
-        let state = match result {
-            Ok(state) => state,
-            Err(e) => {
-                let name = self.names[global].clone();
-                self.error(local, format!("checkpoint {id} at `{name}`: {e}"));
-                None
-            }
-        };
-        self.checkpoints.report(
-            id,
-            InstanceState {
-                node: global,
-                worker: self.worker,
-                state,
-                positions: Vec::new(),
-            },
-        );
-        self.forward_barrier(local, id);
-    }
-
-    fn forward_barrier(&mut self, local: usize, id: u64) {
-        for port in 0..4 {
-            for k in 0..self.nodes[local].routes[port].len() {
-                match self.nodes[local].routes[port][k] {
-                    Target::Local { node, .. } => self.barrier(node, id),
-                    Target::Channel { head, slot } => {
-                        self.send_control(head, slot, || Msg::Barrier(id))
-                    }
-                }
-            }
-        }
-    }
-
-    /// Checkpoint `id` completed: sinks commit what they pre-committed,
-    /// sources acknowledge the positions they reported.
-    fn commit(&mut self, id: u64) {
-        self.committed = id;
-        for local in 0..self.nodes.len() {
-            let global = self.nodes[local].global;
-            let result = match &mut self.nodes[local].runner {
-                Runner::Sink(sink, _) => sink.commit(id).map_err(|e| e.to_string()),
-                Runner::Source(src) => {
-                    let positions = self.reported_positions.remove(&id);
-                    self.reported_positions.retain(|k, _| *k > id);
-                    match positions {
-                        Some(p) => src.source.commit(&p).map_err(|e| e.to_string()),
-                        None => Ok(()),
-                    }
-                }
-                Runner::Op(_) => Ok(()),
-            };
-            if let Err(e) = result {
-                let name = self.names[global].clone();
-                self.error(local, format!("commit of checkpoint {id} at `{name}`: {e}"));
-            }
-        }
-    }
-
     /// Polls the head source once. Returns whether it produced anything.
     fn poll_source(&mut self) -> bool {
         let Runner::Source(src) = &mut self.nodes[0].runner else {
@@ -556,100 +452,6 @@ impl Instance {
         }
     }
 
-    /// Sends `events` emitted on `port` of node `local` to its consumers.
-    fn dispatch(&mut self, local: usize, port: Port, mut events: Vec<Event>, origin: u64) {
-        if events.is_empty() {
-            return;
-        }
-        let global = self.nodes[local].global;
-        self.metrics.nodes[global].events_out[port as usize]
-            .fetch_add(events.len() as u64, Relaxed);
-        if self.nodes[local].publish {
-            if let Some(p) = &self.publisher {
-                p.publish(&self.names[global], port, &events);
-            }
-        }
-        let n = self.nodes[local].routes[port as usize].len();
-        for k in 0..n {
-            let target = self.nodes[local].routes[port as usize][k];
-            let batch = if k + 1 == n {
-                Batch::new(std::mem::take(&mut events), origin)
-            } else {
-                Batch::new(events.clone(), origin)
-            };
-            match target {
-                Target::Local { node, slot } => self.deliver(node, slot, batch),
-                Target::Channel { head, slot } => self.send_data(head, slot, batch),
-            }
-        }
-    }
-
-    /// Feeds a batch into node `local` on input `slot`.
-    fn deliver(&mut self, local: usize, slot: usize, batch: Batch) {
-        let global = self.nodes[local].global;
-        self.metrics.nodes[global]
-            .events_in
-            .fetch_add(batch.len() as u64, Relaxed);
-        match &mut self.nodes[local].runner {
-            Runner::Op(op) => {
-                let mut out = Collector::new();
-                out.origin_ns = batch.origin_ns;
-                op.process(slot, batch, &mut out);
-                self.flush_out(local, out);
-            }
-            Runner::Sink(sink, hist) => {
-                let result = sink.write(&batch.events);
-                let now = now_ns();
-                if batch.origin_ns > 0 && now >= batch.origin_ns {
-                    let us = ((now - batch.origin_ns) / 1_000).max(1);
-                    let _ = hist.record_n(us.min(60_000_000), batch.len() as u64);
-                }
-                if let Err(e) = result {
-                    let name = self.names[global].clone();
-                    self.error(local, format!("sink `{name}`: {e}"));
-                }
-            }
-            Runner::Source(_) => {}
-        }
-    }
-
-    fn flush_out(&mut self, local: usize, mut out: Collector) {
-        if out.is_empty() {
-            return;
-        }
-        let origin = if out.origin_ns == 0 {
-            self.last_origin
-        } else {
-            out.origin_ns
-        };
-        for port in Port::ALL {
-            let events = out.take(port);
-            self.dispatch(local, port, events, origin);
-        }
-    }
-
-    /// Node `local`'s input watermark advanced to `wm`.
-    fn advance(&mut self, local: usize, wm: Timestamp) {
-        let global = self.nodes[local].global;
-        self.metrics.nodes[global].watermark.fetch_max(wm, Relaxed);
-        if let Runner::Op(op) = &mut self.nodes[local].runner {
-            let mut out = Collector::new();
-            out.origin_ns = self.last_origin;
-            op.on_watermark(wm, &mut out);
-            self.flush_out(local, out);
-        }
-        for port in 0..4 {
-            for k in 0..self.nodes[local].routes[port].len() {
-                match self.nodes[local].routes[port][k] {
-                    Target::Local { node, .. } => self.advance(node, wm),
-                    Target::Channel { head, slot } => {
-                        self.send_control(head, slot, || Msg::Watermark(wm))
-                    }
-                }
-            }
-        }
-    }
-
     /// All of node `local`'s inputs ended: flush it and end its consumers.
     fn end(&mut self, local: usize) {
         if self.nodes[local].ended {
@@ -676,25 +478,6 @@ impl Instance {
         self.broadcast(local, Msg::End);
     }
 
-    /// Sends a control message (end, idle) to every consumer of `local`;
-    /// fused consumers of an ended node end too.
-    fn broadcast(&mut self, local: usize, msg: Msg) {
-        for port in 0..4 {
-            for k in 0..self.nodes[local].routes[port].len() {
-                match (self.nodes[local].routes[port][k], &msg) {
-                    (Target::Local { node, .. }, Msg::End) => self.end(node),
-                    (Target::Local { .. }, _) => {}
-                    (Target::Channel { head, slot }, Msg::End) => {
-                        self.send_control(head, slot, || Msg::End)
-                    }
-                    (Target::Channel { head, slot }, _) => {
-                        self.send_control(head, slot, || Msg::Idle)
-                    }
-                }
-            }
-        }
-    }
-
     fn tick_all(&mut self) {
         let now = now_ms();
         for local in 0..self.nodes.len() {
@@ -706,75 +489,6 @@ impl Instance {
                 out.origin_ns = self.last_origin;
                 op.on_tick(now, &mut out);
                 self.flush_out(local, out);
-            }
-        }
-    }
-
-    fn send_data(&mut self, head: usize, slot: usize, batch: Batch) {
-        match &self.routes[head] {
-            Route::Forward => self.send(head, self.worker, slot, Msg::Data(batch)),
-            Route::Single => self.send(head, 0, slot, Msg::Data(batch)),
-            Route::Hash(keys) => {
-                let keys = keys.clone();
-                let mut parts: Vec<Vec<Event>> = (0..self.workers).map(|_| Vec::new()).collect();
-                for e in batch.events {
-                    let group = match keys.as_slice() {
-                        [one] => key_group(&one.eval(&e).unwrap_or(Value::Null)),
-                        many => key_group(
-                            &many
-                                .iter()
-                                .map(|k| k.eval(&e).unwrap_or(Value::Null))
-                                .collect::<Vec<_>>(),
-                        ),
-                    };
-                    parts[owner_of(group, self.workers)].push(e);
-                }
-                for (w, events) in parts.into_iter().enumerate() {
-                    if !events.is_empty() {
-                        self.send(
-                            head,
-                            w,
-                            slot,
-                            Msg::Data(Batch::new(events, batch.origin_ns)),
-                        );
-                    }
-                }
-            }
-        }
-    }
-
-    fn send_control(&mut self, head: usize, slot: usize, msg: impl Fn() -> Msg) {
-        if matches!(self.routes[head], Route::Forward) {
-            self.send(head, self.worker, slot, msg());
-        } else {
-            for w in 0..self.workers {
-                self.send(head, w, slot, msg());
-            }
-        }
-    }
-
-    fn send(&mut self, head: usize, worker: usize, slot: usize, msg: Msg) {
-        let Some(tx) = self.senders[head].get(worker) else {
-            return;
-        };
-        let env = Envelope {
-            slot,
-            sender: self.worker,
-            msg,
-        };
-        let result = match tx.try_send(env) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(env)) => {
-                self.metrics.backpressure_waits.fetch_add(1, Relaxed);
-                tx.send(env).map_err(|_| ())
-            }
-            Err(TrySendError::Disconnected(_)) => Err(()),
-        };
-        if result.is_err() {
-            let name = self.names[head].clone();
-            if !self.errors.iter().any(|e| e.contains(&name)) {
-                self.errors
-                    .push(format!("`{name}` worker {worker} stopped receiving"));
             }
         }
     }

@@ -1,0 +1,118 @@
+//! Checkpoint barriers inside an instance: injection at source heads,
+//! alignment at channel heads, reports to the coordinator, and commits.
+
+use super::*;
+
+impl Instance {
+    /// Once every live sender delivered the barrier being aligned: pass it
+    /// through the group, unblock the senders and replay what they sent
+    /// after it.
+    pub(super) fn try_align(&mut self) {
+        let Some(id) = self.aligning else { return };
+        let Some(tracker) = self.tracker.as_ref() else {
+            return;
+        };
+        let aligned = (0..self.blocked.len())
+            .all(|i| self.blocked[i] || tracker.is_ended(i / self.workers, i % self.workers));
+        if !aligned {
+            return;
+        }
+        self.aligning = None;
+        self.barrier(0, id);
+        self.blocked.iter_mut().for_each(|b| *b = false);
+        for env in std::mem::take(&mut self.held) {
+            self.handle(env);
+        }
+    }
+
+    /// A source head starts checkpoint `id`: reports its positions and sends
+    /// the barrier after everything it emitted so far.
+    pub(super) fn inject_barrier(&mut self, id: u64) {
+        let Runner::Source(src) = &self.nodes[0].runner else {
+            return;
+        };
+        let positions = src.source.positions();
+        self.reported_positions.insert(id, positions.clone());
+        let node = self.nodes[0].global;
+        self.checkpoints.report(
+            id,
+            InstanceState {
+                node,
+                worker: self.worker,
+                state: None,
+                positions,
+            },
+        );
+        self.forward_barrier(0, id);
+    }
+
+    /// Barrier `id` reached node `local`: snapshot or pre-commit, report,
+    /// and pass it on.
+    pub(super) fn barrier(&mut self, local: usize, id: u64) {
+        let global = self.nodes[local].global;
+        let result = match &mut self.nodes[local].runner {
+            Runner::Op(op) => op.snapshot().map_err(|e| e.to_string()),
+            Runner::Sink(sink, _) => sink
+                .pre_commit(id)
+                .map(|()| None)
+                .map_err(|e| e.to_string()),
+            Runner::Source(_) => Ok(None),
+        };
+        let state = match result {
+            Ok(state) => state,
+            Err(e) => {
+                let name = self.names[global].clone();
+                self.error(local, format!("checkpoint {id} at `{name}`: {e}"));
+                None
+            }
+        };
+        self.checkpoints.report(
+            id,
+            InstanceState {
+                node: global,
+                worker: self.worker,
+                state,
+                positions: Vec::new(),
+            },
+        );
+        self.forward_barrier(local, id);
+    }
+
+    pub(super) fn forward_barrier(&mut self, local: usize, id: u64) {
+        for port in 0..4 {
+            for k in 0..self.nodes[local].routes[port].len() {
+                match self.nodes[local].routes[port][k] {
+                    Target::Local { node, .. } => self.barrier(node, id),
+                    Target::Channel { head, slot } => {
+                        self.send_control(head, slot, || Msg::Barrier(id))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Checkpoint `id` completed: sinks commit what they pre-committed,
+    /// sources acknowledge the positions they reported.
+    pub(super) fn commit(&mut self, id: u64) {
+        self.committed = id;
+        for local in 0..self.nodes.len() {
+            let global = self.nodes[local].global;
+            let result = match &mut self.nodes[local].runner {
+                Runner::Sink(sink, _) => sink.commit(id).map_err(|e| e.to_string()),
+                Runner::Source(src) => {
+                    let positions = self.reported_positions.remove(&id);
+                    self.reported_positions.retain(|k, _| *k > id);
+                    match positions {
+                        Some(p) => src.source.commit(&p).map_err(|e| e.to_string()),
+                        None => Ok(()),
+                    }
+                }
+                Runner::Op(_) => Ok(()),
+            };
+            if let Err(e) = result {
+                let name = self.names[global].clone();
+                self.error(local, format!("commit of checkpoint {id} at `{name}`: {e}"));
+            }
+        }
+    }
+}
