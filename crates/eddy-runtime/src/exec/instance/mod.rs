@@ -125,7 +125,6 @@ impl Instance {
             ..
         } = run;
         let (workers, deadline) = (*workers, *deadline);
-        let cx = |name: &str| run.build_context(name, worker);
         let members = topo.members(head);
         let local_of = |g: usize| members.iter().position(|&m| m == g);
         let mut nodes = Vec::with_capacity(members.len());
@@ -135,7 +134,7 @@ impl Instance {
                 node: node.name.clone(),
                 message,
             };
-            let cx = cx(&node.name);
+            let cx = run.build_context(&node.name, worker);
             let runner = match &node.factory {
                 Factory::Source(f) => Runner::Source(Box::new(SourceRt {
                     source: f.build(&cx).map_err(|e| fail(e.message))?,

@@ -228,7 +228,16 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// Peak resident memory of this process in MiB (Linux; `None` elsewhere).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
 fn print_report(args: &NexmarkArgs, report: &RunReport, baseline: Option<f64>) {
+    let peak = peak_rss_mib();
     let events = report.metrics.source_events();
     let secs = report.elapsed.as_secs_f64().max(1e-9);
     let rate = events as f64 / secs;
@@ -259,12 +268,13 @@ fn print_report(args: &NexmarkArgs, report: &RunReport, baseline: Option<f64>) {
     };
     if args.json {
         println!(
-            "{{\"query\":\"{}\",\"source\":\"{source}\",\"events\":{events},\"workers\":{},\"rate_limit\":{},\"seconds\":{secs:.3},\"events_per_sec\":{rate:.0},\"results\":{results},\"p50_ms\":{p50:.3},\"p99_ms\":{p99:.3},\"baseline\":{},\"baseline_events_per_sec\":{}}}",
+            "{{\"query\":\"{}\",\"source\":\"{source}\",\"events\":{events},\"workers\":{},\"rate_limit\":{},\"seconds\":{secs:.3},\"events_per_sec\":{rate:.0},\"results\":{results},\"p50_ms\":{p50:.3},\"p99_ms\":{p99:.3},\"baseline\":{},\"baseline_events_per_sec\":{},\"peak_rss_mib\":{}}}",
             args.query,
             args.workers,
             args.rate.map(|r| r.to_string()).unwrap_or_else(|| "null".into()),
             baseline.map(|_| format!("\"{baseline_name}\"")).unwrap_or_else(|| "null".into()),
             baseline.map(|b| format!("{b:.0}")).unwrap_or_else(|| "null".into()),
+            peak.map(|m| format!("{m:.1}")).unwrap_or_else(|| "null".into()),
         );
     } else {
         println!(
@@ -274,6 +284,9 @@ fn print_report(args: &NexmarkArgs, report: &RunReport, baseline: Option<f64>) {
             if args.workers == 1 { "" } else { "s" },
             crate::progress::human(rate as u64),
         );
+        if let Some(m) = peak {
+            println!("peak memory (resident): {m:.1} MiB");
+        }
         if let Some(b) = baseline {
             println!(
                 "baseline ({baseline_name}, 1 thread): {} events/s",
