@@ -180,3 +180,25 @@ fn bench_prints_json_figures() {
     assert!(v["results"].as_u64().unwrap() >= 1);
     assert!(v["p99_ms"].as_f64().is_some());
 }
+
+#[test]
+fn the_readme_pipeline_example_validates() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let blocks: Vec<&str> = readme
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .collect();
+    assert!(!blocks.is_empty(), "the README has no TOML example");
+    let dir = tempfile::tempdir().unwrap();
+    for (i, block) in blocks.iter().enumerate() {
+        let file = dir.path().join(format!("readme{i}.toml"));
+        std::fs::write(&file, block).unwrap();
+        let out = eddy().arg("validate").arg(&file).output().unwrap();
+        assert!(
+            out.status.success(),
+            "README example {i}:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
