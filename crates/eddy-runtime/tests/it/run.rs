@@ -14,6 +14,15 @@ use rand::{Rng, SeedableRng};
 
 const T0: i64 = 1_700_000_000_000;
 
+/// Polls `what` until it holds; fails the test after 20 s.
+fn wait_for(what: &dyn Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !what() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(what(), "timed out waiting for the run");
+}
+
 fn plan(text: &str) -> Plan {
     Plan::compile("test.toml", text, &[]).unwrap_or_else(|d| panic!("{d}"))
 }
@@ -173,12 +182,6 @@ fn late_events_go_to_the_late_output_and_nowhere_else() {
         },
     )
     .unwrap();
-    let wait_for = |what: &dyn Fn() -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !what() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
     // Windows up to [9 s, 10 s) close once the watermark passes them.
     wait_for(&|| running.metrics().node("w").unwrap().out(Port::Main) >= 9);
     // Now an event 5 s behind: its window closed long ago.
@@ -257,10 +260,8 @@ path = {output:?}
     .unwrap();
     // Both sources follow their files and never end; only idleness lets the
     // quiet one stop holding the watermark back. Windows [0,1s)..[3s,4s) close.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while running.metrics().node("w").unwrap().out(Port::Main) < 4 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let fired = || running.metrics().node("w").unwrap().out(Port::Main);
+    wait_for(&|| fired() >= 4);
     let fired_while_running = running.metrics().node("w").unwrap().out(Port::Main);
     running.stop();
     let report = running.wait();
@@ -433,13 +434,6 @@ inputs = ["w"]
         },
     )
     .unwrap();
-    let wait_for = |what: &dyn Fn() -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !what() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert!(what(), "timed out");
-    };
     let lines = |path: &Path| {
         std::fs::read_to_string(path)
             .unwrap_or_default()
