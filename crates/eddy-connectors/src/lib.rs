@@ -6,6 +6,8 @@
 //! (`file`), [`sources::StdinConfig`] (`stdin`). Sinks:
 //! [`sinks::StdoutConfig`] (`stdout`), [`sinks::FileSinkConfig`] (`file`).
 #![warn(missing_docs)]
+// Input-derived data must never panic a pipeline; see clippy.toml.
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod sinks;
 pub mod sources;

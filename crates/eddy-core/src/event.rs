@@ -295,18 +295,10 @@ impl Fields {
             [] => {}
             [one] => self.insert(*one, value),
             [first, rest @ ..] => {
-                let slot = match self.get_mut(*first) {
-                    Some(slot) => slot,
-                    None => {
-                        self.0
-                            .push((*first, Value::Map(Arc::new(Fields::default()))));
-                        &mut self.0.last_mut().expect("just pushed").1
-                    }
-                };
-                if !matches!(slot, Value::Map(_)) {
-                    *slot = Value::Map(Arc::new(Fields::default()));
+                if !matches!(self.get(*first), Some(Value::Map(_))) {
+                    self.insert(*first, Value::Map(Arc::new(Fields::default())));
                 }
-                if let Value::Map(m) = slot {
+                if let Some(Value::Map(m)) = self.get_mut(*first) {
                     Arc::make_mut(m).insert_path(rest, value);
                 }
             }

@@ -12,6 +12,8 @@
 //! assert_eq!(big.eval_bool(&event), Ok(true));
 //! ```
 #![warn(missing_docs)]
+// Input-derived data must never panic a pipeline; see clippy.toml.
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod component;
 pub mod config;

@@ -74,16 +74,10 @@ impl<K: Hash + Eq + Clone, V> KeyedState<K, V> {
         now: Timestamp,
         init: impl FnOnce() -> V,
     ) -> &mut V {
-        if !self.entries.contains_key(key) {
-            self.entries.insert(
-                key.clone(),
-                Entry {
-                    value: init(),
-                    touched: now,
-                },
-            );
-        }
-        let e = self.entries.get_mut(key).expect("present");
+        let e = self.entries.entry(key.clone()).or_insert_with(|| Entry {
+            value: init(),
+            touched: now,
+        });
         e.touched = e.touched.max(now);
         &mut e.value
     }

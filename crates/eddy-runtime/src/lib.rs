@@ -11,6 +11,8 @@
 //! println!("{:?}", report.elapsed);
 //! ```
 #![warn(missing_docs)]
+// Input-derived data must never panic a pipeline; see clippy.toml.
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod blackhole;
 pub mod exec;

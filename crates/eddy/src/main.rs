@@ -1,5 +1,8 @@
 //! The `eddy` command: run, validate, demo and bench pipelines.
 
+// Input-derived data must never panic; see clippy.toml.
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod cmd;
 mod progress;
 
