@@ -383,6 +383,35 @@ mod tests {
 
     proptest! {
         #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let mut d = JsonDecoder::new();
+            let _ = d.decode(&bytes);
+            if let Ok(text) = std::str::from_utf8(&bytes) {
+                prop_assert_eq!(d.decode(&bytes).is_ok(), d.decode_str(text).is_ok());
+            }
+        }
+
+        #[test]
+        fn decoded_objects_round_trip(keys in proptest::collection::vec("[a-c]{1,2}", 0..6), n in any::<i64>()) {
+            // Duplicate keys keep the last value, as in JSON.parse.
+            let text = format!("{{{}}}", keys.iter().enumerate().map(|(i, k)| format!("\"{k}\":{}", n.wrapping_add(i as i64))).collect::<Vec<_>>().join(","));
+            let mut d = JsonDecoder::new();
+            let first = d.decode(text.as_bytes()).unwrap();
+            let again = d.decode(text.as_bytes()).unwrap();
+            prop_assert_eq!(&first, &again);
+            let mut expected: Vec<(String, i64)> = Vec::new();
+            for (i, k) in keys.iter().enumerate() {
+                let v = n.wrapping_add(i as i64);
+                match expected.iter_mut().find(|(ek, _)| ek == k) {
+                    Some(e) => e.1 = v,
+                    None => expected.push((k.clone(), v)),
+                }
+            }
+            let got: Vec<(String, i64)> = first.iter().map(|(k, v)| (k.as_str().to_string(), v.as_i64().unwrap())).collect();
+            prop_assert_eq!(got, expected);
+        }
+
+        #[test]
         fn strings_round_trip(s in ".*") {
             let mut out = Vec::new();
             write_str(&mut out, &s);

@@ -129,3 +129,54 @@ fn environment_overrides_apply_before_validation() {
         .unwrap_or_default();
     assert!(e.contains("unknown field `paht`"), "{e}");
 }
+
+mod mangled {
+    use super::*;
+    use eddy_core::config::line_col;
+    use proptest::prelude::*;
+
+    const VALID: &str = r#"[sources.tx]
+type = "file"
+path = "tx.ndjson"
+event_time = { field = "ts", max_out_of_orderness = "5s" }
+
+[transforms.w]
+type = "window"
+inputs = ["tx"]
+key = "merchant"
+window = { sliding = "1m", every = "10s" }
+aggregates = { n = "count()", p = "quantile(amount, 0.9)" }
+
+[sinks.out]
+type = "stdout"
+inputs = ["w", "w.late"]
+"#;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Any edit of a valid file either compiles or yields diagnostics
+        /// that point inside the file, never a panic.
+        #[test]
+        fn edits_compile_or_report_positions(at in 0usize..VALID.len(), cut in 0usize..8, insert in "[a-z0-9\"\\[\\]{}=.,\n ]{0,4}") {
+            let mut at = at;
+            while !VALID.is_char_boundary(at) {
+                at -= 1;
+            }
+            let mut end = (at + cut).min(VALID.len());
+            while !VALID.is_char_boundary(end) {
+                end -= 1;
+            }
+            let text = format!("{}{}{}", &VALID[..at], insert, &VALID[end..]);
+            if let Err(d) = Plan::compile("p.toml", &text, &[]) {
+                prop_assert!(!d.list.is_empty());
+                for diag in &d.list {
+                    prop_assert!(diag.span.start <= text.len(), "{:?} beyond {}", diag.span, text.len());
+                    let (line, col) = line_col(&text, diag.span.start);
+                    prop_assert!(line >= 1 && col >= 1);
+                    prop_assert!(!diag.message.is_empty());
+                }
+            }
+        }
+    }
+}
