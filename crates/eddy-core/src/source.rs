@@ -198,11 +198,6 @@ impl TimestampAssigner {
         }
     }
 
-    /// Whether times come from a field (false: ingestion time).
-    pub fn uses_field(&self) -> bool {
-        self.path.is_some()
-    }
-
     /// The event time of `fields`, or why it has none. `now` is the ingestion time.
     pub fn time_of(&self, fields: &Fields, now: Timestamp) -> Result<Timestamp, String> {
         let Some(path) = &self.path else {

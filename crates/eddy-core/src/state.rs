@@ -147,5 +147,11 @@ mod tests {
         }
         assert!(seen.iter().all(|&n| n > 600), "{seen:?}");
         assert_eq!(owner_of(KEY_GROUPS - 1, 3), 2);
+        let mut s: KeyedState<i32, i32> = KeyedState::new(None);
+        for k in 0..100 {
+            s.get_or_insert_with(&k, 0, || k);
+        }
+        let per_group: usize = (0..KEY_GROUPS).map(|g| s.iter_group(g).count()).sum();
+        assert_eq!(per_group, 100, "every key is in exactly one group");
     }
 }

@@ -6,3 +6,6 @@
 
 pub mod aggregate;
 pub mod transforms;
+
+#[cfg(test)]
+mod test_util;

@@ -94,7 +94,7 @@ impl Plan {
         let mut by_name: HashMap<String, usize> = HashMap::new();
         for (ci, c) in doc.components.iter().enumerate() {
             if let Some(&prev) = by_name.get(&c.name) {
-                let prev_section = doc.components[prev].section.key();
+                let prev_section = doc.components[docs[prev]].section.key();
                 diags.push(
                     Diagnostic::new(
                         c.name_span.clone(),
@@ -124,8 +124,8 @@ impl Plan {
                 built.push(None);
                 continue;
             };
+            let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
             let Some(kind) = &c.kind else {
-                let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
                 diags.push(
                     Diagnostic::new(
                         c.name_span.clone(),
@@ -140,7 +140,6 @@ impl Plan {
                 continue;
             };
             let Some((_, ctor)) = table.iter().find(|(n, _)| *n == kind.get_ref().as_str()) else {
-                let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
                 let hint = match closest(kind.get_ref(), &names) {
                     Some(best) => format!("did you mean `{best}`?"),
                     None => format!("{} types are: {}", singular(c.section), names.join(", ")),
@@ -264,10 +263,10 @@ impl Plan {
                     );
                     continue;
                 }
-                inputs.push((Input { node: from, port }, input.span()));
+                inputs.push(Input { node: from, port });
             }
             if let Some(node) = built[idx].as_mut() {
-                node.inputs = inputs.iter().map(|(i, _)| *i).collect();
+                node.inputs = inputs;
             }
         }
 
@@ -286,7 +285,7 @@ impl Plan {
                         format!(
                             "inputs form a cycle: {} -> {}",
                             names.join(" -> "),
-                            names[0]
+                            first.name
                         ),
                     )
                     .hint("a pipeline is a DAG; remove one of these inputs"),
@@ -327,11 +326,6 @@ impl Plan {
             settings: doc.settings,
             nodes,
         })
-    }
-
-    /// Index of the node called `name`.
-    pub fn node_index(&self, name: &str) -> Option<usize> {
-        self.nodes.iter().position(|n| n.name == name)
     }
 
     /// Indices of the nodes that read `node`'s output, with the input slot.

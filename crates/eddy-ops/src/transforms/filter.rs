@@ -72,19 +72,13 @@ impl Operator for Filter {
 #[cfg(test)]
 mod tests {
     use eddy_core::config::{deserialize_body, line_col, parse_document};
-    use eddy_core::json::JsonDecoder;
+
     use eddy_core::{Event, Port, Sym, Value};
 
     use super::*;
 
     fn batch(lines: &[&str], origin_ns: u64) -> Batch {
-        let mut dec = JsonDecoder::new();
-        let events = lines
-            .iter()
-            .enumerate()
-            .map(|(i, l)| Event::new(i as i64, dec.decode(l.as_bytes()).unwrap()))
-            .collect();
-        Batch::new(events, origin_ns)
+        Batch::new(crate::test_util::events(lines), origin_ns)
     }
 
     fn run(condition: &str, lines: &[&str]) -> (Vec<Event>, Vec<Event>, u64) {

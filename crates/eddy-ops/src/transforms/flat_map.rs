@@ -112,7 +112,7 @@ impl Operator for FlatMap {
 #[cfg(test)]
 mod tests {
     use eddy_core::config::{deserialize_body, line_col, parse_document};
-    use eddy_core::json::{fields_to_json_string, JsonDecoder};
+    use eddy_core::json::fields_to_json_string;
     use eddy_core::{Port, Sym};
 
     use super::*;
@@ -125,12 +125,7 @@ mod tests {
     }
 
     fn run(config: &FlatMapConfig, lines: &[&str]) -> (Vec<String>, Vec<Event>) {
-        let mut dec = JsonDecoder::new();
-        let events = lines
-            .iter()
-            .enumerate()
-            .map(|(i, l)| Event::new(i as i64, dec.decode(l.as_bytes()).unwrap()))
-            .collect();
+        let events = crate::test_util::events(lines);
         let mut op = config.build(&BuildContext::single("f")).unwrap();
         let mut out = Collector::new();
         op.process(0, Batch::new(events, 77), &mut out);

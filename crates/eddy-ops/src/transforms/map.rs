@@ -266,7 +266,7 @@ impl Operator for Map {
 #[cfg(test)]
 mod tests {
     use eddy_core::config::{deserialize_body, line_col, parse_document};
-    use eddy_core::json::{fields_to_json_string, JsonDecoder};
+    use eddy_core::json::fields_to_json_string;
     use eddy_core::{Event, Port};
 
     use super::*;
@@ -278,11 +278,7 @@ mod tests {
     }
 
     fn run(config: &MapConfig, lines: &[&str]) -> (Vec<String>, Vec<Event>) {
-        let mut dec = JsonDecoder::new();
-        let events = lines
-            .iter()
-            .map(|l| Event::new(5, dec.decode(l.as_bytes()).unwrap()))
-            .collect();
+        let events = crate::test_util::events(lines);
         let mut op = config.build(&BuildContext::single("m")).unwrap();
         let mut out = Collector::new();
         op.process(0, Batch::new(events, 9), &mut out);

@@ -120,13 +120,14 @@ impl Coordinator {
                     .iter()
                     .any(|s| s.node == n && s.worker == w)
             };
-            let missing = self.instances
-                - pending.instances.len()
-                - inner
-                    .finished
-                    .iter()
-                    .filter(|(n, w)| !reported(*n, *w))
-                    .count();
+            let finished_silent = inner
+                .finished
+                .iter()
+                .filter(|(n, w)| !reported(*n, *w))
+                .count();
+            let missing = self
+                .instances
+                .saturating_sub(pending.instances.len() + finished_silent);
             if missing > 0 {
                 return;
             }

@@ -14,6 +14,14 @@ use rand::{Rng, SeedableRng};
 
 const T0: i64 = 1_700_000_000_000;
 
+/// Default options on `workers` workers.
+fn on(workers: usize) -> RunOptions {
+    RunOptions {
+        workers,
+        ..RunOptions::default()
+    }
+}
+
 /// Polls `what` until it holds; fails the test after 20 s.
 fn wait_for(what: &dyn Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -122,14 +130,7 @@ fn keyed_windows_give_the_same_results_on_one_and_three_workers() {
     for workers in [1, 3] {
         let output = dir.path().join(format!("out{workers}.ndjson"));
         let p = plan(&window_pipeline(&input, &output, "500ms", false));
-        let report = eddy_runtime::run(
-            &p,
-            RunOptions {
-                workers,
-                ..RunOptions::default()
-            },
-        )
-        .unwrap();
+        let report = eddy_runtime::run(&p, on(workers)).unwrap();
         assert!(report.errors.is_empty(), "{:?}", report.errors);
         assert_eq!(results(&output), expected, "workers = {workers}");
         assert_eq!(report.metrics.node("w").unwrap().out(Port::Late), 0);
@@ -174,14 +175,7 @@ fn late_events_go_to_the_late_output_and_nowhere_else() {
         "\n[sinks.late]\ntype = \"file\"\ninputs = [\"w.late\"]\npath = {:?}\n",
         late.display().to_string()
     ));
-    let running = eddy_runtime::start(
-        &plan(&p),
-        RunOptions {
-            workers: 2,
-            ..RunOptions::default()
-        },
-    )
-    .unwrap();
+    let running = eddy_runtime::start(&plan(&p), on(2)).unwrap();
     // Windows up to [9 s, 10 s) close once the watermark passes them.
     wait_for(&|| running.metrics().node("w").unwrap().out(Port::Main) >= 9);
     // Now an event 5 s behind: its window closed long ago.
@@ -250,14 +244,7 @@ path = {output:?}
         quiet = quiet.display().to_string(),
         output = output.display().to_string(),
     ));
-    let running = eddy_runtime::start(
-        &p,
-        RunOptions {
-            workers: 1,
-            ..RunOptions::default()
-        },
-    )
-    .unwrap();
+    let running = eddy_runtime::start(&p, on(1)).unwrap();
     // Both sources follow their files and never end; only idleness lets the
     // quiet one stop holding the watermark back. Windows [0,1s)..[3s,4s) close.
     let fired = || running.metrics().node("w").unwrap().out(Port::Main);
@@ -426,14 +413,7 @@ inputs = ["w"]
         b = b.display().to_string(),
         out = out.display().to_string(),
     ));
-    let running = eddy_runtime::start(
-        &p,
-        RunOptions {
-            workers: 2,
-            ..RunOptions::default()
-        },
-    )
-    .unwrap();
+    let running = eddy_runtime::start(&p, on(2)).unwrap();
     let lines = |path: &Path| {
         std::fs::read_to_string(path)
             .unwrap_or_default()

@@ -64,6 +64,22 @@ fn cycles_are_reported() {
 }
 
 #[test]
+fn a_name_used_twice_names_the_first_section() {
+    // The first clash is skipped, so later components must still be found
+    // by their own position in the file.
+    let text = format!("{SOURCE}\n[transforms.tx]\ntype = \"filter\"\ninputs = [\"tx\"]\ncondition = \"true\"\n\n[sinks.y]\ntype = \"stdout\"\ninputs = [\"tx\"]\n\n[alerts.y]\ninputs = [\"tx\"]\n");
+    let e = errors(&text);
+    assert!(
+        e.contains("p.toml:5:13: the name `tx` is already used in [sources]"),
+        "{e}"
+    );
+    assert!(
+        e.contains("p.toml:14:9: the name `y` is already used in [sinks]"),
+        "{e}"
+    );
+}
+
+#[test]
 fn unknown_field_suggests_the_right_one() {
     let text = format!(
         "{SOURCE}\n[transforms.big]\ntype = \"filter\"\ninputs = [\"tx\"]\nconditon = \"amount > 1\"\n\n[sinks.out]\ntype = \"stdout\"\ninputs = [\"big\"]\n"

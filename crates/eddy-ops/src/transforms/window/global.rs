@@ -72,13 +72,7 @@ impl Global {
         };
         if full {
             if let Some(slot) = self.slots.remove(key) {
-                cx.emit(
-                    out,
-                    slot.first,
-                    slot.last.saturating_add(1),
-                    key,
-                    &slot.accs,
-                );
+                emit_through_last(cx, out, key, &slot);
             }
         }
     }
@@ -105,13 +99,7 @@ impl Global {
             self.slots.retain(|key, slot| {
                 let idle = now.saturating_sub(slot.last) >= ttl;
                 if idle && matches!(trigger, Trigger::Count(_)) {
-                    cx.emit(
-                        out,
-                        slot.first,
-                        slot.last.saturating_add(1),
-                        key,
-                        &slot.accs,
-                    );
+                    emit_through_last(cx, out, key, slot);
                 }
                 !idle
             });
@@ -121,15 +109,20 @@ impl Global {
     /// End of input: emit every open window.
     pub(crate) fn finish(&mut self, cx: &Ctx<'_>, out: &mut Collector) {
         for (key, slot) in self.slots.drain() {
-            cx.emit(
-                out,
-                slot.first,
-                slot.last.saturating_add(1),
-                &key,
-                &slot.accs,
-            );
+            emit_through_last(cx, out, &key, &slot);
         }
     }
+}
+
+/// Emits `slot` as a window ending just after its latest event.
+fn emit_through_last(cx: &Ctx<'_>, out: &mut Collector, key: &[Value], slot: &Slot) {
+    cx.emit(
+        out,
+        slot.first,
+        slot.last.saturating_add(1),
+        key,
+        &slot.accs,
+    );
 }
 
 /// Folds an event into `slot`; returns whether a count trigger is due.

@@ -61,8 +61,7 @@ impl Instance {
         let state = match result {
             Ok(state) => state,
             Err(e) => {
-                let name = self.names[global].clone();
-                self.error(local, format!("checkpoint {id} at `{name}`: {e}"));
+                self.error(local, format!("checkpoint {id}: {e}"));
                 None
             }
         };
@@ -79,16 +78,9 @@ impl Instance {
     }
 
     pub(super) fn forward_barrier(&mut self, local: usize, id: u64) {
-        for port in 0..4 {
-            for k in 0..self.nodes[local].routes[port].len() {
-                match self.nodes[local].routes[port][k] {
-                    Target::Local { node, .. } => self.barrier(node, id),
-                    Target::Channel { head, slot } => {
-                        self.send_control(head, slot, || Msg::Barrier(id))
-                    }
-                }
-            }
-        }
+        self.propagate(local, &mut |s, node| s.barrier(node, id), || {
+            Msg::Barrier(id)
+        });
     }
 
     /// Checkpoint `id` completed: sinks commit what they pre-committed,
@@ -96,7 +88,6 @@ impl Instance {
     pub(super) fn commit(&mut self, id: u64) {
         self.committed = id;
         for local in 0..self.nodes.len() {
-            let global = self.nodes[local].global;
             let result = match &mut self.nodes[local].runner {
                 Runner::Sink(sink, _) => sink.commit(id).map_err(|e| e.to_string()),
                 Runner::Source(src) => {
@@ -110,8 +101,7 @@ impl Instance {
                 Runner::Op(_) => Ok(()),
             };
             if let Err(e) = result {
-                let name = self.names[global].clone();
-                self.error(local, format!("commit of checkpoint {id} at `{name}`: {e}"));
+                self.error(local, format!("commit of checkpoint {id}: {e}"));
             }
         }
     }

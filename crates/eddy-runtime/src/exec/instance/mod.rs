@@ -72,7 +72,6 @@ pub(crate) struct Instance {
     worker: usize,
     workers: usize,
     nodes: Vec<LocalNode>,
-    names: Arc<Vec<String>>,
     senders: Vec<Vec<Sender<Envelope>>>,
     routes: Vec<Route>,
     rx: Option<Receiver<Envelope>>,
@@ -116,15 +115,10 @@ impl Instance {
         let RunContext {
             plan,
             topo,
-            senders,
-            metrics,
             opts,
-            deadline,
-            checkpoints,
             workers,
             ..
-        } = run;
-        let (workers, deadline) = (*workers, *deadline);
+        } = *run;
         let members = topo.members(head);
         let local_of = |g: usize| members.iter().position(|&m| m == g);
         let mut nodes = Vec::with_capacity(members.len());
@@ -180,7 +174,7 @@ impl Instance {
         });
         // Keep only the senders this instance uses, so a channel whose
         // senders all stopped (ended or failed) disconnects.
-        let mut used = vec![false; senders.len()];
+        let mut used = vec![false; run.senders.len()];
         for n in &nodes {
             for t in n.routes.iter().flatten() {
                 if let Target::Channel { head, .. } = t {
@@ -188,7 +182,8 @@ impl Instance {
                 }
             }
         }
-        let senders = senders
+        let senders = run
+            .senders
             .iter()
             .zip(used)
             .map(|(s, used)| if used { s.clone() } else { Vec::new() })
@@ -198,21 +193,20 @@ impl Instance {
             worker,
             workers,
             nodes,
-            names: Arc::new(plan.nodes.iter().map(|n| n.name.clone()).collect()),
             senders,
             routes: topo.route.clone(),
             rx,
             tracker,
-            metrics: Arc::clone(metrics),
+            metrics: Arc::clone(run.metrics),
             publisher: opts.publisher.clone(),
             stop: opts.stop.clone(),
-            deadline,
+            deadline: run.deadline,
             tick: opts.tick,
             batch_size: run.batch_size,
             last_origin: 0,
             errors: Vec::new(),
-            checkpoints: Arc::clone(checkpoints),
-            injected: checkpoints.requested(),
+            checkpoints: Arc::clone(run.checkpoints),
+            injected: run.checkpoints.requested(),
             committed: 0,
             reported_positions: BTreeMap::new(),
             blocked,
@@ -225,30 +219,24 @@ impl Instance {
         let mut next_tick = Instant::now() + self.tick;
         let is_source = matches!(self.nodes[0].runner, Runner::Source(_));
         while !self.nodes[0].ended {
-            let stopping =
-                self.stop.load(Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d);
-            let mut busy = false;
+            let mut idle_source = false;
             if is_source {
+                let stopping =
+                    self.stop.load(Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d);
                 if stopping {
                     self.end(0);
                     break;
                 }
-                busy |= self.poll_source();
-            }
-            if self.rx.is_some() {
-                busy |= self.drain_channel(if is_source {
-                    Duration::ZERO
-                } else {
-                    next_tick
-                        .saturating_duration_since(Instant::now())
-                        .min(Duration::from_millis(20))
-                });
-            }
-            if is_source && !self.nodes[0].ended {
-                while self.injected < self.checkpoints.requested() {
+                idle_source = !self.poll_source();
+                while !self.nodes[0].ended && self.injected < self.checkpoints.requested() {
                     self.injected += 1;
                     self.inject_barrier(self.injected);
                 }
+            } else {
+                // A channel head ends when all its senders did; stopping
+                // reaches it from the sources.
+                let wait = next_tick.saturating_duration_since(Instant::now());
+                self.drain_channel(wait.min(Duration::from_millis(20)));
             }
             if self.checkpoints.completed() > self.committed {
                 self.commit(self.checkpoints.completed());
@@ -258,18 +246,14 @@ impl Instance {
                 self.tick_all();
                 next_tick = now + self.tick;
             }
-            if is_source && !busy {
+            if idle_source {
                 std::thread::sleep(Duration::from_micros(200));
             }
-        }
-        // Fused nodes whose inputs ended earlier were ended with them; make sure.
-        for i in 0..self.nodes.len() {
-            self.end(i);
         }
         let mut latency_us = Vec::new();
         for n in self.nodes {
             if let Runner::Sink(_, hist) = n.runner {
-                latency_us.push((self.names[n.global].clone(), hist));
+                latency_us.push((self.metrics.nodes[n.global].name.clone(), hist));
             }
         }
         InstanceResult {
@@ -279,26 +263,19 @@ impl Instance {
         }
     }
 
-    /// Handles messages waiting on the head's channel (waiting up to `wait`
-    /// for the first). Returns whether anything was handled.
-    fn drain_channel(&mut self, wait: Duration) -> bool {
+    /// Handles messages waiting on the head's channel, waiting up to `wait`
+    /// for the first.
+    fn drain_channel(&mut self, wait: Duration) {
         let Some(rx) = self.rx.clone() else {
-            return false;
+            return;
         };
-        let first = if wait.is_zero() {
-            rx.try_recv().map_err(|e| e.is_disconnected())
-        } else {
-            rx.recv_timeout(wait)
-                .map_err(|e| e == RecvTimeoutError::Disconnected)
-        };
-        let mut env = match first {
+        let mut env = match rx.recv_timeout(wait) {
             Ok(env) => env,
-            Err(disconnected) => {
-                if disconnected {
-                    // Every sender is gone (they ended or failed).
-                    self.end(0);
-                }
-                return false;
+            Err(RecvTimeoutError::Timeout) => return,
+            Err(RecvTimeoutError::Disconnected) => {
+                // Every sender is gone (they ended or failed).
+                self.end(0);
+                return;
             }
         };
         for _ in 0..256 {
@@ -311,7 +288,6 @@ impl Instance {
                 Err(_) => break,
             }
         }
-        true
     }
 
     fn handle(&mut self, env: Envelope) {
@@ -415,7 +391,9 @@ impl Instance {
                     self.advance(0, wm);
                 }
                 if went_idle {
-                    self.broadcast(0, Msg::Idle);
+                    // Fused consumers see no watermark change; channel heads
+                    // stop waiting for this instance.
+                    self.propagate(0, &mut |_, _| {}, || Msg::Idle);
                 }
                 false
             }
@@ -430,8 +408,7 @@ impl Instance {
                 };
                 let backoff = src.backoff;
                 src.backoff = (src.backoff * 2).min(Duration::from_secs(5));
-                let name = self.names[self.nodes[0].global].clone();
-                self.error(0, format!("source `{name}`: {e}"));
+                self.error(0, e.to_string());
                 if retry {
                     std::thread::sleep(backoff);
                 } else {
@@ -442,12 +419,14 @@ impl Instance {
         }
     }
 
+    /// Counts an error at node `local` and keeps its message (a bounded
+    /// number of them) for the run report, prefixed with the node's name.
     fn error(&mut self, local: usize, message: String) {
-        self.metrics.nodes[self.nodes[local].global]
-            .errors
-            .fetch_add(1, Relaxed);
+        let node = &self.metrics.nodes[self.nodes[local].global];
+        node.errors.fetch_add(1, Relaxed);
         if self.errors.len() < 20 {
-            self.errors.push(message);
+            self.errors
+                .push(format!("{} `{}`: {message}", node.kind, node.name));
         }
     }
 
@@ -468,13 +447,12 @@ impl Instance {
             }
             Runner::Sink(sink, _) => {
                 if let Err(e) = sink.flush() {
-                    let name = self.names[self.nodes[local].global].clone();
-                    self.error(local, format!("sink `{name}`: {e}"));
+                    self.error(local, e.to_string());
                 }
             }
             Runner::Source(_) => {}
         }
-        self.broadcast(local, Msg::End);
+        self.propagate(local, &mut |s, node| s.end(node), || Msg::End);
     }
 
     fn tick_all(&mut self) {

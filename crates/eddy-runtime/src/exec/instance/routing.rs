@@ -1,6 +1,8 @@
 //! Moving batches, watermarks and control messages from a node to its
 //! consumers: fused calls inside the instance, channels to other groups.
 
+use eddy_core::Expression;
+
 use super::*;
 
 impl Instance {
@@ -20,7 +22,7 @@ impl Instance {
             .fetch_add(events.len() as u64, Relaxed);
         if self.nodes[local].publish {
             if let Some(p) = &self.publisher {
-                p.publish(&self.names[global], port, &events);
+                p.publish(&self.metrics.nodes[global].name, port, &events);
             }
         }
         let n = self.nodes[local].routes[port as usize].len();
@@ -59,8 +61,7 @@ impl Instance {
                     let _ = hist.record_n(us.min(60_000_000), batch.len() as u64);
                 }
                 if let Err(e) = result {
-                    let name = self.names[global].clone();
-                    self.error(local, format!("sink `{name}`: {e}"));
+                    self.error(local, e.to_string());
                 }
             }
             Runner::Source(_) => {}
@@ -92,67 +93,37 @@ impl Instance {
             op.on_watermark(wm, &mut out);
             self.flush_out(local, out);
         }
+        self.propagate(local, &mut |s, node| s.advance(node, wm), || {
+            Msg::Watermark(wm)
+        });
+    }
+
+    /// Passes a control message on to every consumer of `local`: fused
+    /// consumers through `on_local`, the others through their channels.
+    pub(super) fn propagate(
+        &mut self,
+        local: usize,
+        on_local: &mut dyn FnMut(&mut Self, usize),
+        msg: impl Fn() -> Msg,
+    ) {
         for port in 0..4 {
             for k in 0..self.nodes[local].routes[port].len() {
                 match self.nodes[local].routes[port][k] {
-                    Target::Local { node, .. } => self.advance(node, wm),
-                    Target::Channel { head, slot } => {
-                        self.send_control(head, slot, || Msg::Watermark(wm))
-                    }
-                }
-            }
-        }
-    }
-
-    /// Sends a control message (end, idle) to every consumer of `local`;
-    /// fused consumers of an ended node end too.
-    pub(super) fn broadcast(&mut self, local: usize, msg: Msg) {
-        for port in 0..4 {
-            for k in 0..self.nodes[local].routes[port].len() {
-                match (self.nodes[local].routes[port][k], &msg) {
-                    (Target::Local { node, .. }, Msg::End) => self.end(node),
-                    (Target::Local { .. }, _) => {}
-                    (Target::Channel { head, slot }, Msg::End) => {
-                        self.send_control(head, slot, || Msg::End)
-                    }
-                    (Target::Channel { head, slot }, _) => {
-                        self.send_control(head, slot, || Msg::Idle)
-                    }
+                    Target::Local { node, .. } => on_local(self, node),
+                    Target::Channel { head, slot } => self.send_control(head, slot, &msg),
                 }
             }
         }
     }
 
     pub(super) fn send_data(&mut self, head: usize, slot: usize, batch: Batch) {
-        match &self.routes[head] {
-            Route::Forward => self.send(head, self.worker, slot, Msg::Data(batch)),
-            Route::Single => self.send(head, 0, slot, Msg::Data(batch)),
-            Route::Hash(keys) => {
-                let keys = keys.clone();
-                let mut parts: Vec<Vec<Event>> = (0..self.workers).map(|_| Vec::new()).collect();
-                for e in batch.events {
-                    let group = match keys.as_slice() {
-                        [one] => key_group(&one.eval(&e).unwrap_or(Value::Null)),
-                        many => key_group(
-                            &many
-                                .iter()
-                                .map(|k| k.eval(&e).unwrap_or(Value::Null))
-                                .collect::<Vec<_>>(),
-                        ),
-                    };
-                    parts[owner_of(group, self.workers)].push(e);
-                }
-                for (w, events) in parts.into_iter().enumerate() {
-                    if !events.is_empty() {
-                        self.send(
-                            head,
-                            w,
-                            slot,
-                            Msg::Data(Batch::new(events, batch.origin_ns)),
-                        );
-                    }
-                }
-            }
+        let parts = match &self.routes[head] {
+            Route::Forward => vec![(self.worker, batch)],
+            Route::Single => vec![(0, batch)],
+            Route::Hash(keys) => partition_by_key(keys, batch, self.workers),
+        };
+        for (worker, batch) in parts {
+            self.send(head, worker, slot, Msg::Data(batch));
         }
     }
 
@@ -184,11 +155,34 @@ impl Instance {
             Err(TrySendError::Disconnected(_)) => Err(()),
         };
         if result.is_err() {
-            let name = self.names[head].clone();
-            if !self.errors.iter().any(|e| e.contains(&name)) {
-                self.errors
-                    .push(format!("`{name}` worker {worker} stopped receiving"));
+            let name = &self.metrics.nodes[head].name;
+            let message = format!("`{name}` worker {worker} stopped receiving");
+            if !self.errors.contains(&message) {
+                self.errors.push(message);
             }
         }
     }
+}
+
+/// Splits a batch by the worker owning each event's key group.
+fn partition_by_key(keys: &[Expression], batch: Batch, workers: usize) -> Vec<(usize, Batch)> {
+    let mut parts: Vec<Vec<Event>> = (0..workers).map(|_| Vec::new()).collect();
+    for e in batch.events {
+        let group = match keys {
+            [one] => key_group(&one.eval(&e).unwrap_or(Value::Null)),
+            many => key_group(
+                &many
+                    .iter()
+                    .map(|k| k.eval(&e).unwrap_or(Value::Null))
+                    .collect::<Vec<_>>(),
+            ),
+        };
+        parts[owner_of(group, workers)].push(e);
+    }
+    parts
+        .into_iter()
+        .enumerate()
+        .filter(|(_, events)| !events.is_empty())
+        .map(|(w, events)| (w, Batch::new(events, batch.origin_ns)))
+        .collect()
 }
