@@ -6,9 +6,11 @@
 //! worker and asks the factory how its input must be partitioned.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::config::Diagnostic;
 use crate::expr::Expression;
+use crate::metrics::ComponentMetrics;
 use crate::operator::{Operator, Port};
 use crate::sink::Sink;
 use crate::source::Source;
@@ -28,6 +30,8 @@ pub struct BuildContext {
     pub data_dir: PathBuf,
     /// A seed for deterministic generators, derived from the pipeline.
     pub seed: u64,
+    /// The node's own counters and gauges, shared by its instances.
+    pub metrics: Arc<ComponentMetrics>,
 }
 
 impl BuildContext {
@@ -40,6 +44,7 @@ impl BuildContext {
             batch_size: 1024,
             data_dir: PathBuf::from("data"),
             seed: 0,
+            metrics: Arc::default(),
         }
     }
 }
@@ -122,6 +127,14 @@ pub trait TransformFactory: Send + Sync {
 pub trait SinkFactory: Send + Sync {
     /// Builds the instance for `cx.worker`.
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError>;
+
+    /// Sinks that wait on the network return how many batches to buffer:
+    /// each instance then runs on its own thread behind a bounded channel of
+    /// that size, so a slow sink stalls the others only once its buffer is
+    /// full. `None` (local sinks) runs the sink inline with its upstream.
+    fn buffer(&self) -> Option<usize> {
+        None
+    }
 
     /// Checks that need more than deserialisation.
     fn validate(&self) -> Vec<Diagnostic> {

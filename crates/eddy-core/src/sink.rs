@@ -33,6 +33,18 @@ pub trait Sink: Send {
     /// Makes everything written so far durable or visible.
     fn flush(&mut self) -> Result<(), SinkError>;
 
+    /// Called periodically, for time-based batching (`linger`).
+    fn on_tick(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    /// Events the sink gave up on (rejected records, or batches it could not
+    /// deliver), as dead-letter events; the runtime sends them to
+    /// `NAME.dead_letters`.
+    fn take_dead_letters(&mut self) -> Vec<Event> {
+        Vec::new()
+    }
+
     /// Checkpoint `id`'s barrier reached the sink: prepare everything written
     /// before it for commit (flush; open a transaction's commit).
     fn pre_commit(&mut self, _checkpoint: u64) -> Result<(), SinkError> {

@@ -2,8 +2,10 @@
 //! later by the `/metrics` endpoint). Updated once per batch, never per event.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Instant;
 
+use eddy_core::metrics::ComponentMetrics;
 use eddy_core::time::MIN_TIMESTAMP;
 use eddy_core::Port;
 
@@ -35,6 +37,8 @@ pub struct NodeMetrics {
     pub errors: AtomicU64,
     /// Latest watermark seen by any instance (ms).
     pub watermark: AtomicI64,
+    /// The component's own series (lag, bytes, retries, circuit state).
+    pub component: Arc<ComponentMetrics>,
 }
 
 impl NodeMetrics {
@@ -47,6 +51,7 @@ impl NodeMetrics {
             events_out: Default::default(),
             errors: AtomicU64::new(0),
             watermark: AtomicI64::new(MIN_TIMESTAMP),
+            component: Arc::default(),
         }
     }
 

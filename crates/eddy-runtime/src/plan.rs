@@ -63,7 +63,7 @@ impl PlanNode {
             Factory::Transform(t) => std::iter::once(Port::Main)
                 .chain(t.side_outputs().iter().copied())
                 .collect(),
-            Factory::Sink(_) => vec![],
+            Factory::Sink(_) => vec![Port::DeadLetters],
         }
     }
 }

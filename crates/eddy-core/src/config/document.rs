@@ -59,6 +59,10 @@ pub struct PipelineSettings {
     /// Directory for state, checkpoints and default outputs (default `./data`).
     #[serde(default)]
     pub data_dir: Option<String>,
+    /// How often to take a checkpoint (default 5 s): source offsets are
+    /// committed once everything before the checkpoint reached the sinks.
+    #[serde(default)]
+    pub checkpoint_interval: Option<crate::config::Duration>,
 }
 
 /// One `[section.NAME]` table.

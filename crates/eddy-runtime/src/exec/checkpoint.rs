@@ -7,7 +7,7 @@
 //! transactional sinks, which commit in [`eddy_core::Sink::commit`] once the
 //! checkpoint they pre-committed for is complete.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -53,6 +53,9 @@ pub struct Coordinator {
 struct Inner {
     pending: BTreeMap<u64, Pending>,
     finished: Vec<(usize, usize)>,
+    /// Checkpoints an instance could not take part in (a sink failed to
+    /// pre-commit); they never complete.
+    declined: BTreeSet<u64>,
     latest: Option<CompletedCheckpoint>,
 }
 
@@ -92,10 +95,22 @@ impl Coordinator {
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
-        if id <= self.completed() {
+        if id <= self.completed() || inner.declined.contains(&id) {
             return;
         }
         inner.pending.entry(id).or_default().instances.push(state);
+        self.complete_ready(&mut inner);
+    }
+
+    /// An instance cannot take part in checkpoint `id` (a sink failed to
+    /// pre-commit): it will never complete, so nothing it covers is
+    /// committed. Later checkpoints are unaffected.
+    pub fn decline(&self, id: u64) {
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
+        inner.pending.remove(&id);
+        inner.declined.insert(id);
         self.complete_ready(&mut inner);
     }
 
@@ -164,6 +179,20 @@ mod tests {
         c.report(id, state(2, 0));
         assert_eq!(c.completed(), id);
         assert_eq!(c.latest().map(|l| l.instances.len()), Some(3));
+    }
+
+    #[test]
+    fn a_declined_checkpoint_never_completes_but_the_next_does() {
+        let c = Coordinator::new(2);
+        let first = c.request();
+        let second = c.request();
+        c.report(first, state(0, 0));
+        c.decline(first);
+        c.report(first, state(1, 0));
+        assert_eq!(c.completed(), 0);
+        c.report(second, state(0, 0));
+        c.report(second, state(1, 0));
+        assert_eq!(c.completed(), second);
     }
 
     #[test]

@@ -120,6 +120,16 @@ pub(crate) struct Envelope {
     pub msg: Msg,
 }
 
+/// How far the run has drained after its sources ended: sources commit
+/// their final positions only once every downstream instance has flushed.
+#[derive(Default)]
+pub(crate) struct Drain {
+    /// Instances that are not fed by a source of their own and still run.
+    pub downstream_live: std::sync::atomic::AtomicUsize,
+    /// A sink failed its final flush: positions must not be committed.
+    pub flush_failed: AtomicBool,
+}
+
 /// What every instance of a run is built from.
 pub(crate) struct RunContext<'a> {
     pub plan: &'a Plan,
@@ -133,13 +143,16 @@ pub(crate) struct RunContext<'a> {
     pub workers: usize,
     pub batch_size: usize,
     pub data_dir: std::path::PathBuf,
+    pub drain: &'a Arc<Drain>,
 }
 
 impl RunContext<'_> {
     /// What a factory gets when building the instance of `name` on `worker`.
-    pub fn build_context(&self, name: &str, worker: usize) -> BuildContext {
+    pub fn build_context(&self, node: usize, worker: usize) -> BuildContext {
+        let metrics = &self.metrics.nodes[node];
         BuildContext {
-            name: name.to_string(),
+            name: metrics.name.clone(),
+            metrics: metrics.component.clone(),
             worker,
             workers: self.workers,
             batch_size: self.batch_size,
@@ -155,6 +168,8 @@ pub struct Running {
     metrics: Arc<Metrics>,
     checkpoints: Arc<Coordinator>,
     stop: Arc<AtomicBool>,
+    /// Set when the run is over, to end the checkpoint trigger.
+    ticker: Arc<AtomicBool>,
     started: Instant,
 }
 
@@ -207,6 +222,7 @@ impl Running {
                 Err(_) => errors.push("a worker thread panicked".to_string()),
             }
         }
+        self.ticker.store(true, Ordering::Relaxed);
         errors.truncate(100);
         RunReport {
             elapsed: self.started.elapsed(),
@@ -246,8 +262,12 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
         if matches!(plan.nodes[h].factory, Factory::Source(_)) {
             continue;
         }
+        let capacity = match &plan.nodes[h].factory {
+            Factory::Sink(s) => s.buffer().unwrap_or(opts.channel_capacity),
+            _ => opts.channel_capacity,
+        };
         for _ in 0..workers {
-            let (tx, rx) = bounded(opts.channel_capacity.max(1));
+            let (tx, rx) = bounded(capacity.max(1));
             senders[h].push(tx);
             receivers[h].push(Some(rx));
         }
@@ -264,7 +284,16 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
         workers,
         batch_size,
         data_dir,
+        drain: &Arc::new(Drain::default()),
     };
+    let downstream = topo
+        .heads
+        .iter()
+        .filter(|&&h| !matches!(plan.nodes[h].factory, Factory::Source(_)))
+        .count();
+    run.drain
+        .downstream_live
+        .store(downstream * workers, Ordering::SeqCst);
     let mut handles = Vec::new();
     for &head in &topo.heads {
         for worker in 0..workers {
@@ -279,13 +308,45 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
         }
     }
     let checkpoints = run.checkpoints.clone();
+    let interval = plan
+        .settings
+        .checkpoint_interval
+        .map_or(DEFAULT_CHECKPOINT_INTERVAL, |d| {
+            Duration::from_millis(d.ms().max(1) as u64)
+        });
+    let ticker = Arc::new(AtomicBool::new(false));
+    {
+        let (checkpoints, done) = (checkpoints.clone(), ticker.clone());
+        std::thread::Builder::new()
+            .name("eddy-checkpoints".into())
+            .spawn(move || trigger_checkpoints(&checkpoints, &done, interval))
+            .map_err(RunError::Thread)?;
+    }
     Ok(Running {
         handles,
         metrics,
         checkpoints,
         stop: opts.stop.clone(),
+        ticker,
         started,
     })
+}
+
+/// How often checkpoints are taken unless `[pipeline] checkpoint_interval`
+/// says otherwise.
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Requests a checkpoint every `interval` until `done`.
+fn trigger_checkpoints(checkpoints: &Coordinator, done: &AtomicBool, interval: Duration) {
+    let mut next = Instant::now() + interval;
+    while !done.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now >= next {
+            checkpoints.request();
+            next = now + interval;
+        }
+        std::thread::sleep((next - now).min(Duration::from_millis(50)));
+    }
 }
 
 /// Runs a plan to completion (bounded sources, duration or stop flag).

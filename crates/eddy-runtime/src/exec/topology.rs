@@ -9,6 +9,7 @@
 use eddy_core::component::Partitioning;
 
 use crate::plan::Plan;
+use crate::registry::Factory;
 
 /// How a channel edge picks the receiving instance.
 #[derive(Clone, Debug)]
@@ -47,7 +48,9 @@ impl Topology {
                 Partitioning::Hash(keys) => Route::Hash(keys),
                 Partitioning::Single => Route::Single,
             };
-            fused[i] = node.inputs.len() == 1 && matches!(route[i], Route::Forward);
+            // Buffered sinks get their own threads behind a bounded channel.
+            let buffered = matches!(&node.factory, Factory::Sink(s) if s.buffer().is_some());
+            fused[i] = node.inputs.len() == 1 && matches!(route[i], Route::Forward) && !buffered;
         }
         let mut group_of = vec![0; n];
         for i in 0..n {

@@ -61,10 +61,15 @@ impl Instance {
         let state = match result {
             Ok(state) => state,
             Err(e) => {
-                self.error(local, format!("checkpoint {id}: {e}"));
+                self.error(local, format!("checkpoint {id} declined: {e}"));
+                self.checkpoints.decline(id);
                 None
             }
         };
+        if matches!(self.nodes[local].runner, Runner::Sink(..)) {
+            // Dead letters from the pre-commit belong before the barrier.
+            self.sink_done(local, Ok(()));
+        }
         self.checkpoints.report(
             id,
             InstanceState {

@@ -20,7 +20,7 @@ use rustc_hash::FxHashMap;
 use super::checkpoint::{Coordinator, InstanceState};
 use super::topology::Route;
 use super::tracker::InputTracker;
-use super::{Envelope, Msg, Publisher, RunContext, RunError};
+use super::{Drain, Envelope, Msg, Publisher, RunContext, RunError};
 use crate::metrics::Metrics;
 use crate::registry::Factory;
 
@@ -30,6 +30,10 @@ pub(crate) struct InstanceResult {
     pub errors: Vec<String>,
     pub latency_us: Vec<(String, Histogram<u64>)>,
 }
+
+/// How long a source waits for downstream to flush before giving up on
+/// committing its final positions.
+const FINAL_COMMIT_WAIT: Duration = Duration::from_secs(120);
 
 struct Partition {
     generator: WatermarkGenerator,
@@ -98,6 +102,7 @@ pub(crate) struct Instance {
     held: VecDeque<Envelope>,
     /// The barrier being aligned, if any.
     aligning: Option<u64>,
+    drain: Arc<Drain>,
 }
 
 mod barriers;
@@ -128,7 +133,7 @@ impl Instance {
                 node: node.name.clone(),
                 message,
             };
-            let cx = run.build_context(&node.name, worker);
+            let cx = run.build_context(g, worker);
             let runner = match &node.factory {
                 Factory::Source(f) => Runner::Source(Box::new(SourceRt {
                     source: f.build(&cx).map_err(|e| fail(e.message))?,
@@ -212,6 +217,7 @@ impl Instance {
             blocked,
             held: VecDeque::new(),
             aligning: None,
+            drain: Arc::clone(run.drain),
         })
     }
 
@@ -250,6 +256,11 @@ impl Instance {
                 std::thread::sleep(Duration::from_micros(200));
             }
         }
+        if is_source {
+            self.commit_final_positions();
+        } else {
+            self.drain.downstream_live.fetch_sub(1, Relaxed);
+        }
         let mut latency_us = Vec::new();
         for n in self.nodes {
             if let Runner::Sink(_, hist) = n.runner {
@@ -260,6 +271,43 @@ impl Instance {
             finished: Instant::now(),
             errors: self.errors,
             latency_us,
+        }
+    }
+
+    /// The source ended: once everything downstream has flushed, acknowledge
+    /// the positions reached (Kafka commits offsets), so a restart resumes
+    /// after the last event that was fully processed.
+    fn commit_final_positions(&mut self) {
+        let Runner::Source(src) = &self.nodes[0].runner else {
+            return;
+        };
+        let positions = src.source.positions();
+        if positions.is_empty() {
+            return;
+        }
+        let give_up = Instant::now() + FINAL_COMMIT_WAIT;
+        while self.drain.downstream_live.load(Relaxed) > 0 {
+            if Instant::now() >= give_up {
+                self.error(
+                    0,
+                    "downstream did not finish; final positions not committed".into(),
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if self.drain.flush_failed.load(Relaxed) {
+            self.error(
+                0,
+                "a sink failed to flush; final positions not committed".into(),
+            );
+            return;
+        }
+        let Runner::Source(src) = &mut self.nodes[0].runner else {
+            return;
+        };
+        if let Err(e) = src.source.commit(&positions) {
+            self.error(0, format!("final commit: {e}"));
         }
     }
 
@@ -430,6 +478,19 @@ impl Instance {
         }
     }
 
+    /// After a sink call: counts its error and sends the events it gave up
+    /// on to `NAME.dead_letters`.
+    pub(super) fn sink_done(&mut self, local: usize, result: Result<(), eddy_core::SinkError>) {
+        if let Err(e) = result {
+            self.error(local, e.to_string());
+        }
+        if let Runner::Sink(sink, _) = &mut self.nodes[local].runner {
+            let dead = sink.take_dead_letters();
+            let origin = self.last_origin;
+            self.dispatch(local, Port::DeadLetters, dead, origin);
+        }
+    }
+
     /// All of node `local`'s inputs ended: flush it and end its consumers.
     fn end(&mut self, local: usize) {
         if self.nodes[local].ended {
@@ -446,9 +507,11 @@ impl Instance {
                 self.flush_out(local, out);
             }
             Runner::Sink(sink, _) => {
-                if let Err(e) = sink.flush() {
-                    self.error(local, e.to_string());
+                let result = sink.flush();
+                if result.is_err() {
+                    self.drain.flush_failed.store(true, Relaxed);
                 }
+                self.sink_done(local, result);
             }
             Runner::Source(_) => {}
         }
@@ -461,11 +524,18 @@ impl Instance {
             if self.nodes[local].ended {
                 continue;
             }
-            if let Runner::Op(op) = &mut self.nodes[local].runner {
-                let mut out = Collector::new();
-                out.origin_ns = self.last_origin;
-                op.on_tick(now, &mut out);
-                self.flush_out(local, out);
+            match &mut self.nodes[local].runner {
+                Runner::Op(op) => {
+                    let mut out = Collector::new();
+                    out.origin_ns = self.last_origin;
+                    op.on_tick(now, &mut out);
+                    self.flush_out(local, out);
+                }
+                Runner::Sink(sink, _) => {
+                    let result = sink.on_tick();
+                    self.sink_done(local, result);
+                }
+                Runner::Source(_) => {}
             }
         }
     }

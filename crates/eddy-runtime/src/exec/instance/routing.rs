@@ -60,9 +60,7 @@ impl Instance {
                     let us = ((now - batch.origin_ns) / 1_000).max(1);
                     let _ = hist.record_n(us.min(60_000_000), batch.len() as u64);
                 }
-                if let Err(e) = result {
-                    self.error(local, e.to_string());
-                }
+                self.sink_done(local, result);
             }
             Runner::Source(_) => {}
         }
