@@ -1,5 +1,6 @@
 //! Sinks, one module per `type`.
 
+pub mod delivery;
 pub mod file;
 pub mod stdout;
 
