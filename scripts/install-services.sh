@@ -30,7 +30,8 @@ if [ ${#packages[@]} -gt 0 ]; then
   as_root service redis-server stop >/dev/null 2>&1 || true
 fi
 
-python3 -c 'import kafka' 2>/dev/null || python3 -m pip install -q 'kafka-python==3.0.*'
+python3 -c 'import kafka, snappy, lz4, zstandard' 2>/dev/null ||
+  python3 -m pip install -q 'kafka-python==3.0.*' python-snappy lz4 zstandard
 
 if [ "$broker" = 1 ] && ! command -v tansu >/dev/null && [ ! -x "$HOME/.cargo/bin/tansu" ]; then
   echo "building the tansu broker (about 15 minutes on 2 cores, once)"

@@ -9,6 +9,8 @@
 // Input-derived data must never panic a pipeline; see clippy.toml.
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod sinks;
 pub mod sources;
 mod util;

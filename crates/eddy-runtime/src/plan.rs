@@ -156,11 +156,19 @@ impl Plan {
             };
             match ctor(&c.body) {
                 Ok(factory) => {
-                    diags.extend(match &factory {
+                    let found = match &factory {
                         Factory::Source(f) => f.validate(),
                         Factory::Transform(f) => f.validate(),
                         Factory::Sink(f) => f.validate(),
-                    });
+                    };
+                    // Checks without a position of their own point at the
+                    // component's name.
+                    diags.extend(found.into_iter().map(|mut d| {
+                        if d.span.is_empty() {
+                            d.span = c.name_span.clone();
+                        }
+                        d
+                    }));
                     built.push(Some(PlanNode {
                         name: c.name.clone(),
                         kind: kind.get_ref().clone(),

@@ -50,6 +50,8 @@ fn sink<T: SinkFactory + DeserializeOwned + 'static>(
 /// Every source type.
 pub const SOURCES: &[(&str, Ctor)] = &[
     ("file", source::<FileSourceConfig>),
+    #[cfg(feature = "kafka")]
+    ("kafka", source::<eddy_connectors::kafka::KafkaSourceConfig>),
     ("nexmark", source::<NexmarkConfig>),
     ("simulator", source::<SimulatorConfig>),
     ("stdin", source::<StdinConfig>),
@@ -67,6 +69,8 @@ pub const TRANSFORMS: &[(&str, Ctor)] = &[
 pub const SINKS: &[(&str, Ctor)] = &[
     ("blackhole", sink::<BlackholeConfig>),
     ("file", sink::<FileSinkConfig>),
+    #[cfg(feature = "kafka")]
+    ("kafka", sink::<eddy_connectors::kafka::KafkaSinkConfig>),
     ("stdout", sink::<StdoutConfig>),
 ];
 

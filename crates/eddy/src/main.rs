@@ -1,4 +1,5 @@
-//! The `eddy` command: run, validate, demo and bench pipelines.
+//! The `eddy` command: run, validate, demo and bench pipelines; manage,
+//! feed and read Kafka topics.
 
 // Input-derived data must never panic; see clippy.toml.
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -35,6 +36,16 @@ enum Command {
     /// Measure throughput and latency.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
+    /// Manage Kafka topics.
+    #[cfg(feature = "kafka")]
+    #[command(subcommand)]
+    Topics(cmd::kafka::TopicsCommand),
+    /// Write simulator events or a file's JSON lines to a Kafka topic.
+    #[cfg(feature = "kafka")]
+    Produce(cmd::kafka::ProduceArgs),
+    /// Print a Kafka topic's records, one per line, until interrupted.
+    #[cfg(feature = "kafka")]
+    Tail(cmd::kafka::TailArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +55,12 @@ fn main() -> ExitCode {
         Command::Validate(args) => cmd::validate::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Bench(args) => cmd::bench::run(args),
+        #[cfg(feature = "kafka")]
+        Command::Topics(args) => cmd::kafka::topics(args),
+        #[cfg(feature = "kafka")]
+        Command::Produce(args) => cmd::kafka::produce(args),
+        #[cfg(feature = "kafka")]
+        Command::Tail(args) => cmd::kafka::tail(args),
     };
     match result {
         Ok(code) => code,

@@ -7,6 +7,9 @@ use eddy_core::Port;
 use eddy_runtime::metrics::Role;
 use eddy_runtime::{Metrics, RunReport};
 
+/// Component gauges that signal an outage while non-zero.
+const HEALTH_GAUGES: &[&str] = &["broker_down", "circuit_open"];
+
 /// Prints one progress line per second from the runtime's counters.
 pub struct Progress {
     metrics: Arc<Metrics>,
@@ -67,6 +70,12 @@ impl Progress {
             let late = n.out(Port::Late);
             if late > 0 {
                 parts.push(format!("{} late at {}", human(late), n.name));
+            }
+            // Outages, so an operator watching the run sees them at once.
+            for r in n.component.read() {
+                if HEALTH_GAUGES.contains(&r.name) && r.value > 0 {
+                    parts.push(format!("{}: {}={}", n.name, r.name, r.value));
+                }
             }
         }
         parts.join(" · ")

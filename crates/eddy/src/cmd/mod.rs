@@ -2,6 +2,8 @@
 
 pub mod bench;
 pub mod demo;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod run;
 pub mod validate;
 

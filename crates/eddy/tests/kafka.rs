@@ -1,0 +1,573 @@
+//! Eddy against a real Kafka-protocol broker (tansu), cross-checked with an
+//! independent client (kafka-python). Each test starts its own broker on a
+//! free loopback port and stops it when done.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use eddy_testkit::kafka::Broker;
+use serde_json::Value;
+
+fn eddy() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_eddy"))
+}
+
+fn succeed(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn python(args: &[&str]) -> Command {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/kafka_check.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(script).args(args);
+    cmd
+}
+
+/// Reads `count` records of `topic` with kafka-python.
+fn consume_with_python(brokers: &str, topic: &str, count: usize) -> Vec<Value> {
+    let out = succeed(&mut python(&[
+        "consume",
+        brokers,
+        topic,
+        &count.to_string(),
+    ]));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Sends `lines` to `topic` with kafka-python.
+fn produce_with_python(brokers: &str, topic: &str, codec: &str, lines: &[String]) {
+    let mut child = python(&["produce", brokers, topic, codec])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for l in lines {
+        writeln!(stdin, "{l}").unwrap();
+    }
+    drop(stdin);
+    assert!(
+        child.wait().unwrap().success(),
+        "kafka-python produce failed"
+    );
+}
+
+/// Creates topics through `eddy topics apply`; returns its stdout.
+fn apply_topics(brokers: &str, dir: &Path, topics: &[(&str, u32)]) -> String {
+    let mut text = String::new();
+    for (name, partitions) in topics {
+        text.push_str(&format!("[topics.{name}]\npartitions = {partitions}\n\n"));
+    }
+    let file = dir.join(format!("topics-{}.toml", topics[0].0));
+    std::fs::write(&file, text).unwrap();
+    let out = succeed(
+        eddy()
+            .args(["topics", "apply", "--brokers", brokers])
+            .arg(&file),
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn write_pipeline(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn read_json_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// JSON values as a sorted multiset of their text, for order-free equality.
+fn multiset(values: impl IntoIterator<Item = Value>) -> Vec<String> {
+    let mut v: Vec<String> = values.into_iter().map(|v| v.to_string()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn topics_apply_creates_then_reports_unchanged() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker.brokers();
+    let first = apply_topics(&b, dir.path(), &[("payments", 3), ("alerts", 1)]);
+    assert!(
+        first.contains("created  payments (3 partitions)"),
+        "{first}"
+    );
+    assert!(first.contains("created  alerts (1 partitions)"), "{first}");
+    let second = apply_topics(&b, dir.path(), &[("payments", 3), ("alerts", 1)]);
+    assert!(second.contains("ok       payments"), "{second}");
+    assert!(!second.contains("created"), "{second}");
+}
+
+/// `eddy produce` N simulator events → Kafka source → filter → tumbling
+/// window → Kafka sink → kafka-python: the results equal the same pipeline
+/// over the same events in a file.
+#[test]
+fn round_trip_through_kafka_equals_the_file_pipeline() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let b = broker.brokers();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    apply_topics(&b, dir.path(), &[("events", 3), ("kpis", 2)]);
+    const N: u64 = 1_000_000;
+    succeed(eddy().args([
+        "produce",
+        "--brokers",
+        &b,
+        "--topic",
+        "events",
+        "--events",
+        &N.to_string(),
+        "--seed",
+        "7",
+        "-q",
+    ]));
+    // The same stream into a file, for the reference run.
+    let gen = write_pipeline(
+        dir.path(),
+        "gen.toml",
+        &format!(
+            "[pipeline]\nworkers = 1\n[sources.sim]\ntype = \"simulator\"\nfast = true\nrate = 1000\nevents = {N}\nseed = 7\n[sinks.f]\ntype = \"file\"\ninputs = [\"sim\"]\npath = \"{d}/events.ndjson\"\n"
+        ),
+    );
+    succeed(eddy().arg("run").arg(&gen).arg("-q"));
+    let body = |source: &str, sink: &str| {
+        format!(
+            "[pipeline]\nworkers = 1\ncheckpoint_interval = \"1s\"\n{source}\n\
+             [transforms.tx]\ntype = \"filter\"\ninputs = [\"input\"]\ncondition = 'type == \"transaction\"'\n\
+             [transforms.kpi]\ntype = \"window\"\ninputs = [\"tx\"]\nkey = \"currency\"\nwindow = {{ tumbling = \"1m\" }}\n\
+             aggregates = {{ n = \"count()\", total = \"sum(amount)\", top = \"max(amount)\" }}\n{sink}"
+        )
+    };
+    let event_time = "event_time = { field = \"ts\" }";
+    let via_kafka = write_pipeline(
+        dir.path(),
+        "kafka.toml",
+        &body(
+            &format!("[sources.input]\ntype = \"kafka\"\nbrokers = \"{b}\"\ntopics = [\"events\"]\ngroup = \"rt\"\nbounded = true\n{event_time}\n"),
+            &format!("[sinks.out]\ntype = \"kafka\"\ninputs = [\"kpi\"]\nbrokers = \"{b}\"\ntopic = \"kpis\"\nkey = \"currency\"\ncompression = \"zstd\"\n"),
+        ),
+    );
+    let via_file = write_pipeline(
+        dir.path(),
+        "file.toml",
+        &body(
+            &format!(
+                "[sources.input]\ntype = \"file\"\npath = \"{d}/events.ndjson\"\n{event_time}\n"
+            ),
+            &format!(
+                "[sinks.out]\ntype = \"file\"\ninputs = [\"kpi\"]\npath = \"{d}/kpis.ndjson\"\n"
+            ),
+        ),
+    );
+    succeed(eddy().arg("run").arg(&via_kafka).arg("-q"));
+    succeed(eddy().arg("run").arg(&via_file).arg("-q"));
+    let expected = read_json_lines(&dir.path().join("kpis.ndjson"));
+    assert!(
+        expected.len() > 10,
+        "the reference run produced {} windows",
+        expected.len()
+    );
+    let got = consume_with_python(&b, "kpis", expected.len());
+    let values = got
+        .iter()
+        .map(|r| serde_json::from_str::<Value>(r["value"].as_str().unwrap()).unwrap());
+    assert_eq!(multiset(values), multiset(expected.clone()));
+    let counted: u64 = expected.iter().map(|w| w["n"].as_u64().unwrap()).sum();
+    assert!(counted > N / 20, "transactions counted: {counted}");
+}
+
+#[test]
+fn bad_records_land_in_the_dead_letter_topic_with_headers() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let b = broker.brokers();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    apply_topics(&b, dir.path(), &[("raw", 1), ("dlq", 1)]);
+    let big = format!("{{\"ts\": 1, \"pad\": \"{}\"}}", "x".repeat(3000));
+    let records = vec![
+        r#"{"ts": 1700000000000, "n": 1}"#.to_string(),
+        "not json".to_string(),
+        r#"{"n": 2}"#.to_string(),
+        big,
+        r#"{"ts": 1700000000001, "n": 3}"#.to_string(),
+    ];
+    produce_with_python(&b, "raw", "none", &records);
+    let pipeline = write_pipeline(
+        dir.path(),
+        "dlq.toml",
+        &format!(
+            "[pipeline]\nworkers = 1\n\
+             [sources.raw]\ntype = \"kafka\"\nbrokers = \"{b}\"\ntopics = [\"raw\"]\ngroup = \"dlq-test\"\nbounded = true\nmax_record_bytes = 2000\nevent_time = {{ field = \"ts\", format = \"epoch_ms\" }}\n\
+             [sinks.good]\ntype = \"file\"\ninputs = [\"raw\"]\npath = \"{d}/good.ndjson\"\n\
+             [sinks.dead]\ntype = \"kafka\"\ninputs = [\"raw.dead_letters\"]\nbrokers = \"{b}\"\ntopic = \"dlq\"\nvalue = \"event\"\n\
+             headers = {{ reason = \"reason\", topic = \"topic\", partition = \"partition\", offset = \"offset\", attempts = \"attempts\", first_failure = \"first_failure\" }}\n"
+        ),
+    );
+    succeed(eddy().arg("run").arg(&pipeline).arg("-q"));
+    let good = read_json_lines(&dir.path().join("good.ndjson"));
+    assert_eq!(
+        good.iter().map(|e| e["n"].clone()).collect::<Vec<_>>(),
+        [1, 3]
+    );
+    let dead = consume_with_python(&b, "dlq", 3);
+    let by_offset: BTreeMap<String, &Value> = dead
+        .iter()
+        .map(|r| (r["headers"]["offset"].as_str().unwrap().to_string(), r))
+        .collect();
+    assert_eq!(by_offset.keys().collect::<Vec<_>>(), ["1", "2", "3"]);
+    let reason = |o: &str| {
+        by_offset[o]["headers"]["reason"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        reason("1").contains("JSON") || reason("1").contains("expected"),
+        "{}",
+        reason("1")
+    );
+    assert!(
+        reason("2").contains("missing time field `ts`"),
+        "{}",
+        reason("2")
+    );
+    assert!(reason("3").contains("limit is 2000"), "{}", reason("3"));
+    for r in &dead {
+        let h = &r["headers"];
+        assert_eq!(h["topic"], "raw");
+        assert_eq!(h["partition"], "0");
+        assert_eq!(h["attempts"], "1");
+        assert!(h["first_failure"].as_str().unwrap().ends_with('Z'), "{h}");
+    }
+    assert_eq!(
+        by_offset["1"]["value"], "not json",
+        "the original bytes are the value"
+    );
+}
+
+#[test]
+fn compression_codecs_round_trip_with_kafka_python() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let b = broker.brokers();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let codecs = ["none", "gzip", "snappy", "lz4", "zstd"];
+    let topics: Vec<(String, u32)> = codecs
+        .iter()
+        .flat_map(|c| [(format!("out-{c}"), 1), (format!("in-{c}"), 1)])
+        .collect();
+    let refs: Vec<(&str, u32)> = topics.iter().map(|(n, p)| (n.as_str(), *p)).collect();
+    apply_topics(&b, dir.path(), &refs);
+    let lines: Vec<String> = (0..500)
+        .map(|i| {
+            format!(
+                "{{\"i\":{i},\"text\":\"record {i} {}\"}}",
+                "abc".repeat(i % 7)
+            )
+        })
+        .collect();
+    std::fs::write(dir.path().join("in.ndjson"), lines.join("\n") + "\n").unwrap();
+    for codec in codecs {
+        // Eddy compresses, kafka-python decompresses.
+        succeed(
+            eddy()
+                .args([
+                    "produce",
+                    "--brokers",
+                    &b,
+                    "--topic",
+                    &format!("out-{codec}"),
+                    "--compression",
+                    codec,
+                    "-q",
+                ])
+                .arg(dir.path().join("in.ndjson")),
+        );
+        let got = consume_with_python(&b, &format!("out-{codec}"), lines.len());
+        let values: Vec<Value> = got
+            .iter()
+            .map(|r| serde_json::from_str(r["value"].as_str().unwrap()).unwrap())
+            .collect();
+        let sent: Vec<Value> = lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(values, sent, "{codec}: Eddy → kafka-python");
+        // kafka-python compresses, Eddy decompresses.
+        produce_with_python(&b, &format!("in-{codec}"), codec, &lines);
+        let pipeline = write_pipeline(
+            dir.path(),
+            &format!("{codec}.toml"),
+            &format!(
+                "[pipeline]\nworkers = 1\n[sources.k]\ntype = \"kafka\"\nbrokers = \"{b}\"\ntopics = [\"in-{codec}\"]\ngroup = \"g-{codec}\"\nbounded = true\n\
+                 [sinks.f]\ntype = \"file\"\ninputs = [\"k\"]\npath = \"{d}/{codec}.ndjson\"\n"
+            ),
+        );
+        succeed(eddy().arg("run").arg(&pipeline).arg("-q"));
+        assert_eq!(
+            read_json_lines(&dir.path().join(format!("{codec}.ndjson"))),
+            sent,
+            "{codec}: kafka-python → Eddy"
+        );
+    }
+}
+
+#[test]
+fn murmur2_puts_keys_where_the_java_client_does() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let b = broker.brokers();
+    let dir = tempfile::tempdir().unwrap();
+    apply_topics(&b, dir.path(), &[("keyed", 6)]);
+    let keys: Vec<String> = (0..200).map(|i| format!("customer-{i}")).collect();
+    let lines: Vec<String> = keys.iter().map(|k| format!("{{\"k\":\"{k}\"}}")).collect();
+    std::fs::write(dir.path().join("keys.ndjson"), lines.join("\n") + "\n").unwrap();
+    succeed(
+        eddy()
+            .args([
+                "produce",
+                "--brokers",
+                &b,
+                "--topic",
+                "keyed",
+                "--key",
+                "k",
+                "-q",
+            ])
+            .arg(dir.path().join("keys.ndjson")),
+    );
+    let got = consume_with_python(&b, "keyed", keys.len());
+    let placed: BTreeMap<String, u64> = got
+        .iter()
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap().to_string(),
+                r["partition"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let mut args = vec!["partitions".to_string(), "6".to_string()];
+    args.extend(keys.iter().cloned());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = succeed(&mut python(&refs));
+    let java: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    let used: BTreeSet<u64> = java.iter().copied().collect();
+    assert!(used.len() >= 5, "keys spread over partitions {used:?}");
+    for (k, p) in keys.iter().zip(java) {
+        assert_eq!(placed[k], p, "key {k}");
+    }
+}
+
+/// Waits until `done()` or panics after `limit`.
+fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let until = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn ids_in(path: &Path) -> Vec<i64> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["id"].as_i64())
+        .collect()
+}
+
+fn spawn_member(pipeline: &Path) -> Child {
+    eddy()
+        .arg("run")
+        .arg(pipeline)
+        .arg("-q")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "eddy run exited with {status}");
+}
+
+/// Two `eddy run` processes in one group split the partitions; stopping
+/// one hands its partitions to the other; every event is accounted for.
+#[test]
+fn a_consumer_group_splits_partitions_and_survives_a_member_leaving() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let b = broker.brokers();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    apply_topics(&b, dir.path(), &[("orders", 4)]);
+    let member = |name: &str| {
+        write_pipeline(
+            dir.path(),
+            &format!("{name}.toml"),
+            &format!(
+                "[pipeline]\nworkers = 1\ncheckpoint_interval = \"500ms\"\n\
+                 [sources.orders]\ntype = \"kafka\"\nbrokers = \"{b}\"\ntopics = [\"orders\"]\ngroup = \"shared\"\n\
+                 [sinks.out]\ntype = \"file\"\ninputs = [\"orders\"]\npath = \"{d}/{name}.ndjson\"\n"
+            ),
+        )
+    };
+    let (pa, pb) = (member("a"), member("b"));
+    let mut a = spawn_member(&pa);
+    let mut bm = spawn_member(&pb);
+    let batch = |from: i64, to: i64, name: &str| {
+        let lines: Vec<String> = (from..to)
+            .map(|i| format!("{{\"id\":{i},\"k\":\"key-{i}\"}}"))
+            .collect();
+        let path = dir.path().join(name);
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        succeed(
+            eddy()
+                .args([
+                    "produce",
+                    "--brokers",
+                    &b,
+                    "--topic",
+                    "orders",
+                    "--key",
+                    "k",
+                    "-q",
+                ])
+                .arg(&path),
+        );
+    };
+    // Let both members join before producing.
+    std::thread::sleep(Duration::from_secs(5));
+    batch(0, 2000, "first.ndjson");
+    let (fa, fb) = (dir.path().join("a.ndjson"), dir.path().join("b.ndjson"));
+    let union = || -> BTreeSet<i64> { ids_in(&fa).into_iter().chain(ids_in(&fb)).collect() };
+    wait_until(Duration::from_secs(60), "the first 2000 events", || {
+        union().len() == 2000
+    });
+    let (na, nb) = (ids_in(&fa).len(), ids_in(&fb).len());
+    assert!(na > 0 && nb > 0, "both members consumed: a {na}, b {nb}");
+    stop(&mut a);
+    batch(2000, 3000, "second.ndjson");
+    wait_until(
+        Duration::from_secs(90),
+        "the next 1000 events at the remaining member",
+        || {
+            let b_ids: BTreeSet<i64> = ids_in(&fb).into_iter().collect();
+            (2000..3000).all(|i| b_ids.contains(&i))
+        },
+    );
+    stop(&mut bm);
+    let all = union();
+    assert_eq!(all, (0..3000).collect::<BTreeSet<i64>>());
+}
+
+/// The broker dies in the middle of a run and comes back (empty: its
+/// storage is in memory): Eddy reports the outage, reconnects and reads
+/// what is produced afterwards, having kept everything read before.
+#[test]
+fn the_source_reports_a_broker_outage_and_reconnects() {
+    let Some(mut broker) = Broker::start() else {
+        return;
+    };
+    let b = broker.brokers();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    apply_topics(&b, dir.path(), &[("feed", 2)]);
+    let pipeline = write_pipeline(
+        dir.path(),
+        "feed.toml",
+        &format!(
+            "[pipeline]\nworkers = 1\n\
+             [sources.feed]\ntype = \"kafka\"\nbrokers = \"{b}\"\ntopics = [\"feed\"]\ngroup = \"outage\"\noptions = {{ \"reconnect.backoff.max.ms\" = \"500\", \"topic.metadata.refresh.interval.ms\" = \"1000\" }}\n\
+             [sinks.out]\ntype = \"file\"\ninputs = [\"feed\"]\npath = \"{d}/out.ndjson\"\n"
+        ),
+    );
+    let mut run = eddy()
+        .arg("run")
+        .arg(&pipeline)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = run.stderr.take().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                log.lock().unwrap().push_str(&line);
+                log.lock().unwrap().push('\n');
+            }
+        })
+    };
+    let send = |from: i64, to: i64| {
+        let lines: Vec<String> = (from..to).map(|i| format!("{{\"id\":{i}}}")).collect();
+        produce_with_python(&b, "feed", "none", &lines);
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    send(0, 500);
+    let out = dir.path().join("out.ndjson");
+    wait_until(
+        Duration::from_secs(60),
+        "the events before the outage",
+        || ids_in(&out).len() >= 500,
+    );
+    broker.kill();
+    wait_until(Duration::from_secs(60), "the outage to be reported", || {
+        log.lock().unwrap().contains("broker_down=1")
+    });
+    broker.restart();
+    apply_topics(&b, dir.path(), &[("feed", 2)]);
+    send(500, 800);
+    wait_until(
+        Duration::from_secs(90),
+        "the events after the outage",
+        || {
+            let ids: BTreeSet<i64> = ids_in(&out).into_iter().collect();
+            (0..800).all(|i| ids.contains(&i))
+        },
+    );
+    stop(&mut run);
+    reader.join().unwrap();
+}
