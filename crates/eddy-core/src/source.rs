@@ -71,6 +71,16 @@ pub trait Source: Send {
         Vec::new()
     }
 
+    /// The partitions this instance now owns, when that changed since the
+    /// last call (Kafka rebalances). Owned partitions hold the watermark
+    /// back until they have data or go idle, as Flink's per-split
+    /// watermarks do, so a partition read later cannot make events late;
+    /// partitions no longer owned stop holding it. `None`: unchanged, or
+    /// a source whose partitions appear with their data.
+    fn assignment_changed(&mut self) -> Option<Vec<u32>> {
+        None
+    }
+
     /// Resumes from positions stored in a checkpoint.
     fn seek(&mut self, _positions: &[SourcePosition]) -> Result<(), SourceError> {
         Ok(())

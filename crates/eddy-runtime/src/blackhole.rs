@@ -8,11 +8,20 @@ use serde::Deserialize;
 /// still counts events and measures latency at the sink.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BlackholeConfig {}
+pub struct BlackholeConfig {
+    /// Run on its own threads behind a buffer of this many batches, as
+    /// network sinks do (to measure or test that path).
+    #[serde(default)]
+    pub buffer: Option<usize>,
+}
 
 impl SinkFactory for BlackholeConfig {
     fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
         Ok(Box::new(Blackhole))
+    }
+
+    fn buffer(&self) -> Option<usize> {
+        self.buffer
     }
 }
 

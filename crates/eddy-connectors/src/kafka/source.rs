@@ -35,7 +35,7 @@ use eddy_core::operator::{dead_letter, with_position};
 use eddy_core::source::{EventTimeConfig, SourcePosition, TimestampAssigner};
 use eddy_core::time::{format_rfc3339, now_ms, parse_rfc3339};
 use eddy_core::{Event, Fields, Source, SourceBatch, SourceError, SourcePoll, Sym, Value};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Deserialize;
@@ -247,6 +247,9 @@ pub struct SourceContext {
     client: MetricsContext,
     metrics: Arc<ComponentMetrics>,
     lag: std::sync::Mutex<HashMap<(String, i32), Gauge>>,
+    /// Set by every rebalance (or the bounded assignment) until the
+    /// source reports the new assignment to the runtime.
+    assignment_changed: std::sync::atomic::AtomicBool,
 }
 
 impl rdkafka::client::ClientContext for SourceContext {
@@ -255,6 +258,13 @@ impl rdkafka::client::ClientContext for SourceContext {
     }
 
     fn stats(&self, stats: rdkafka::Statistics) {
+        if stats
+            .brokers
+            .values()
+            .any(|b| b.nodeid >= 0 && b.state == "UP")
+        {
+            self.client.reachable();
+        }
         let Ok(mut lag) = self.lag.lock() else { return };
         for (topic, t) in &stats.topics {
             for (&partition, p) in &t.partitions {
@@ -276,7 +286,12 @@ impl rdkafka::client::ClientContext for SourceContext {
     }
 }
 
-impl ConsumerContext for SourceContext {}
+impl ConsumerContext for SourceContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {
+        self.assignment_changed
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+}
 
 impl KafkaSource {
     fn new(cfg: &KafkaSourceConfig, cx: &BuildContext) -> Result<KafkaSource, String> {
@@ -302,6 +317,7 @@ impl KafkaSource {
                 client: MetricsContext::new(&cx.metrics),
                 metrics: cx.metrics.clone(),
                 lag: std::sync::Mutex::new(HashMap::new()),
+                assignment_changed: std::sync::atomic::AtomicBool::new(false),
             })
             .map_err(|e| format!("cannot create a consumer for {}: {e}", cfg.brokers))?;
         if !cfg.bounded {
@@ -412,6 +428,10 @@ impl KafkaSource {
             .assign(&assign)
             .map_err(|e| format!("cannot assign partitions: {e}"))?;
         self.end_offsets = Some(ends);
+        self.consumer
+            .context()
+            .assignment_changed
+            .store(true, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 
@@ -625,6 +645,21 @@ impl Source for KafkaSource {
             .add(batch.dead_letters.len() as u64);
         batch.partition = p;
         Ok(SourcePoll::Ready(batch))
+    }
+
+    fn assignment_changed(&mut self) -> Option<Vec<u32>> {
+        let changed = &self.consumer.context().assignment_changed;
+        if !changed.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            return None;
+        }
+        let assigned = self.consumer.assignment().ok()?;
+        Some(
+            assigned
+                .elements()
+                .iter()
+                .map(|e| self.records.partitions.id(e.topic(), e.partition()))
+                .collect(),
+        )
     }
 
     fn positions(&self) -> Vec<SourcePosition> {

@@ -21,7 +21,6 @@ def consume(brokers, topic, count):
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         consumer_timeout_ms=30000,
-        api_version_auto_timeout_ms=10000,
     )
     seen = 0
     for record in consumer:
@@ -44,7 +43,6 @@ def produce(brokers, topic, codec):
     producer = KafkaProducer(
         bootstrap_servers=brokers,
         compression_type=None if codec == "none" else codec,
-        api_version_auto_timeout_ms=10000,
     )
     for line in sys.stdin.buffer:
         producer.send(topic, line.rstrip(b"\n"))

@@ -384,6 +384,17 @@ impl Instance {
         let Runner::Source(src) = &mut self.nodes[0].runner else {
             return false;
         };
+        if let Some(owned) = src.source.assignment_changed() {
+            let now = Instant::now();
+            src.partitions.retain(|id, _| owned.contains(id));
+            for id in owned {
+                src.partitions.entry(id).or_insert_with(|| Partition {
+                    generator: WatermarkGenerator::new(src.spec.max_out_of_orderness),
+                    last_data: now,
+                    idle: false,
+                });
+            }
+        }
         match src.source.poll(self.batch_size) {
             Ok(SourcePoll::Ready(sb)) => {
                 let origin = now_ns();
