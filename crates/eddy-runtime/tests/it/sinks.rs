@@ -172,3 +172,88 @@ buffer = 4
         .sum();
     assert_eq!(bodies, n);
 }
+
+#[test]
+fn batches_a_webhook_refuses_reach_its_dead_letters_output() {
+    let receiver = HttpReceiver::start();
+    receiver.fail_next(1, 400);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    let rejects = dir.path().join("rejects.ndjson");
+    write_events(&input, 30);
+    let text = format!(
+        r#"
+[pipeline]
+batch_size = 10
+
+[sources.events]
+type = "file"
+path = {input:?}
+event_time = {{ field = "ts" }}
+
+[sinks.hook]
+type = "http"
+inputs = ["events"]
+url = "{url}"
+batch_size = 10
+
+[sinks.rejects]
+type = "file"
+inputs = ["hook.dead_letters"]
+path = {rejects:?}
+"#,
+        url = receiver.url()
+    );
+    let report = eddy_runtime::run(&plan(&text), one_worker()).unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&rejects)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 10, "the first batch was refused");
+    assert_eq!(lines[0]["reason"], "HTTP 400");
+    let statuses: Vec<u16> = receiver.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [400, 200, 200]);
+}
+
+/// Regression: a channel head handling more than 256 queued messages in a
+/// row dropped every 257th (found by `eddy bench redis`).
+#[test]
+fn a_deep_sink_buffer_delivers_every_batch() {
+    let receiver = HttpReceiver::start();
+    // The first requests block the sink while the source queues up
+    // hundreds of one-event batches.
+    receiver.set_delay(Duration::from_millis(100));
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    let n = 700;
+    write_events(&input, n);
+    let text = format!(
+        r#"
+[pipeline]
+batch_size = 1
+
+[sources.events]
+type = "file"
+path = {input:?}
+event_time = {{ field = "ts" }}
+
+[sinks.hook]
+type = "http"
+inputs = ["events"]
+url = "{url}"
+batch_size = 100
+buffer = 1000
+"#,
+        url = receiver.url()
+    );
+    let report = eddy_runtime::run(&plan(&text), one_worker()).unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let delivered: usize = receiver
+        .requests()
+        .iter()
+        .map(|r| r.text().matches("\"n\":").count())
+        .sum();
+    assert_eq!(delivered, n);
+}
