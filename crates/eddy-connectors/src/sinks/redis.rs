@@ -398,13 +398,17 @@ impl Deliver for RedisWriter {
                 return Err(e);
             }
         };
+        let mut refused: Vec<(usize, String)> = Vec::new();
         for (reply, &owner) in replies.iter().zip(&self.owners) {
             if let redis::Value::ServerError(err) = reply {
-                if rejected.last().is_none_or(|(i, _)| *i != owner) {
-                    rejected.push((owner, format!("Redis refused the write: {err}")));
+                // One dead letter per event, even when both its commands
+                // (`HSET` and `PEXPIRE`) failed.
+                if refused.last().is_none_or(|(i, _)| *i != owner) {
+                    refused.push((owner, format!("Redis refused the write: {err}")));
                 }
             }
         }
+        rejected.extend(refused);
         rejected.sort_by_key(|(i, _)| *i);
         Ok(Delivered { bytes, rejected })
     }
