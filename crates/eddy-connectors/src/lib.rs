@@ -4,7 +4,15 @@
 //! Sources: [`sources::NexmarkConfig`] (`nexmark`),
 //! [`sources::SimulatorConfig`] (`simulator`), [`sources::FileSourceConfig`]
 //! (`file`), [`sources::StdinConfig`] (`stdin`). Sinks:
-//! [`sinks::StdoutConfig`] (`stdout`), [`sinks::FileSinkConfig`] (`file`).
+//! [`sinks::StdoutConfig`] (`stdout`), [`sinks::FileSinkConfig`] (`file`),
+//! and the network sinks built on [`sinks::delivery`]: `redis` (feature
+//! `redis`) and `http` webhooks (feature `http`), both on by default.
+//!
+//! | feature | what it adds |
+//! | --- | --- |
+//! | `redis` (default) | the `redis` sink: streams, hashes, sorted sets, pub/sub |
+//! | `http` (default) | the `http` webhook sink |
+//! | `tls` | `rediss://` and `https://` through rustls (compiles rustls and ring) |
 #![warn(missing_docs)]
 // Input-derived data must never panic a pipeline; see clippy.toml.
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

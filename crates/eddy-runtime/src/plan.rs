@@ -235,13 +235,16 @@ impl Plan {
                 let Some(upstream) = &built[from] else {
                     continue;
                 };
-                if matches!(upstream.factory, Factory::Sink(_)) {
+                // A sink's only output is what it gave up on.
+                if matches!(upstream.factory, Factory::Sink(_)) && port == Port::Main {
                     diags.push(
                         Diagnostic::new(
                             input.span(),
-                            format!("`{base}` is a sink and has no output"),
+                            format!("`{base}` is a sink and has no main output"),
                         )
-                        .hint("inputs name sources or transforms"),
+                        .hint(format!(
+                            "inputs name sources or transforms; `{base}.dead_letters` holds what the sink could not deliver"
+                        )),
                     );
                     continue;
                 }

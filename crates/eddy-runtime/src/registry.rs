@@ -7,6 +7,10 @@ use eddy_core::config::{deserialize_body, Diagnostic, Section, Spanned};
 use serde::de::DeserializeOwned;
 use toml::de::DeValue;
 
+#[cfg(feature = "http")]
+use eddy_connectors::sinks::HttpSinkConfig;
+#[cfg(feature = "redis")]
+use eddy_connectors::sinks::RedisSinkConfig;
 use eddy_connectors::sinks::{FileSinkConfig, StdoutConfig};
 use eddy_connectors::sources::{FileSourceConfig, NexmarkConfig, SimulatorConfig, StdinConfig};
 use eddy_ops::transforms::filter::FilterConfig;
@@ -69,8 +73,12 @@ pub const TRANSFORMS: &[(&str, Ctor)] = &[
 pub const SINKS: &[(&str, Ctor)] = &[
     ("blackhole", sink::<BlackholeConfig>),
     ("file", sink::<FileSinkConfig>),
+    #[cfg(feature = "http")]
+    ("http", sink::<HttpSinkConfig>),
     #[cfg(feature = "kafka")]
     ("kafka", sink::<eddy_connectors::kafka::KafkaSinkConfig>),
+    #[cfg(feature = "redis")]
+    ("redis", sink::<RedisSinkConfig>),
     ("stdout", sink::<StdoutConfig>),
 ];
 

@@ -7,6 +7,12 @@
 //! saying why, so a developer without the service can still run the rest.
 #![warn(missing_docs)]
 
+pub mod http;
+pub mod redis;
+
+pub use http::HttpReceiver;
+pub use redis::Redis;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};

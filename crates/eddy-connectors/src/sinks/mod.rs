@@ -2,7 +2,16 @@
 
 pub mod delivery;
 pub mod file;
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod stdout;
+pub mod template;
 
+#[cfg(feature = "redis")]
+pub use self::redis::RedisSinkConfig;
 pub use file::FileSinkConfig;
+#[cfg(feature = "http")]
+pub use http::HttpSinkConfig;
 pub use stdout::StdoutConfig;

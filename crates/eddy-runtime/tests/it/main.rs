@@ -2,4 +2,6 @@
 
 mod golden;
 mod run;
+#[cfg(all(feature = "redis", feature = "http"))]
+mod sinks;
 mod validate;

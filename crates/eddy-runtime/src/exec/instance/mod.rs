@@ -317,7 +317,7 @@ impl Instance {
         let Some(rx) = self.rx.clone() else {
             return;
         };
-        let mut env = match rx.recv_timeout(wait) {
+        let first = match rx.recv_timeout(wait) {
             Ok(env) => env,
             Err(RecvTimeoutError::Timeout) => return,
             Err(RecvTimeoutError::Disconnected) => {
@@ -326,15 +326,17 @@ impl Instance {
                 return;
             }
         };
-        for _ in 0..256 {
+        // At most 256 in a row, so ticks and checkpoints are not starved;
+        // a message is taken off the channel only when it will be handled.
+        let mut next = Some(first);
+        let mut handled = 0;
+        while let Some(env) = next.take() {
             self.handle(env);
-            if self.nodes[0].ended {
+            handled += 1;
+            if self.nodes[0].ended || handled == 256 {
                 break;
             }
-            match rx.try_recv() {
-                Ok(next) => env = next,
-                Err(_) => break,
-            }
+            next = rx.try_recv().ok();
         }
     }
 

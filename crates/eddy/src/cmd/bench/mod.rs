@@ -6,8 +6,13 @@
 //! ending in a `blackhole` sink. Throughput counts the events read by the
 //! source; latency is measured by the runtime from the source read of a batch
 //! to its sink write.
+//!
+//! `eddy bench redis` measures the `redis` sink's pipelined `XADD`s against
+//! `redis-benchmark` on the same server (see [`redis`]).
 
 mod baseline;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,6 +30,9 @@ use eddy_runtime::{Plan, RunOptions, RunReport};
 pub enum BenchCommand {
     /// Nexmark queries q0, q1, q2, q5, q7.
     Nexmark(NexmarkArgs),
+    /// Stream entries/s written by the `redis` sink, against `redis-benchmark`.
+    #[cfg(feature = "redis")]
+    Redis(redis::RedisArgs),
 }
 
 /// Where the benchmark's bids come from.
@@ -179,7 +187,11 @@ fn write_bids(path: &Path, events: u64, event_rate: u64) -> anyhow::Result<()> {
 
 /// Runs the benchmark and prints its figures.
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
-    let BenchCommand::Nexmark(args) = cmd;
+    let args = match cmd {
+        BenchCommand::Nexmark(args) => args,
+        #[cfg(feature = "redis")]
+        BenchCommand::Redis(args) => return redis::run(&args),
+    };
     let dir = tempfile_dir()?;
     let file = if args.source == BenchSource::File {
         let path = dir.join("bids.ndjson");
@@ -222,7 +234,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn tempfile_dir() -> anyhow::Result<PathBuf> {
+pub(crate) fn tempfile_dir() -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("eddy-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(dir)
