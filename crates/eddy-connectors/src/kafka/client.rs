@@ -129,6 +129,9 @@ impl Connection {
 /// metrics: `broker_down` is 1 while every broker is unreachable.
 pub struct MetricsContext {
     down: AtomicBool,
+    /// When the outage was noticed, to tell a broker that came back from
+    /// a stale "UP" in statistics gathered before it.
+    down_since: std::sync::Mutex<Option<std::time::Instant>>,
     broker_down: Gauge,
     client_errors: Counter,
 }
@@ -138,8 +141,25 @@ impl MetricsContext {
     pub fn new(metrics: &ComponentMetrics) -> MetricsContext {
         MetricsContext {
             down: AtomicBool::new(false),
+            down_since: std::sync::Mutex::new(None),
             broker_down: metrics.gauge("broker_down", &[]),
             client_errors: metrics.counter("client_errors", &[]),
+        }
+    }
+
+    /// librdkafka's statistics: a broker that has been up for less time
+    /// than the outage lasted came back, so the outage is over.
+    pub fn observe(&self, stats: &rdkafka::Statistics) {
+        let Some(since) = self.down_since.lock().ok().and_then(|d| *d) else {
+            return;
+        };
+        let down_for = since.elapsed().as_micros() as i64;
+        if stats
+            .brokers
+            .values()
+            .any(|b| b.nodeid >= 0 && b.state == "UP" && b.stateage < down_for)
+        {
+            self.reachable();
         }
     }
 
@@ -147,6 +167,9 @@ impl MetricsContext {
     pub fn reachable(&self) {
         if self.down.swap(false, Relaxed) {
             self.broker_down.add(-1);
+        }
+        if let Ok(mut d) = self.down_since.lock() {
+            *d = None;
         }
     }
 }
@@ -158,6 +181,9 @@ impl ClientContext for MetricsContext {
             && !self.down.swap(true, Relaxed)
         {
             self.broker_down.add(1);
+            if let Ok(mut d) = self.down_since.lock() {
+                *d = Some(std::time::Instant::now());
+            }
         }
     }
 }

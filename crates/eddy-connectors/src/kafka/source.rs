@@ -258,13 +258,7 @@ impl rdkafka::client::ClientContext for SourceContext {
     }
 
     fn stats(&self, stats: rdkafka::Statistics) {
-        if stats
-            .brokers
-            .values()
-            .any(|b| b.nodeid >= 0 && b.state == "UP")
-        {
-            self.client.reachable();
-        }
+        self.client.observe(&stats);
         let Ok(mut lag) = self.lag.lock() else { return };
         for (topic, t) in &stats.topics {
             for (&partition, p) in &t.partitions {

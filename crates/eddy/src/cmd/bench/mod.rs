@@ -7,10 +7,15 @@
 //! source; latency is measured by the runtime from the source read of a batch
 //! to its sink write.
 //!
+//! `eddy bench kafka` measures consume + window + produce through a broker
+//! against a plain librdkafka consume (see [`kafka`]).
+//!
 //! `eddy bench redis` measures the `redis` sink's pipelined `XADD`s against
 //! `redis-benchmark` on the same server (see [`redis`]).
 
 mod baseline;
+#[cfg(feature = "kafka")]
+mod kafka;
 #[cfg(feature = "redis")]
 mod redis;
 
@@ -33,6 +38,9 @@ pub enum BenchCommand {
     /// Stream entries/s written by the `redis` sink, against `redis-benchmark`.
     #[cfg(feature = "redis")]
     Redis(redis::RedisArgs),
+    /// Kafka consume + window + produce, against a plain librdkafka consume.
+    #[cfg(feature = "kafka")]
+    Kafka(kafka::KafkaArgs),
 }
 
 /// Where the benchmark's bids come from.
@@ -191,6 +199,8 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Nexmark(args) => args,
         #[cfg(feature = "redis")]
         BenchCommand::Redis(args) => return redis::run(&args),
+        #[cfg(feature = "kafka")]
+        BenchCommand::Kafka(args) => return kafka::run(&args),
     };
     let dir = tempfile_dir()?;
     let file = if args.source == BenchSource::File {
