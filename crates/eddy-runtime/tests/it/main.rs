@@ -1,5 +1,7 @@
 //! End-to-end tests of the runtime: validation diagnostics and whole runs.
 
 mod golden;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod run;
 mod validate;
