@@ -1,17 +1,22 @@
-//! Sending batches: the connection, the table's schema, `COPY` for append
+//! Sending batches: the connections, the table's schema, `COPY` for append
 //! and `COPY` into a staging table plus `INSERT ... ON CONFLICT` for upsert.
+//! With `pool_size` > 1 a large batch is split over the connections and the
+//! parts are written concurrently (by key hash for upsert, so all events of
+//! a key stay in one part and the last one still wins).
 //!
 //! tokio-postgres is asynchronous while [`Deliver`] is called on the sink's
 //! own thread, so each instance owns a current-thread tokio runtime and
 //! blocks on it for each batch. Between batches nothing runs, which is fine:
 //! the connection only has work while a batch is in flight.
 
+use std::hash::{Hash, Hasher};
 use std::pin::pin;
 use std::time::Duration;
 
 use bytes::Bytes;
 use eddy_core::metrics::Gauge;
 use eddy_core::Event;
+use futures_util::future::join_all;
 use futures_util::SinkExt;
 use tokio_postgres::{Client, CopyInSink, NoTls};
 
@@ -45,6 +50,8 @@ pub struct Settings {
     pub create_table: bool,
     /// Limit for connecting and for one batch.
     pub timeout: Duration,
+    /// Connections; a large batch is split over them.
+    pub pool: usize,
 }
 
 /// A connection and whether its staging table exists.
@@ -56,7 +63,8 @@ struct Conn {
 /// The state a batch works on (apart from the runtime, which drives it).
 struct State {
     settings: Settings,
-    conn: Option<Conn>,
+    /// Open connections: none, or `settings.pool`.
+    conns: Vec<Conn>,
     /// The resolved columns; `None` until read from the catalog, or when
     /// the table does not exist yet.
     target: Option<Target>,
@@ -81,7 +89,7 @@ impl PgWriter {
             rt,
             state: State {
                 settings,
-                conn: None,
+                conns: Vec::new(),
                 target: None,
                 buf: Vec::new(),
                 connected,
@@ -136,21 +144,20 @@ impl State {
     }
 
     fn disconnect(&mut self) {
-        if self.conn.take().is_some() {
-            self.connected.add(-1);
-        }
+        self.connected.add(-(self.conns.len() as i64));
+        self.conns.clear();
         self.target = None;
     }
 
     /// Connects if needed and loads the table's columns.
     async fn ready(&mut self) -> Result<(), DeliveryError> {
-        if self.conn.is_none() {
+        while self.conns.len() < self.settings.pool.max(1) {
             let (client, connection) = self.settings.pg.connect(NoTls).await.map_err(classify)?;
             // Drives the socket whenever the runtime runs (during batches).
             tokio::spawn(async move {
                 let _ = connection.await;
             });
-            self.conn = Some(Conn {
+            self.conns.push(Conn {
                 client,
                 staged: false,
             });
@@ -163,8 +170,8 @@ impl State {
     }
 
     fn client(&mut self) -> Result<&mut Conn, DeliveryError> {
-        self.conn
-            .as_mut()
+        self.conns
+            .first_mut()
             .ok_or_else(|| DeliveryError::Transient("not connected".into()))
     }
 
@@ -263,49 +270,50 @@ impl State {
             self.create(events).await?;
         }
         let upsert = self.settings.mode == Mode::Upsert;
-        let buf = std::mem::take(&mut self.buf);
-        let encoded = match &self.target {
-            Some(t) => t.encode(events, upsert, buf)?,
-            None => return Err(DeliveryError::Transient("table not ready".into())),
-        };
-        let bytes = encoded.data.len() as u64;
-        if encoded.rows > 0 {
-            let sql = self.statements(&encoded)?;
-            let data = Bytes::copy_from_slice(&encoded.data);
-            let conn = self.client()?;
-            match sql {
-                Statements::Append { copy } => {
-                    let sink = conn.client.copy_in(&copy).await.map_err(classify)?;
-                    send_copy(sink, data).await?;
-                }
-                Statements::Upsert {
-                    stage,
-                    copy,
-                    insert,
-                } => {
-                    if !conn.staged {
-                        conn.client.batch_execute(&stage).await.map_err(classify)?;
-                        conn.staged = true;
-                    }
-                    let tx = conn.client.transaction().await.map_err(classify)?;
-                    let sink = tx.copy_in(&copy).await.map_err(classify)?;
-                    send_copy(sink, data).await?;
-                    tx.batch_execute(&insert).await.map_err(classify)?;
-                    tx.commit().await.map_err(classify)?;
-                }
-            }
-        }
-        let Encoded { data, rejected, .. } = encoded;
-        self.buf = data;
-        Ok(Delivered { bytes, rejected })
-    }
-
-    /// The SQL for a batch filling `encoded.columns`.
-    fn statements(&self, encoded: &Encoded) -> Result<Statements, DeliveryError> {
         let target = self
             .target
             .as_ref()
             .ok_or_else(|| DeliveryError::Transient("table not ready".into()))?;
+        let parts = split(target, events, self.conns.len(), upsert);
+        let mut bytes = 0;
+        let mut rejected = Vec::new();
+        let mut jobs = Vec::with_capacity(parts.len());
+        let mut buf = std::mem::take(&mut self.buf);
+        for part in &parts {
+            let encoded = target.encode(part.events(events), upsert, std::mem::take(&mut buf))?;
+            bytes += encoded.data.len() as u64;
+            rejected.extend(
+                encoded
+                    .rejected
+                    .iter()
+                    .map(|(i, r)| (part.origin(*i), r.clone())),
+            );
+            let job = (encoded.rows > 0).then(|| {
+                (
+                    self.statements(target, &encoded),
+                    Bytes::copy_from_slice(&encoded.data),
+                )
+            });
+            if self.buf.is_empty() {
+                self.buf = encoded.data;
+            }
+            jobs.push(job);
+        }
+        let writes = self
+            .conns
+            .iter_mut()
+            .zip(jobs)
+            .filter_map(|(conn, job)| job.map(|(sql, data)| write(conn, sql, data)));
+        // Parts go out concurrently, one per connection, each in its own
+        // transaction: a failure retries the whole batch (at-least-once).
+        for result in join_all(writes).await {
+            result?;
+        }
+        Ok(Delivered { bytes, rejected })
+    }
+
+    /// The SQL for a batch filling `encoded.columns`.
+    fn statements(&self, target: &Target, encoded: &Encoded) -> Statements {
         let names: Vec<String> = encoded
             .columns
             .iter()
@@ -314,9 +322,9 @@ impl State {
         let list = names.join(", ");
         let table = &target.table;
         if self.settings.mode == Mode::Append {
-            return Ok(Statements::Append {
+            return Statements::Append {
                 copy: format!("COPY {table} ({list}) FROM STDIN (FORMAT binary)"),
-            });
+            };
         }
         let key: Vec<String> = target
             .key
@@ -333,7 +341,7 @@ impl State {
         } else {
             format!("UPDATE SET {}", updates.join(", "))
         };
-        Ok(Statements::Upsert {
+        Statements::Upsert {
             // Without constraints or defaults, so any subset of columns can
             // be copied in; emptied by every commit.
             stage: format!(
@@ -346,7 +354,7 @@ impl State {
                  ON CONFLICT ({}) DO {action}",
                 key.join(", ")
             ),
-        })
+        }
     }
 }
 
@@ -360,6 +368,100 @@ enum Statements {
         copy: String,
         insert: String,
     },
+}
+
+/// Fewest events worth a connection of their own.
+const MIN_PART: usize = 1000;
+
+/// A share of a batch for one connection.
+enum Part {
+    /// `len` events from `start` (append: order does not matter).
+    Range { start: usize, len: usize },
+    /// Events picked by key hash (upsert: all events of a key in one part,
+    /// so the last one wins), cloned in order, with their batch indexes.
+    Picked {
+        events: Vec<Event>,
+        index: Vec<usize>,
+    },
+}
+
+impl Part {
+    fn events<'a>(&'a self, batch: &'a [Event]) -> &'a [Event] {
+        match self {
+            Part::Range { start, len } => &batch[*start..*start + *len],
+            Part::Picked { events, .. } => events,
+        }
+    }
+
+    /// The batch index of the part's event `i`.
+    fn origin(&self, i: usize) -> usize {
+        match self {
+            Part::Range { start, .. } => start + i,
+            Part::Picked { index, .. } => index.get(i).copied().unwrap_or(i),
+        }
+    }
+}
+
+/// Splits a batch over up to `conns` connections, keeping parts of at
+/// least [`MIN_PART`] events.
+fn split(target: &Target, events: &[Event], conns: usize, upsert: bool) -> Vec<Part> {
+    let n = conns.min(events.len() / MIN_PART).max(1);
+    if n == 1 {
+        return vec![Part::Range {
+            start: 0,
+            len: events.len(),
+        }];
+    }
+    if !upsert {
+        let size = events.len().div_ceil(n);
+        return (0..events.len())
+            .step_by(size)
+            .map(|start| Part::Range {
+                start,
+                len: size.min(events.len() - start),
+            })
+            .collect();
+    }
+    let mut parts: Vec<(Vec<Event>, Vec<usize>)> = vec![(Vec::new(), Vec::new()); n];
+    for (i, e) in events.iter().enumerate() {
+        let mut h = std::hash::DefaultHasher::new();
+        for &k in &target.key {
+            let sym = target.columns[k].sym;
+            e.fields.get(sym).hash(&mut h);
+        }
+        let p = &mut parts[(h.finish() % n as u64) as usize];
+        p.0.push(e.clone());
+        p.1.push(i);
+    }
+    parts
+        .into_iter()
+        .map(|(events, index)| Part::Picked { events, index })
+        .collect()
+}
+
+/// Sends one part on `conn`.
+async fn write(conn: &mut Conn, sql: Statements, data: Bytes) -> Result<(), DeliveryError> {
+    match sql {
+        Statements::Append { copy } => {
+            let sink = conn.client.copy_in(&copy).await.map_err(classify)?;
+            send_copy(sink, data).await
+        }
+        Statements::Upsert {
+            stage,
+            copy,
+            insert,
+        } => {
+            if !conn.staged {
+                conn.client.batch_execute(&stage).await.map_err(classify)?;
+                conn.staged = true;
+            }
+            let tx = conn.client.transaction().await.map_err(classify)?;
+            let sink = tx.copy_in(&copy).await.map_err(classify)?;
+            send_copy(sink, data).await?;
+            tx.batch_execute(&insert).await.map_err(classify)?;
+            tx.commit().await.map_err(classify)
+        }
+    }
 }
 
 /// Streams `data` into a started `COPY ... FROM STDIN`.

@@ -97,6 +97,7 @@ impl PostgresConfig {
             declared,
             create_table: self.create_table,
             timeout,
+            pool: self.pool_size.unwrap_or(1).max(1),
         })
     }
 }

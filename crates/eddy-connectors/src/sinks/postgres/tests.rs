@@ -184,9 +184,11 @@ fn upsert_keeps_the_last_value_per_key_and_replays_change_nothing() {
     );
     let cfg = config(
         &pg,
-        "table = \"r\"\nmode = \"upsert\"\nkey = [\"window_start\", \"user\"]\nbatch_size = 700",
+        "table = \"r\"\nmode = \"upsert\"\nkey = [\"window_start\", \"user\"]\nbatch_size = 2500\npool_size = 2",
     );
-    let (mut sink, _) = build(&cfg);
+    let (mut sink, metrics) = build(&cfg);
+    assert_eq!(metrics.total("connected"), 2);
+    // Batches of 2000 and 2500 are split over the two connections.
     // 2000 results over 20 windows × 100 users; then the same keys again
     // with new counts, twice within one batch.
     let first: Vec<Event> = (0..2000).map(|i| result(i, Value::Int(i))).collect();

@@ -8,6 +8,8 @@
 //! to its sink write.
 
 mod baseline;
+#[cfg(feature = "postgres")]
+mod postgres;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,6 +27,9 @@ use eddy_runtime::{Plan, RunOptions, RunReport};
 pub enum BenchCommand {
     /// Nexmark queries q0, q1, q2, q5, q7.
     Nexmark(NexmarkArgs),
+    /// The `postgres` sink (COPY, upsert) against `psql` on the same rows.
+    #[cfg(feature = "postgres")]
+    Postgres(postgres::PostgresArgs),
 }
 
 /// Where the benchmark's bids come from.
@@ -179,7 +184,14 @@ fn write_bids(path: &Path, events: u64, event_rate: u64) -> anyhow::Result<()> {
 
 /// Runs the benchmark and prints its figures.
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
-    let BenchCommand::Nexmark(args) = cmd;
+    let args = match cmd {
+        BenchCommand::Nexmark(args) => args,
+        #[cfg(feature = "postgres")]
+        BenchCommand::Postgres(args) => {
+            postgres::run(args)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
     let dir = tempfile_dir()?;
     let file = if args.source == BenchSource::File {
         let path = dir.join("bids.ndjson");
