@@ -120,6 +120,12 @@ impl Deliver for PgWriter {
     }
 }
 
+impl Drop for State {
+    fn drop(&mut self) {
+        self.disconnect();
+    }
+}
+
 /// Runs `f` with a time limit; expiry is transient.
 async fn limit<T>(
     timeout: Duration,

@@ -221,7 +221,9 @@ fn a_server_restart_is_retried_until_every_row_is_there() {
          circuit_breaker = { failure_threshold = 2, reset_timeout = \"100ms\" }",
     );
     let (mut sink, metrics) = build(&cfg);
+    let m = metrics.clone();
     let writer = std::thread::spawn(move || {
+        let metrics = m;
         for b in 0..40 {
             let batch: Vec<Event> = (b * 500..(b + 1) * 500)
                 .map(|i| result(i, Value::Int(i)))
@@ -230,16 +232,37 @@ fn a_server_restart_is_retried_until_every_row_is_there() {
             std::thread::sleep(Duration::from_millis(25));
         }
         sink.flush().unwrap();
-        sink.take_dead_letters().len()
+        let connected = metrics.total("connected");
+        (sink.take_dead_letters().len(), connected)
+    });
+    // Watches the breaker while the server is away.
+    let m = metrics.clone();
+    let watcher = std::thread::spawn(move || {
+        let mut opened = 0;
+        for _ in 0..400 {
+            opened = opened.max(m.total("circuit_open"));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        opened
     });
     std::thread::sleep(Duration::from_millis(200));
     pg.restart_after(Duration::from_millis(500));
-    let dead = writer.join().unwrap();
+    let (dead, connected) = writer.join().unwrap();
+    assert_eq!(
+        watcher.join().unwrap(),
+        1,
+        "the circuit opened during the outage"
+    );
     assert_eq!(dead, 0);
+    assert_eq!(connected, 1, "reconnected");
+    assert_eq!(
+        metrics.total("connected"),
+        0,
+        "closed when the sink is dropped"
+    );
     assert!(metrics.total("failures") >= 1, "the outage was seen");
     assert!(metrics.total("retries") >= 1);
     assert_eq!(metrics.total("circuit_open"), 0, "closed again");
-    assert_eq!(metrics.total("connected"), 1);
     // At-least-once: a batch whose COPY committed just before the server
     // went down may be written twice; every row is there.
     let rows = pg.query("SELECT count(DISTINCT n), min(n), max(n) FROM a");

@@ -40,6 +40,9 @@ pub struct PostgresArgs {
     /// Events per COPY (the sink's `batch_size`).
     #[arg(long, default_value_t = 10_000)]
     batch_size: usize,
+    /// Connections of the sink (its `pool_size`).
+    #[arg(long, default_value_t = 1)]
+    pool_size: usize,
     /// The `psql` program for setup and the baselines.
     #[arg(long, default_value = "psql")]
     psql: PathBuf,
@@ -118,8 +121,8 @@ fn literals(e: &Event) -> Vec<String> {
 /// catalog lookup are part of the figure, as in a pipeline).
 fn sink_run(args: &PostgresArgs, options: &str, events: &[Event]) -> anyhow::Result<Duration> {
     let text = format!(
-        "url = {:?}\nbatch_size = {}\n{options}",
-        args.url, args.batch_size
+        "url = {:?}\nbatch_size = {}\npool_size = {}\n{options}",
+        args.url, args.batch_size, args.pool_size
     );
     let cfg: PostgresConfig = toml::from_str(&text).context("bench sink config")?;
     let cx = BuildContext::single("bench");
@@ -238,8 +241,8 @@ pub fn run(args: PostgresArgs) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
 
     println!(
-        "{} rows, batch_size {}, median of {RUNS} runs",
-        args.rows, args.batch_size
+        "{} rows, batch_size {}, pool_size {}, median of {RUNS} runs",
+        args.rows, args.batch_size, args.pool_size
     );
     for (name, runs) in figures {
         let d = median(runs);
