@@ -2,7 +2,7 @@
 //! the events rejected on the way, and (for upsert) only the last event of
 //! each key, so `ON CONFLICT` never meets the same row twice in a statement.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use eddy_core::{Event, Value};
 
@@ -134,7 +134,7 @@ impl Target {
     /// key are rejected here.
     fn last_per_key(&self, events: &[Event], rejected: &mut Vec<(usize, String)>) -> Vec<bool> {
         let mut keep = vec![false; events.len()];
-        let mut seen: HashMap<Vec<u8>, ()> = HashMap::with_capacity(events.len());
+        let mut seen: HashSet<Vec<u8>> = HashSet::with_capacity(events.len());
         let mut key = Vec::new();
         for (i, e) in events.iter().enumerate().rev() {
             key.clear();
@@ -155,7 +155,7 @@ impl Target {
             match bad {
                 Some(r) => rejected.push((i, r)),
                 None => {
-                    if seen.insert(key.clone(), ()).is_none() {
+                    if seen.insert(key.clone()) {
                         keep[i] = true;
                     }
                 }
