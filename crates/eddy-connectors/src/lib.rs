@@ -5,13 +5,15 @@
 //! [`sources::SimulatorConfig`] (`simulator`), [`sources::FileSourceConfig`]
 //! (`file`), [`sources::StdinConfig`] (`stdin`). Sinks:
 //! [`sinks::StdoutConfig`] (`stdout`), [`sinks::FileSinkConfig`] (`file`),
-//! and the network sinks built on [`sinks::delivery`]: `redis` (feature
-//! `redis`) and `http` webhooks (feature `http`), both on by default.
+//! and the network sinks built on [`sinks::delivery`] (see the table), plus
+//! the `kafka` source and sink.
 //!
 //! | feature | what it adds |
 //! | --- | --- |
 //! | `redis` (default) | the `redis` sink: streams, hashes, sorted sets, pub/sub |
 //! | `http` (default) | the `http` webhook sink |
+//! | `postgres` (default) | the `postgres` sink: binary COPY, upserts |
+//! | `kafka` (default) | the `kafka` source and sink, topic administration |
 //! | `tls` | `rediss://` and `https://` through rustls (compiles rustls and ring) |
 #![warn(missing_docs)]
 // Input-derived data must never panic a pipeline; see clippy.toml.

@@ -9,6 +9,8 @@ use toml::de::DeValue;
 
 #[cfg(feature = "http")]
 use eddy_connectors::sinks::HttpSinkConfig;
+#[cfg(feature = "postgres")]
+use eddy_connectors::sinks::PostgresConfig;
 #[cfg(feature = "redis")]
 use eddy_connectors::sinks::RedisSinkConfig;
 use eddy_connectors::sinks::{FileSinkConfig, StdoutConfig};
@@ -79,6 +81,8 @@ pub const SINKS: &[(&str, Ctor)] = &[
     ("kafka", sink::<eddy_connectors::kafka::KafkaSinkConfig>),
     #[cfg(feature = "redis")]
     ("redis", sink::<RedisSinkConfig>),
+    #[cfg(feature = "postgres")]
+    ("postgres", sink::<PostgresConfig>),
     ("stdout", sink::<StdoutConfig>),
 ];
 

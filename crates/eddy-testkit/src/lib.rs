@@ -5,6 +5,8 @@
 //! missing, [`require`] fails the test under `CI=true` (a missing server is
 //! a failure there, never a silent skip) and otherwise returns `None` after
 //! saying why, so a developer without the service can still run the rest.
+//!
+//! Servers: [`postgres::Postgres`].
 #![warn(missing_docs)]
 
 pub mod http;
@@ -12,6 +14,7 @@ pub mod redis;
 
 pub use http::HttpReceiver;
 pub use redis::Redis;
+pub mod postgres;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -117,6 +120,32 @@ impl Server {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Sends `signal` (a `kill` name such as `QUIT`) and waits up to
+    /// `grace` for the process to exit; then kills it. For servers whose
+    /// clean or immediate shutdown matters (PostgreSQL's postmaster leaves
+    /// its backends behind when killed outright).
+    pub fn stop_with(&mut self, signal: &str, grace: Duration) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(c.id().to_string())
+                .status();
+            let until = Instant::now() + grace;
+            while Instant::now() < until {
+                if matches!(c.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        self.kill();
     }
 
     /// Starts the process again with `cmd` after [`Server::kill`], on the

@@ -4,6 +4,8 @@ pub mod delivery;
 pub mod file;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod stdout;
@@ -14,4 +16,6 @@ pub use self::redis::RedisSinkConfig;
 pub use file::FileSinkConfig;
 #[cfg(feature = "http")]
 pub use http::HttpSinkConfig;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresConfig;
 pub use stdout::StdoutConfig;

@@ -16,6 +16,8 @@
 mod baseline;
 #[cfg(feature = "kafka")]
 mod kafka;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
 
@@ -41,6 +43,9 @@ pub enum BenchCommand {
     /// Kafka consume + window + produce, against a plain librdkafka consume.
     #[cfg(feature = "kafka")]
     Kafka(kafka::KafkaArgs),
+    /// The `postgres` sink (COPY, upsert) against `psql` on the same rows.
+    #[cfg(feature = "postgres")]
+    Postgres(postgres::PostgresArgs),
 }
 
 /// Where the benchmark's bids come from.
@@ -201,6 +206,11 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Redis(args) => return redis::run(&args),
         #[cfg(feature = "kafka")]
         BenchCommand::Kafka(args) => return kafka::run(&args),
+        #[cfg(feature = "postgres")]
+        BenchCommand::Postgres(args) => {
+            postgres::run(args)?;
+            return Ok(ExitCode::SUCCESS);
+        }
     };
     let dir = tempfile_dir()?;
     let file = if args.source == BenchSource::File {

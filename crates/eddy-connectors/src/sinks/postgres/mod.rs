@@ -1,0 +1,138 @@
+//! `type = "postgres"`: writes events as rows of a PostgreSQL table.
+//!
+//! ```toml
+//! [sinks.db]
+//! type = "postgres"
+//! inputs = ["per_user"]
+//! url = "postgres://eddy@127.0.0.1:5432/analytics"
+//! table = "user_minutes"
+//! mode = "upsert"
+//! key = ["window_start", "user"]
+//! create_table = true
+//! ```
+//!
+//! Each event field goes to the column of the same name, converted to the
+//! column's type (read from the catalog at start). `append` streams each
+//! batch with binary `COPY`; `upsert` copies it into a temporary table and
+//! merges it with `INSERT ... ON CONFLICT (key) DO UPDATE` in one
+//! transaction, keeping only the last event per key of the batch.
+//!
+//! Delivery goes through [`crate::sinks::delivery`]: batching, retries,
+//! circuit breaker, dead letters. The guarantee is at-least-once; in upsert
+//! mode a replayed batch rewrites the same rows with the same values, so the
+//! effect is exactly-once.
+//!
+//! Modules: `config` (options), `types` (column types and their binary
+//! encoding), `copy` (a batch as a `COPY` stream), `schema` (table name,
+//! catalog, `CREATE TABLE`), `deliver` (connection and statements).
+
+mod config;
+mod copy;
+mod deliver;
+mod schema;
+mod types;
+
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use eddy_core::component::{BuildContext, BuildError, SinkFactory};
+use eddy_core::config::Diagnostic;
+use eddy_core::Sink;
+
+pub use config::{Mode, PostgresConfig};
+use deliver::{PgWriter, Settings};
+use schema::TableName;
+use types::PgType;
+
+use super::delivery::{Delivery, DeliveryError, DeliveryOptions};
+
+/// Default events per `COPY`: large batches amortise the round trips.
+const DEFAULT_BATCH: usize = 10_000;
+/// Default wait for a partial batch.
+const DEFAULT_LINGER: Duration = Duration::from_millis(500);
+/// Default batches buffered in front of the sink's thread.
+const DEFAULT_BUFFER: usize = 8;
+/// Default limit for connecting and for one batch.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl PostgresConfig {
+    /// The writer's settings, or why the config is unusable.
+    fn settings(&self) -> Result<Settings, String> {
+        if let Some(d) = self.problems().first() {
+            return Err(d.message.clone());
+        }
+        let timeout = self.timeout.map_or(DEFAULT_TIMEOUT, |d| {
+            Duration::from_millis(d.ms().max(1) as u64)
+        });
+        let mut pg: tokio_postgres::Config = self
+            .url
+            .get_ref()
+            .parse()
+            .map_err(|e| format!("invalid PostgreSQL url: {e}"))?;
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(timeout);
+        }
+        if pg.get_application_name().is_none() {
+            pg.application_name("eddy");
+        }
+        let declared = match &self.columns {
+            Some(cols) => Some(
+                cols.iter()
+                    .map(|(name, ty)| {
+                        PgType::parse(ty)
+                            .map(|t| (name.clone(), t))
+                            .ok_or_else(|| format!("column `{name}`: unsupported type `{ty}`"))
+                    })
+                    .collect::<Result<Vec<_>, String>>()?,
+            ),
+            None => None,
+        };
+        Ok(Settings {
+            pg,
+            table: TableName::parse(self.table.get_ref())?,
+            mode: self.mode(),
+            key: self.key.clone(),
+            declared,
+            create_table: self.create_table,
+            timeout,
+            pool: self.pool_size.unwrap_or(1).max(1),
+        })
+    }
+}
+
+impl SinkFactory for PostgresConfig {
+    fn build(&self, cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
+        let fail = |e: String| BuildError::new(format!("sink `{}`: {e}", cx.name));
+        let settings = self.settings().map_err(fail)?;
+        let connected = cx.metrics.gauge("connected", &[]);
+        let mut writer = PgWriter::new(settings, connected)
+            .map_err(|e| fail(format!("cannot start the PostgreSQL client runtime: {e}")))?;
+        // A wrong table or column stops the pipeline at start; an outage
+        // does not: the first batch retries it.
+        match writer.prepare() {
+            Err(DeliveryError::Permanent(m)) => return Err(fail(m)),
+            Err(DeliveryError::Transient(m)) => {
+                eprintln!("sink `{}`: PostgreSQL not reachable yet: {m}", cx.name);
+            }
+            Ok(()) => {}
+        }
+        let opts = DeliveryOptions::new(
+            self.batch_size,
+            self.linger,
+            self.retry,
+            self.circuit_breaker,
+            (DEFAULT_BATCH, DEFAULT_LINGER),
+        );
+        Ok(Box::new(Delivery::new(writer, &cx.name, opts, &cx.metrics)))
+    }
+
+    fn buffer(&self) -> Option<usize> {
+        Some(self.buffer.unwrap_or(DEFAULT_BUFFER).max(1))
+    }
+
+    fn validate(&self) -> Vec<Diagnostic> {
+        self.problems()
+    }
+}

@@ -1,0 +1,270 @@
+//! The sink against a real PostgreSQL server (eddy-testkit); each test
+//! starts its own. Without PostgreSQL installed they return early (under
+//! `CI=true` they fail instead).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use eddy_core::component::{BuildContext, SinkFactory};
+use eddy_core::metrics::ComponentMetrics;
+use eddy_core::{Event, Fields, Sink, Sym, Value};
+use eddy_testkit::postgres::Postgres;
+
+use super::PostgresConfig;
+
+fn config(pg: &Postgres, extra: &str) -> PostgresConfig {
+    let text = format!("url = {:?}\n{extra}", pg.url());
+    toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+fn build(cfg: &PostgresConfig) -> (Box<dyn Sink>, Arc<ComponentMetrics>) {
+    let cx = BuildContext::single("db");
+    let metrics = cx.metrics.clone();
+    let sink = cfg.build(&cx).unwrap_or_else(|e| panic!("{e}"));
+    (sink, metrics)
+}
+
+fn result(i: i64, n: Value) -> Event {
+    let mut f = Fields::default();
+    let start = 1_700_000_000_000 + (i / 100) * 60_000;
+    f.push(
+        Sym::intern("window_start"),
+        Value::str(&eddy_core::time::format_rfc3339(start)),
+    );
+    f.push(Sym::intern("user"), Value::str(&format!("u{}", i % 100)));
+    f.push(Sym::intern("n"), n);
+    f.push(Sym::intern("avg"), Value::Float(i as f64 / 4.0));
+    Event::new(start, f)
+}
+
+#[test]
+fn create_table_derives_column_types_from_the_first_batch() {
+    let Some(pg) = Postgres::start() else { return };
+    let mut f = Fields::default();
+    f.push(
+        Sym::intern("window_start"),
+        Value::str("2024-05-01T10:00:00Z"),
+    );
+    f.push(Sym::intern("user"), Value::str("ann"));
+    f.push(Sym::intern("n"), Value::Int(3));
+    f.push(Sym::intern("avg"), Value::Float(1.25));
+    f.push(Sym::intern("ok"), Value::Bool(true));
+    f.push(
+        Sym::intern("tags"),
+        Value::List(Arc::new(vec![Value::str("a")])),
+    );
+    let cfg = config(
+        &pg,
+        "table = \"analytics_results\"\ncreate_table = true\nmode = \"upsert\"\nkey = [\"window_start\", \"user\"]",
+    );
+    let (mut sink, _) = build(&cfg);
+    sink.write(&[Event::new(0, f)]).unwrap();
+    sink.flush().unwrap();
+    assert!(sink.take_dead_letters().is_empty());
+    let types = pg.query(
+        "SELECT column_name, data_type FROM information_schema.columns \
+         WHERE table_name = 'analytics_results' ORDER BY ordinal_position",
+    );
+    assert_eq!(
+        types.lines().collect::<Vec<_>>(),
+        [
+            "window_start|timestamp with time zone",
+            "user|text",
+            "n|bigint",
+            "avg|double precision",
+            "ok|boolean",
+            "tags|jsonb"
+        ]
+    );
+    let pk = pg.query(
+        "SELECT string_agg(a.attname, ',' ORDER BY array_position(i.indkey, a.attnum)) \
+         FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+         WHERE i.indrelid = 'analytics_results'::regclass AND i.indisprimary",
+    );
+    assert_eq!(pk.trim(), "window_start,user");
+    let row = pg.query(
+        "SELECT extract(epoch FROM window_start)::bigint, \"user\", n, avg, ok, tags FROM analytics_results",
+    );
+    assert_eq!(row.trim(), "1714557600|ann|3|1.25|t|[\"a\"]");
+}
+
+#[test]
+fn values_convert_to_the_tables_types_and_misfits_become_dead_letters() {
+    let Some(pg) = Postgres::start() else { return };
+    pg.query(
+        "CREATE TABLE t (window_start timestamptz, \"user\" varchar(10), n integer, \
+         avg numeric, small smallint, meta json, note text DEFAULT 'none')",
+    );
+    let cfg = config(&pg, "table = \"public.t\"");
+    let (mut sink, metrics) = build(&cfg);
+    let mut events: Vec<Event> = (0..5).map(|i| result(i, Value::Int(i))).collect();
+    events[2] = result(2, Value::str("three"));
+    let mut f = events[4].fields.clone();
+    f.push(Sym::intern("small"), Value::Int(70_000));
+    events[4] = Event::new(0, f);
+    let mut f = events[3].fields.clone();
+    f.push(
+        Sym::intern("meta"),
+        Value::Map(Arc::new(events[1].fields.clone())),
+    );
+    events[3] = Event::new(0, f);
+    sink.write(&events).unwrap();
+    sink.flush().unwrap();
+    let dead = sink.take_dead_letters();
+    let reasons: Vec<String> = dead
+        .iter()
+        .map(|d| {
+            d.get(Sym::intern("reason"))
+                .map(|v| v.to_string())
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "column `n` (integer) cannot hold string value \"three\": incompatible",
+            "column `small` (smallint) cannot hold int value \"70000\": not a whole number in range"
+        ]
+    );
+    assert_eq!(metrics.total("records_out"), 3);
+    assert_eq!(metrics.total("dead_letters"), 2);
+    let rows = pg.query("SELECT \"user\", n, avg, note, meta->>'user' FROM t ORDER BY n");
+    assert_eq!(
+        rows.lines().collect::<Vec<_>>(),
+        ["u0|0|0|none|", "u1|1|0.25|none|", "u3|3|0.75|none|u1"]
+    );
+
+    // A field the table lacks is a schema error for the whole batch.
+    let mut f = events[0].fields.clone();
+    f.push(Sym::intern("surprise"), Value::Int(1));
+    sink.write(&[Event::new(0, f)]).unwrap();
+    sink.flush().unwrap();
+    let dead = sink.take_dead_letters();
+    let reason = dead[0].get(Sym::intern("reason")).map(|v| v.to_string());
+    assert_eq!(
+        reason.as_deref(),
+        Some("table \"public\".\"t\" has no column `surprise` for the events' field `surprise`")
+    );
+}
+
+#[test]
+fn a_missing_table_or_column_stops_the_sink_at_start() {
+    let Some(pg) = Postgres::start() else { return };
+    let err = |cfg: &PostgresConfig| match cfg.build(&BuildContext::single("db")) {
+        Err(e) => e.message,
+        Ok(_) => panic!("built a sink for a broken table"),
+    };
+    let missing = err(&config(&pg, "table = \"nope\""));
+    assert!(
+        missing.contains("table \"nope\" does not exist"),
+        "{missing}"
+    );
+    pg.query("CREATE TABLE t (a bigint)");
+    let column = err(&config(
+        &pg,
+        "table = \"t\"\ncolumns = { a = \"bigint\", b = \"text\" }",
+    ));
+    assert!(
+        column.contains("column `b` does not exist in table \"t\""),
+        "{column}"
+    );
+    let key = err(&config(
+        &pg,
+        "table = \"t\"\nmode = \"upsert\"\nkey = [\"k\"]",
+    ));
+    assert!(key.contains("key column `k`"), "{key}");
+}
+
+#[test]
+fn upsert_keeps_the_last_value_per_key_and_replays_change_nothing() {
+    let Some(pg) = Postgres::start() else { return };
+    pg.query(
+        "CREATE TABLE r (window_start timestamptz, \"user\" text, n bigint, avg float8, \
+         PRIMARY KEY (window_start, \"user\"))",
+    );
+    let cfg = config(
+        &pg,
+        "table = \"r\"\nmode = \"upsert\"\nkey = [\"window_start\", \"user\"]\nbatch_size = 2500\npool_size = 2",
+    );
+    let (mut sink, metrics) = build(&cfg);
+    assert_eq!(metrics.total("connected"), 2);
+    // Batches of 2000 and 2500 are split over the two connections.
+    // 2000 results over 20 windows × 100 users; then the same keys again
+    // with new counts, twice within one batch.
+    let first: Vec<Event> = (0..2000).map(|i| result(i, Value::Int(i))).collect();
+    sink.write(&first).unwrap();
+    sink.flush().unwrap();
+    let second: Vec<Event> = (0..2000)
+        .flat_map(|i| [result(i, Value::Int(-1)), result(i, Value::Int(i * 10))])
+        .collect();
+    sink.write(&second).unwrap();
+    sink.flush().unwrap();
+    assert!(sink.take_dead_letters().is_empty());
+    let summary = "SELECT count(*), sum(n), md5(string_agg(r::text, ',' ORDER BY window_start, \"user\")) FROM r";
+    let before = pg.query(summary);
+    let want_sum: i64 = (0..2000).map(|i| i * 10).sum();
+    assert!(before.starts_with(&format!("2000|{want_sum}|")), "{before}");
+    sink.write(&second).unwrap();
+    sink.flush().unwrap();
+    assert_eq!(pg.query(summary), before, "a replay changes nothing");
+}
+
+#[test]
+fn a_server_restart_is_retried_until_every_row_is_there() {
+    let Some(mut pg) = Postgres::start() else {
+        return;
+    };
+    pg.query("CREATE TABLE a (window_start timestamptz, \"user\" text, n bigint, avg float8)");
+    let cfg = config(
+        &pg,
+        "table = \"a\"\nbatch_size = 500\nretry = { attempts = 0, initial_backoff = \"20ms\", max_backoff = \"200ms\" }\n\
+         circuit_breaker = { failure_threshold = 2, reset_timeout = \"100ms\" }",
+    );
+    let (mut sink, metrics) = build(&cfg);
+    let m = metrics.clone();
+    let writer = std::thread::spawn(move || {
+        let metrics = m;
+        for b in 0..40 {
+            let batch: Vec<Event> = (b * 500..(b + 1) * 500)
+                .map(|i| result(i, Value::Int(i)))
+                .collect();
+            sink.write(&batch).unwrap();
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        sink.flush().unwrap();
+        let connected = metrics.total("connected");
+        (sink.take_dead_letters().len(), connected)
+    });
+    // Watches the breaker while the server is away.
+    let m = metrics.clone();
+    let watcher = std::thread::spawn(move || {
+        let mut opened = 0;
+        for _ in 0..400 {
+            opened = opened.max(m.total("circuit_open"));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        opened
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    pg.restart_after(Duration::from_millis(500));
+    let (dead, connected) = writer.join().unwrap();
+    assert_eq!(
+        watcher.join().unwrap(),
+        1,
+        "the circuit opened during the outage"
+    );
+    assert_eq!(dead, 0);
+    assert_eq!(connected, 1, "reconnected");
+    assert_eq!(
+        metrics.total("connected"),
+        0,
+        "closed when the sink is dropped"
+    );
+    assert!(metrics.total("failures") >= 1, "the outage was seen");
+    assert!(metrics.total("retries") >= 1);
+    assert_eq!(metrics.total("circuit_open"), 0, "closed again");
+    // At-least-once: a batch whose COPY committed just before the server
+    // went down may be written twice; every row is there.
+    let rows = pg.query("SELECT count(DISTINCT n), min(n), max(n) FROM a");
+    assert_eq!(rows.trim(), "20000|0|19999");
+}
