@@ -147,19 +147,35 @@ impl MetricsContext {
         }
     }
 
-    /// librdkafka's statistics: a broker that has been up for less time
-    /// than the outage lasted came back, so the outage is over.
+    /// librdkafka's statistics (every second): no known broker up means
+    /// an outage, also where librdkafka raised no error for it; a broker
+    /// that has been up for less time than the outage lasted came back.
     pub fn observe(&self, stats: &rdkafka::Statistics) {
-        let Some(since) = self.down_since.lock().ok().and_then(|d| *d) else {
+        let brokers: Vec<_> = stats.brokers.values().filter(|b| b.nodeid >= 0).collect();
+        if brokers.is_empty() {
             return;
-        };
-        let down_for = since.elapsed().as_micros() as i64;
-        if stats
-            .brokers
-            .values()
-            .any(|b| b.nodeid >= 0 && b.state == "UP" && b.stateage < down_for)
-        {
-            self.reachable();
+        }
+        match self.down_since.lock().ok().and_then(|d| *d) {
+            None if brokers.iter().all(|b| b.state != "UP") => self.mark_down(),
+            Some(since) => {
+                let down_for = since.elapsed().as_micros() as i64;
+                if brokers
+                    .iter()
+                    .any(|b| b.state == "UP" && b.stateage < down_for)
+                {
+                    self.reachable();
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn mark_down(&self) {
+        if !self.down.swap(true, Relaxed) {
+            self.broker_down.add(1);
+            if let Ok(mut d) = self.down_since.lock() {
+                *d = Some(std::time::Instant::now());
+            }
         }
     }
 
@@ -177,13 +193,8 @@ impl MetricsContext {
 impl ClientContext for MetricsContext {
     fn error(&self, error: KafkaError, _reason: &str) {
         self.client_errors.inc();
-        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown)
-            && !self.down.swap(true, Relaxed)
-        {
-            self.broker_down.add(1);
-            if let Ok(mut d) = self.down_since.lock() {
-                *d = Some(std::time::Instant::now());
-            }
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.mark_down();
         }
     }
 }

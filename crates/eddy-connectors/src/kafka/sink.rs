@@ -237,7 +237,8 @@ impl KafkaSinkConfig {
                 Partitioner::Consistent => "consistent_random",
             },
         )
-        .set("queue.buffering.max.messages", "1000000");
+        .set("queue.buffering.max.messages", "1000000")
+        .set("statistics.interval.ms", "1000");
         conn.apply_overrides(&mut c);
         c.create_with_context(context)
             .map_err(|e| format!("cannot create a producer for {}: {e}", self.brokers))
@@ -317,6 +318,10 @@ impl ProduceContext {
 impl rdkafka::client::ClientContext for ProduceContext {
     fn error(&self, error: KafkaError, reason: &str) {
         self.client.error(error, reason);
+    }
+
+    fn stats(&self, stats: rdkafka::Statistics) {
+        self.client.observe(&stats);
     }
 }
 
