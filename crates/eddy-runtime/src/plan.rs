@@ -227,13 +227,17 @@ impl Plan {
                 let Some(upstream) = &built[from] else {
                     continue;
                 };
-                if matches!(upstream.factory, Factory::Sink(_)) {
+                // A sink's only output is the records it gave up on.
+                if matches!(upstream.factory, Factory::Sink(_)) && port == Port::Main {
                     diags.push(
                         Diagnostic::new(
                             input.span(),
-                            format!("`{base}` is a sink and has no output"),
+                            format!("`{base}` is a sink and has no main output"),
                         )
-                        .hint("inputs name sources or transforms"),
+                        .hint(format!(
+                            "inputs name sources or transforms, or a sink's rejected \
+                             records as `{base}.dead_letters`"
+                        )),
                     );
                     continue;
                 }

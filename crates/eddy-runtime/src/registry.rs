@@ -7,6 +7,8 @@ use eddy_core::config::{deserialize_body, Diagnostic, Section, Spanned};
 use serde::de::DeserializeOwned;
 use toml::de::DeValue;
 
+#[cfg(feature = "parquet")]
+use eddy_connectors::sinks::ParquetConfig;
 use eddy_connectors::sinks::{FileSinkConfig, StdoutConfig};
 use eddy_connectors::sources::{FileSourceConfig, NexmarkConfig, SimulatorConfig, StdinConfig};
 use eddy_ops::transforms::filter::FilterConfig;
@@ -67,6 +69,8 @@ pub const TRANSFORMS: &[(&str, Ctor)] = &[
 pub const SINKS: &[(&str, Ctor)] = &[
     ("blackhole", sink::<BlackholeConfig>),
     ("file", sink::<FileSinkConfig>),
+    #[cfg(feature = "parquet")]
+    ("parquet", sink::<ParquetConfig>),
     ("stdout", sink::<StdoutConfig>),
 ];
 

@@ -2,4 +2,6 @@
 
 mod golden;
 mod run;
+#[cfg(feature = "parquet")]
+mod sinks;
 mod validate;
