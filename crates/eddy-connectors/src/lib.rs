@@ -14,6 +14,7 @@
 //! | `http` (default) | the `http` webhook sink |
 //! | `postgres` (default) | the `postgres` sink: binary COPY, upserts |
 //! | `kafka` (default) | the `kafka` source and sink, topic administration |
+//! | `parquet` (default) | the `parquet` sink: Arrow/Parquet files, locally or through `object_store` |
 //! | `tls` | `rediss://` and `https://` through rustls (compiles rustls and ring) |
 #![warn(missing_docs)]
 // Input-derived data must never panic a pipeline; see clippy.toml.

@@ -183,17 +183,50 @@ pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
     Some(secs * 1_000 + millis)
 }
 
+/// A timestamp broken into UTC calendar fields, for names that sort by time
+/// (rotated files, `day=…/hour=…` partition directories).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UtcDateTime {
+    /// Proleptic Gregorian year.
+    pub year: i64,
+    /// 1–12.
+    pub month: i64,
+    /// 1–31.
+    pub day: i64,
+    /// 0–23.
+    pub hour: i64,
+    /// 0–59.
+    pub minute: i64,
+    /// 0–59.
+    pub second: i64,
+    /// 0–999.
+    pub millis: i64,
+}
+
+impl UtcDateTime {
+    /// The UTC calendar fields of `ts` (milliseconds since the epoch).
+    pub fn from_timestamp(ts: Timestamp) -> UtcDateTime {
+        let secs = ts.div_euclid(1_000);
+        let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+        let sod = secs.rem_euclid(86_400);
+        UtcDateTime {
+            year,
+            month,
+            day,
+            hour: sod / 3_600,
+            minute: sod % 3_600 / 60,
+            second: sod % 60,
+            millis: ts.rem_euclid(1_000),
+        }
+    }
+}
+
 /// Formats milliseconds since the epoch as RFC 3339 UTC with milliseconds.
 pub fn format_rfc3339(ts: Timestamp) -> String {
-    let secs = ts.div_euclid(1_000);
-    let millis = ts.rem_euclid(1_000);
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400);
+    let t = UtcDateTime::from_timestamp(ts);
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        sod / 3_600,
-        sod % 3_600 / 60,
-        sod % 60
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year, t.month, t.day, t.hour, t.minute, t.second, t.millis
     )
 }
 

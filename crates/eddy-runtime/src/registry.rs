@@ -9,6 +9,8 @@ use toml::de::DeValue;
 
 #[cfg(feature = "http")]
 use eddy_connectors::sinks::HttpSinkConfig;
+#[cfg(feature = "parquet")]
+use eddy_connectors::sinks::ParquetConfig;
 #[cfg(feature = "postgres")]
 use eddy_connectors::sinks::PostgresConfig;
 #[cfg(feature = "redis")]
@@ -83,6 +85,8 @@ pub const SINKS: &[(&str, Ctor)] = &[
     ("redis", sink::<RedisSinkConfig>),
     #[cfg(feature = "postgres")]
     ("postgres", sink::<PostgresConfig>),
+    #[cfg(feature = "parquet")]
+    ("parquet", sink::<ParquetConfig>),
     ("stdout", sink::<StdoutConfig>),
 ];
 

@@ -1,4 +1,5 @@
-//! `type = "file"`: appends each event as one JSON line to a file.
+//! `type = "file"`: appends each event as one JSON line to a file, or to a
+//! series of rotated files.
 //!
 //! ```toml
 //! [sinks.archive]
@@ -6,19 +7,30 @@
 //! inputs = ["orders"]
 //! path = "out/orders.ndjson"
 //! truncate = false
+//! rotate = { max_bytes = 104857600, interval = "1h" }
 //! ```
 //!
 //! All worker instances of one sink share a single buffered writer; each
 //! batch is encoded outside the lock and written under it in one piece, so
 //! lines never interleave. Parent directories are created as needed.
+//!
+//! With `rotate`, output goes to `out/orders-20240501T120000-000000.ndjson`,
+//! `out/orders-20240501T120000-000001.ndjson`, … (UTC creation time, then a
+//! sequence number), so the names sort in write order. A file is created on
+//! the first line written to it, never replaces an existing file, and is
+//! closed once it holds `max_bytes` or is `interval` old. Files are cut only
+//! between lines, so their concatenation in name order is exactly the
+//! unrotated output.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::io::{BufWriter, ErrorKind, Write};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use eddy_core::component::{BuildContext, BuildError, SinkFactory};
-use eddy_core::{Event, Sink, SinkError};
+use eddy_core::config::Duration;
+use eddy_core::time::{now_ms, UtcDateTime};
+use eddy_core::{Event, Sink, SinkError, Timestamp};
 use serde::Deserialize;
 
 use super::stdout::encode_ndjson;
@@ -27,22 +39,30 @@ use crate::sources::file::RecordFormat;
 /// Capacity of the shared write buffer.
 const WRITE_CAPACITY: usize = 1 << 20;
 
-type Writer = Arc<Mutex<BufWriter<File>>>;
+type Writer = Arc<Mutex<Output>>;
 
 /// Configuration of the `file` sink.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FileSinkConfig {
-    /// The file to write. Parent directories are created.
+    /// The file to write. Parent directories are created. With `rotate`,
+    /// its directory, stem and extension name the rotated files.
     pub path: PathBuf,
     /// The output format. Only `"json"` (one JSON object per line) is
     /// supported.
     #[serde(default)]
     pub format: RecordFormat,
     /// Empty the file when the pipeline starts (default `true`); `false`
-    /// appends to what is already there.
+    /// appends to what is already there. Rotated files are always new, so
+    /// this only applies without `rotate`.
     #[serde(default = "default_true")]
     pub truncate: bool,
+    /// Start a new file once the current one holds `max_bytes` bytes or is
+    /// `interval` old: `{ max_bytes = 104857600, interval = "1h" }` (either
+    /// or both). A single line longer than `max_bytes` gets a file of its
+    /// own. Default: one file, `path`.
+    #[serde(default)]
+    pub rotate: Option<Rotate>,
     /// The writer shared by this sink's worker instances, opened by the first
     /// `build`.
     #[serde(skip)]
@@ -51,6 +71,41 @@ pub struct FileSinkConfig {
 
 fn default_true() -> bool {
     true
+}
+
+/// When the `file` sink starts a new file.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "RawRotate")]
+pub struct Rotate {
+    /// Largest file size in bytes.
+    pub max_bytes: Option<u64>,
+    /// Longest time (wall clock) a file stays open, from its first line.
+    pub interval: Option<Duration>,
+}
+
+/// The `rotate = { ... }` table as written, before its checks.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRotate {
+    max_bytes: Option<u64>,
+    interval: Option<Duration>,
+}
+
+impl TryFrom<RawRotate> for Rotate {
+    type Error = String;
+
+    fn try_from(raw: RawRotate) -> Result<Rotate, String> {
+        match (raw.max_bytes, raw.interval) {
+            (None, None) => Err("`rotate` needs `max_bytes`, `interval` or both, e.g. \
+                 `{ max_bytes = 104857600, interval = \"1h\" }`"
+                .into()),
+            (Some(0), _) => Err("`rotate.max_bytes` must be at least 1".into()),
+            (max_bytes, interval) => Ok(Rotate {
+                max_bytes,
+                interval,
+            }),
+        }
+    }
 }
 
 /// The lazily opened writer (or the error opening it) shared by instances.
@@ -80,16 +135,28 @@ impl FileSinkConfig {
             path: path.into(),
             format: RecordFormat::Json,
             truncate: true,
+            rotate: None,
             shared: SharedWriter::default(),
         }
     }
 
     fn open(&self) -> Result<Writer, String> {
-        let display = self.path.display();
-        if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let parent = self.path.parent().filter(|p| !p.as_os_str().is_empty());
+        if let Some(parent) = parent {
             std::fs::create_dir_all(parent)
                 .map_err(|e| format!("cannot create directory {}: {e}", parent.display()))?;
         }
+        let output = match self.rotate {
+            Some(limits) => Output::Rotating(Rotating::new(&self.path, limits)),
+            None => Output::Single {
+                path: self.path.display().to_string(),
+                writer: self.open_single()?,
+            },
+        };
+        Ok(Arc::new(Mutex::new(output)))
+    }
+
+    fn open_single(&self) -> Result<BufWriter<File>, String> {
         let mut options = OpenOptions::new();
         if self.truncate {
             options.write(true).create(true).truncate(true);
@@ -98,11 +165,8 @@ impl FileSinkConfig {
         }
         let file = options
             .open(&self.path)
-            .map_err(|e| format!("cannot open {display} for writing: {e}"))?;
-        Ok(Arc::new(Mutex::new(BufWriter::with_capacity(
-            WRITE_CAPACITY,
-            file,
-        ))))
+            .map_err(|e| format!("cannot open {} for writing: {e}", self.path.display()))?;
+        Ok(BufWriter::with_capacity(WRITE_CAPACITY, file))
     }
 }
 
@@ -122,6 +186,201 @@ impl SinkFactory for FileSinkConfig {
     }
 }
 
+/// Where the shared writer's bytes go.
+enum Output {
+    /// Everything to one file.
+    Single {
+        path: String,
+        writer: BufWriter<File>,
+    },
+    /// A series of files, see the module docs.
+    Rotating(Rotating),
+}
+
+impl Output {
+    fn write(&mut self, lines: &[u8], now: Timestamp) -> Result<(), SinkError> {
+        match self {
+            Output::Single { path, writer } => writer.write_all(lines).map_err(io_error(path)),
+            Output::Rotating(r) => r.write(lines, now),
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        match self {
+            Output::Single { path, writer } => writer.flush().map_err(io_error(path)),
+            Output::Rotating(r) => r.flush(),
+        }
+    }
+
+    fn on_tick(&mut self, now: Timestamp) -> Result<(), SinkError> {
+        match self {
+            Output::Single { .. } => Ok(()),
+            Output::Rotating(r) => r.close_if_expired(now),
+        }
+    }
+}
+
+fn io_error(context: &str) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
+    move |source| SinkError::Io {
+        context: format!("file {context}"),
+        source,
+    }
+}
+
+/// A series of files `DIR/STEM-<UTC yyyymmddTHHMMSS>-<seq>.EXT`.
+struct Rotating {
+    dir: PathBuf,
+    stem: String,
+    extension: String,
+    limits: Rotate,
+    /// The next sequence number to try.
+    seq: u64,
+    /// The open file, if a line was written since the last rotation.
+    current: Option<RotatedFile>,
+}
+
+struct RotatedFile {
+    path: String,
+    writer: BufWriter<File>,
+    bytes: u64,
+    opened_at: Timestamp,
+}
+
+impl Rotating {
+    fn new(path: &Path, limits: Rotate) -> Rotating {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "out".into());
+        let extension = path
+            .extension()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "ndjson".into());
+        Rotating {
+            dir,
+            stem,
+            extension,
+            limits,
+            seq: 0,
+            current: None,
+        }
+    }
+
+    /// Creates the next file. `create_new` makes an existing name (an
+    /// earlier run in the same second) move on to the next number instead
+    /// of being overwritten.
+    fn open_next(&mut self, now: Timestamp) -> Result<RotatedFile, SinkError> {
+        let t = UtcDateTime::from_timestamp(now);
+        let stamp = format!(
+            "{:04}{:02}{:02}T{:02}{:02}{:02}",
+            t.year, t.month, t.day, t.hour, t.minute, t.second
+        );
+        loop {
+            let name = format!("{}-{stamp}-{:06}.{}", self.stem, self.seq, self.extension);
+            let path = self.dir.join(name);
+            self.seq += 1;
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(file) => {
+                    return Ok(RotatedFile {
+                        path: path.display().to_string(),
+                        writer: BufWriter::with_capacity(WRITE_CAPACITY, file),
+                        bytes: 0,
+                        opened_at: now,
+                    })
+                }
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+                Err(source) => {
+                    return Err(SinkError::Io {
+                        context: format!("cannot create {}", path.display()),
+                        source,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Writes whole lines, closing files as they fill up.
+    fn write(&mut self, mut lines: &[u8], now: Timestamp) -> Result<(), SinkError> {
+        self.close_if_expired(now)?;
+        while !lines.is_empty() {
+            let mut file = match self.current.take() {
+                Some(f) => f,
+                None => self.open_next(now)?,
+            };
+            let take = match self.limits.max_bytes {
+                None => lines.len(),
+                Some(max) => {
+                    let room = max.saturating_sub(file.bytes);
+                    match whole_lines_within(lines, room) {
+                        0 if file.bytes > 0 => {
+                            close(file)?;
+                            continue;
+                        }
+                        0 => first_line_len(lines),
+                        n => n,
+                    }
+                }
+            };
+            let (now_lines, rest) = lines.split_at(take);
+            file.writer
+                .write_all(now_lines)
+                .map_err(io_error(&file.path))?;
+            file.bytes += take as u64;
+            lines = rest;
+            if self.limits.max_bytes.is_some_and(|max| file.bytes >= max) {
+                close(file)?;
+            } else {
+                self.current = Some(file);
+            }
+        }
+        Ok(())
+    }
+
+    fn close_if_expired(&mut self, now: Timestamp) -> Result<(), SinkError> {
+        let expired = match (&self.current, self.limits.interval) {
+            (Some(f), Some(interval)) => now.saturating_sub(f.opened_at) >= interval.ms(),
+            _ => false,
+        };
+        match self.current.take() {
+            Some(f) if expired => close(f),
+            other => {
+                self.current = other;
+                Ok(())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        match &mut self.current {
+            Some(f) => f.writer.flush().map_err(io_error(&f.path)),
+            None => Ok(()),
+        }
+    }
+}
+
+fn close(mut file: RotatedFile) -> Result<(), SinkError> {
+    file.writer.flush().map_err(io_error(&file.path))
+}
+
+/// The length of the longest prefix of `lines` (complete lines, each ending
+/// in `\n`) that is at most `room` bytes and ends at a line end.
+fn whole_lines_within(lines: &[u8], room: u64) -> usize {
+    let limit = usize::try_from(room).unwrap_or(usize::MAX).min(lines.len());
+    if limit == lines.len() {
+        return limit;
+    }
+    memchr::memrchr(b'\n', &lines[..limit]).map_or(0, |i| i + 1)
+}
+
+fn first_line_len(lines: &[u8]) -> usize {
+    memchr::memchr(b'\n', lines).map_or(lines.len(), |i| i + 1)
+}
+
 /// A running `file` sink instance.
 pub struct FileSink {
     path: String,
@@ -130,9 +389,9 @@ pub struct FileSink {
 }
 
 impl FileSink {
-    fn with_writer(
+    fn with_output(
         &self,
-        f: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+        f: impl FnOnce(&mut Output) -> Result<(), SinkError>,
     ) -> Result<(), SinkError> {
         let mut guard = self.writer.lock().map_err(|_| SinkError::Rejected {
             message: format!(
@@ -141,10 +400,7 @@ impl FileSink {
             ),
             retryable: false,
         })?;
-        f(&mut guard).map_err(|source| SinkError::Io {
-            context: format!("file {}", self.path),
-            source,
-        })
+        f(&mut guard)
     }
 }
 
@@ -155,7 +411,7 @@ impl Sink for FileSink {
         }
         let mut buf = std::mem::take(&mut self.buf);
         encode_ndjson(&mut buf, events);
-        let result = self.with_writer(|w| w.write_all(&buf));
+        let result = self.with_output(|out| out.write(&buf, now_ms()));
         if buf.capacity() <= 16 << 20 {
             self.buf = buf;
         }
@@ -163,7 +419,11 @@ impl Sink for FileSink {
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
-        self.with_writer(|w| w.flush())
+        self.with_output(Output::flush)
+    }
+
+    fn on_tick(&mut self) -> Result<(), SinkError> {
+        self.with_output(|out| out.on_tick(now_ms()))
     }
 }
 
@@ -272,5 +532,164 @@ mod tests {
             Ok(_) => panic!("a path under a regular file cannot be created"),
         };
         assert!(err.contains(&blocker.display().to_string()), "{err}");
+    }
+
+    /// The rotated files in `dir`, in name order, with their contents.
+    fn rotated(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+        let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read(&p).unwrap())
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn rotating(dir: &std::path::Path, rotate: &str) -> FileSinkConfig {
+        toml::from_str(&format!(
+            "path = {:?}\nrotate = {rotate}",
+            dir.join("out.ndjson").display().to_string()
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn size_rotation_cuts_between_lines_and_concatenates_to_the_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let whole = dir.path().join("whole.ndjson");
+        let rotated_dir = dir.path().join("rotated");
+        let plain = FileSinkConfig::new(&whole);
+        let cfg = rotating(&rotated_dir, "{ max_bytes = 300 }");
+        let mut a = plain.build(&BuildContext::single("a")).unwrap();
+        let mut b = cfg.build(&BuildContext::single("b")).unwrap();
+        for chunk in (0..40).map(event).collect::<Vec<_>>().chunks(7) {
+            a.write(chunk).unwrap();
+            b.write(chunk).unwrap();
+        }
+        a.flush().unwrap();
+        b.flush().unwrap();
+        let files = rotated(&rotated_dir);
+        assert!(files.len() > 5, "{} files", files.len());
+        for (i, (name, bytes)) in files.iter().enumerate() {
+            assert!(bytes.len() <= 300 && bytes.ends_with(b"\n"), "{name}");
+            let (stem, rest) = name.split_once('-').unwrap();
+            assert_eq!(stem, "out");
+            assert_eq!(rest.len(), "20240501T120000-000000.ndjson".len(), "{name}");
+            assert!(rest.ends_with(&format!("-{i:06}.ndjson")), "{name}");
+        }
+        let joined: Vec<u8> = files.into_iter().flat_map(|(_, b)| b).collect();
+        assert_eq!(joined, std::fs::read(&whole).unwrap());
+    }
+
+    #[test]
+    fn interval_rotation_on_tick() {
+        let lines = |bytes: &[u8]| bytes.iter().filter(|&&b| b == b'\n').count();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = rotating(dir.path(), "{ interval = \"200ms\" }");
+        let mut sink = cfg.build(&BuildContext::single("out")).unwrap();
+        sink.on_tick().unwrap();
+        assert!(rotated(dir.path()).is_empty(), "no line, no file");
+        sink.write(&[event(1)]).unwrap();
+        sink.on_tick().unwrap();
+        sink.write(&[event(2)]).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        sink.on_tick().unwrap();
+        // The tick closed (and so flushed) the file: one file, or two if
+        // this thread stalled for a whole interval between the writes.
+        let closed = rotated(dir.path());
+        assert!((1..=2).contains(&closed.len()), "{} files", closed.len());
+        assert_eq!(closed.iter().map(|(_, b)| lines(b)).sum::<usize>(), 2);
+        sink.write(&[event(3)]).unwrap();
+        sink.flush().unwrap();
+        let all = rotated(dir.path());
+        assert_eq!(all.len(), closed.len() + 1);
+        assert_eq!(all[..closed.len()], closed[..]);
+        assert_eq!(lines(&all[closed.len()].1), 1);
+    }
+
+    #[test]
+    fn rotation_never_overwrites_and_gives_long_lines_their_own_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let taken = dir.path().join("log-19700101T000000-000000.txt");
+        std::fs::write(&taken, "keep\n").unwrap();
+        let limits = Rotate {
+            max_bytes: Some(10),
+            interval: Some(Duration::from_ms(1_000)),
+        };
+        let mut r = Rotating::new(&dir.path().join("log.txt"), limits);
+        r.write(b"0123456789abcdef\nab\n", 0).unwrap();
+        r.write(b"cd\n", 999).unwrap();
+        r.write(b"ef\n", 1_000).unwrap();
+        r.flush().unwrap();
+        let names: Vec<(String, String)> = rotated(dir.path())
+            .into_iter()
+            .map(|(n, b)| (n, String::from_utf8(b).unwrap()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("log-19700101T000000-000000.txt".into(), "keep\n".into()),
+                (
+                    "log-19700101T000000-000001.txt".into(),
+                    "0123456789abcdef\n".into()
+                ),
+                ("log-19700101T000000-000002.txt".into(), "ab\ncd\n".into()),
+                ("log-19700101T000001-000003.txt".into(), "ef\n".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn rotate_needs_a_limit() {
+        for (text, needle) in [
+            ("{}", "needs `max_bytes`, `interval`"),
+            ("{ max_bytes = 0 }", "at least 1"),
+            ("{ interval = \"0s\" }", "must be positive"),
+            ("{ max_bytes = 5, size = 3 }", "unknown field"),
+        ] {
+            let err = toml::from_str::<FileSinkConfig>(&format!("path = \"x\"\nrotate = {text}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+        /// Whatever the line lengths and the limit, files hold whole lines,
+        /// none is over the limit unless it is a single longer line, and in
+        /// name order they spell out everything written.
+        #[test]
+        fn rotated_files_partition_the_output(
+            writes in proptest::collection::vec(
+                proptest::collection::vec(0usize..40, 0..6), 1..8),
+            max_bytes in 1u64..120,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let limits = Rotate { max_bytes: Some(max_bytes), interval: None };
+            let mut r = Rotating::new(&dir.path().join("p.ndjson"), limits);
+            let mut all = Vec::new();
+            for (w, lens) in writes.iter().enumerate() {
+                let mut chunk = Vec::new();
+                for (i, len) in lens.iter().enumerate() {
+                    chunk.extend(std::iter::repeat_n(b'a' + (w + i) as u8 % 26, *len));
+                    chunk.push(b'\n');
+                }
+                r.write(&chunk, 0).unwrap();
+                all.extend(chunk);
+            }
+            r.flush().unwrap();
+            let files = rotated(dir.path());
+            for (name, bytes) in &files {
+                proptest::prop_assert!(bytes.ends_with(b"\n"), "{}", name);
+                let lines = bytes.iter().filter(|&&b| b == b'\n').count();
+                proptest::prop_assert!(bytes.len() as u64 <= max_bytes || lines == 1, "{}", name);
+            }
+            let joined: Vec<u8> = files.into_iter().flat_map(|(_, b)| b).collect();
+            proptest::prop_assert_eq!(joined, all);
+        }
     }
 }

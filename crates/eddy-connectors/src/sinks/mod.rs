@@ -4,6 +4,8 @@ pub mod delivery;
 pub mod file;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "redis")]
@@ -16,6 +18,8 @@ pub use self::redis::RedisSinkConfig;
 pub use file::FileSinkConfig;
 #[cfg(feature = "http")]
 pub use http::HttpSinkConfig;
+#[cfg(feature = "parquet")]
+pub use parquet::ParquetConfig;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresConfig;
 pub use stdout::StdoutConfig;

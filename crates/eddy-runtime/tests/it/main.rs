@@ -1,5 +1,7 @@
 //! End-to-end tests of the runtime: validation diagnostics and whole runs.
 
+#[cfg(feature = "parquet")]
+mod files;
 mod golden;
 #[cfg(feature = "postgres")]
 mod postgres;

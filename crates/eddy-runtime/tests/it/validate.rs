@@ -52,6 +52,30 @@ fn unknown_side_output_and_missing_port() {
 }
 
 #[test]
+fn a_sink_offers_only_its_dead_letters() {
+    let text = format!(
+        "{SOURCE}\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"tx\"]\n\n\
+         [sinks.rejects]\ntype = \"stdout\"\ninputs = [\"out.dead_letters\"]\n"
+    );
+    let plan = Plan::compile("p.toml", &text, &[])
+        .map_err(|d| d.to_string())
+        .unwrap();
+    assert_eq!(plan.nodes.len(), 3);
+    let e = errors(&format!(
+        "{text}\n[sinks.more]\ntype = \"stdout\"\ninputs = [\"out\", \"out.late\"]\n"
+    ));
+    assert!(
+        e.contains("p.toml:15:11: `out` is a sink and has no main output"),
+        "{e}"
+    );
+    assert!(e.contains("`out.dead_letters`"), "{e}");
+    assert!(
+        e.contains("p.toml:15:18: `out` (blackhole) has no `.late` output"),
+        "{e}"
+    );
+}
+
+#[test]
 fn cycles_are_reported() {
     let text = format!(
         "{SOURCE}\n[transforms.a]\ntype = \"filter\"\ninputs = [\"tx\", \"b\"]\ncondition = \"true\"\n\n[transforms.b]\ntype = \"filter\"\ninputs = [\"a\"]\ncondition = \"true\"\n\n[sinks.out]\ntype = \"stdout\"\ninputs = [\"b\"]\n"
