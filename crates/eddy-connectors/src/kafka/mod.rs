@@ -11,6 +11,6 @@ mod sink;
 mod source;
 
 pub use admin::{apply_topics, TopicChange, TopicSpec, TopicsFile};
-pub use client::{Connection, SaslConfig, SaslMechanism, TlsConfig};
+pub use client::{Connection, SaslConfig, SaslMechanism, TlsConfig, CONSUMER_FETCH_DEFAULTS};
 pub use sink::{Acks, Compression, KafkaSinkConfig, Partitioner};
 pub use source::{KafkaSource, KafkaSourceConfig, PayloadFormat, StartPosition};

@@ -501,7 +501,9 @@ impl Deliver for KafkaWriter {
         // Wait for every record's delivery report.
         let mut reported = 0usize;
         while reported < in_flight {
-            let _ = self.producer.flush(Duration::from_millis(100));
+            // Polling serves the delivery callbacks; `flush` would wait out
+            // its whole timeout between them.
+            self.producer.poll(Duration::from_millis(1));
             for (i, outcome) in self.producer.context().take() {
                 reported += 1;
                 match outcome {

@@ -305,6 +305,9 @@ impl KafkaSource {
             .set("client.id", format!("eddy-{}-{}", cx.name, cx.worker))
             .set("enable.partition.eof", "false")
             .set("statistics.interval.ms", "1000");
+        for (k, v) in super::client::CONSUMER_FETCH_DEFAULTS {
+            cc.set(*k, *v);
+        }
         conn.apply_overrides(&mut cc);
         let consumer: BaseConsumer<SourceContext> = cc
             .create_with_context(SourceContext {

@@ -14,10 +14,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use eddy_connectors::kafka::{apply_topics, Connection, TopicChange, TopicSpec, TopicsFile};
+use eddy_connectors::kafka::{
+    apply_topics, Connection, TopicChange, TopicSpec, TopicsFile, CONSUMER_FETCH_DEFAULTS,
+};
 use eddy_runtime::{Plan, RunOptions};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
+use rdkafka::mocking::MockCluster;
 
 /// Runs of each side; the median is reported.
 const RUNS: usize = 3;
@@ -26,9 +29,13 @@ const RUNS: usize = 3;
 #[derive(Args)]
 pub struct KafkaArgs {
     /// Bootstrap brokers (a test broker: the benchmark creates topics).
+    #[arg(long, required_unless_present = "mock")]
+    brokers: Option<String>,
+    /// Use librdkafka's in-process mock cluster instead of a broker, to see
+    /// Eddy's side when the broker is not the bottleneck.
     #[arg(long)]
-    brokers: String,
-    /// Events in the input topic.
+    mock: bool,
+    /// Nexmark events to generate; their bids (92 %) fill the input topic.
     #[arg(long, short = 'n', default_value_t = 2_000_000)]
     events: u64,
     /// Partitions of the input topic.
@@ -41,19 +48,45 @@ pub struct KafkaArgs {
 
 /// Fills the topic, runs both sides and prints their medians.
 pub fn run(args: &KafkaArgs) -> anyhow::Result<ExitCode> {
-    let conn = Connection::plain(&args.brokers);
     let stamp = eddy_core::time::now_ms();
     let input = format!("eddy-bench-in-{stamp}");
     let output = format!("eddy-bench-out-{stamp}");
+    // The mock cluster lives as long as this binding.
+    let mock = if args.mock {
+        let cluster = MockCluster::new(1).context("cannot start the mock cluster")?;
+        for topic in [&input, &output] {
+            cluster
+                .create_topic(topic, args.partitions, 1)
+                .with_context(|| format!("cannot create {topic}"))?;
+        }
+        Some(cluster)
+    } else {
+        None
+    };
+    let brokers = match (&mock, &args.brokers) {
+        (Some(cluster), _) => cluster.bootstrap_servers(),
+        (None, Some(b)) => b.clone(),
+        (None, None) => bail!("pass --brokers or --mock"),
+    };
+    if mock.is_none() {
+        create_topics(&brokers, &[&input, &output], args.partitions)?;
+    }
+    let run_args = (brokers.as_str(), input.as_str(), output.as_str(), stamp);
+    measure(args, run_args)
+}
+
+/// Creates the benchmark's topics on a real broker.
+fn create_topics(brokers: &str, names: &[&String], partitions: i32) -> anyhow::Result<()> {
+    let conn = Connection::plain(brokers);
     let mut topics = TopicsFile {
         brokers: None,
         topics: Default::default(),
     };
-    for name in [&input, &output] {
+    for name in names {
         topics.topics.insert(
-            name.clone(),
+            (*name).clone(),
             TopicSpec {
-                partitions: args.partitions,
+                partitions,
                 replication_factor: 1,
                 retention: None,
                 compression: None,
@@ -67,26 +100,33 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<ExitCode> {
             bail!("cannot create topic {topic}: {reason}");
         }
     }
+    Ok(())
+}
 
+/// Fills the input topic, then runs both sides `RUNS` times.
+fn measure(
+    args: &KafkaArgs,
+    (brokers, input, output, stamp): (&str, &str, &str, i64),
+) -> anyhow::Result<ExitCode> {
     let fill = format!(
         "[pipeline]\nworkers = 1\n\
          [sources.nexmark]\ntype = \"nexmark\"\nevents = {}\nonly = \"bid\"\n\
          [sinks.in]\ntype = \"kafka\"\ninputs = [\"nexmark\"]\nbrokers = \"{}\"\ntopic = \"{input}\"\nlinger = \"20ms\"\n",
-        args.events, args.brokers
+        args.events, brokers
     );
     let started = Instant::now();
-    run_pipeline(&fill, 1)?;
+    // `only = "bid"` keeps the bids of the first `events` Nexmark events.
+    let events = run_pipeline(&fill, 1)?;
     eprintln!(
-        "filled {input} with {} bids in {:.1}s ({}/s)",
-        args.events,
+        "filled {input} with {events} bids in {:.1}s ({}/s)",
         started.elapsed().as_secs_f64(),
-        human(args.events as f64 / started.elapsed().as_secs_f64())
+        human(events as f64 / started.elapsed().as_secs_f64())
     );
 
     let mut plain = Vec::new();
     let mut eddy = Vec::new();
     for i in 0..RUNS {
-        let p = plain_consume(&args.brokers, &input, args.events, stamp, i)?;
+        let p = plain_consume(brokers, input, events, stamp, i)?;
         eprintln!("plain consume run {}: {} records/s", i + 1, human(p));
         plain.push(p);
         let pipeline = format!(
@@ -97,14 +137,14 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<ExitCode> {
              aggregates = {{ bids = \"count()\", price = \"max(price)\" }}\n\
              [sinks.out]\ntype = \"kafka\"\ninputs = [\"top\"]\nbrokers = \"{b}\"\ntopic = \"{output}\"\nlinger = \"20ms\"\n",
             args.workers,
-            b = args.brokers,
+            b = brokers,
         );
         let t = Instant::now();
         let consumed = run_pipeline(&pipeline, args.workers)?;
-        if consumed != args.events {
-            bail!("Eddy read {consumed} of {} events", args.events);
+        if consumed != events {
+            bail!("Eddy read {consumed} of {events} events");
         }
-        let e = args.events as f64 / t.elapsed().as_secs_f64();
+        let e = events as f64 / t.elapsed().as_secs_f64();
         eprintln!(
             "eddy consume+window+produce run {}: {} events/s",
             i + 1,
@@ -114,8 +154,9 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<ExitCode> {
     }
     let (p, e) = (median(&mut plain), median(&mut eddy));
     println!(
-        "kafka: {} events, {} partitions, {} worker(s)\n  plain librdkafka consume: {} records/s\n  eddy consume + decode + window + produce: {} events/s ({:.0} % of the plain consume)",
-        args.events,
+        "kafka ({}): {} events, {} partitions, {} worker(s)\n  plain librdkafka consume: {} records/s\n  eddy consume + decode + window + produce: {} events/s ({:.0} % of the plain consume)",
+        if args.mock { "librdkafka mock cluster" } else { brokers },
+        events,
         args.partitions,
         args.workers,
         human(p),
@@ -147,8 +188,12 @@ fn plain_consume(
     stamp: i64,
     run: usize,
 ) -> anyhow::Result<f64> {
-    let consumer: BaseConsumer = Connection::plain(brokers)
-        .client_config()
+    let mut config = Connection::plain(brokers).client_config();
+    // The same fetch settings as Eddy's source, for a like-for-like baseline.
+    for (k, v) in CONSUMER_FETCH_DEFAULTS {
+        config.set(*k, *v);
+    }
+    let consumer: BaseConsumer = config
         .set("group.id", format!("plain-bench-{stamp}-{run}"))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
