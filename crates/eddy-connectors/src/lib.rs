@@ -13,7 +13,8 @@
 //! | `redis` (default) | the `redis` sink: streams, hashes, sorted sets, pub/sub |
 //! | `http` (default) | the `http` webhook sink |
 //! | `postgres` (default) | the `postgres` sink: binary COPY, upserts |
-//! | `kafka` (default) | the `kafka` source and sink, topic administration |
+//! | `kafka` (default) | the `kafka` source and sink, topic administration; implies `schema` |
+//! | `schema` | record schemas: JSON Schema validation, Avro and Confluent Avro payloads ([`schema`]) |
 //! | `parquet` (default) | the `parquet` sink: Arrow/Parquet files, locally or through `object_store` |
 //! | `tls` | `rediss://` and `https://` through rustls (compiles rustls and ring) |
 #![warn(missing_docs)]
@@ -22,6 +23,8 @@
 
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "schema")]
+pub mod schema;
 pub mod sinks;
 pub mod sources;
 mod util;

@@ -520,3 +520,115 @@ fn a_consumer_group_splits_partitions_and_survives_a_member_leaving() {
     let all = union();
     assert_eq!(all, (0..3000).collect::<BTreeSet<i64>>());
 }
+
+/// Records that break the source's JSON Schema, and Confluent Avro frames
+/// that cannot be decoded, go to dead letters with the reason; valid JSON
+/// and Avro records pass.
+#[test]
+fn json_schema_violations_and_bad_avro_frames_become_dead_letters() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let b = broker.brokers();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    apply_topics(&b, dir.path(), &[("payments", 1), ("avro", 1)]);
+    std::fs::write(
+        dir.path().join("payment.json"),
+        r#"{"type": "object", "required": ["id", "amount"],
+            "properties": {"id": {"type": "integer"}, "amount": {"type": "number"}}}"#,
+    )
+    .unwrap();
+    let records = [
+        r#"{"id": 1, "amount": 2.5}"#,
+        r#"{"id": 2, "amount": "abc"}"#,
+        r#"{"id": 3}"#,
+        r#"{"id": 4, "amount": 7}"#,
+    ]
+    .map(String::from);
+    produce_with_python(&b, "payments", "none", &records);
+    // Confluent framing (0, id 1) around {id: long, who: string} datums,
+    // encoded by hand: zig-zag varints and length-prefixed strings.
+    let registry = dir.path().join("registry");
+    std::fs::create_dir(&registry).unwrap();
+    std::fs::write(
+        registry.join("1.avsc"),
+        r#"{"type": "record", "name": "P", "fields": [
+            {"name": "id", "type": "long"}, {"name": "who", "type": "string"}]}"#,
+    )
+    .unwrap();
+    let frames = [
+        "00000000010a06616e6e", // id 5, who "ann"
+        "00000000020a06616e6e", // unknown schema id 2
+        "01000000010a06616e6e", // bad magic byte
+        "00000000010c0462",     // truncated string
+        "00000000010c02626f",   // id 6, who "bo"... with one byte too many
+        "00000000010e026f",     // id 7, who "o"
+    ]
+    .map(String::from);
+    produce_with_python(&b, "avro", "hex", &frames);
+    let pipeline = write_pipeline(
+        dir.path(),
+        "schema.toml",
+        &format!(
+            "[pipeline]\nworkers = 1\n\
+             [sources.pay]\ntype = \"kafka\"\nbrokers = \"{b}\"\ntopics = [\"payments\"]\ngroup = \"schema-test\"\nbounded = true\n\
+             schema = {{ json_schema = \"{d}/payment.json\" }}\n\
+             [sources.av]\ntype = \"kafka\"\nbrokers = \"{b}\"\ntopics = [\"avro\"]\ngroup = \"schema-test\"\nbounded = true\n\
+             format = \"confluent_avro\"\nschema = {{ registry_dir = \"{d}/registry\" }}\n\
+             [sinks.good]\ntype = \"file\"\ninputs = [\"pay\", \"av\"]\npath = \"{d}/good.ndjson\"\n\
+             [sinks.dead]\ntype = \"file\"\ninputs = [\"pay.dead_letters\", \"av.dead_letters\"]\npath = \"{d}/dead.ndjson\"\n"
+        ),
+    );
+    succeed(eddy().arg("run").arg(&pipeline).arg("-q"));
+    let mut ids: Vec<i64> = read_json_lines(&dir.path().join("good.ndjson"))
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [1, 4, 5, 7]);
+    let dead: BTreeMap<(String, i64), String> = read_json_lines(&dir.path().join("dead.ndjson"))
+        .iter()
+        .map(|e| {
+            (
+                (
+                    e["topic"].as_str().unwrap().to_string(),
+                    e["offset"].as_i64().unwrap(),
+                ),
+                e["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let reason = |topic: &str, offset: i64| dead[&(topic.to_string(), offset)].clone();
+    assert_eq!(dead.len(), 6, "{dead:?}");
+    assert!(
+        reason("payments", 1).contains(r#"/amount: "abc" is not of type "number" (type)"#),
+        "{}",
+        reason("payments", 1)
+    );
+    assert!(
+        reason("payments", 2).contains("(required)"),
+        "{}",
+        reason("payments", 2)
+    );
+    assert!(
+        reason("avro", 1).contains("unknown schema id 2"),
+        "{}",
+        reason("avro", 1)
+    );
+    assert!(
+        reason("avro", 2).contains("magic byte is 1"),
+        "{}",
+        reason("avro", 2)
+    );
+    assert!(
+        reason("avro", 3).contains("invalid Avro datum"),
+        "{}",
+        reason("avro", 3)
+    );
+    assert!(
+        reason("avro", 4).contains("bytes left"),
+        "{}",
+        reason("avro", 4)
+    );
+}

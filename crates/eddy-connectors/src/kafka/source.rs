@@ -9,15 +9,22 @@
 //! start = "committed"              # earliest | latest | committed | an RFC 3339 time
 //! metadata = true                  # adds a `kafka` field: topic, partition, offset, timestamp, key, headers
 //! event_time = { field = "ts", max_out_of_orderness = "5s", idle_timeout = "30s" }
+//! schema = { json_schema = "schemas/payment.json" }   # records must satisfy it
 //! ```
+//!
+//! `format = "avro"` with `schema = { avro = "payment.avsc" }` reads plain
+//! Avro binary datums; `format = "confluent_avro"` with `schema = {
+//! registry_dir = "dir" }` reads the Confluent wire format with schemas from
+//! `dir/<id>.avsc` (see [`crate::schema`]).
 //!
 //! Each worker instance joins the consumer group, so partitions are spread
 //! over the workers of this process and over every other process using the
-//! same group. Records are JSON objects (or NDJSON: one object per line);
-//! records that cannot be decoded, are larger than `max_record_bytes` or
-//! fail the time assignment go to `NAME.dead_letters` with the reason and
-//! their topic, partition and offset. Watermarks are per partition, and an
-//! idle partition stops holding them back after `idle_timeout`.
+//! same group. Records are JSON objects (or NDJSON: one object per line, or
+//! Avro); records that cannot be decoded, violate the schema, are larger
+//! than `max_record_bytes` or fail the time assignment go to
+//! `NAME.dead_letters` with the reason and their topic, partition and
+//! offset (an Avro record's bytes as base64). Watermarks are per partition,
+//! and an idle partition stops holding them back after `idle_timeout`.
 //!
 //! Offsets are committed to the group only when a checkpoint completes, that
 //! is after every event read before it has reached the sinks, and once more
@@ -41,6 +48,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::Deserialize;
 
 use super::client::{Connection, MetricsContext, SaslConfig, TlsConfig};
+use crate::schema::{AvroDecoder, ConfluentAvroDecoder, JsonSchemaValidator, SchemaConfig};
 
 /// Records larger than this (bytes) go to dead letters unless configured.
 const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
@@ -85,6 +93,12 @@ pub enum PayloadFormat {
     Json,
     /// One JSON object per line; a record may hold several.
     Ndjson,
+    /// One Avro binary datum (a record) per record, written with the
+    /// schema in `schema.avro`.
+    Avro,
+    /// The Confluent wire format: a zero byte, a 4-byte big-endian schema
+    /// id, an Avro binary datum; schemas from `schema.registry_dir`.
+    ConfluentAvro,
 }
 
 /// Configuration of the `kafka` source.
@@ -108,6 +122,11 @@ pub struct KafkaSourceConfig {
     /// Payload format.
     #[serde(default)]
     pub format: PayloadFormat,
+    /// Record schemas: `json_schema` (checked on every decoded record),
+    /// `avro` (for `format = "avro"`), `registry_dir` (for `format =
+    /// "confluent_avro"`).
+    #[serde(default)]
+    pub schema: SchemaConfig,
     /// Add a `kafka` field with the record's topic, partition, offset,
     /// timestamp (ms), key and headers, usable in expressions and as
     /// `event_time = { field = "kafka.timestamp" }`.
@@ -175,6 +194,9 @@ impl SourceFactory for KafkaSourceConfig {
                     .hint("list the topics to read: topics = [\"payments\"]"),
             );
         }
+        if let Err(e) = PayloadDecoder::new(self.format, &self.schema) {
+            out.push(Diagnostic::new(0..0, e));
+        }
         if self.topics.is_empty() == self.topic_pattern.is_none() {
             out.push(
                 Diagnostic::new(0..0, "set exactly one of `topics` and `topic_pattern`")
@@ -207,7 +229,7 @@ struct Records {
     format: PayloadFormat,
     metadata: bool,
     max_record_bytes: usize,
-    decoder: JsonDecoder,
+    decoder: PayloadDecoder,
     assigner: TimestampAssigner,
     partitions: PartitionIds,
     /// Next offset to read per partition id.
@@ -336,7 +358,7 @@ impl KafkaSource {
                 format: cfg.format,
                 metadata: cfg.metadata,
                 max_record_bytes: cfg.max_record_bytes.unwrap_or(DEFAULT_MAX_RECORD_BYTES),
-                decoder: JsonDecoder::new(),
+                decoder: PayloadDecoder::new(cfg.format, &cfg.schema)?,
                 assigner: TimestampAssigner::from_config(cfg.event_time.as_ref()),
                 partitions: PartitionIds::default(),
                 next_offset: HashMap::new(),
@@ -485,14 +507,19 @@ impl Records {
         let position = || format!("{}/{}@{}", msg.topic(), msg.partition(), msg.offset());
         let mut events = Vec::new();
         let mut dead = Vec::new();
+        // Avro payloads are binary: base64 keeps them intact for replay.
+        let binary = matches!(
+            self.format,
+            PayloadFormat::Avro | PayloadFormat::ConfluentAvro
+        );
         let dead_letter_of = |reason: String, raw: &[u8]| {
+            let raw = if binary {
+                Value::str(&crate::schema::base64_text(raw))
+            } else {
+                Value::str(&String::from_utf8_lossy(raw))
+            };
             let mut dl = with_position(
-                dead_letter(
-                    "decode",
-                    reason,
-                    Value::str(&String::from_utf8_lossy(raw)),
-                    now,
-                ),
+                dead_letter("decode", reason, raw, now),
                 &self.name,
                 position(),
             );
@@ -536,10 +563,12 @@ impl Records {
                     Err(reason) => dead.push(dead_letter_of(reason, bytes)),
                 }
             }
-            Err(e) => dead.push(dead_letter_of(e.to_string(), bytes)),
+            Err(e) => dead.push(dead_letter_of(e, bytes)),
         };
         match self.format {
-            PayloadFormat::Json => one(payload, &mut events, &mut dead),
+            PayloadFormat::Json | PayloadFormat::Avro | PayloadFormat::ConfluentAvro => {
+                one(payload, &mut events, &mut dead)
+            }
             PayloadFormat::Ndjson => {
                 for line in payload.split(|&b| b == b'\n') {
                     if !line.iter().all(u8::is_ascii_whitespace) {
@@ -549,6 +578,93 @@ impl Records {
             }
         }
         (id, events, dead)
+    }
+}
+
+/// Payload bytes to fields, then the optional JSON Schema check.
+struct PayloadDecoder {
+    format: FormatDecoder,
+    validator: Option<JsonSchemaValidator>,
+}
+
+enum FormatDecoder {
+    Json(JsonDecoder),
+    Avro(AvroDecoder),
+    ConfluentAvro(ConfluentAvroDecoder),
+}
+
+impl PayloadDecoder {
+    /// Reads the schema files `format` and `schema` name; the error says
+    /// which file or option is wrong.
+    fn new(format: PayloadFormat, schema: &SchemaConfig) -> Result<PayloadDecoder, String> {
+        let misplaced = |option: &str, wanted: &str| {
+            Err(format!(
+                "`schema.{option}` is for `format = \"{wanted}\"`, not `{}`",
+                format_name(format)
+            ))
+        };
+        let decoder = match format {
+            PayloadFormat::Json | PayloadFormat::Ndjson => {
+                if schema.avro.is_some() {
+                    return misplaced("avro", "avro");
+                }
+                if schema.registry_dir.is_some() {
+                    return misplaced("registry_dir", "confluent_avro");
+                }
+                FormatDecoder::Json(JsonDecoder::new())
+            }
+            PayloadFormat::Avro => {
+                if schema.registry_dir.is_some() {
+                    return misplaced("registry_dir", "confluent_avro");
+                }
+                let Some(path) = &schema.avro else {
+                    return Err(
+                        "`format = \"avro\"` needs `schema = { avro = \"file.avsc\" }`".into(),
+                    );
+                };
+                FormatDecoder::Avro(AvroDecoder::load(path).map_err(|e| e.to_string())?)
+            }
+            PayloadFormat::ConfluentAvro => {
+                if schema.avro.is_some() {
+                    return misplaced("avro", "avro");
+                }
+                let Some(dir) = &schema.registry_dir else {
+                    return Err("`format = \"confluent_avro\"` needs `schema = { registry_dir = \"dir\" }` (holding <id>.avsc files)".into());
+                };
+                FormatDecoder::ConfluentAvro(
+                    ConfluentAvroDecoder::new(dir).map_err(|e| e.to_string())?,
+                )
+            }
+        };
+        let validator = match &schema.json_schema {
+            Some(path) => Some(JsonSchemaValidator::load(path).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        Ok(PayloadDecoder {
+            format: decoder,
+            validator,
+        })
+    }
+
+    fn decode(&mut self, bytes: &[u8]) -> Result<Fields, String> {
+        let fields = match &mut self.format {
+            FormatDecoder::Json(d) => d.decode(bytes).map_err(|e| e.to_string())?,
+            FormatDecoder::Avro(d) => d.decode(bytes)?,
+            FormatDecoder::ConfluentAvro(d) => d.decode(bytes)?,
+        };
+        if let Some(v) = &self.validator {
+            v.check(&fields)?;
+        }
+        Ok(fields)
+    }
+}
+
+fn format_name(format: PayloadFormat) -> &'static str {
+    match format {
+        PayloadFormat::Json => "json",
+        PayloadFormat::Ndjson => "ndjson",
+        PayloadFormat::Avro => "avro",
+        PayloadFormat::ConfluentAvro => "confluent_avro",
     }
 }
 
@@ -706,5 +822,96 @@ impl Source for KafkaSource {
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> KafkaSourceConfig {
+        toml::from_str(&format!(
+            "brokers = \"127.0.0.1:9\"\ntopics = [\"t\"]\ngroup = \"g\"\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    fn problems(extra: &str) -> Vec<String> {
+        config(extra)
+            .validate()
+            .into_iter()
+            .map(|d| d.message)
+            .collect()
+    }
+
+    #[test]
+    fn schema_options_are_checked_against_the_format_and_files_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        std::fs::write(dir.path().join("s.json"), r#"{"required": ["id"]}"#).unwrap();
+        std::fs::write(
+            dir.path().join("p.avsc"),
+            r#"{"type": "record", "name": "P", "fields": [{"name": "id", "type": "long"}]}"#,
+        )
+        .unwrap();
+        assert!(problems(&format!("schema = {{ json_schema = \"{d}/s.json\" }}")).is_empty());
+        assert!(problems(&format!(
+            "format = \"avro\"\nschema = {{ avro = \"{d}/p.avsc\", json_schema = \"{d}/s.json\" }}"
+        ))
+        .is_empty());
+        assert!(problems(&format!(
+            "format = \"confluent_avro\"\nschema = {{ registry_dir = \"{d}\" }}"
+        ))
+        .is_empty());
+
+        let cases = [
+            (
+                format!("schema = {{ json_schema = \"{d}/missing.json\" }}"),
+                "missing.json",
+            ),
+            ("format = \"avro\"".to_string(), "needs `schema = { avro"),
+            (
+                "format = \"confluent_avro\"".to_string(),
+                "needs `schema = { registry_dir",
+            ),
+            (
+                format!("schema = {{ avro = \"{d}/p.avsc\" }}"),
+                "`schema.avro` is for `format = \"avro\"`",
+            ),
+            (
+                format!("format = \"avro\"\nschema = {{ avro = \"{d}/s.json\" }}"),
+                "s.json",
+            ),
+        ];
+        for (extra, wanted) in cases {
+            let p = problems(&extra);
+            assert!(
+                p.iter().any(|m| m.contains(wanted)),
+                "{extra}: {p:?} lacks {wanted}"
+            );
+        }
+        assert!(toml::from_str::<KafkaSourceConfig>(
+            "brokers = \"b\"\ntopics = [\"t\"]\ngroup = \"g\"\nschema = { jsonschema = \"x\" }"
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn payload_decoder_validates_after_decoding() {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = dir.path().join("s.json");
+        std::fs::write(&schema, r#"{"properties": {"amount": {"type": "number"}}}"#).unwrap();
+        let cfg = SchemaConfig {
+            json_schema: Some(schema),
+            ..SchemaConfig::default()
+        };
+        let mut d = PayloadDecoder::new(PayloadFormat::Json, &cfg).unwrap();
+        assert!(d.decode(br#"{"amount": 1.5}"#).is_ok());
+        let e = d.decode(br#"{"amount": "abc"}"#).unwrap_err();
+        assert!(
+            e.contains(r#"/amount: "abc" is not of type "number" (type)"#),
+            "{e}"
+        );
+        assert!(d.decode(b"nope").unwrap_err().contains("JSON"));
     }
 }

@@ -3,7 +3,9 @@
   consume BROKERS TOPIC COUNT      print COUNT records as JSON lines
                                    {partition, offset, key, headers, value}
   produce BROKERS TOPIC CODEC      send stdin's lines as records with CODEC
-                                   (none, gzip, snappy, lz4, zstd)
+                                   (none, gzip, snappy, lz4, zstd); with
+                                   CODEC hex, each line is hex-encoded
+                                   binary (sent uncompressed)
   partitions PARTITIONS KEY...     print the Java client's murmur2 partition
                                    of each key, one per line
 """
@@ -42,10 +44,11 @@ def consume(brokers, topic, count):
 def produce(brokers, topic, codec):
     producer = KafkaProducer(
         bootstrap_servers=brokers,
-        compression_type=None if codec == "none" else codec,
+        compression_type=None if codec in ("none", "hex") else codec,
     )
     for line in sys.stdin.buffer:
-        producer.send(topic, line.rstrip(b"\n"))
+        line = line.rstrip(b"\n")
+        producer.send(topic, bytes.fromhex(line.decode()) if codec == "hex" else line)
     producer.flush()
     producer.close()
 
