@@ -2,18 +2,17 @@
 //! independent client (kafka-python). Each test starts its own broker on a
 //! free loopback port and stops it when done.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use eddy_testkit::kafka::Broker;
 use serde_json::Value;
-
-fn eddy() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_eddy"))
-}
+use support::{eddy, ids_in, wait_until, write_pipeline};
 
 fn succeed(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap();
@@ -78,12 +77,6 @@ fn apply_topics(brokers: &str, dir: &Path, topics: &[(&str, u32)]) -> String {
             .arg(&file),
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn write_pipeline(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 fn read_json_lines(path: &Path) -> Vec<Value> {
@@ -410,24 +403,6 @@ fn murmur2_puts_keys_where_the_java_client_does() {
     for (k, p) in keys.iter().zip(java) {
         assert_eq!(placed[k], p, "key {k}");
     }
-}
-
-/// Waits until `done()` or panics after `limit`.
-fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
-    let until = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn ids_in(path: &Path) -> Vec<i64> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|v| v["id"].as_i64())
-        .collect()
 }
 
 fn spawn_member(pipeline: &Path) -> Child {

@@ -2,40 +2,14 @@
 //! runs librdkafka's mock cluster inside the test process, and alone it is
 //! not disturbed by the other Kafka tests' brokers and clients.
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-fn eddy() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_eddy"))
-}
-
-fn write_pipeline(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn ids_in(path: &Path) -> Vec<i64> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|v| v["id"].as_i64())
-        .collect()
-}
-
-/// Waits until `done()` or panics after `limit`.
-fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
-    let until = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
+use support::{eddy, ids_in, wait_until, write_pipeline};
 
 /// The broker goes down in the middle of a run and comes back. tansu keeps
 /// its log in memory and would come back empty, so this test uses
