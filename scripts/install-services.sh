@@ -17,7 +17,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 packages=()
 have_pkg() { dpkg -s "$1" >/dev/null 2>&1; }
-for p in postgresql redis-server redis-tools libssl-dev libsasl2-dev zlib1g-dev pkg-config make; do
+for p in postgresql redis-server redis-tools libssl-dev zlib1g-dev pkg-config make; do
   have_pkg "$p" || packages+=("$p")
 done
 if [ ${#packages[@]} -gt 0 ]; then
