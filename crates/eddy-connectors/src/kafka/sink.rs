@@ -169,31 +169,6 @@ fn default_true() -> bool {
 }
 
 impl KafkaSinkConfig {
-    /// A sink writing whole events as JSON to `topic` with the defaults.
-    pub fn new(brokers: &str, topic: &str) -> KafkaSinkConfig {
-        KafkaSinkConfig {
-            brokers: brokers.to_string(),
-            topic: topic.to_string(),
-            key: None,
-            value: None,
-            headers: BTreeMap::new(),
-            acks: Acks::All,
-            compression: Compression::None,
-            partitioner: Partitioner::Murmur2,
-            idempotent: true,
-            batch_size: None,
-            linger: None,
-            delivery_timeout: None,
-            max_record_bytes: None,
-            buffer: None,
-            retry: RetryConfig::default(),
-            circuit_breaker: CircuitConfig::default(),
-            tls: None,
-            sasl: None,
-            options: BTreeMap::new(),
-        }
-    }
-
     /// Creates the producer with this configuration.
     pub fn producer(
         &self,
