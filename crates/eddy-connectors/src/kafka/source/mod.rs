@@ -30,182 +30,25 @@
 //! is after every event read before it has reached the sinks, and once more
 //! when the run ends after the sinks flushed: at-least-once delivery.
 
+mod config;
+mod records;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use eddy_core::component::{BuildContext, BuildError, SourceFactory, WatermarkSpec};
-use eddy_core::config::Diagnostic;
-use eddy_core::json::JsonDecoder;
+use eddy_core::component::BuildContext;
 use eddy_core::metrics::{ComponentMetrics, Counter, Gauge};
-use eddy_core::operator::{dead_letter, with_position};
-use eddy_core::source::{EventTimeConfig, SourcePosition, TimestampAssigner};
-use eddy_core::time::{format_rfc3339, now_ms, parse_rfc3339};
-use eddy_core::{Event, Fields, Source, SourceBatch, SourceError, SourcePoll, Sym, Value};
+use eddy_core::source::{SourcePosition, TimestampAssigner};
+use eddy_core::time::now_ms;
+use eddy_core::{Event, Source, SourceBatch, SourceError, SourcePoll};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
-use serde::Deserialize;
 
-use super::client::{Connection, MetricsContext, SaslConfig, TlsConfig};
-use crate::schema::{AvroDecoder, ConfluentAvroDecoder, JsonSchemaValidator, SchemaConfig};
-
-/// Records larger than this (bytes) go to dead letters unless configured.
-const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
-
-/// Where a consumer starts in partitions it has no committed offset for
-/// (or in all of them, for `earliest`/`latest`/a time).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub enum StartPosition {
-    /// The group's committed offsets; the earliest record where none.
-    #[default]
-    Committed,
-    /// The first record still retained.
-    Earliest,
-    /// Only records produced after the start.
-    Latest,
-    /// The first record with a timestamp at or after this time (ms).
-    Time(i64),
-}
-
-impl<'de> Deserialize<'de> for StartPosition {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        match s.as_str() {
-            "committed" => Ok(StartPosition::Committed),
-            "earliest" => Ok(StartPosition::Earliest),
-            "latest" => Ok(StartPosition::Latest),
-            other => parse_rfc3339(other).map(StartPosition::Time).ok_or_else(|| {
-                serde::de::Error::custom(format!(
-                    "unknown start `{other}`: use \"committed\", \"earliest\", \"latest\" or an RFC 3339 time such as \"2026-01-31T00:00:00Z\""
-                ))
-            }),
-        }
-    }
-}
-
-/// How a record's bytes become events.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum PayloadFormat {
-    /// One JSON object per record.
-    #[default]
-    Json,
-    /// One JSON object per line; a record may hold several.
-    Ndjson,
-    /// One Avro binary datum (a record) per record, written with the
-    /// schema in `schema.avro`.
-    Avro,
-    /// The Confluent wire format: a zero byte, a 4-byte big-endian schema
-    /// id, an Avro binary datum; schemas from `schema.registry_dir`.
-    ConfluentAvro,
-}
-
-/// Configuration of the `kafka` source.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaSourceConfig {
-    /// Bootstrap brokers, `host:port[,host:port...]`.
-    pub brokers: String,
-    /// Topics to read.
-    #[serde(default)]
-    pub topics: Vec<String>,
-    /// A regular expression of topics to read (librdkafka syntax), instead
-    /// of `topics`.
-    #[serde(default)]
-    pub topic_pattern: Option<String>,
-    /// Consumer group; processes sharing it split the partitions.
-    pub group: String,
-    /// Where to start reading.
-    #[serde(default)]
-    pub start: StartPosition,
-    /// Payload format.
-    #[serde(default)]
-    pub format: PayloadFormat,
-    /// Record schemas: `json_schema` (checked on every decoded record),
-    /// `avro` (for `format = "avro"`), `registry_dir` (for `format =
-    /// "confluent_avro"`).
-    #[serde(default)]
-    pub schema: SchemaConfig,
-    /// Add a `kafka` field with the record's topic, partition, offset,
-    /// timestamp (ms), key and headers, usable in expressions and as
-    /// `event_time = { field = "kafka.timestamp" }`.
-    #[serde(default)]
-    pub metadata: bool,
-    /// How event time is found (default: ingestion time).
-    #[serde(default)]
-    pub event_time: Option<EventTimeConfig>,
-    /// Records larger than this many bytes go to dead letters.
-    #[serde(default)]
-    pub max_record_bytes: Option<usize>,
-    /// Read what the topics hold when the run starts, then finish (like a
-    /// file). Partitions are split over workers statically (partition
-    /// `p` goes to worker `p % workers`) instead of by the group
-    /// protocol; offsets are still committed to `group`.
-    #[serde(default)]
-    pub bounded: bool,
-    /// TLS settings.
-    #[serde(default)]
-    pub tls: Option<TlsConfig>,
-    /// SASL settings.
-    #[serde(default)]
-    pub sasl: Option<SaslConfig>,
-    /// Further librdkafka consumer properties.
-    #[serde(default)]
-    pub options: std::collections::BTreeMap<String, String>,
-}
-
-impl KafkaSourceConfig {
-    fn connection(&self) -> Connection {
-        Connection {
-            brokers: self.brokers.clone(),
-            tls: self.tls.clone(),
-            sasl: self.sasl.clone(),
-            options: self.options.clone(),
-        }
-    }
-
-    fn subscription(&self) -> Vec<String> {
-        match &self.topic_pattern {
-            // librdkafka treats a subscription starting with ^ as a regex.
-            Some(p) if p.starts_with('^') => vec![p.clone()],
-            Some(p) => vec![format!("^{p}")],
-            None => self.topics.clone(),
-        }
-    }
-}
-
-impl SourceFactory for KafkaSourceConfig {
-    fn build(&self, cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
-        KafkaSource::new(self, cx)
-            .map(|s| Box::new(s) as Box<dyn Source>)
-            .map_err(|e| BuildError::new(format!("source `{}`: {e}", cx.name)))
-    }
-
-    fn watermarks(&self) -> WatermarkSpec {
-        TimestampAssigner::from_config(self.event_time.as_ref()).watermarks()
-    }
-
-    fn validate(&self) -> Vec<Diagnostic> {
-        let mut out = Vec::new();
-        if self.bounded && self.topic_pattern.is_some() {
-            out.push(
-                Diagnostic::new(0..0, "`bounded = true` needs `topics`, not `topic_pattern`")
-                    .hint("list the topics to read: topics = [\"payments\"]"),
-            );
-        }
-        if let Err(e) = PayloadDecoder::new(self.format, &self.schema) {
-            out.push(Diagnostic::new(0..0, e));
-        }
-        if self.topics.is_empty() == self.topic_pattern.is_none() {
-            out.push(
-                Diagnostic::new(0..0, "set exactly one of `topics` and `topic_pattern`")
-                    .hint("topics = [\"payments\"] or topic_pattern = \"^payments-.*\""),
-            );
-        }
-        out
-    }
-}
+use super::client::MetricsContext;
+use config::DEFAULT_MAX_RECORD_BYTES;
+pub use config::{KafkaSourceConfig, PayloadFormat, StartPosition};
+use records::{PayloadDecoder, Records};
 
 /// One consumer-group member.
 pub struct KafkaSource {
@@ -220,23 +63,6 @@ pub struct KafkaSource {
     records: Records,
     commits: Counter,
     commit_failures: Counter,
-}
-
-/// Turns records into events; kept apart from the consumer so a record
-/// borrowed from it can be decoded while this is mutated.
-struct Records {
-    name: String,
-    format: PayloadFormat,
-    metadata: bool,
-    max_record_bytes: usize,
-    decoder: PayloadDecoder,
-    assigner: TimestampAssigner,
-    partitions: PartitionIds,
-    /// Next offset to read per partition id.
-    next_offset: HashMap<u32, i64>,
-    records_in: Counter,
-    bytes_in: Counter,
-    dead_letters: Counter,
 }
 
 /// Small ids for (topic, partition) pairs: the runtime's partition ids.
@@ -496,209 +322,6 @@ impl KafkaSource {
     }
 }
 
-impl Records {
-    /// Decodes one record into events and dead letters.
-    fn decode(&mut self, msg: &BorrowedMessage<'_>, now: i64) -> (u32, Vec<Event>, Vec<Event>) {
-        let id = self.partitions.id(msg.topic(), msg.partition());
-        self.next_offset.insert(id, msg.offset() + 1);
-        let payload = msg.payload().unwrap_or_default();
-        self.records_in.inc();
-        self.bytes_in.add(payload.len() as u64);
-        let position = || format!("{}/{}@{}", msg.topic(), msg.partition(), msg.offset());
-        let mut events = Vec::new();
-        let mut dead = Vec::new();
-        // Avro payloads are binary: base64 keeps them intact for replay.
-        let binary = matches!(
-            self.format,
-            PayloadFormat::Avro | PayloadFormat::ConfluentAvro
-        );
-        let dead_letter_of = |reason: String, raw: &[u8]| {
-            let raw = if binary {
-                Value::str(&crate::schema::base64_text(raw))
-            } else {
-                Value::str(&String::from_utf8_lossy(raw))
-            };
-            let mut dl = with_position(
-                dead_letter("decode", reason, raw, now),
-                &self.name,
-                position(),
-            );
-            dl.fields
-                .push(Sym::intern("topic"), Value::str(msg.topic()));
-            dl.fields.push(
-                Sym::intern("partition"),
-                Value::Int(i64::from(msg.partition())),
-            );
-            dl.fields
-                .push(Sym::intern("offset"), Value::Int(msg.offset()));
-            // Decoding is deterministic: one attempt, failed now.
-            dl.fields.push(Sym::intern("attempts"), Value::Int(1));
-            dl.fields.push(
-                Sym::intern("first_failure"),
-                Value::str(&format_rfc3339(now)),
-            );
-            dl
-        };
-        if payload.len() > self.max_record_bytes {
-            let reason = format!(
-                "record is {} bytes; the limit is {} (max_record_bytes)",
-                payload.len(),
-                self.max_record_bytes
-            );
-            let excerpt = &payload[..payload.len().min(1024)];
-            dead.push(dead_letter_of(reason, excerpt));
-            return (id, events, dead);
-        }
-        let meta = self.metadata.then(|| metadata(msg));
-        let mut one = |bytes: &[u8], events: &mut Vec<Event>, dead: &mut Vec<Event>| match self
-            .decoder
-            .decode(bytes)
-        {
-            Ok(mut fields) => {
-                if let Some(m) = &meta {
-                    fields.insert(Sym::intern("kafka"), m.clone());
-                }
-                match self.assigner.time_of(&fields, now) {
-                    Ok(t) => events.push(Event::new(t, fields)),
-                    Err(reason) => dead.push(dead_letter_of(reason, bytes)),
-                }
-            }
-            Err(e) => dead.push(dead_letter_of(e, bytes)),
-        };
-        match self.format {
-            PayloadFormat::Json | PayloadFormat::Avro | PayloadFormat::ConfluentAvro => {
-                one(payload, &mut events, &mut dead)
-            }
-            PayloadFormat::Ndjson => {
-                for line in payload.split(|&b| b == b'\n') {
-                    if !line.iter().all(u8::is_ascii_whitespace) {
-                        one(line, &mut events, &mut dead);
-                    }
-                }
-            }
-        }
-        (id, events, dead)
-    }
-}
-
-/// Payload bytes to fields, then the optional JSON Schema check.
-struct PayloadDecoder {
-    format: FormatDecoder,
-    validator: Option<JsonSchemaValidator>,
-}
-
-enum FormatDecoder {
-    Json(JsonDecoder),
-    Avro(AvroDecoder),
-    ConfluentAvro(ConfluentAvroDecoder),
-}
-
-impl PayloadDecoder {
-    /// Reads the schema files `format` and `schema` name; the error says
-    /// which file or option is wrong.
-    fn new(format: PayloadFormat, schema: &SchemaConfig) -> Result<PayloadDecoder, String> {
-        let misplaced = |option: &str, wanted: &str| {
-            Err(format!(
-                "`schema.{option}` is for `format = \"{wanted}\"`, not `{}`",
-                format_name(format)
-            ))
-        };
-        let decoder = match format {
-            PayloadFormat::Json | PayloadFormat::Ndjson => {
-                if schema.avro.is_some() {
-                    return misplaced("avro", "avro");
-                }
-                if schema.registry_dir.is_some() {
-                    return misplaced("registry_dir", "confluent_avro");
-                }
-                FormatDecoder::Json(JsonDecoder::new())
-            }
-            PayloadFormat::Avro => {
-                if schema.registry_dir.is_some() {
-                    return misplaced("registry_dir", "confluent_avro");
-                }
-                let Some(path) = &schema.avro else {
-                    return Err(
-                        "`format = \"avro\"` needs `schema = { avro = \"file.avsc\" }`".into(),
-                    );
-                };
-                FormatDecoder::Avro(AvroDecoder::load(path).map_err(|e| e.to_string())?)
-            }
-            PayloadFormat::ConfluentAvro => {
-                if schema.avro.is_some() {
-                    return misplaced("avro", "avro");
-                }
-                let Some(dir) = &schema.registry_dir else {
-                    return Err("`format = \"confluent_avro\"` needs `schema = { registry_dir = \"dir\" }` (holding <id>.avsc files)".into());
-                };
-                FormatDecoder::ConfluentAvro(
-                    ConfluentAvroDecoder::new(dir).map_err(|e| e.to_string())?,
-                )
-            }
-        };
-        let validator = match &schema.json_schema {
-            Some(path) => Some(JsonSchemaValidator::load(path).map_err(|e| e.to_string())?),
-            None => None,
-        };
-        Ok(PayloadDecoder {
-            format: decoder,
-            validator,
-        })
-    }
-
-    fn decode(&mut self, bytes: &[u8]) -> Result<Fields, String> {
-        let fields = match &mut self.format {
-            FormatDecoder::Json(d) => d.decode(bytes).map_err(|e| e.to_string())?,
-            FormatDecoder::Avro(d) => d.decode(bytes)?,
-            FormatDecoder::ConfluentAvro(d) => d.decode(bytes)?,
-        };
-        if let Some(v) = &self.validator {
-            v.check(&fields)?;
-        }
-        Ok(fields)
-    }
-}
-
-fn format_name(format: PayloadFormat) -> &'static str {
-    match format {
-        PayloadFormat::Json => "json",
-        PayloadFormat::Ndjson => "ndjson",
-        PayloadFormat::Avro => "avro",
-        PayloadFormat::ConfluentAvro => "confluent_avro",
-    }
-}
-
-/// The `kafka` metadata field of a record.
-fn metadata(msg: &BorrowedMessage<'_>) -> Value {
-    let mut f = Fields::with_capacity(6);
-    f.push(Sym::intern("topic"), Value::str(msg.topic()));
-    f.push(
-        Sym::intern("partition"),
-        Value::Int(i64::from(msg.partition())),
-    );
-    f.push(Sym::intern("offset"), Value::Int(msg.offset()));
-    f.push(
-        Sym::intern("timestamp"),
-        msg.timestamp().to_millis().map_or(Value::Null, Value::Int),
-    );
-    f.push(
-        Sym::intern("key"),
-        msg.key()
-            .map_or(Value::Null, |k| Value::str(&String::from_utf8_lossy(k))),
-    );
-    let mut headers = Fields::default();
-    if let Some(h) = msg.headers() {
-        for header in h.iter() {
-            let v = header
-                .value
-                .map_or(Value::Null, |v| Value::str(&String::from_utf8_lossy(v)));
-            headers.push(Sym::intern(header.key), v);
-        }
-    }
-    f.push(Sym::intern("headers"), Value::Map(Arc::new(headers)));
-    Value::Map(Arc::new(f))
-}
-
 impl Source for KafkaSource {
     fn poll(&mut self, max: usize) -> Result<SourcePoll, SourceError> {
         if self.end_offsets.is_none() {
@@ -827,7 +450,10 @@ impl Source for KafkaSource {
 
 #[cfg(test)]
 mod tests {
+    use eddy_core::component::SourceFactory;
+
     use super::*;
+    use crate::schema::SchemaConfig;
 
     fn config(extra: &str) -> KafkaSourceConfig {
         toml::from_str(&format!(

@@ -1,0 +1,244 @@
+//! Records to events: payload decoding, schema checks, metadata and
+//! dead letters.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use eddy_core::json::JsonDecoder;
+use eddy_core::metrics::Counter;
+use eddy_core::operator::{dead_letter, with_position};
+use eddy_core::source::TimestampAssigner;
+use eddy_core::time::format_rfc3339;
+use eddy_core::{Event, Fields, Sym, Value};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+
+use super::config::PayloadFormat;
+use super::PartitionIds;
+use crate::schema::{AvroDecoder, ConfluentAvroDecoder, JsonSchemaValidator, SchemaConfig};
+
+/// Turns records into events; kept apart from the consumer so a record
+/// borrowed from it can be decoded while this is mutated.
+pub(super) struct Records {
+    pub(super) name: String,
+    pub(super) format: PayloadFormat,
+    pub(super) metadata: bool,
+    pub(super) max_record_bytes: usize,
+    pub(super) decoder: PayloadDecoder,
+    pub(super) assigner: TimestampAssigner,
+    pub(super) partitions: PartitionIds,
+    /// Next offset to read per partition id.
+    pub(super) next_offset: HashMap<u32, i64>,
+    pub(super) records_in: Counter,
+    pub(super) bytes_in: Counter,
+    pub(super) dead_letters: Counter,
+}
+
+impl Records {
+    /// Decodes one record into events and dead letters.
+    pub(super) fn decode(
+        &mut self,
+        msg: &BorrowedMessage<'_>,
+        now: i64,
+    ) -> (u32, Vec<Event>, Vec<Event>) {
+        let id = self.partitions.id(msg.topic(), msg.partition());
+        self.next_offset.insert(id, msg.offset() + 1);
+        let payload = msg.payload().unwrap_or_default();
+        self.records_in.inc();
+        self.bytes_in.add(payload.len() as u64);
+        let position = || format!("{}/{}@{}", msg.topic(), msg.partition(), msg.offset());
+        let mut events = Vec::new();
+        let mut dead = Vec::new();
+        // Avro payloads are binary: base64 keeps them intact for replay.
+        let binary = matches!(
+            self.format,
+            PayloadFormat::Avro | PayloadFormat::ConfluentAvro
+        );
+        let dead_letter_of = |reason: String, raw: &[u8]| {
+            let raw = if binary {
+                Value::str(&crate::schema::base64_text(raw))
+            } else {
+                Value::str(&String::from_utf8_lossy(raw))
+            };
+            let mut dl = with_position(
+                dead_letter("decode", reason, raw, now),
+                &self.name,
+                position(),
+            );
+            dl.fields
+                .push(Sym::intern("topic"), Value::str(msg.topic()));
+            dl.fields.push(
+                Sym::intern("partition"),
+                Value::Int(i64::from(msg.partition())),
+            );
+            dl.fields
+                .push(Sym::intern("offset"), Value::Int(msg.offset()));
+            // Decoding is deterministic: one attempt, failed now.
+            dl.fields.push(Sym::intern("attempts"), Value::Int(1));
+            dl.fields.push(
+                Sym::intern("first_failure"),
+                Value::str(&format_rfc3339(now)),
+            );
+            dl
+        };
+        if payload.len() > self.max_record_bytes {
+            let reason = format!(
+                "record is {} bytes; the limit is {} (max_record_bytes)",
+                payload.len(),
+                self.max_record_bytes
+            );
+            let excerpt = &payload[..payload.len().min(1024)];
+            dead.push(dead_letter_of(reason, excerpt));
+            return (id, events, dead);
+        }
+        let meta = self.metadata.then(|| metadata(msg));
+        let mut one = |bytes: &[u8], events: &mut Vec<Event>, dead: &mut Vec<Event>| match self
+            .decoder
+            .decode(bytes)
+        {
+            Ok(mut fields) => {
+                if let Some(m) = &meta {
+                    fields.insert(Sym::intern("kafka"), m.clone());
+                }
+                match self.assigner.time_of(&fields, now) {
+                    Ok(t) => events.push(Event::new(t, fields)),
+                    Err(reason) => dead.push(dead_letter_of(reason, bytes)),
+                }
+            }
+            Err(e) => dead.push(dead_letter_of(e, bytes)),
+        };
+        match self.format {
+            PayloadFormat::Json | PayloadFormat::Avro | PayloadFormat::ConfluentAvro => {
+                one(payload, &mut events, &mut dead)
+            }
+            PayloadFormat::Ndjson => {
+                for line in payload.split(|&b| b == b'\n') {
+                    if !line.iter().all(u8::is_ascii_whitespace) {
+                        one(line, &mut events, &mut dead);
+                    }
+                }
+            }
+        }
+        (id, events, dead)
+    }
+}
+
+/// Payload bytes to fields, then the optional JSON Schema check.
+pub(super) struct PayloadDecoder {
+    format: FormatDecoder,
+    validator: Option<JsonSchemaValidator>,
+}
+
+enum FormatDecoder {
+    Json(JsonDecoder),
+    Avro(AvroDecoder),
+    ConfluentAvro(ConfluentAvroDecoder),
+}
+
+impl PayloadDecoder {
+    /// Reads the schema files `format` and `schema` name; the error says
+    /// which file or option is wrong.
+    pub(super) fn new(
+        format: PayloadFormat,
+        schema: &SchemaConfig,
+    ) -> Result<PayloadDecoder, String> {
+        let misplaced = |option: &str, wanted: &str| {
+            Err(format!(
+                "`schema.{option}` is for `format = \"{wanted}\"`, not `{}`",
+                format_name(format)
+            ))
+        };
+        let decoder = match format {
+            PayloadFormat::Json | PayloadFormat::Ndjson => {
+                if schema.avro.is_some() {
+                    return misplaced("avro", "avro");
+                }
+                if schema.registry_dir.is_some() {
+                    return misplaced("registry_dir", "confluent_avro");
+                }
+                FormatDecoder::Json(JsonDecoder::new())
+            }
+            PayloadFormat::Avro => {
+                if schema.registry_dir.is_some() {
+                    return misplaced("registry_dir", "confluent_avro");
+                }
+                let Some(path) = &schema.avro else {
+                    return Err(
+                        "`format = \"avro\"` needs `schema = { avro = \"file.avsc\" }`".into(),
+                    );
+                };
+                FormatDecoder::Avro(AvroDecoder::load(path).map_err(|e| e.to_string())?)
+            }
+            PayloadFormat::ConfluentAvro => {
+                if schema.avro.is_some() {
+                    return misplaced("avro", "avro");
+                }
+                let Some(dir) = &schema.registry_dir else {
+                    return Err("`format = \"confluent_avro\"` needs `schema = { registry_dir = \"dir\" }` (holding <id>.avsc files)".into());
+                };
+                FormatDecoder::ConfluentAvro(
+                    ConfluentAvroDecoder::new(dir).map_err(|e| e.to_string())?,
+                )
+            }
+        };
+        let validator = match &schema.json_schema {
+            Some(path) => Some(JsonSchemaValidator::load(path).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        Ok(PayloadDecoder {
+            format: decoder,
+            validator,
+        })
+    }
+
+    pub(super) fn decode(&mut self, bytes: &[u8]) -> Result<Fields, String> {
+        let fields = match &mut self.format {
+            FormatDecoder::Json(d) => d.decode(bytes).map_err(|e| e.to_string())?,
+            FormatDecoder::Avro(d) => d.decode(bytes)?,
+            FormatDecoder::ConfluentAvro(d) => d.decode(bytes)?,
+        };
+        if let Some(v) = &self.validator {
+            v.check(&fields)?;
+        }
+        Ok(fields)
+    }
+}
+
+fn format_name(format: PayloadFormat) -> &'static str {
+    match format {
+        PayloadFormat::Json => "json",
+        PayloadFormat::Ndjson => "ndjson",
+        PayloadFormat::Avro => "avro",
+        PayloadFormat::ConfluentAvro => "confluent_avro",
+    }
+}
+
+/// The `kafka` metadata field of a record.
+fn metadata(msg: &BorrowedMessage<'_>) -> Value {
+    let mut f = Fields::with_capacity(6);
+    f.push(Sym::intern("topic"), Value::str(msg.topic()));
+    f.push(
+        Sym::intern("partition"),
+        Value::Int(i64::from(msg.partition())),
+    );
+    f.push(Sym::intern("offset"), Value::Int(msg.offset()));
+    f.push(
+        Sym::intern("timestamp"),
+        msg.timestamp().to_millis().map_or(Value::Null, Value::Int),
+    );
+    f.push(
+        Sym::intern("key"),
+        msg.key()
+            .map_or(Value::Null, |k| Value::str(&String::from_utf8_lossy(k))),
+    );
+    let mut headers = Fields::default();
+    if let Some(h) = msg.headers() {
+        for header in h.iter() {
+            let v = header
+                .value
+                .map_or(Value::Null, |v| Value::str(&String::from_utf8_lossy(v)));
+            headers.push(Sym::intern(header.key), v);
+        }
+    }
+    f.push(Sym::intern("headers"), Value::Map(Arc::new(headers)));
+    Value::Map(Arc::new(f))
+}
