@@ -50,9 +50,11 @@ pub fn topics(cmd: TopicsCommand) -> anyhow::Result<ExitCode> {
     };
     let changes = apply_topics(&Connection::plain(&brokers), &file).map_err(anyhow::Error::msg)?;
     let mut failed = false;
+    let mut out = std::io::stdout().lock();
     for c in &changes {
         failed |= matches!(c, TopicChange::Failed { .. });
-        println!("{c}");
+        // An error (a closed pipe) ends the command instead of panicking.
+        writeln!(out, "{c}")?;
     }
     Ok(if failed {
         ExitCode::FAILURE
