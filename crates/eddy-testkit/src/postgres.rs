@@ -189,6 +189,59 @@ impl Postgres {
         self.psql(DB, sql)
     }
 
+    /// Turns TLS on with a fresh self-signed certificate for 127.0.0.1 and
+    /// refuses TCP connections without TLS from then on. Returns the
+    /// certificate (PEM) for clients to trust.
+    pub fn enable_tls(&self) -> PathBuf {
+        let dir = self.server.path();
+        let (crt, key) = (dir.join("server.crt"), dir.join("server.key"));
+        let out = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args([
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&crt)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run openssl: {e}"));
+        assert!(
+            out.status.success(),
+            "openssl failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let hba = dir.join("data").join("pg_hba.conf");
+        std::fs::write(
+            &hba,
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", hba.display()));
+        for f in [&key, &crt, &hba] {
+            if let Some((uid, gid)) = self.owner {
+                std::os::unix::fs::chown(f, Some(uid), Some(gid))
+                    .unwrap_or_else(|e| panic!("chown {}: {e}", f.display()));
+            }
+        }
+        // The server refuses a key others can read.
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap_or_else(|e| panic!("chmod {}: {e}", key.display()));
+        for sql in [
+            format!("ALTER SYSTEM SET ssl_cert_file = '{}'", crt.display()),
+            format!("ALTER SYSTEM SET ssl_key_file = '{}'", key.display()),
+            "ALTER SYSTEM SET ssl = on".to_string(),
+            "SELECT pg_reload_conf()".to_string(),
+        ] {
+            self.psql("postgres", &sql);
+        }
+        crt
+    }
+
     /// Stops the server abruptly (immediate shutdown: clients see their
     /// connections terminated), waits `down`, and starts it again on the
     /// same port and data directory.

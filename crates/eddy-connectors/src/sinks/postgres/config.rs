@@ -52,10 +52,15 @@ pub struct PostgresConfig {
     /// holding RFC 3339 times → timestamptz), with `key` as primary key.
     #[serde(default)]
     pub create_table: bool,
-    /// Connect with TLS. Not supported yet: the sink refuses to start rather
-    /// than send data in clear text.
+    /// Connect with TLS (OpenSSL), verifying the server's certificate
+    /// against the system's roots and `tls_ca`; a server without TLS is
+    /// refused rather than sent data in clear text.
     #[serde(default)]
     pub tls: bool,
+    /// A CA certificate (PEM) to trust besides the system's, e.g. the
+    /// server's own self-signed one.
+    #[serde(default)]
+    pub tls_ca: Option<std::path::PathBuf>,
     /// Connections per worker instance (default 1). With more, each batch is
     /// split and its parts are written concurrently (in separate
     /// transactions).
@@ -109,11 +114,18 @@ impl PostgresConfig {
                 ));
             }
         }
-        if self.tls {
-            out.push(
-                Diagnostic::new(self.url.span(), "tls = true is not supported by this build")
-                    .hint("connect over a trusted network or a local socket tunnel for now"),
-            );
+        if let Some(ca) = &self.tls_ca {
+            if !self.tls {
+                out.push(
+                    Diagnostic::new(self.url.span(), "`tls_ca` is set but `tls` is not")
+                        .hint("set tls = true to connect with TLS"),
+                );
+            } else if let Err(e) = std::fs::read(ca) {
+                out.push(Diagnostic::new(
+                    self.url.span(),
+                    format!("cannot read tls_ca {}: {e}", ca.display()),
+                ));
+            }
         }
         if self.pool_size == Some(0) {
             out.push(Diagnostic::new(

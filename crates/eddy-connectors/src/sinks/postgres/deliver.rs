@@ -34,10 +34,12 @@ use crate::sinks::delivery::{Deliver, Delivered, DeliveryError};
 const STAGE: &str = "pg_temp.eddy_stage";
 
 /// What one writer needs to know, resolved from the config.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Settings {
     /// Connection parameters.
     pub pg: tokio_postgres::Config,
+    /// TLS connector, when `tls = true`.
+    pub tls: Option<postgres_native_tls::MakeTlsConnector>,
     /// The target table.
     pub table: TableName,
     /// Append or upsert.
@@ -158,11 +160,30 @@ impl State {
     /// Connects if needed and loads the table's columns.
     async fn ready(&mut self) -> Result<(), DeliveryError> {
         while self.conns.len() < self.settings.pool.max(1) {
-            let (client, connection) = self.settings.pg.connect(NoTls).await.map_err(classify)?;
-            // Drives the socket whenever the runtime runs (during batches).
-            tokio::spawn(async move {
-                let _ = connection.await;
-            });
+            // Each connection future drives its socket whenever the runtime
+            // runs (during batches).
+            let client = match &self.settings.tls {
+                Some(tls) => {
+                    let (client, connection) = self
+                        .settings
+                        .pg
+                        .connect(tls.clone())
+                        .await
+                        .map_err(classify)?;
+                    tokio::spawn(async move {
+                        let _ = connection.await;
+                    });
+                    client
+                }
+                None => {
+                    let (client, connection) =
+                        self.settings.pg.connect(NoTls).await.map_err(classify)?;
+                    tokio::spawn(async move {
+                        let _ = connection.await;
+                    });
+                    client
+                }
+            };
             self.conns.push(Conn {
                 client,
                 staged: false,

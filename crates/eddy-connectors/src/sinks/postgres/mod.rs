@@ -89,8 +89,27 @@ impl PostgresConfig {
             ),
             None => None,
         };
+        let tls = if self.tls {
+            // The server must speak TLS: no silent fall-back to clear text.
+            pg.ssl_mode(tokio_postgres::config::SslMode::Require);
+            let mut builder = native_tls::TlsConnector::builder();
+            if let Some(ca) = &self.tls_ca {
+                let pem = std::fs::read(ca)
+                    .map_err(|e| format!("cannot read tls_ca {}: {e}", ca.display()))?;
+                let cert = native_tls::Certificate::from_pem(&pem)
+                    .map_err(|e| format!("tls_ca {}: {e}", ca.display()))?;
+                builder.add_root_certificate(cert);
+            }
+            let connector = builder
+                .build()
+                .map_err(|e| format!("cannot set up TLS: {e}"))?;
+            Some(postgres_native_tls::MakeTlsConnector::new(connector))
+        } else {
+            None
+        };
         Ok(Settings {
             pg,
+            tls,
             table: TableName::parse(self.table.get_ref())?,
             mode: self.mode(),
             key: self.key.clone(),

@@ -268,3 +268,48 @@ fn a_server_restart_is_retried_until_every_row_is_there() {
     let rows = pg.query("SELECT count(DISTINCT n), min(n), max(n) FROM a");
     assert_eq!(rows.trim(), "20000|0|19999");
 }
+
+#[test]
+fn tls_connects_verified_and_a_clear_text_sink_is_refused() {
+    let Some(pg) = Postgres::start() else { return };
+    let ca = pg.enable_tls();
+    // The server now refuses TCP connections without TLS.
+    let clear = config(&pg, "table = \"secure\"\ncreate_table = true");
+    let refused = clear
+        .build(&BuildContext::single("db"))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(refused.contains("no encryption"), "{refused}");
+    let tls = config(
+        &pg,
+        &format!(
+            "table = \"secure\"\ncreate_table = true\ntls = true\ntls_ca = {:?}",
+            ca.display().to_string()
+        ),
+    );
+    let (mut sink, metrics) = build(&tls);
+    let events: Vec<Event> = (0..50).map(|i| result(i, Value::Int(i))).collect();
+    sink.write(&events).unwrap();
+    sink.flush().unwrap();
+    assert!(sink.take_dead_letters().is_empty());
+    assert_eq!(metrics.total("records_out"), 50);
+    assert_eq!(pg.query("SELECT count(*) FROM secure").trim(), "50");
+    // Without the CA the self-signed certificate is not trusted.
+    let untrusted = config(
+        &pg,
+        "table = \"secure\"\ntls = true\nretry = { attempts = 1 }\nbatch_size = 1",
+    );
+    let cx = BuildContext::single("db");
+    match untrusted.build(&cx) {
+        Err(e) => assert!(e.to_string().contains("certificate"), "{e}"),
+        Ok(mut sink) => {
+            sink.write(&[result(99, Value::Int(99))]).unwrap();
+            sink.flush().unwrap();
+            let dead = sink.take_dead_letters();
+            assert_eq!(dead.len(), 1);
+            assert_eq!(cx.metrics.total("records_out"), 0);
+        }
+    }
+    assert_eq!(pg.query("SELECT count(*) FROM secure").trim(), "50");
+}
