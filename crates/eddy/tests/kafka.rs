@@ -576,34 +576,19 @@ fn json_schema_violations_and_bad_avro_frames_become_dead_letters() {
         .collect();
     let reason = |topic: &str, offset: i64| dead[&(topic.to_string(), offset)].clone();
     assert_eq!(dead.len(), 6, "{dead:?}");
-    assert!(
-        reason("payments", 1).contains(r#"/amount: "abc" is not of type "number" (type)"#),
-        "{}",
-        reason("payments", 1)
-    );
-    assert!(
-        reason("payments", 2).contains("(required)"),
-        "{}",
-        reason("payments", 2)
-    );
-    assert!(
-        reason("avro", 1).contains("unknown schema id 2"),
-        "{}",
-        reason("avro", 1)
-    );
-    assert!(
-        reason("avro", 2).contains("magic byte is 1"),
-        "{}",
-        reason("avro", 2)
-    );
-    assert!(
-        reason("avro", 3).contains("invalid Avro datum"),
-        "{}",
-        reason("avro", 3)
-    );
-    assert!(
-        reason("avro", 4).contains("bytes left"),
-        "{}",
-        reason("avro", 4)
-    );
+    for (topic, offset, expected) in [
+        (
+            "payments",
+            1,
+            r#"/amount: "abc" is not of type "number" (type)"#,
+        ),
+        ("payments", 2, "(required)"),
+        ("avro", 1, "unknown schema id 2"),
+        ("avro", 2, "magic byte is 1"),
+        ("avro", 3, "invalid Avro datum"),
+        ("avro", 4, "bytes left"),
+    ] {
+        let r = reason(topic, offset);
+        assert!(r.contains(expected), "{topic}@{offset}: {r}");
+    }
 }
