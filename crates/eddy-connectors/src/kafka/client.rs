@@ -165,18 +165,20 @@ impl MetricsContext {
         if brokers.is_empty() {
             return;
         }
-        match self.down_since.lock().ok().and_then(|d| *d) {
-            None if brokers.iter().all(|b| b.state != "UP") => self.mark_down(),
-            Some(since) => {
-                let down_for = since.elapsed().as_micros() as i64;
-                if brokers
-                    .iter()
-                    .any(|b| b.state == "UP" && b.stateage < down_for)
-                {
-                    self.reachable();
-                }
+        // The flag is the state; `down_since` only dates it.
+        if !self.down.load(Relaxed) {
+            if brokers.iter().all(|b| b.state != "UP") {
+                self.mark_down();
             }
-            None => {}
+            return;
+        }
+        let since = self.down_since.lock().ok().and_then(|d| *d);
+        let down_for = since.map_or(0, |s| s.elapsed().as_micros() as i64);
+        if brokers
+            .iter()
+            .any(|b| b.state == "UP" && b.stateage < down_for)
+        {
+            self.reachable();
         }
     }
 
@@ -191,11 +193,13 @@ impl MetricsContext {
 
     /// The cluster answered: clear the outage flag.
     pub fn reachable(&self) {
-        if self.down.swap(false, Relaxed) {
+        // Called for every record read: a plain load while all is well,
+        // the swap and the lock only when an outage ends.
+        if self.down.load(Relaxed) && self.down.swap(false, Relaxed) {
             self.broker_down.add(-1);
-        }
-        if let Ok(mut d) = self.down_since.lock() {
-            *d = None;
+            if let Ok(mut d) = self.down_since.lock() {
+                *d = None;
+            }
         }
     }
 }

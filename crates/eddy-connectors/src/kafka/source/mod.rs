@@ -69,18 +69,20 @@ pub struct KafkaSource {
 #[derive(Default)]
 struct PartitionIds {
     pairs: Vec<(Arc<str>, i32)>,
-    ids: HashMap<(Arc<str>, i32), u32>,
+    /// Per topic, partition → id; looked up by `&str` so a record costs
+    /// no allocation.
+    ids: HashMap<Arc<str>, HashMap<i32, u32>>,
 }
 
 impl PartitionIds {
     fn id(&mut self, topic: &str, partition: i32) -> u32 {
-        if let Some(&id) = self.ids.get(&(Arc::from(topic), partition)) {
+        if let Some(&id) = self.ids.get(topic).and_then(|p| p.get(&partition)) {
             return id;
         }
         let id = self.pairs.len() as u32;
         let topic: Arc<str> = Arc::from(topic);
         self.pairs.push((topic.clone(), partition));
-        self.ids.insert((topic, partition), id);
+        self.ids.entry(topic).or_default().insert(partition, id);
         id
     }
 

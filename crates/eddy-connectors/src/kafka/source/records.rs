@@ -65,17 +65,17 @@ impl Records {
                 position(),
             );
             dl.fields
-                .push(Sym::intern("topic"), Value::str(msg.topic()));
+                .push(eddy_core::sym!("topic"), Value::str(msg.topic()));
             dl.fields.push(
-                Sym::intern("partition"),
+                eddy_core::sym!("partition"),
                 Value::Int(i64::from(msg.partition())),
             );
             dl.fields
-                .push(Sym::intern("offset"), Value::Int(msg.offset()));
+                .push(eddy_core::sym!("offset"), Value::Int(msg.offset()));
             // Decoding is deterministic: one attempt, failed now.
-            dl.fields.push(Sym::intern("attempts"), Value::Int(1));
+            dl.fields.push(eddy_core::sym!("attempts"), Value::Int(1));
             dl.fields.push(
-                Sym::intern("first_failure"),
+                eddy_core::sym!("first_failure"),
                 Value::str(&format_rfc3339(now)),
             );
             dl
@@ -97,7 +97,7 @@ impl Records {
         {
             Ok(mut fields) => {
                 if let Some(m) = &meta {
-                    fields.insert(Sym::intern("kafka"), m.clone());
+                    fields.insert(eddy_core::sym!("kafka"), m.clone());
                 }
                 match self.assigner.time_of(&fields, now) {
                     Ok(t) => events.push(Event::new(t, fields)),
@@ -215,18 +215,18 @@ fn format_name(format: PayloadFormat) -> &'static str {
 /// The `kafka` metadata field of a record.
 fn metadata(msg: &BorrowedMessage<'_>) -> Value {
     let mut f = Fields::with_capacity(6);
-    f.push(Sym::intern("topic"), Value::str(msg.topic()));
+    f.push(eddy_core::sym!("topic"), Value::str(msg.topic()));
     f.push(
-        Sym::intern("partition"),
+        eddy_core::sym!("partition"),
         Value::Int(i64::from(msg.partition())),
     );
-    f.push(Sym::intern("offset"), Value::Int(msg.offset()));
+    f.push(eddy_core::sym!("offset"), Value::Int(msg.offset()));
     f.push(
-        Sym::intern("timestamp"),
+        eddy_core::sym!("timestamp"),
         msg.timestamp().to_millis().map_or(Value::Null, Value::Int),
     );
     f.push(
-        Sym::intern("key"),
+        eddy_core::sym!("key"),
         msg.key()
             .map_or(Value::Null, |k| Value::str(&String::from_utf8_lossy(k))),
     );
@@ -239,6 +239,6 @@ fn metadata(msg: &BorrowedMessage<'_>) -> Value {
             headers.push(Sym::intern(header.key), v);
         }
     }
-    f.push(Sym::intern("headers"), Value::Map(Arc::new(headers)));
+    f.push(eddy_core::sym!("headers"), Value::Map(Arc::new(headers)));
     Value::Map(Arc::new(f))
 }
