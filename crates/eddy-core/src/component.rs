@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::config::Diagnostic;
 use crate::expr::Expression;
+use crate::limits::Limits;
 use crate::metrics::ComponentMetrics;
 use crate::operator::{Operator, Port};
 use crate::sink::Sink;
@@ -32,6 +33,8 @@ pub struct BuildContext {
     pub seed: u64,
     /// The node's own counters and gauges, shared by its instances.
     pub metrics: Arc<ComponentMetrics>,
+    /// The pipeline's resource bounds.
+    pub limits: Limits,
 }
 
 impl BuildContext {
@@ -45,6 +48,57 @@ impl BuildContext {
             data_dir: PathBuf::from("data"),
             seed: 0,
             metrics: Arc::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// What a factory's `validate` may consult besides its own config.
+#[derive(Clone, Debug, Default)]
+pub struct ValidateContext {
+    /// The pipeline's resource bounds.
+    pub limits: Limits,
+}
+
+/// A place in the local file system that a source reads or a sink writes.
+/// The plan refuses a pipeline in which a sink writes where a source reads
+/// or where another sink writes: a sink truncating its own input, or two
+/// sinks interleaving in one file, would destroy data without an error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathUse {
+    /// The path as configured (resolved by the plan against the working
+    /// directory, following symbolic links).
+    pub path: PathBuf,
+    /// What under `path` is used.
+    pub scope: PathScope,
+}
+
+/// Which files a [`PathUse`] covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathScope {
+    /// Exactly the file at the path.
+    File,
+    /// Every file below the directory at the path.
+    Directory,
+    /// Every file in the path's directory whose name starts with the path's
+    /// file name (rotated files `STEM-…`).
+    Prefix,
+}
+
+impl PathUse {
+    /// One file.
+    pub fn file(path: impl Into<PathBuf>) -> PathUse {
+        PathUse {
+            path: path.into(),
+            scope: PathScope::File,
+        }
+    }
+
+    /// A directory and everything below it.
+    pub fn directory(path: impl Into<PathBuf>) -> PathUse {
+        PathUse {
+            path: path.into(),
+            scope: PathScope::Directory,
         }
     }
 }
@@ -86,7 +140,12 @@ pub trait SourceFactory: Send + Sync {
 
     /// Checks that need more than deserialisation; `Diagnostic` spans point
     /// into the file.
-    fn validate(&self) -> Vec<Diagnostic> {
+    fn validate(&self, _cx: &ValidateContext) -> Vec<Diagnostic> {
+        Vec::new()
+    }
+
+    /// The local files this source reads.
+    fn reads(&self) -> Vec<PathUse> {
         Vec::new()
     }
 }
@@ -118,7 +177,7 @@ pub trait TransformFactory: Send + Sync {
     }
 
     /// Checks that need more than deserialisation.
-    fn validate(&self) -> Vec<Diagnostic> {
+    fn validate(&self, _cx: &ValidateContext) -> Vec<Diagnostic> {
         Vec::new()
     }
 }
@@ -137,7 +196,12 @@ pub trait SinkFactory: Send + Sync {
     }
 
     /// Checks that need more than deserialisation.
-    fn validate(&self) -> Vec<Diagnostic> {
+    fn validate(&self, _cx: &ValidateContext) -> Vec<Diagnostic> {
+        Vec::new()
+    }
+
+    /// The local files this sink writes.
+    fn writes(&self) -> Vec<PathUse> {
         Vec::new()
     }
 }

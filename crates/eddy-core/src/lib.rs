@@ -20,6 +20,7 @@ pub mod config;
 pub mod event;
 pub mod expr;
 pub mod json;
+pub mod limits;
 pub mod metrics;
 pub mod operator;
 pub mod sink;

@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use eddy_core::component::{BuildContext, BuildError, SinkFactory};
+use eddy_core::component::{BuildContext, BuildError, SinkFactory, ValidateContext};
 use eddy_core::config::{Diagnostic, Duration as ConfigDuration};
 use eddy_core::json::{write_fields, write_value};
 use eddy_core::{Event, Expression, Sink, Value};
@@ -252,7 +252,7 @@ impl SinkFactory for KafkaSinkConfig {
         Some(self.buffer.unwrap_or(16))
     }
 
-    fn validate(&self) -> Vec<Diagnostic> {
+    fn validate(&self, _cx: &ValidateContext) -> Vec<Diagnostic> {
         let mut out = Vec::new();
         if self.idempotent && self.acks != Acks::All {
             out.push(

@@ -27,7 +27,7 @@ use std::io::{BufWriter, ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use eddy_core::component::{BuildContext, BuildError, SinkFactory};
+use eddy_core::component::{BuildContext, BuildError, PathScope, PathUse, SinkFactory};
 use eddy_core::config::Duration;
 use eddy_core::time::{now_ms, UtcDateTime};
 use eddy_core::{Event, Sink, SinkError, Timestamp};
@@ -183,6 +183,22 @@ impl SinkFactory for FileSinkConfig {
             writer,
             buf: Vec::with_capacity(64 * 1024),
         }))
+    }
+
+    fn writes(&self) -> Vec<PathUse> {
+        if self.rotate.is_none() {
+            return vec![PathUse::file(&self.path)];
+        }
+        // Rotated files are `STEM-<time>-<seq>.EXT` beside `path`.
+        let stem = self
+            .path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "out".into());
+        vec![PathUse {
+            path: self.path.with_file_name(format!("{stem}-")),
+            scope: PathScope::Prefix,
+        }]
     }
 }
 

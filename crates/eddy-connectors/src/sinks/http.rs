@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
-use eddy_core::component::{BuildContext, BuildError, SinkFactory};
+use eddy_core::component::{BuildContext, BuildError, SinkFactory, ValidateContext};
 use eddy_core::config::{Diagnostic, Duration as ConfigDuration, Spanned};
 use eddy_core::json::write_fields;
 use eddy_core::{Event, Sink};
@@ -248,7 +248,7 @@ impl SinkFactory for HttpSinkConfig {
     }
 
     /// The url must be `http://` (or `https://` with TLS compiled in).
-    fn validate(&self) -> Vec<Diagnostic> {
+    fn validate(&self, _cx: &ValidateContext) -> Vec<Diagnostic> {
         let url = self.url.get_ref();
         let https = cfg!(feature = "tls");
         let ok = url.starts_with("http://") || (https && url.starts_with("https://"));
@@ -473,7 +473,12 @@ mod tests {
 
     fn sink(text: &str) -> (Box<dyn Sink>, Arc<ComponentMetrics>) {
         let cfg: HttpSinkConfig = toml::from_str(text).unwrap_or_else(|e| panic!("{e}"));
-        assert!(cfg.validate().is_empty(), "{:?}", cfg.validate());
+        assert!(
+            cfg.validate(&eddy_core::component::ValidateContext::default())
+                .is_empty(),
+            "{:?}",
+            cfg.validate(&eddy_core::component::ValidateContext::default())
+        );
         let cx = BuildContext::single("hook");
         let metrics = cx.metrics.clone();
         (cfg.build(&cx).unwrap(), metrics)
@@ -620,7 +625,11 @@ mod tests {
             .unwrap_err()
             .contains("not set"));
         let cfg: HttpSinkConfig = toml::from_str("url = \"ftp://x\"").unwrap();
-        assert_eq!(cfg.validate().len(), 1);
+        assert_eq!(
+            cfg.validate(&eddy_core::component::ValidateContext::default())
+                .len(),
+            1
+        );
         assert!(
             toml::from_str::<HttpSinkConfig>("url = \"http://x\"\nauth = { token = \"t\" }")
                 .is_err()

@@ -24,7 +24,7 @@
 
 use std::time::Duration;
 
-use eddy_core::component::{BuildContext, BuildError, SinkFactory};
+use eddy_core::component::{BuildContext, BuildError, SinkFactory, ValidateContext};
 use eddy_core::config::{Diagnostic, Duration as ConfigDuration, Spanned};
 use eddy_core::{Event, Expression, Sink, Value};
 use serde::Deserialize;
@@ -167,7 +167,7 @@ impl SinkFactory for RedisSinkConfig {
     }
 
     /// Options must fit the kind, and the url must parse.
-    fn validate(&self) -> Vec<Diagnostic> {
+    fn validate(&self, _cx: &ValidateContext) -> Vec<Diagnostic> {
         let mut out = Vec::new();
         if let Err(e) = redis::Client::open(self.url.get_ref().as_str()) {
             out.push(
@@ -430,7 +430,12 @@ mod tests {
     fn sink(cfg: &RedisSinkConfig) -> (Box<dyn Sink>, Arc<ComponentMetrics>) {
         let cx = BuildContext::single("cache");
         let metrics = cx.metrics.clone();
-        assert!(cfg.validate().is_empty(), "{:?}", cfg.validate());
+        assert!(
+            cfg.validate(&eddy_core::component::ValidateContext::default())
+                .is_empty(),
+            "{:?}",
+            cfg.validate(&eddy_core::component::ValidateContext::default())
+        );
         (cfg.build(&cx).unwrap(), metrics)
     }
 
@@ -625,12 +630,24 @@ mod tests {
     #[test]
     fn options_must_fit_the_kind() {
         let cfg = config("url = \"redis://127.0.0.1:1\"\nkind = \"stream\"\nkey = \"k\"\nttl = \"1s\"\nscore = \"1\"");
-        let msgs: Vec<String> = cfg.validate().iter().map(|d| d.message.clone()).collect();
+        let msgs: Vec<String> = cfg
+            .validate(&eddy_core::component::ValidateContext::default())
+            .iter()
+            .map(|d| d.message.clone())
+            .collect();
         assert_eq!(msgs.len(), 2, "{msgs:?}");
         let cfg = config("url = \"redis://127.0.0.1:1\"\nkind = \"sorted_set\"\nkey = \"k\"");
-        assert_eq!(cfg.validate().len(), 1);
+        assert_eq!(
+            cfg.validate(&eddy_core::component::ValidateContext::default())
+                .len(),
+            1
+        );
         let cfg = config("url = \"http://x\"\nkind = \"hash\"\nkey = \"k\"");
-        assert_eq!(cfg.validate().len(), 1);
+        assert_eq!(
+            cfg.validate(&eddy_core::component::ValidateContext::default())
+                .len(),
+            1
+        );
         assert!(toml::from_str::<RedisSinkConfig>(
             "url = \"redis://x\"\nkind = \"list\"\nkey = \"k\""
         )

@@ -23,7 +23,7 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use eddy_core::component::{BuildContext, BuildError, SourceFactory, WatermarkSpec};
+use eddy_core::component::{BuildContext, BuildError, PathUse, SourceFactory, WatermarkSpec};
 use eddy_core::source::{EventTimeConfig, SourcePosition, TimestampAssigner};
 use eddy_core::time::now_ms;
 use eddy_core::{Source, SourceBatch, SourceError, SourcePoll};
@@ -93,6 +93,10 @@ impl SourceFactory for FileSourceConfig {
 
     fn watermarks(&self) -> WatermarkSpec {
         TimestampAssigner::from_config(self.event_time.as_ref()).watermarks()
+    }
+
+    fn reads(&self) -> Vec<PathUse> {
+        vec![PathUse::file(&self.path)]
     }
 }
 

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 
 use super::{deserialize_body, Diagnostic, Spanned};
+use crate::limits::Limits;
 
 /// The sections a pipeline file may have.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -63,6 +64,61 @@ pub struct PipelineSettings {
     /// committed once everything before the checkpoint reached the sinks.
     #[serde(default)]
     pub checkpoint_interval: Option<crate::config::Duration>,
+    /// Resource bounds (`[pipeline.limits]`), each with a default.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// Largest `[pipeline] batch_size`: a source preallocates room for one
+/// batch, and more than this gains no throughput.
+pub const MAX_BATCH_SIZE: usize = 1_000_000;
+
+impl PipelineSettings {
+    /// Checks values that deserialisation accepts but the runtime cannot
+    /// honour; `table` is the `[pipeline]` table, for positions.
+    fn check(&self, table: &Spanned<DeValue<'_>>) -> Vec<Diagnostic> {
+        let span = |key: &str| match table.get_ref() {
+            DeValue::Table(t) => t
+                .iter()
+                .find(|(k, _)| k.get_ref().as_ref() == key)
+                .map_or(table.span(), |(_, v)| v.span()),
+            _ => table.span(),
+        };
+        let mut diags = Vec::new();
+        if let Some(w) = self.workers {
+            if let Some(message) = check_workers(w, &self.limits) {
+                diags.push(
+                    Diagnostic::new(span("workers"), message)
+                        .hint(Limits::raise_hint("max_workers")),
+                );
+            }
+        }
+        if let Some(b) = self.batch_size {
+            if b == 0 || b > MAX_BATCH_SIZE {
+                diags.push(
+                    Diagnostic::new(
+                        span("batch_size"),
+                        format!("`batch_size` must be within 1..={MAX_BATCH_SIZE}, got {b}"),
+                    )
+                    .hint("the default, 1024, suits most pipelines"),
+                );
+            }
+        }
+        diags
+    }
+}
+
+/// Why `workers` cannot run under `limits`, if it cannot.
+pub fn check_workers(workers: usize, limits: &Limits) -> Option<String> {
+    if workers == 0 {
+        return Some("`workers` must be at least 1".into());
+    }
+    (workers > limits.max_workers).then(|| {
+        format!(
+            "{workers} workers exceed the limit of {} (`[pipeline.limits] max_workers`)",
+            limits.max_workers
+        )
+    })
 }
 
 /// One `[section.NAME]` table.
@@ -116,7 +172,10 @@ pub fn parse_document<'i>(
         let name: &str = key.get_ref();
         if name == "pipeline" {
             match deserialize_body::<PipelineSettings>(value) {
-                Ok(s) => doc.settings = s,
+                Ok(s) => {
+                    diags.extend(s.check(value));
+                    doc.settings = s;
+                }
                 Err(d) => diags.push(d),
             }
             continue;

@@ -12,7 +12,10 @@ mod diagnostic;
 mod document;
 
 pub use diagnostic::{closest, line_col, Diagnostic, Diagnostics};
-pub use document::{parse_document, ComponentDoc, PipelineDoc, PipelineSettings, Section};
+pub use document::{
+    check_workers, parse_document, ComponentDoc, PipelineDoc, PipelineSettings, Section,
+    MAX_BATCH_SIZE,
+};
 pub use toml::Spanned;
 
 use std::fmt;

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 use eddy_core::component::BuildContext;
+use eddy_core::config::check_workers;
 use eddy_core::{Batch, Event, Port, Timestamp};
 use hdrhistogram::Histogram;
 
@@ -87,6 +88,9 @@ pub enum RunError {
     /// A worker thread could not be started.
     #[error("cannot start a worker thread: {0}")]
     Thread(std::io::Error),
+    /// The run options break a `[pipeline.limits]` bound.
+    #[error("{0}")]
+    Limit(String),
 }
 
 /// What a finished run reports.
@@ -158,6 +162,7 @@ impl RunContext<'_> {
             batch_size: self.batch_size,
             data_dir: self.data_dir.clone(),
             seed: self.opts.seed,
+            limits: self.plan.settings.limits.clone(),
         }
     }
 }
@@ -236,7 +241,10 @@ impl Running {
 /// Builds every instance and starts the worker threads.
 pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
     let started = Instant::now();
-    let workers = opts.workers.max(1);
+    if let Some(problem) = check_workers(opts.workers, &plan.settings.limits) {
+        return Err(RunError::Limit(problem));
+    }
+    let workers = opts.workers;
     let topo = Topology::new(plan, workers);
     let metrics = Arc::new(Metrics::new(plan.nodes.iter().map(|n| {
         let role = match n.factory {

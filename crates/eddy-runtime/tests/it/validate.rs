@@ -220,3 +220,103 @@ inputs = ["w", "w.late"]
         }
     }
 }
+
+/// Regression (hardening): listing an input twice silently doubled every
+/// record it carried.
+#[test]
+fn an_input_listed_twice_is_refused() {
+    let e = errors(&format!(
+        "{SOURCE}\n[sinks.out]\ntype = \"stdout\"\ninputs = [\"tx\", \"tx\"]\n"
+    ));
+    assert!(e.contains("p.toml:7:17: input `tx` is listed twice"), "{e}");
+}
+
+/// Regression (hardening): a `file` sink on its source's path truncated the
+/// input to 0 bytes, and two sinks on one path interleaved their lines,
+/// both with exit code 0.
+#[test]
+fn sinks_may_not_write_where_a_source_reads_or_another_sink_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    std::fs::write(dir.path().join("in.ndjson"), "{}\n").unwrap();
+    std::os::unix::fs::symlink(dir.path().join("in.ndjson"), dir.path().join("alias")).unwrap();
+    let source = format!("[sources.tx]\ntype = \"file\"\npath = \"{d}/in.ndjson\"\n");
+    let sink = |name: &str, path: &str, extra: &str| {
+        format!("\n[sinks.{name}]\ntype = \"file\"\ninputs = [\"tx\"]\npath = \"{path}\"\n{extra}")
+    };
+    // The same file through a relative detour and through a symbolic link.
+    for path in [format!("{d}/sub/../in.ndjson"), format!("{d}/alias")] {
+        let e = errors(&format!("{source}{}", sink("out", &path, "")));
+        assert!(e.contains("sink `out` writes"), "{e}");
+        assert!(e.contains("which source `tx` reads"), "{e}");
+    }
+    let e = errors(&format!(
+        "{source}{}{}",
+        sink("a", &format!("{d}/out.ndjson"), ""),
+        sink("b", &format!("{d}/./out.ndjson"), "")
+    ));
+    assert!(e.contains("sinks `a` and `b` both write"), "{e}");
+    // Rotated files share their stem's prefix.
+    let e = errors(&format!(
+        "{source}{}{}",
+        sink(
+            "a",
+            &format!("{d}/out.ndjson"),
+            "rotate = { max_bytes = 1000 }"
+        ),
+        sink("b", &format!("{d}/out-x.ndjson"), "")
+    ));
+    assert!(e.contains("sinks `a` and `b` both write"), "{e}");
+    // A Parquet directory holding the source file.
+    let e = errors(&format!(
+        "{source}\n[sinks.lake]\ntype = \"parquet\"\ninputs = [\"tx\"]\npath = \"{d}\"\n"
+    ));
+    assert!(e.contains("sink `lake` writes"), "{e}");
+    // Different files are fine.
+    let ok = format!(
+        "{source}{}{}",
+        sink("a", &format!("{d}/a.ndjson"), ""),
+        sink("b", &format!("{d}/b.ndjson"), "")
+    );
+    Plan::compile("p.toml", &ok, &[])
+        .map_err(|d| d.to_string())
+        .unwrap();
+}
+
+/// Regression (hardening): `workers = 100000` passed validation and took
+/// 20 GB of memory; a huge sliding ratio made millions of windows per event.
+#[test]
+fn limits_are_checked_and_can_be_raised() {
+    let sink = "\n[sinks.out]\ntype = \"stdout\"\ninputs = [\"w\"]\n";
+    let window = "\n[transforms.w]\ntype = \"window\"\ninputs = [\"tx\"]\n\
+                  window = { sliding = \"1h\", every = \"1ms\" }\naggregates = { n = \"count()\" }\n";
+    let e = errors(&format!(
+        "[pipeline]\nworkers = 100000\nbatch_size = 0\n\n{SOURCE}{window}{sink}"
+    ));
+    assert!(
+        e.contains("p.toml:2:11: 100000 workers exceed the limit of 256"),
+        "{e}"
+    );
+    assert!(e.contains("max_workers"), "{e}");
+    assert!(
+        e.contains("p.toml:3:14: `batch_size` must be within"),
+        "{e}"
+    );
+    assert!(
+        e.contains("every event would fall into 3600000 windows"),
+        "{e}"
+    );
+    assert!(e.contains("max_windows_per_event"), "{e}");
+    let raised = format!(
+        "[pipeline]\nworkers = 300\n\n[pipeline.limits]\nmax_workers = 300\n\
+         max_windows_per_event = 3600000\n\n{SOURCE}{window}{sink}"
+    );
+    let plan = Plan::compile("p.toml", &raised, &[])
+        .map_err(|d| d.to_string())
+        .unwrap();
+    assert_eq!(plan.settings.limits.max_workers, 300);
+    let e = errors(&format!(
+        "[pipeline.limits]\nmax_wrokers = 3\n\n{SOURCE}{sink}"
+    ));
+    assert!(e.contains("did you mean `max_workers`?"), "{e}");
+}

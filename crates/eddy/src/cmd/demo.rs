@@ -1,6 +1,7 @@
 //! `eddy demo`: the embedded demo pipeline (`examples/demo.toml`).
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Args;
 
@@ -11,8 +12,8 @@ pub const DEMO_PIPELINE: &str = include_str!("../../../../examples/demo.toml");
 #[derive(Args)]
 pub struct DemoArgs {
     /// Stop after this many seconds (default: run until Ctrl-C).
-    #[arg(long)]
-    duration: Option<f64>,
+    #[arg(long, value_parser = super::parse_seconds)]
+    duration: Option<Duration>,
     /// Port for the live dashboard. The dashboard server is not part of this
     /// build yet; the option is accepted so scripts keep working when it lands.
     #[arg(long, default_value_t = 8080)]

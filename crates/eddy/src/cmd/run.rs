@@ -18,8 +18,8 @@ pub struct RunArgs {
     /// The pipeline file.
     file: PathBuf,
     /// Stop after this many seconds (flushing open windows).
-    #[arg(long)]
-    duration: Option<f64>,
+    #[arg(long, value_parser = super::parse_seconds)]
+    duration: Option<Duration>,
     /// Worker threads (default: `[pipeline] workers`, else the number of cores).
     #[arg(long)]
     workers: Option<usize>,
@@ -44,9 +44,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 pub fn execute(
     plan: &Plan,
     workers: Option<usize>,
-    duration: Option<f64>,
+    duration: Option<Duration>,
     progress: bool,
 ) -> anyhow::Result<ExitCode> {
+    let workers = workers.or(plan.settings.workers);
+    if let Some(problem) =
+        workers.and_then(|w| eddy_core::config::check_workers(w, &plan.settings.limits))
+    {
+        eprintln!("error: {problem}");
+        eprintln!(
+            "  hint: {}",
+            eddy_core::limits::Limits::raise_hint("max_workers")
+        );
+        return Ok(ExitCode::from(2));
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.clone())
@@ -56,10 +67,10 @@ pub fn execute(
         stop,
         ..RunOptions::default()
     };
-    if let Some(w) = workers.or(plan.settings.workers) {
-        opts.workers = w.max(1);
+    if let Some(w) = workers {
+        opts.workers = w;
     }
-    opts.duration = duration.map(Duration::from_secs_f64);
+    opts.duration = duration;
     let running = eddy_runtime::start(plan, opts).context("cannot start the pipeline")?;
     let mut meter = Progress::new(running.metrics().clone());
     while !running.is_finished() {

@@ -1,6 +1,8 @@
 //! The `kafka` source's configuration.
 
-use eddy_core::component::{BuildContext, BuildError, SourceFactory, WatermarkSpec};
+use eddy_core::component::{
+    BuildContext, BuildError, SourceFactory, ValidateContext, WatermarkSpec,
+};
 use eddy_core::config::Diagnostic;
 use eddy_core::source::{EventTimeConfig, TimestampAssigner};
 use eddy_core::time::parse_rfc3339;
@@ -148,7 +150,7 @@ impl SourceFactory for KafkaSourceConfig {
         TimestampAssigner::from_config(self.event_time.as_ref()).watermarks()
     }
 
-    fn validate(&self) -> Vec<Diagnostic> {
+    fn validate(&self, _cx: &ValidateContext) -> Vec<Diagnostic> {
         let mut out = Vec::new();
         if self.bounded && self.topic_pattern.is_some() {
             out.push(

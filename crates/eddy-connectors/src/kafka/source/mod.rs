@@ -466,7 +466,7 @@ mod tests {
 
     fn problems(extra: &str) -> Vec<String> {
         config(extra)
-            .validate()
+            .validate(&eddy_core::component::ValidateContext::default())
             .into_iter()
             .map(|d| d.message)
             .collect()

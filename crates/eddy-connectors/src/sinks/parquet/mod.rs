@@ -29,7 +29,7 @@ mod store;
 
 use std::path::PathBuf;
 
-use eddy_core::component::{BuildContext, BuildError, SinkFactory};
+use eddy_core::component::{BuildContext, BuildError, PathUse, SinkFactory};
 use eddy_core::{Sink, Sym};
 use indexmap::IndexMap;
 use serde::Deserialize;
@@ -164,6 +164,12 @@ impl SinkFactory for ParquetConfig {
         let sink = ParquetSink::new(self, cx)
             .map_err(|e| BuildError::new(format!("sink `{}`: {e}", cx.name)))?;
         Ok(Box::new(sink))
+    }
+
+    fn writes(&self) -> Vec<PathUse> {
+        match &self.target {
+            Target::Local(dir) => vec![PathUse::directory(dir)],
+        }
     }
 }
 

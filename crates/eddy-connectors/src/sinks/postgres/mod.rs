@@ -37,7 +37,7 @@ mod tests;
 
 use std::time::Duration;
 
-use eddy_core::component::{BuildContext, BuildError, SinkFactory};
+use eddy_core::component::{BuildContext, BuildError, SinkFactory, ValidateContext};
 use eddy_core::config::Diagnostic;
 use eddy_core::Sink;
 
@@ -151,7 +151,7 @@ impl SinkFactory for PostgresConfig {
         Some(self.buffer.unwrap_or(DEFAULT_BUFFER).max(1))
     }
 
-    fn validate(&self) -> Vec<Diagnostic> {
+    fn validate(&self, _cx: &ValidateContext) -> Vec<Diagnostic> {
         self.problems()
     }
 }

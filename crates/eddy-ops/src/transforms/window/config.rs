@@ -2,8 +2,11 @@
 
 use std::fmt;
 
-use eddy_core::component::{BuildContext, BuildError, Partitioning, TransformFactory};
+use eddy_core::component::{
+    BuildContext, BuildError, Partitioning, TransformFactory, ValidateContext,
+};
 use eddy_core::config::{Diagnostic, Duration, Spanned};
+use eddy_core::limits::Limits;
 use eddy_core::{Expression, Operator, Port};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -28,7 +31,7 @@ pub struct WindowConfig {
     /// `{ global = true, count = 100 }` (fires and clears every 100 events
     /// per key) or `{ global = true, every = "10s" }` (emits running totals
     /// per key every 10 s, never clears).
-    pub window: WindowKind,
+    pub window: Spanned<WindowKind>,
     /// Which clock places events in windows and closes them: `"event"`
     /// (default; the event time, windows close on watermarks) or
     /// `"processing"` (the time the window operator sees the event, windows
@@ -249,7 +252,28 @@ impl TransformFactory for WindowConfig {
 
     /// Output field names must be unique: aggregates may not reuse
     /// `window_start`, `window_end` or a key field's name.
-    fn validate(&self) -> Vec<Diagnostic> {
+    fn validate(&self, cx: &ValidateContext) -> Vec<Diagnostic> {
+        let mut diags = Vec::new();
+        if let WindowKind::Sliding { size, every } = *self.window.get_ref() {
+            let per_event = (size.ms() / every.ms()) as u64;
+            if per_event > cx.limits.max_windows_per_event {
+                diags.push(
+                    Diagnostic::new(
+                        self.window.span(),
+                        format!(
+                            "every event would fall into {per_event} windows (`sliding = \"{size}\"` / \
+                             `every = \"{every}\"`), more than the limit of {} \
+                             (`[pipeline.limits] max_windows_per_event`)",
+                            cx.limits.max_windows_per_event
+                        ),
+                    )
+                    .hint(format!(
+                        "use a larger `every`, a tumbling window, or {}",
+                        Limits::raise_hint("max_windows_per_event")
+                    )),
+                );
+            }
+        }
         let mut taken: Vec<String> = vec!["window_start".into(), "window_end".into()];
         taken.extend(
             key_field_names(&self.key.0)
@@ -257,7 +281,8 @@ impl TransformFactory for WindowConfig {
                 .map(|s| s.as_str().to_string()),
         );
         let span = self.aggregates.span();
-        self.specs()
+        let clashes = self
+            .specs()
             .iter()
             .filter(|s| taken.contains(&s.name))
             .map(|s| {
@@ -272,7 +297,8 @@ impl TransformFactory for WindowConfig {
                     "rename it; the output already has {}",
                     taken.join(", ")
                 ))
-            })
-            .collect()
+            });
+        diags.extend(clashes);
+        diags
     }
 }

@@ -76,7 +76,7 @@ impl WindowOperator {
     /// An operator for `config`, named `name` in dead letters.
     pub fn new(config: &WindowConfig, name: &str) -> WindowOperator {
         let lateness = config.allowed_lateness.ms();
-        let state = match config.window {
+        let state = match *config.window.get_ref() {
             WindowKind::Tumbling { size } => {
                 State::Aligned(Aligned::new(size.ms(), size.ms(), lateness))
             }

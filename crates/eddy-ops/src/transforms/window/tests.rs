@@ -60,7 +60,7 @@ aggregates = { n = "count()", total = "sum(amount)", p99 = "quantile(amount, 0.9
                buyers = "count_distinct(user.id)", top = "top_k(country, 5)" }"#,
     );
     assert_eq!(
-        c.window,
+        *c.window.get_ref(),
         WindowKind::Sliding {
             size: eddy_core::config::Duration::from_ms(300_000),
             every: eddy_core::config::Duration::from_ms(60_000)
@@ -71,7 +71,9 @@ aggregates = { n = "count()", total = "sum(amount)", p99 = "quantile(amount, 0.9
     assert_eq!(order, ["n", "total", "p99", "buyers", "top"]);
     assert!(matches!(c.partitioning(), Partitioning::Hash(k) if k.len() == 1));
     assert_eq!(c.side_outputs(), &[Port::Late, Port::DeadLetters]);
-    assert!(c.validate().is_empty());
+    assert!(c
+        .validate(&eddy_core::component::ValidateContext::default())
+        .is_empty());
     assert!(c.build(&BuildContext::single("w")).is_ok());
 }
 
@@ -85,7 +87,7 @@ fn every_window_shape_parses() {
     ];
     for (w, kind) in shapes {
         let c = config(&format!("window = {w}\naggregates = {{ n = \"count()\" }}"));
-        assert!(format!("{:?}", c.window).starts_with(kind), "{w}");
+        assert!(format!("{:?}", c.window.get_ref()).starts_with(kind), "{w}");
         assert!(matches!(c.partitioning(), Partitioning::Single));
     }
     let c = config("key = [\"a\", \"user.id\"]\nwindow = { tumbling = \"1s\" }\ntime = \"processing\"\naggregates = { n = \"count()\" }");
@@ -143,7 +145,7 @@ fn config_errors_are_specific() {
         assert!(err.contains(want), "{body}\n=> {err}");
     }
     let clash = config("key = \"merchant\"\nwindow = { tumbling = \"1m\" }\naggregates = { merchant = \"count()\" }");
-    let diags = clash.validate();
+    let diags = clash.validate(&eddy_core::component::ValidateContext::default());
     assert_eq!(diags.len(), 1);
     assert!(diags[0].message.contains("`merchant`"));
 }

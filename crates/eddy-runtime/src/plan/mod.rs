@@ -9,13 +9,15 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
 
-use eddy_core::component::{Partitioning, WatermarkSpec};
+use eddy_core::component::{Partitioning, ValidateContext, WatermarkSpec};
 use eddy_core::config::{
     closest, parse_document, Diagnostic, Diagnostics, PipelineSettings, Section,
 };
 use eddy_core::Port;
 
 use crate::registry::{self, Factory};
+
+mod paths;
 
 /// An edge into a node: which node's which output port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +89,9 @@ impl Plan {
             list,
         };
         let (doc, mut diags) = parse_document(text, env);
+        let vcx = ValidateContext {
+            limits: doc.settings.limits.clone(),
+        };
 
         // `built[i]` is the node for `doc.components[docs[i]]` (None when it failed).
         let mut built: Vec<Option<PlanNode>> = Vec::new();
@@ -157,9 +162,9 @@ impl Plan {
             match ctor(&c.body) {
                 Ok(factory) => {
                     let found = match &factory {
-                        Factory::Source(f) => f.validate(),
-                        Factory::Transform(f) => f.validate(),
-                        Factory::Sink(f) => f.validate(),
+                        Factory::Source(f) => f.validate(&vcx),
+                        Factory::Transform(f) => f.validate(&vcx),
+                        Factory::Sink(f) => f.validate(&vcx),
                     };
                     // Checks without a position of their own point at the
                     // component's name.
@@ -201,8 +206,20 @@ impl Plan {
                 );
             }
             let mut inputs = Vec::new();
-            for input in &c.inputs {
+            for (i, input) in c.inputs.iter().enumerate() {
                 let text = input.get_ref();
+                if c.inputs[..i]
+                    .iter()
+                    .any(|earlier| earlier.get_ref() == text)
+                {
+                    diags.push(
+                        Diagnostic::new(input.span(), format!("input `{text}` is listed twice"))
+                            .hint(
+                            "each input is read once; listing it again would double every record",
+                        ),
+                    );
+                    continue;
+                }
                 let (base, port) = match text.split_once('.') {
                     Some((b, suffix)) => match Port::from_suffix(suffix) {
                         Some(p) => (b, p),
@@ -280,6 +297,10 @@ impl Plan {
                 node.inputs = inputs;
             }
         }
+
+        diags.extend(paths::conflicts(docs.iter().zip(&built).filter_map(
+            |(&ci, node)| Some((&doc.components[ci], node.as_ref()?)),
+        )));
 
         // Cycles, then topological order.
         let order = match topo_order(&built) {
