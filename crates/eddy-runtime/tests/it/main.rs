@@ -3,6 +3,7 @@
 #[cfg(feature = "parquet")]
 mod files;
 mod golden;
+mod no_loss;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod run;
