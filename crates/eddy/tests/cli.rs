@@ -72,6 +72,48 @@ fn validate_reports_positions_and_exits_non_zero() {
     assert!(err.contains("hint: did you mean `w`?"), "{err}");
 }
 
+/// Regression (hardening): `--duration inf` (also NaN, 1e20) panicked with
+/// exit code 101, and `--workers 100000` ran until the kernel killed it.
+#[test]
+fn bad_command_line_values_are_refused_with_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.toml");
+    std::fs::write(
+        &file,
+        "[sources.tx]\ntype = \"simulator\"\n\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"tx\"]\n",
+    )
+    .unwrap();
+    for value in ["inf", "NaN", "1e20", "-1"] {
+        for command in ["run", "demo"] {
+            let mut cmd = eddy();
+            cmd.arg(command);
+            if command == "run" {
+                cmd.arg(&file);
+            }
+            let out = cmd.arg(format!("--duration={value}")).output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{command} --duration {value}: {stderr}"
+            );
+            assert!(stderr.contains("is not a number of seconds"), "{stderr}");
+        }
+    }
+    let out = eddy()
+        .arg("run")
+        .arg(&file)
+        .args(["--workers", "100000", "--duration", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("100000 workers exceed the limit of 256"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn run_reads_a_file_and_writes_window_results() {
     let dir = tempfile::tempdir().unwrap();

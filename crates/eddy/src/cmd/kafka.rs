@@ -174,8 +174,8 @@ pub struct TailArgs {
     #[arg(long)]
     max: Option<u64>,
     /// Stop after this many seconds without a record.
-    #[arg(long)]
-    idle_exit: Option<f64>,
+    #[arg(long, value_parser = super::parse_seconds)]
+    idle_exit: Option<Duration>,
 }
 
 /// Prints one record per line until interrupted.
@@ -215,10 +215,7 @@ pub fn tail(args: TailArgs) -> anyhow::Result<ExitCode> {
     let mut seen = 0u64;
     let mut last = std::time::Instant::now();
     while !stop.load(Ordering::Relaxed) && args.max.is_none_or(|m| seen < m) {
-        if args
-            .idle_exit
-            .is_some_and(|s| last.elapsed() >= Duration::from_secs_f64(s))
-        {
+        if args.idle_exit.is_some_and(|idle| last.elapsed() >= idle) {
             break;
         }
         let msg = match consumer.poll(Duration::from_millis(100)) {
