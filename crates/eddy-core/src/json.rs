@@ -3,6 +3,18 @@
 //! Decoding goes through `serde_json` with a visitor that builds Eddy values
 //! directly (no intermediate `serde_json::Value`) and caches interned field
 //! names per decoder, so a homogeneous stream interns each key once.
+//!
+//! Numbers are never silently changed. An integer literal inside the signed
+//! 64-bit range is an `int`; an integer literal outside it (no fraction, no
+//! exponent, e.g. `123456789012345678901234567890` or `18446744073709551615`)
+//! is kept exactly, as its decimal text (a string value); a number written
+//! with a fraction or an exponent (`1e19`, `2.5`) is a `double`.
+//!
+//! `serde_json` hands integers beyond `u64` to the visitor as `f64`, already
+//! rounded. Rather than pay for exact number parsing on every record, the
+//! visitor flags an integral `f64` of magnitude at least 2^63 (the only way
+//! such a literal can show up); only then is the text scanned for those
+//! literals, which are quoted and the document decoded again.
 
 use std::fmt;
 use std::io::Write;
@@ -21,6 +33,9 @@ pub struct JsonDecoder {
     /// Keys seen at each top-level position in the previous object.
     positional: Vec<Sym>,
     cache: FxHashMap<Box<str>, Sym>,
+    /// Set while decoding when a `f64` may stand for an integer literal
+    /// outside the `i64` range; the text is then scanned and decoded again.
+    big_int_seen: bool,
 }
 
 /// Why a JSON document could not be decoded.
@@ -46,25 +61,53 @@ impl JsonDecoder {
     /// Decodes one JSON object from bytes (validating UTF-8).
     pub fn decode(&mut self, text: &[u8]) -> Result<Fields, JsonError> {
         let mut de = serde_json::Deserializer::from_slice(text);
-        self.finish(&mut de)
+        let first = self.finish(&mut de);
+        self.exact_big_ints(text, first)
     }
 
     /// Decodes one JSON object from text already known to be UTF-8, skipping
     /// a second validation.
     pub fn decode_str(&mut self, text: &str) -> Result<Fields, JsonError> {
         let mut de = serde_json::Deserializer::from_str(text);
-        self.finish(&mut de)
+        let first = self.finish(&mut de);
+        self.exact_big_ints(text.as_bytes(), first)
     }
 
     fn finish<'de, R: serde_json::de::Read<'de>>(
         &mut self,
         de: &mut serde_json::Deserializer<R>,
     ) -> Result<Fields, JsonError> {
+        self.big_int_seen = false;
         let fields = TopSeed { dec: self }
             .deserialize(&mut *de)
             .map_err(|e| JsonError::Syntax(e.to_string()))?;
         de.end().map_err(|e| JsonError::Syntax(e.to_string()))?;
         fields.map_err(JsonError::NotAnObject)
+    }
+
+    /// Replaces the first decoding with one that keeps integer literals
+    /// outside the `i64` range exactly, when the first may have rounded one
+    /// (the flag) or rejected one as out of range (beyond `f64`).
+    fn exact_big_ints(
+        &mut self,
+        text: &[u8],
+        first: Result<Fields, JsonError>,
+    ) -> Result<Fields, JsonError> {
+        let suspect = match &first {
+            Ok(_) => self.big_int_seen,
+            Err(JsonError::Syntax(m)) => m.starts_with("number out of range"),
+            Err(_) => false,
+        };
+        if !suspect {
+            return first;
+        }
+        let Some(quoted) = quote_big_ints(text) else {
+            return first;
+        };
+        let mut de = serde_json::Deserializer::from_slice(&quoted);
+        // The quoted text can only fail where the original did; its error
+        // would name shifted columns, so the original one is kept.
+        self.finish(&mut de).or(first)
     }
 
     /// Interns `key`; the flag says whether it matched the positional cache.
@@ -168,11 +211,17 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         Ok(Value::Int(v))
     }
     fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(i64::try_from(v)
-            .map(Value::Int)
-            .unwrap_or(Value::Float(v as f64)))
+        // Above i64::MAX: kept exactly as decimal text (see the module doc).
+        Ok(match i64::try_from(v) {
+            Ok(i) => Value::Int(i),
+            Err(_) => Value::str(&v.to_string()),
+        })
     }
     fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        // 2^63: an integer literal outside the i64 range arrives here rounded.
+        if v.fract() == 0.0 && v.abs() >= 9_223_372_036_854_775_808.0 {
+            self.dec.big_int_seen = true;
+        }
         Ok(Value::Float(v))
     }
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {
@@ -226,6 +275,84 @@ fn read_object<'de, A: MapAccess<'de>>(
     Ok(fields)
 }
 
+/// A copy of `text` with every integer literal outside the `i64` range in a
+/// value position quoted, or `None` when there is none. Strings are skipped
+/// (escapes included) and a literal followed by `.`, `e` or `E` is a float.
+/// Only value positions are touched, so a malformed document (say a bare
+/// number as an object key) stays malformed.
+fn quote_big_ints(text: &[u8]) -> Option<Vec<u8>> {
+    // Per open container: is it an object? Bounded by the input length.
+    let mut stack: Vec<bool> = Vec::new();
+    // The last structural byte outside strings (`None` at the start).
+    let mut last: Option<u8> = None;
+    let mut out: Option<Vec<u8>> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while i < text.len() {
+        let b = text[i];
+        match b {
+            b'"' => {
+                i += 1;
+                while i < text.len() && text[i] != b'"' {
+                    i += if text[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+                last = Some(b'"');
+                continue;
+            }
+            b'{' | b'[' => stack.push(b == b'{'),
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                let digits = start + usize::from(b == b'-');
+                let mut end = digits;
+                while end < text.len() && text[end].is_ascii_digit() {
+                    end += 1;
+                }
+                let is_value = match last {
+                    None | Some(b':') | Some(b'[') => true,
+                    Some(b',') => stack.last() == Some(&false),
+                    _ => false,
+                };
+                let float = matches!(text.get(end), Some(b'.' | b'e' | b'E'));
+                // JSON's grammar: no leading zeros, at least one digit.
+                let well_formed = end > digits && (text[digits] != b'0' || end == digits + 1);
+                if is_value && !float && well_formed && !fits_i64(&text[start..end]) {
+                    let buf = out.get_or_insert_with(|| Vec::with_capacity(text.len() + 8));
+                    buf.extend_from_slice(&text[copied..start]);
+                    buf.push(b'"');
+                    buf.extend_from_slice(&text[start..end]);
+                    buf.push(b'"');
+                    copied = end;
+                }
+                i = end.max(i + 1);
+                last = Some(b'0');
+                continue;
+            }
+            b' ' | b'\t' | b'\n' | b'\r' => {
+                i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        last = Some(b);
+        i += 1;
+    }
+    let mut buf = out?;
+    buf.extend_from_slice(&text[copied.min(text.len())..]);
+    Some(buf)
+}
+
+/// Whether an ASCII `-?digits` literal lies in the `i64` range.
+fn fits_i64(literal: &[u8]) -> bool {
+    std::str::from_utf8(literal)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .is_some()
+}
+
 /// A map key, borrowed from the input when it has no escapes.
 enum KeyStr<'de> {
     Borrowed(&'de str),
@@ -274,7 +401,8 @@ pub fn write_fields(out: &mut Vec<u8>, fields: &Fields) {
     out.push(b'}');
 }
 
-/// Appends `value` as JSON to `out`. Non-finite floats become `null`.
+/// Appends `value` as JSON to `out`. Non-finite floats become `null`; a
+/// float always keeps a fraction or an exponent, so it reads back as a float.
 pub fn write_value(out: &mut Vec<u8>, value: &Value) {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
@@ -286,6 +414,10 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
         Value::Float(f) if f.is_finite() => {
             if f.fract() == 0.0 && f.abs() < 1e15 {
                 let _ = write!(out, "{f:.1}");
+            } else if f.fract() == 0.0 {
+                // With an exponent, so it reads back as a double, not as an
+                // integer literal (an int, or text beyond the i64 range).
+                let _ = write!(out, "{f:e}");
             } else {
                 let _ = write!(out, "{f}");
             }
@@ -381,7 +513,151 @@ mod tests {
         ));
     }
 
+    fn field(f: &Fields, name: &str) -> Value {
+        f.get(Sym::intern(name)).cloned().unwrap_or(Value::Null)
+    }
+
+    #[test]
+    fn integers_beyond_i64_are_kept_exactly() {
+        let mut d = JsonDecoder::new();
+        let text = r#"{"a":123456789012345678901234567890,"u":18446744073709551615,"n":-9223372036854775809,"min":-9223372036854775808,"max":9223372036854775807,"f":1e19,"g":1.0e30,"h":12345678901234567890.5}"#;
+        for f in [
+            d.decode(text.as_bytes()).unwrap(),
+            d.decode_str(text).unwrap(),
+        ] {
+            assert_eq!(field(&f, "a"), Value::str("123456789012345678901234567890"));
+            assert_eq!(field(&f, "u"), Value::str(&u64::MAX.to_string()));
+            assert_eq!(field(&f, "n"), Value::str("-9223372036854775809"));
+            assert_eq!(field(&f, "min"), Value::Int(i64::MIN));
+            assert_eq!(field(&f, "max"), Value::Int(i64::MAX));
+            assert_eq!(field(&f, "f"), Value::Float(1e19));
+            let g: f64 = serde_json::from_str("1.0e30").unwrap();
+            assert_eq!(field(&f, "g"), Value::Float(g));
+            assert_eq!(field(&f, "h"), Value::Float(12345678901234567890.5));
+        }
+        // Above i64::MAX but within u64: never a float either.
+        let f = d.decode(br#"{"v":9223372036854775808}"#).unwrap();
+        assert_eq!(field(&f, "v"), Value::str("9223372036854775808"));
+    }
+
+    #[test]
+    fn big_integers_nested_and_beside_tricky_strings() {
+        let mut d = JsonDecoder::new();
+        let text = r#"{"s\"99999999999999999999":"x\" 99999999999999999999 \\","l":[1,-99999999999999999999,{"m":[99999999999999999999e0,99999999999999999999]}],"t":"\\"}"#;
+        let f = d.decode(text.as_bytes()).unwrap();
+        assert_eq!(
+            fields_to_json_string(&f),
+            r#"{"s\"99999999999999999999":"x\" 99999999999999999999 \\","l":[1,"-99999999999999999999",{"m":[1e20,"99999999999999999999"]}],"t":"\\"}"#
+        );
+    }
+
+    #[test]
+    fn integers_beyond_f64_are_kept_exactly() {
+        let big = "9".repeat(400);
+        let mut d = JsonDecoder::new();
+        let f = d
+            .decode(format!(r#"{{"a":[{big}],"b":-{big}}}"#).as_bytes())
+            .unwrap();
+        assert_eq!(
+            field(&f, "a"),
+            Value::List(Arc::new(vec![Value::str(&big)]))
+        );
+        assert_eq!(field(&f, "b"), Value::str(&format!("-{big}")));
+        // Out of range as a float stays an error; malformed stays malformed.
+        assert!(d
+            .decode(format!(r#"{{"a":{big}.5e999}}"#).as_bytes())
+            .is_err());
+        assert!(d.decode(format!(r#"{{{big}:1}}"#).as_bytes()).is_err());
+        assert!(d.decode(format!(r#"{{"a":0{big}}}"#).as_bytes()).is_err());
+        assert!(d.decode(format!(r#"{{"a":{big}"#).as_bytes()).is_err());
+    }
+
+    /// A generated JSON value: its text and what Eddy must decode it to.
+    fn json_value() -> impl Strategy<Value = (String, Value)> {
+        let int = prop_oneof![
+            any::<i64>().prop_map(|i| i.to_string()),
+            any::<u64>().prop_map(|u| u.to_string()),
+            any::<u128>().prop_map(|u| format!("-{u}")),
+            any::<u128>().prop_map(|u| u.to_string()),
+            "[1-9][0-9]{18,40}",
+        ]
+        .prop_map(|t| {
+            // Oracle: the token's own text decides, not a float detour.
+            let v = t
+                .parse::<i64>()
+                .map(Value::Int)
+                .unwrap_or_else(|_| Value::str(&t));
+            (t, v)
+        });
+        let float = prop_oneof![
+            ("[1-9][0-9]{0,25}", "[0-9]{1,3}").prop_map(|(a, b)| format!("{a}.{b}")),
+            ("-?[1-9][0-9]{0,25}", 0u32..30).prop_map(|(a, e)| format!("{a}e{e}")),
+        ]
+        .prop_map(|t| {
+            let v = serde_json::from_str::<f64>(&t).unwrap();
+            (t, Value::Float(v))
+        });
+        let string = "[0-9a\"\\\\ .eE-]{0,12}".prop_map(|s| {
+            let mut out = Vec::new();
+            write_str(&mut out, &s);
+            (String::from_utf8(out).unwrap(), Value::str(&s))
+        });
+        let leaf = prop_oneof![int, float, string, Just(("null".to_string(), Value::Null))];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(|items| {
+                    let text = items
+                        .iter()
+                        .map(|(t, _)| t.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" , ");
+                    let list = items.into_iter().map(|(_, v)| v).collect();
+                    (format!("[ {text} ]"), Value::List(Arc::new(list)))
+                }),
+                proptest::collection::vec(("[a-c0-9\"]{1,3}", inner), 0..4).prop_map(|entries| {
+                    let (text, fields) = object(entries);
+                    (text, Value::Map(Arc::new(fields)))
+                }),
+            ]
+        })
+    }
+
+    /// Renders entries as an object and builds the fields it must decode to.
+    fn object(entries: Vec<(String, (String, Value))>) -> (String, Fields) {
+        let mut fields = Fields::default();
+        let mut parts = Vec::new();
+        for (k, (t, v)) in entries {
+            let mut key = Vec::new();
+            write_str(&mut key, &k);
+            parts.push(format!("{}:\n{t}", String::from_utf8(key).unwrap()));
+            fields.insert(Sym::intern(&k), v);
+        }
+        (format!("{{{}}}", parts.join(",")), fields)
+    }
+
     proptest! {
+        #[test]
+        fn numbers_match_the_token_oracle(
+            entries in proptest::collection::vec(("[a-c0-9\"]{1,3}", json_value()), 0..5)
+        ) {
+            let (text, expected) = object(entries);
+            let mut d = JsonDecoder::new();
+            prop_assert_eq!(d.decode(text.as_bytes()), Ok(expected.clone()));
+            prop_assert_eq!(d.decode_str(&text), Ok(expected));
+        }
+
+        #[test]
+        fn floats_read_back_as_floats(f in any::<f64>().prop_filter("finite", |f| f.is_finite())) {
+            let mut fields = Fields::default();
+            fields.insert(Sym::intern("f"), Value::Float(f));
+            let text = fields_to_json_string(&fields);
+            let back = JsonDecoder::new().decode(text.as_bytes()).unwrap();
+            match field(&back, "f") {
+                Value::Float(g) => prop_assert!((g - f).abs() <= f.abs() * 1e-15, "{} became {}", f, g),
+                other => prop_assert!(false, "{} became {:?} via {}", f, other, text),
+            }
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let mut d = JsonDecoder::new();

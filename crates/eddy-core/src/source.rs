@@ -7,7 +7,10 @@ use crate::config::Duration;
 use crate::event::{Event, Fields, Value};
 use crate::operator::{dead_letter, with_position};
 use crate::symbol::Sym;
-use crate::time::{parse_rfc3339, Timestamp, MIN_TIMESTAMP};
+use crate::time::{
+    is_event_time, parse_rfc3339_unbounded, Timestamp, EVENT_TIME_RANGE, MAX_EVENT_TIME,
+    MIN_EVENT_TIME, MIN_TIMESTAMP,
+};
 
 /// What one poll of a source produced.
 #[derive(Debug)]
@@ -222,12 +225,18 @@ impl TimestampAssigner {
         let value = fields
             .get_path(path)
             .ok_or_else(|| format!("missing time field `{}`", name()))?;
-        parse_time_value(value, self.format).ok_or_else(|| {
-            format!(
-                "time field `{}` has unparsable value {}",
-                name(),
-                crate::json::value_to_json_string(value)
-            )
+        parse_time_value(value, self.format).map_err(|e| {
+            let shown = crate::json::value_to_json_string(value);
+            match e {
+                TimeValueError::Unparsable => {
+                    format!("time field `{}` has unparsable value {shown}", name())
+                }
+                TimeValueError::OutOfRange => format!(
+                    "time field `{}` has value {shown} outside the supported range \
+                     {EVENT_TIME_RANGE}",
+                    name()
+                ),
+            }
         })
     }
 
@@ -256,27 +265,99 @@ impl TimestampAssigner {
     }
 }
 
-/// Interprets a time value per `format`.
-pub fn parse_time_value(value: &Value, format: TimeFormat) -> Option<Timestamp> {
+/// Why a value is not an event time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TimeValueError {
+    /// Not a number or time text in the expected format.
+    #[error("not a time")]
+    Unparsable,
+    /// A time, but outside [`MIN_EVENT_TIME`]..=[`MAX_EVENT_TIME`] (or too
+    /// large to convert): rejected rather than clamped or wrapped.
+    #[error("outside the supported range {EVENT_TIME_RANGE}")]
+    OutOfRange,
+}
+
+/// Numbers below this magnitude are seconds in [`TimeFormat::Auto`].
+const AUTO_SECONDS_BELOW: i64 = 100_000_000_000;
+
+/// Interprets a time value per `format`, in milliseconds since the epoch.
+/// Every conversion is checked: a value outside the supported event-time
+/// range, in any format, is an error and never wraps or saturates.
+pub fn parse_time_value(value: &Value, format: TimeFormat) -> Result<Timestamp, TimeValueError> {
+    use TimeValueError::*;
+    let in_range = |t: Timestamp| {
+        if is_event_time(t) {
+            Ok(t)
+        } else {
+            Err(OutOfRange)
+        }
+    };
     match (value, format) {
-        (Value::Str(s), TimeFormat::Auto | TimeFormat::Rfc3339) => parse_rfc3339(s),
-        (Value::Str(s), _) => parse_time_value(&Value::Float(s.trim().parse().ok()?), format),
-        (Value::Int(i), TimeFormat::EpochMs) => Some(*i),
-        (Value::Int(i), TimeFormat::EpochS) => i.checked_mul(1000),
-        (Value::Int(i), TimeFormat::Auto) => Some(if i.abs() < 100_000_000_000 {
-            i * 1000
-        } else {
-            *i
-        }),
-        (Value::Float(f), TimeFormat::EpochMs) if f.is_finite() => Some(*f as i64),
-        (Value::Float(f), TimeFormat::EpochS) if f.is_finite() => Some((f * 1000.0) as i64),
-        (Value::Float(f), TimeFormat::Auto) if f.is_finite() => Some(if f.abs() < 1e11 {
-            (f * 1000.0) as i64
-        } else {
-            *f as i64
-        }),
-        _ => None,
+        (Value::Str(s), TimeFormat::Auto | TimeFormat::Rfc3339) => match parse_rfc3339_unbounded(s)
+        {
+            Some(t) => in_range(t),
+            // A JSON integer beyond i64 arrives as its text (see `json`).
+            None if format == TimeFormat::Auto
+                && is_integer_text(s)
+                && s.parse::<i64>().is_err() =>
+            {
+                Err(OutOfRange)
+            }
+            None => Err(Unparsable),
+        },
+        (Value::Str(s), _) => {
+            // Integer text first, so `"9007199254740993"` is not rounded.
+            let s = s.trim();
+            match s.parse::<i64>() {
+                Ok(i) => parse_time_value(&Value::Int(i), format),
+                Err(_) => match s.parse::<f64>() {
+                    Ok(f) => parse_time_value(&Value::Float(f), format),
+                    // All digits yet no i64: an integer beyond the range.
+                    Err(_) if is_integer_text(s) => Err(OutOfRange),
+                    Err(_) => Err(Unparsable),
+                },
+            }
+        }
+        (Value::Int(i), TimeFormat::EpochMs) => in_range(*i),
+        (Value::Int(i), TimeFormat::EpochS) => in_range(i.checked_mul(1000).ok_or(OutOfRange)?),
+        (Value::Int(i), TimeFormat::Auto) => {
+            // `unsigned_abs` because `abs` overflows on i64::MIN.
+            if i.unsigned_abs() < AUTO_SECONDS_BELOW.unsigned_abs() {
+                in_range(i * 1000)
+            } else {
+                in_range(*i)
+            }
+        }
+        (Value::Float(f), _) if !f.is_finite() => Err(Unparsable),
+        (Value::Float(f), TimeFormat::EpochMs) => float_ms(*f),
+        (Value::Float(f), TimeFormat::EpochS) => float_ms(f * 1000.0),
+        (Value::Float(f), TimeFormat::Auto) => {
+            if f.abs() < AUTO_SECONDS_BELOW as f64 {
+                float_ms(f * 1000.0)
+            } else {
+                float_ms(*f)
+            }
+        }
+        _ => Err(Unparsable),
     }
+}
+
+/// Milliseconds from a float, range-checked before the cast (which would
+/// saturate); the fraction of a millisecond is dropped towards the past.
+fn float_ms(ms: f64) -> Result<Timestamp, TimeValueError> {
+    let ms = ms.floor();
+    // Both bounds are below 2^53, so exact as floats; NaN fails the test.
+    if (MIN_EVENT_TIME as f64..=MAX_EVENT_TIME as f64).contains(&ms) {
+        Ok(ms as i64)
+    } else {
+        Err(TimeValueError::OutOfRange)
+    }
+}
+
+/// `-?digits`, as in a JSON integer kept as text beyond the `i64` range.
+fn is_integer_text(s: &str) -> bool {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Bounded-out-of-orderness watermarks for one input partition.
@@ -317,25 +398,195 @@ impl WatermarkGenerator {
 mod tests {
     use super::*;
 
+    use proptest::prelude::*;
+
+    const FORMATS: [TimeFormat; 4] = [
+        TimeFormat::Auto,
+        TimeFormat::EpochS,
+        TimeFormat::EpochMs,
+        TimeFormat::Rfc3339,
+    ];
+    const EPOCH_FORMATS: [TimeFormat; 3] =
+        [TimeFormat::Auto, TimeFormat::EpochS, TimeFormat::EpochMs];
+
     #[test]
     fn epoch_formats() {
         assert_eq!(
             parse_time_value(&Value::Int(1_700_000_000), TimeFormat::Auto),
-            Some(1_700_000_000_000)
+            Ok(1_700_000_000_000)
         );
         assert_eq!(
             parse_time_value(&Value::Int(1_700_000_000_123), TimeFormat::Auto),
-            Some(1_700_000_000_123)
+            Ok(1_700_000_000_123)
         );
         assert_eq!(
             parse_time_value(&Value::Float(1.5), TimeFormat::EpochS),
-            Some(1_500)
+            Ok(1_500)
         );
         assert_eq!(
             parse_time_value(&Value::str("1970-01-01T00:00:01Z"), TimeFormat::Auto),
-            Some(1_000)
+            Ok(1_000)
         );
-        assert_eq!(parse_time_value(&Value::Bool(true), TimeFormat::Auto), None);
+        assert_eq!(
+            parse_time_value(&Value::str("9007199254740993"), TimeFormat::EpochMs),
+            Err(TimeValueError::OutOfRange)
+        );
+        assert_eq!(
+            parse_time_value(&Value::str(" 1700000000123 "), TimeFormat::EpochMs),
+            Ok(1_700_000_000_123)
+        );
+        for f in FORMATS {
+            assert_eq!(
+                parse_time_value(&Value::Bool(true), f),
+                Err(TimeValueError::Unparsable)
+            );
+        }
+        assert_eq!(
+            parse_time_value(&Value::Int(5), TimeFormat::Rfc3339),
+            Err(TimeValueError::Unparsable)
+        );
+    }
+
+    #[test]
+    fn extreme_values_are_rejected_not_wrapped() {
+        let out = Err(TimeValueError::OutOfRange);
+        for f in EPOCH_FORMATS {
+            for v in [
+                Value::Int(i64::MIN),
+                Value::Int(i64::MIN + 1),
+                Value::Int(i64::MAX),
+                Value::Float(1e300),
+                Value::Float(-1e300),
+                Value::Float(9.3e18),
+                Value::str("123456789012345678901234567890"),
+            ] {
+                assert_eq!(parse_time_value(&v, f), out, "{v:?} as {f:?}");
+            }
+        }
+        // In `auto`, text is RFC 3339 (epoch numbers must be numbers).
+        let min_text = Value::str("-9223372036854775808");
+        assert_eq!(parse_time_value(&min_text, TimeFormat::EpochS), out);
+        assert_eq!(parse_time_value(&min_text, TimeFormat::EpochMs), out);
+        assert_eq!(
+            parse_time_value(&min_text, TimeFormat::Auto),
+            Err(TimeValueError::Unparsable)
+        );
+        assert_eq!(
+            parse_time_value(&Value::Int(MAX_EVENT_TIME), TimeFormat::EpochMs),
+            Ok(MAX_EVENT_TIME)
+        );
+        assert_eq!(
+            parse_time_value(&Value::Int(MAX_EVENT_TIME + 1), TimeFormat::EpochMs),
+            out
+        );
+        assert_eq!(
+            parse_time_value(&Value::Int(MIN_EVENT_TIME), TimeFormat::Auto),
+            Ok(MIN_EVENT_TIME)
+        );
+        assert_eq!(
+            parse_time_value(&Value::Int(MIN_EVENT_TIME - 1), TimeFormat::Auto),
+            out
+        );
+        assert_eq!(
+            parse_time_value(
+                &Value::Float(MAX_EVENT_TIME as f64 + 0.5),
+                TimeFormat::EpochMs
+            ),
+            Ok(MAX_EVENT_TIME)
+        );
+        assert_eq!(
+            parse_time_value(&Value::Float(-0.5), TimeFormat::EpochMs),
+            Ok(-1)
+        );
+        // RFC 3339 text moved outside the range by its offset.
+        assert_eq!(
+            parse_time_value(
+                &Value::str("0000-01-01T00:00:00+00:01"),
+                TimeFormat::Rfc3339
+            ),
+            out
+        );
+        assert_eq!(
+            parse_time_value(
+                &Value::str("9999-12-31T23:59:59.999-00:01"),
+                TimeFormat::Auto
+            ),
+            out
+        );
+    }
+
+    #[test]
+    fn out_of_range_time_becomes_a_dead_letter_naming_field_value_and_range() {
+        let a = TimestampAssigner {
+            path: Some(vec![Sym::intern("ts")]),
+            format: TimeFormat::Auto,
+            max_out_of_orderness: 0,
+            idle_timeout: None,
+        };
+        let mut fields = Fields::default();
+        fields.insert(Sym::intern("ts"), Value::Int(i64::MIN));
+        let dl = a.assign(fields, 5, "file", || "line 1".into()).unwrap_err();
+        assert_eq!(
+            dl.get(Sym::intern("reason")),
+            Some(&Value::str(&format!(
+                "time field `ts` has value -9223372036854775808 outside the supported range {EVENT_TIME_RANGE}"
+            )))
+        );
+    }
+
+    /// The millisecond an epoch integer means, computed wide so it cannot overflow.
+    fn oracle_ms(i: i64, f: TimeFormat) -> i128 {
+        let i = i as i128;
+        match f {
+            TimeFormat::EpochS => i * 1000,
+            TimeFormat::Auto if i.abs() < 100_000_000_000 => i * 1000,
+            _ => i,
+        }
+    }
+
+    fn any_epoch_int() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            any::<i64>(),
+            -300_000_000_000_000i64..300_000_000_000_000,
+            -400_000_000_000i64..400_000_000_000,
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn epoch_ints_convert_exactly_or_are_rejected(i in any_epoch_int()) {
+            for f in EPOCH_FORMATS {
+                let want = oracle_ms(i, f);
+                let got = parse_time_value(&Value::Int(i), f);
+                if (MIN_EVENT_TIME as i128..=MAX_EVENT_TIME as i128).contains(&want) {
+                    prop_assert_eq!(got, Ok(want as i64));
+                } else {
+                    prop_assert_eq!(got, Err(TimeValueError::OutOfRange));
+                }
+                // Same answer when the number arrives as text.
+                prop_assert_eq!(parse_time_value(&Value::str(&i.to_string()), f).ok(),
+                    if f == TimeFormat::Auto { None } else { got.ok() });
+            }
+        }
+
+        #[test]
+        fn integral_floats_agree_with_ints(i in -(1i64 << 53)..(1i64 << 53)) {
+            for f in EPOCH_FORMATS {
+                prop_assert_eq!(
+                    parse_time_value(&Value::Float(i as f64), f),
+                    parse_time_value(&Value::Int(i), f)
+                );
+            }
+        }
+
+        #[test]
+        fn huge_floats_are_rejected(m in 1e15f64..f64::MAX, neg in any::<bool>()) {
+            let v = if neg { -m } else { m };
+            for f in EPOCH_FORMATS {
+                prop_assert_eq!(parse_time_value(&Value::Float(v), f), Err(TimeValueError::OutOfRange));
+                prop_assert_eq!(parse_time_value(&Value::str(&v.to_string()), f).ok(), None);
+            }
+        }
     }
 
     #[test]

@@ -10,6 +10,22 @@ pub const MIN_TIMESTAMP: Timestamp = i64::MIN;
 /// The largest timestamp: the watermark of a finished input.
 pub const MAX_TIMESTAMP: Timestamp = i64::MAX;
 
+/// The earliest supported event time, 0000-01-01T00:00:00.000Z.
+pub const MIN_EVENT_TIME: Timestamp = -62_167_219_200_000;
+/// The latest supported event time, 9999-12-31T23:59:59.999Z.
+pub const MAX_EVENT_TIME: Timestamp = 253_402_300_799_999;
+/// The supported event-time range as text, for error messages.
+pub const EVENT_TIME_RANGE: &str = "0000-01-01T00:00:00.000Z ..= 9999-12-31T23:59:59.999Z";
+
+/// The longest duration `parse_duration` accepts: 10 000 years (3652425d),
+/// the span of supported event times; anything longer is a typo.
+pub const MAX_DURATION_MS: i64 = 3_652_425 * 86_400_000;
+
+/// Whether `t` lies in the supported event-time range.
+pub fn is_event_time(t: Timestamp) -> bool {
+    (MIN_EVENT_TIME..=MAX_EVENT_TIME).contains(&t)
+}
+
 /// The current wall-clock time in milliseconds.
 pub fn now_ms() -> Timestamp {
     SystemTime::now()
@@ -26,8 +42,9 @@ pub fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// Parses a duration such as `250ms`, `5s`, `1m`, `2h`, `1d` or `1m30s` into
-/// milliseconds.
+/// Parses a duration such as `250ms`, `5s`, `1m`, `2h`, `1d`, `1.5h` or
+/// `1m30s` into milliseconds (fractions rounded to the nearest one). A
+/// duration over [`MAX_DURATION_MS`] is an error, never saturated.
 pub fn parse_duration(text: &str) -> Result<i64, String> {
     let s = text.trim();
     if s.is_empty() {
@@ -64,7 +81,23 @@ pub fn parse_duration(text: &str) -> Result<i64, String> {
             }
         };
         rest = &rest[unit_len..];
-        total = total.saturating_add((number * factor).round() as i64);
+        let ms = (number * factor).round();
+        // The float comparison also rejects an infinite product; the cast
+        // is exact below 2^53.
+        total = if ms <= MAX_DURATION_MS as f64 {
+            total
+                .checked_add(ms as i64)
+                .filter(|t| *t <= MAX_DURATION_MS)
+        } else {
+            None
+        }
+        .ok_or_else(|| {
+            format!(
+                "`{s}` is longer than the longest supported duration \
+                 ({}, 10 000 years)",
+                format_duration(MAX_DURATION_MS)
+            )
+        })?;
     }
     Ok(total)
 }
@@ -117,9 +150,28 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// Days in `month` (1–12) of proleptic Gregorian `year`.
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
 /// Parses an RFC 3339 timestamp (`2024-05-01T12:00:00.250Z`, offsets allowed,
 /// a space instead of `T` accepted) into milliseconds since the epoch.
+/// Dates that do not exist (`2023-02-29`), leap seconds (`:60`), offsets
+/// beyond `±23:59` and instants outside the supported event-time range
+/// ([`MIN_EVENT_TIME`]..=[`MAX_EVENT_TIME`]) are rejected.
 pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
+    parse_rfc3339_unbounded(s).filter(|t| is_event_time(*t))
+}
+
+/// [`parse_rfc3339`] without the range check: an offset can move a valid
+/// text just outside the range (`0000-01-01T00:00:00+01:00`).
+pub(crate) fn parse_rfc3339_unbounded(s: &str) -> Option<Timestamp> {
     let b = s.as_bytes();
     if b.len() < 19 {
         return None;
@@ -140,10 +192,10 @@ pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
         return None;
     }
     if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
+        || !(1..=days_in_month(year, month)).contains(&day)
         || hour > 23
         || minute > 59
-        || second > 60
+        || second > 59
     {
         return None;
     }
@@ -168,7 +220,11 @@ pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
     let offset_min = match b.get(i) {
         Some(b'Z') | Some(b'z') if i + 1 == b.len() => 0,
         Some(sign @ (b'+' | b'-')) if i + 6 == b.len() && b[i + 3] == b':' => {
-            let m = num(i + 1..i + 3)? * 60 + num(i + 4..i + 6)?;
+            let (h, m) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let m = h * 60 + m;
             if *sign == b'-' {
                 -m
             } else {
@@ -248,6 +304,53 @@ mod tests {
     }
 
     #[test]
+    fn absurd_durations_are_errors_not_saturated() {
+        for text in [
+            "99999999999999999999d",
+            "3652426d",
+            "3652425d1ms",
+            "9223372036854775807ms",
+            "1000000000000000000000000000000000000000000000000h",
+        ] {
+            let e = parse_duration(text).unwrap_err();
+            assert!(
+                e.contains("longest supported duration (3652425d"),
+                "{text}: {e}"
+            );
+        }
+        assert_eq!(parse_duration("3652425d"), Ok(MAX_DURATION_MS));
+        assert_eq!(parse_duration("0.5ms"), Ok(1));
+    }
+
+    #[test]
+    fn rfc3339_rejects_impossible_fields() {
+        for text in [
+            "2024-05-01T12:00:00+25:00",
+            "2024-05-01T12:00:00+24:00",
+            "2024-05-01T12:00:00-23:60",
+            "2023-02-29T00:00:00Z",
+            "1900-02-29T00:00:00Z",
+            "2024-04-31T00:00:00Z",
+            "2024-06-31T00:00:00Z",
+            "2016-12-31T23:59:60Z",
+            "0000-01-01T00:00:00.000+00:01",
+            "9999-12-31T23:59:59.999-00:01",
+        ] {
+            assert_eq!(parse_rfc3339(text), None, "{text}");
+        }
+        assert!(parse_rfc3339("2024-02-29T00:00:00Z").is_some());
+        assert!(parse_rfc3339("2000-02-29T00:00:00Z").is_some());
+        assert!(parse_rfc3339("2024-05-01T12:00:00-23:59").is_some());
+        assert_eq!(parse_rfc3339("0000-01-01T00:00:00Z"), Some(MIN_EVENT_TIME));
+        assert_eq!(
+            parse_rfc3339("9999-12-31T23:59:59.999Z"),
+            Some(MAX_EVENT_TIME)
+        );
+        assert_eq!(format_rfc3339(MIN_EVENT_TIME), "0000-01-01T00:00:00.000Z");
+        assert_eq!(format_rfc3339(MAX_EVENT_TIME), "9999-12-31T23:59:59.999Z");
+    }
+
+    #[test]
     fn rfc3339() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(
@@ -268,8 +371,29 @@ mod tests {
 
     proptest! {
         #[test]
-        fn rfc3339_round_trips(ts in -62_000_000_000_000i64..250_000_000_000_000i64) {
+        fn rfc3339_round_trips(ts in MIN_EVENT_TIME..=MAX_EVENT_TIME) {
             prop_assert_eq!(parse_rfc3339(&format_rfc3339(ts)), Some(ts));
+        }
+
+        #[test]
+        fn rfc3339_accepts_exactly_the_real_dates(y in 0i64..=9999, m in 1i64..=12, d in 1i64..=31) {
+            // Oracle: calendar arithmetic normalises a day that does not
+            // exist into another date, so it fails to come back unchanged.
+            let real = civil_from_days(days_from_civil(y, m, d)) == (y, m, d);
+            let text = format!("{y:04}-{m:02}-{d:02}T00:00:00Z");
+            prop_assert_eq!(parse_rfc3339(&text).is_some(), real);
+        }
+
+        #[test]
+        fn durations_round_trip(ms in 0..=MAX_DURATION_MS) {
+            prop_assert_eq!(parse_duration(&format_duration(ms)), Ok(ms));
+        }
+
+        #[test]
+        fn durations_over_the_limit_are_errors(ms in (MAX_DURATION_MS + 1)..=i64::MAX) {
+            let text = format!("{ms}ms");
+            prop_assert!(parse_duration(&text).is_err());
+            prop_assert!(parse_duration(&format_duration(ms)).is_err());
         }
     }
 }

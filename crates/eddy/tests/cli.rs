@@ -115,6 +115,35 @@ fn bad_command_line_values_are_refused_with_exit_code_2() {
 }
 
 #[test]
+fn validate_locates_bytes_that_are_not_utf8_and_accepts_a_bom() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("latin1.toml");
+    std::fs::write(
+        &file,
+        b"[sources.tx]\ntype = \"simulator\"\n# caf\xe9\n[sinks.out]\ntype = \"stdout\"\ninputs = [\"tx\"]\n",
+    )
+    .unwrap();
+    let out = eddy().arg("validate").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let name = file.display().to_string();
+    assert!(
+        err.starts_with(&format!("{name}:3:6: the file is not valid UTF-8\n")),
+        "{err}"
+    );
+    assert!(err.contains("hint: save the file as UTF-8"), "{err}");
+
+    let bom = dir.path().join("bom.toml");
+    std::fs::write(
+        &bom,
+        b"\xEF\xBB\xBF[sources.tx]\ntype = \"simulator\"\n[sinks.out]\ntype = \"stdout\"\ninputs = [\"tx\"]\n",
+    )
+    .unwrap();
+    let out = succeed(eddy().arg("validate").arg(&bom));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(": ok: "));
+}
+
+#[test]
 fn run_reads_a_file_and_writes_window_results() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("tx.ndjson");

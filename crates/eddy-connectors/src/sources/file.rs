@@ -13,7 +13,8 @@
 //! Malformed lines (invalid JSON, not an object, invalid UTF-8, a missing or
 //! unparsable time field, lines over 1 MiB) become dead letters with
 //! `source` = the source name and `position` = `PATH:LINE`; reading goes on.
-//! Blank lines are skipped.
+//! Blank lines are skipped, and so is a UTF-8 byte-order mark at the very
+//! start of the file (positions still count its three bytes).
 //!
 //! The file is read by worker 0; the other workers' instances finish at once.
 //! Checkpoint positions are partition 0 = byte offset of the next line and
@@ -358,6 +359,37 @@ mod tests {
             assert!(matches!(d.get(s("event")), Some(Value::Str(_))));
         }
         assert_eq!(dl[0].get(s("event")), Some(&Value::str("{not json")));
+    }
+
+    #[test]
+    fn byte_order_mark_at_the_start_is_skipped_and_positions_count_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bom.ndjson");
+        let data = b"\xEF\xBB\xBF{\"ts\":1}\n{\"ts\":2}\n{\"ts\":3}\n";
+        std::fs::write(&path, data).unwrap();
+        let c = cfg(&path);
+        let mut src = c.build(&BuildContext::single("bom")).unwrap();
+        let SourcePoll::Ready(first) = src.poll(1).unwrap() else {
+            panic!("expected a batch");
+        };
+        assert!(first.dead_letters.is_empty(), "{:?}", first.dead_letters);
+        assert_eq!(first.events[0].time, 1_000);
+        let pos = src.positions();
+        // The offset of line 2 in the file, mark included.
+        assert_eq!(pos[0].offset, 3 + 9);
+        let (ev, dl) = drain(src.as_mut());
+        assert!(dl.is_empty());
+        assert_eq!(ev.len(), 2);
+        assert_eq!(src.positions()[0].offset, data.len() as u64);
+        // Resuming from the checkpoint reads exactly the remaining lines.
+        let mut again = c.build(&BuildContext::single("bom")).unwrap();
+        again.seek(&pos).unwrap();
+        let (ev, dl) = drain(again.as_mut());
+        assert!(dl.is_empty());
+        assert_eq!(
+            ev.iter().map(|e| e.time).collect::<Vec<_>>(),
+            vec![2_000, 3_000]
+        );
     }
 
     #[test]

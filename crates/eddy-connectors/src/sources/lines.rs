@@ -15,6 +15,9 @@ pub(crate) const MAX_LINE_BYTES: usize = 1 << 20;
 /// How much of an over-long line is kept in its dead letter.
 const OVERLONG_EXCERPT: usize = 1024;
 
+/// The UTF-8 byte-order mark some editors put at the start of a file.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// One line read from the input.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Line {
@@ -29,6 +32,9 @@ pub(crate) enum Line {
 
 /// Reads newline-terminated lines from a `BufRead`, never buffering more than
 /// [`MAX_LINE_BYTES`] of one line, and tracking byte offsets and line numbers.
+/// A UTF-8 byte-order mark at offset 0 (and only there) is dropped from the
+/// line's content; offsets still count its bytes, so positions stay those of
+/// the file.
 pub(crate) struct LineReader<R> {
     reader: R,
     /// The current line (or the start of a partial one).
@@ -119,6 +125,9 @@ impl<R: BufRead> LineReader<R> {
     }
 
     fn complete(&mut self, newline: u64) -> Line {
+        if self.line_start == 0 && self.line.starts_with(BOM) {
+            self.line.drain(..BOM.len());
+        }
         let content = self.len - newline;
         let out = if content > MAX_LINE_BYTES as u64 {
             self.line.truncate(OVERLONG_EXCERPT);
@@ -250,6 +259,22 @@ mod tests {
                 (Line::Complete, b"ccc".to_vec(), 4, 10),
             ]
         );
+    }
+
+    #[test]
+    fn byte_order_mark_is_dropped_at_offset_zero_only() {
+        let data = b"\xEF\xBB\xBF{}\n\xEF\xBB\xBFx\n";
+        let mut r = LineReader::new(BufReader::with_capacity(2, &data[..]), 0, 1, false);
+        assert_eq!(r.next_line().unwrap(), Line::Complete);
+        assert_eq!(r.line, b"{}");
+        assert_eq!(r.resume_offset(), 6);
+        assert_eq!(r.next_line().unwrap(), Line::Complete);
+        assert_eq!(r.line, b"\xEF\xBB\xBFx");
+        assert_eq!(r.resume_offset(), 11);
+        // Resuming mid-file: the bytes there are data, not a mark.
+        let mut r = LineReader::new(&data[6..], 6, 2, false);
+        assert_eq!(r.next_line().unwrap(), Line::Complete);
+        assert_eq!(r.line, b"\xEF\xBB\xBFx");
     }
 
     #[test]

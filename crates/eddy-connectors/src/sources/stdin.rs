@@ -10,7 +10,8 @@
 //! bounded channel, so a slow pipeline applies back-pressure to the producer
 //! instead of buffering without limit. The source finishes at end of input.
 //! Only worker 0 reads; the other workers' instances finish at once.
-//! Malformed lines become dead letters with position `stdin:LINE`.
+//! Malformed lines become dead letters with position `stdin:LINE`. A UTF-8
+//! byte-order mark at the very start of the input is skipped.
 //!
 //! The reader thread blocks in `read`; when the source is dropped it exits
 //! after the next line (or end of input) arrives.
@@ -250,6 +251,21 @@ mod tests {
             Some(&Value::str("stdin:8"))
         );
         assert!(matches!(src.poll(1).unwrap(), SourcePoll::Finished));
+    }
+
+    #[test]
+    fn byte_order_mark_at_the_start_is_skipped() {
+        let input = b"\xEF\xBB\xBF{\"n\":1}\n{\"n\":2}\n".to_vec();
+        let mut src = LineSource::spawn(
+            std::io::Cursor::new(input),
+            "in",
+            TimestampAssigner::ingestion(),
+        )
+        .unwrap();
+        let (ev, dl) = poll_all(&mut src);
+        assert!(dl.is_empty(), "{dl:?}");
+        assert_eq!(ev[0].get(Sym::intern("n")), Some(&Value::Int(1)));
+        assert_eq!(ev.len(), 2);
     }
 
     #[test]

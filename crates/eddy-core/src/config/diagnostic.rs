@@ -154,6 +154,34 @@ impl fmt::Display for Diagnostics {
 
 impl std::error::Error for Diagnostics {}
 
+/// The UTF-8 byte-order mark some editors write at the start of a file.
+const BOM: &str = "\u{FEFF}";
+
+/// The text of configuration file `file` (a pipeline, a topics file) from
+/// its bytes: a leading UTF-8
+/// byte-order mark is dropped (so columns are those an editor shows), and
+/// bytes that are not UTF-8 are a diagnostic at the first invalid byte.
+pub fn config_text<'a>(file: &str, bytes: &'a [u8]) -> Result<&'a str, Diagnostics> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Ok(text.strip_prefix(BOM).unwrap_or(text)),
+        Err(e) => {
+            let valid = &bytes[..e.valid_up_to()];
+            // The valid prefix is UTF-8 by definition; it locates the byte.
+            let text = String::from_utf8_lossy(valid);
+            let text = text.strip_prefix(BOM).unwrap_or(&text).to_string();
+            let at = text.len();
+            Err(Diagnostics {
+                file: file.to_string(),
+                text,
+                list: vec![Diagnostic::new(at..at, "the file is not valid UTF-8").hint(
+                    "save the file as UTF-8 (it may be in Latin-1, \
+                         Windows-1252 or UTF-16)",
+                )],
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +193,28 @@ mod tests {
         assert_eq!(closest("fiel", &["file", "stdin"]), Some("file"));
         let h = hint_for("unknown field `zzz`, expected `path` or `format`");
         assert_eq!(h.as_deref(), Some("valid fields here: path, format"));
+    }
+
+    #[test]
+    fn config_text_drops_a_bom_and_locates_invalid_bytes() {
+        assert_eq!(
+            config_text("p.toml", b"\xEF\xBB\xBF[a]\n").ok(),
+            Some("[a]\n")
+        );
+        assert_eq!(config_text("p.toml", b"x = 1\n").ok(), Some("x = 1\n"));
+        let bad = |bytes: &[u8]| config_text("p.toml", bytes).unwrap_err().to_string();
+        let e = bad(b"[sources.a]\nname = \"caf\xe9\"\n");
+        assert_eq!(
+            e.lines().next(),
+            Some("p.toml:2:12: the file is not valid UTF-8"),
+            "{e}"
+        );
+        assert!(e.contains("hint: save the file as UTF-8"), "{e}");
+        // Columns count characters, not bytes; a BOM is not a column.
+        let e = bad(b"\xEF\xBB\xBF# \xC3\xA9\xFF");
+        assert!(e.starts_with("p.toml:1:4: "), "{e}");
+        // UTF-16 text fails at its first byte.
+        assert!(bad(b"\xFF\xFE[\x00").starts_with("p.toml:1:1: "));
     }
 
     #[test]

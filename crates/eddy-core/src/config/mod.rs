@@ -11,7 +11,7 @@
 mod diagnostic;
 mod document;
 
-pub use diagnostic::{closest, line_col, Diagnostic, Diagnostics};
+pub use diagnostic::{closest, config_text, line_col, Diagnostic, Diagnostics};
 pub use document::{
     check_workers, parse_document, ComponentDoc, PipelineDoc, PipelineSettings, Section,
     MAX_BATCH_SIZE,

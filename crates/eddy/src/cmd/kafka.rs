@@ -36,9 +36,16 @@ pub struct ApplyArgs {
 pub fn topics(cmd: TopicsCommand) -> anyhow::Result<ExitCode> {
     let TopicsCommand::Apply(args) = cmd;
     let path = args.file.display().to_string();
-    let text = std::fs::read_to_string(&args.file)
-        .with_context(|| format!("cannot read topics file {path}"))?;
-    let file = match TopicsFile::parse(&path, &text) {
+    let bytes =
+        std::fs::read(&args.file).with_context(|| format!("cannot read topics file {path}"))?;
+    let text = match eddy_core::config::config_text(&path, &bytes) {
+        Ok(text) => text,
+        Err(diags) => {
+            eprint!("{diags}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let file = match TopicsFile::parse(&path, text) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("{e}");

@@ -13,11 +13,16 @@ use anyhow::Context;
 use eddy_runtime::Plan;
 
 /// Reads and compiles a pipeline file; `Err(text)` carries the rendered
-/// diagnostics (`FILE:LINE:COL: message` + hint lines).
+/// diagnostics (`FILE:LINE:COL: message` + hint lines), including a file that
+/// is not UTF-8. A leading byte-order mark is ignored.
 pub fn load_plan(path: &Path) -> anyhow::Result<Result<Plan, String>> {
-    let text = std::fs::read_to_string(path)
+    let bytes = std::fs::read(path)
         .with_context(|| format!("cannot read pipeline file {}", path.display()))?;
-    Ok(compile(&path.display().to_string(), &text))
+    let name = path.display().to_string();
+    Ok(match eddy_core::config::config_text(&name, &bytes) {
+        Ok(text) => compile(&name, text),
+        Err(diags) => Err(diags.to_string()),
+    })
 }
 
 /// Longest `--duration` accepted, in seconds (about 31 years): beyond it a
