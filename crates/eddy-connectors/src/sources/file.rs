@@ -87,7 +87,7 @@ impl SourceFactory for FileSourceConfig {
         if cx.worker != 0 {
             return Ok(Box::new(Finished));
         }
-        FileSource::open(self, &cx.name, assigner)
+        FileSource::open(self, &cx.name, assigner, cx.limits.max_line_bytes)
             .map(|s| Box::new(s) as Box<dyn Source>)
             .map_err(|e| BuildError::new(format!("source `{}`: {e}", cx.name)))
     }
@@ -116,6 +116,7 @@ pub struct FileSource {
     reader: LineReader<BufReader<File>>,
     decoder: NdjsonDecoder,
     follow: bool,
+    max_line: usize,
     done: bool,
 }
 
@@ -127,11 +128,13 @@ fn io_err(path: &Path, source: std::io::Error) -> SourceError {
 }
 
 impl FileSource {
-    /// Opens the configured file; `name` is the source's name for dead letters.
+    /// Opens the configured file; `name` is the source's name for dead
+    /// letters, lines longer than `max_line` bytes become dead letters.
     pub fn open(
         cfg: &FileSourceConfig,
         name: &str,
         assigner: TimestampAssigner,
+        max_line: usize,
     ) -> Result<FileSource, SourceError> {
         let path = cfg.path.clone();
         let mut file = File::open(&path).map_err(|e| io_err(&path, e))?;
@@ -150,10 +153,12 @@ impl FileSource {
                 offset,
                 line_no,
                 cfg.follow,
-            ),
+            )
+            .max_line(max_line),
             decoder: NdjsonDecoder::new(assigner, name.to_string(), label),
             path,
             follow: cfg.follow,
+            max_line,
             done: false,
         })
     }
@@ -168,7 +173,8 @@ impl FileSource {
             offset,
             line_no,
             self.follow,
-        );
+        )
+        .max_line(self.max_line);
         self.done = false;
         Ok(())
     }
@@ -319,6 +325,28 @@ mod tests {
     }
 
     #[test]
+    fn the_line_length_limit_comes_from_the_pipeline_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("long.ndjson");
+        let long = format!("{{\"ts\":1,\"pad\":\"{}\"}}", "x".repeat(100));
+        std::fs::write(&path, format!("{long}\n{{\"ts\":2}}\n")).unwrap();
+        let mut cx = BuildContext::single("orders");
+        cx.limits.max_line_bytes = 64;
+        let (ev, dl) = drain(cfg(&path).build(&cx).unwrap().as_mut());
+        assert_eq!(ev.len(), 1);
+        assert_eq!(
+            dl[0].get(Sym::intern("reason")),
+            Some(&Value::str(&format!(
+                "line is {} bytes long; the limit is 64 (`[pipeline.limits] max_line_bytes`)",
+                long.len()
+            )))
+        );
+        cx.limits.max_line_bytes = long.len();
+        let (ev, dl) = drain(cfg(&path).build(&cx).unwrap().as_mut());
+        assert_eq!((ev.len(), dl.len()), (2, 0));
+    }
+
+    #[test]
     fn malformed_lines_become_dead_letters_with_positions() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.ndjson");
@@ -331,7 +359,7 @@ mod tests {
         data.extend_from_slice(b"{\"ts\":\"yesterday\"}\n");
         data.extend(std::iter::repeat_n(
             b'x',
-            super::super::lines::MAX_LINE_BYTES + 1,
+            eddy_core::limits::DEFAULT_MAX_LINE_BYTES + 1,
         ));
         data.extend_from_slice(b"\n{\"ts\":2}\n");
         std::fs::write(&path, &data).unwrap();

@@ -9,8 +9,8 @@ use eddy_core::operator::{dead_letter, with_position};
 use eddy_core::source::TimestampAssigner;
 use eddy_core::{Event, Timestamp, Value};
 
-/// Lines longer than this (bytes, without the newline) become dead letters.
-pub(crate) const MAX_LINE_BYTES: usize = 1 << 20;
+#[cfg(test)]
+use eddy_core::limits::DEFAULT_MAX_LINE_BYTES as MAX_LINE_BYTES;
 
 /// How much of an over-long line is kept in its dead letter.
 const OVERLONG_EXCERPT: usize = 1024;
@@ -23,15 +23,15 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 pub(crate) enum Line {
     /// A complete line is in [`LineReader::line`] (newline stripped).
     Complete,
-    /// A line longer than [`MAX_LINE_BYTES`]: its first bytes are in
-    /// [`LineReader::line`], the total length is given.
-    Overlong(u64),
+    /// A line longer than the reader's limit: its first bytes are in
+    /// [`LineReader::line`]; the total length and the limit are given.
+    Overlong(u64, usize),
     /// End of input. In follow mode a partial trailing line stays buffered.
     Eof,
 }
 
 /// Reads newline-terminated lines from a `BufRead`, never buffering more than
-/// [`MAX_LINE_BYTES`] of one line, and tracking byte offsets and line numbers.
+/// its limit (`[pipeline.limits] max_line_bytes`) of one line, and tracking byte offsets and line numbers.
 /// A UTF-8 byte-order mark at offset 0 (and only there) is dropped from the
 /// line's content; offsets still count its bytes, so positions stay those of
 /// the file.
@@ -48,6 +48,8 @@ pub(crate) struct LineReader<R> {
     /// Whether a partial trailing line at EOF is kept for later (follow mode)
     /// instead of being returned as the last line.
     pub(crate) keep_partial: bool,
+    /// Longest line returned whole, in bytes without the newline.
+    max_line: usize,
 }
 
 impl<R: BufRead> LineReader<R> {
@@ -60,7 +62,14 @@ impl<R: BufRead> LineReader<R> {
             line_start: offset,
             line_no,
             keep_partial,
+            max_line: eddy_core::limits::DEFAULT_MAX_LINE_BYTES,
         }
+    }
+
+    /// Sets the longest line returned whole; longer ones are `Overlong`.
+    pub(crate) fn max_line(mut self, bytes: usize) -> Self {
+        self.max_line = bytes;
+        self
     }
 
     /// The underlying reader.
@@ -113,7 +122,10 @@ impl<R: BufRead> LineReader<R> {
                 Some(i) => (&buf[..i], true),
                 None => (buf, false),
             };
-            let room = (MAX_LINE_BYTES + 1).saturating_sub(self.line.len());
+            let room = self
+                .max_line
+                .saturating_add(1)
+                .saturating_sub(self.line.len());
             self.line.extend_from_slice(&chunk[..chunk.len().min(room)]);
             let consumed = chunk.len() + usize::from(found);
             self.len += consumed as u64;
@@ -129,9 +141,9 @@ impl<R: BufRead> LineReader<R> {
             self.line.drain(..BOM.len());
         }
         let content = self.len - newline;
-        let out = if content > MAX_LINE_BYTES as u64 {
+        let out = if content > self.max_line as u64 {
             self.line.truncate(OVERLONG_EXCERPT);
-            Line::Overlong(content)
+            Line::Overlong(content, self.max_line)
         } else {
             if self.line.last() == Some(&b'\r') {
                 self.line.pop();
@@ -195,8 +207,10 @@ impl NdjsonDecoder {
         events: &mut Vec<Event>,
         dead_letters: &mut Vec<Event>,
     ) {
-        if let Line::Overlong(len) = outcome {
-            let reason = format!("line is {len} bytes long; the limit is {MAX_LINE_BYTES}");
+        if let Line::Overlong(len, limit) = outcome {
+            let reason = format!(
+                "line is {len} bytes long; the limit is {limit} (`[pipeline.limits] max_line_bytes`)"
+            );
             dead_letters.push(self.dead(reason, line, line_no, now));
             return;
         }
@@ -294,7 +308,7 @@ mod tests {
         let mut r = LineReader::new(&data[..], 0, 1, false);
         assert_eq!(
             r.next_line().unwrap(),
-            Line::Overlong(MAX_LINE_BYTES as u64 + 10)
+            Line::Overlong(MAX_LINE_BYTES as u64 + 10, MAX_LINE_BYTES)
         );
         assert_eq!(r.line.len(), OVERLONG_EXCERPT);
         assert_eq!(r.next_line().unwrap(), Line::Complete);

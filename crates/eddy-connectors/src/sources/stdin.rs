@@ -54,7 +54,7 @@ impl SourceFactory for StdinConfig {
         if cx.worker != 0 {
             return Ok(Box::new(LineSource::finished()));
         }
-        LineSource::spawn(io::stdin(), &cx.name, assigner)
+        LineSource::spawn(io::stdin(), &cx.name, assigner, cx.limits.max_line_bytes)
             .map(|s| Box::new(s) as Box<dyn Source>)
             .map_err(|e| {
                 BuildError::new(format!(
@@ -103,11 +103,12 @@ impl LineSource {
         input: R,
         name: &str,
         assigner: TimestampAssigner,
+        max_line: usize,
     ) -> io::Result<LineSource> {
         let (tx, rx) = sync_channel(CHANNEL_BATCHES);
         std::thread::Builder::new()
             .name(format!("stdin-{name}"))
-            .spawn(move || read_lines(input, tx))?;
+            .spawn(move || read_lines(input, tx, max_line))?;
         Ok(LineSource {
             rx: Some(rx),
             pending: VecDeque::new(),
@@ -120,8 +121,9 @@ impl LineSource {
     }
 }
 
-fn read_lines<R: Read>(input: R, tx: SyncSender<Message>) {
-    let mut reader = LineReader::new(BufReader::with_capacity(1 << 16, input), 0, 1, false);
+fn read_lines<R: Read>(input: R, tx: SyncSender<Message>, max_line: usize) {
+    let mut reader =
+        LineReader::new(BufReader::with_capacity(1 << 16, input), 0, 1, false).max_line(max_line);
     let mut batch = Vec::with_capacity(LINES_PER_BATCH);
     loop {
         match reader.next_line() {
@@ -201,6 +203,7 @@ impl Source for LineSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use eddy_core::limits::DEFAULT_MAX_LINE_BYTES;
     use eddy_core::{Sym, Value};
 
     fn poll_all(src: &mut LineSource) -> (Vec<eddy_core::Event>, Vec<eddy_core::Event>) {
@@ -240,6 +243,7 @@ mod tests {
             std::io::Cursor::new(input),
             "in",
             TimestampAssigner::ingestion(),
+            DEFAULT_MAX_LINE_BYTES,
         )
         .unwrap();
         let (ev, dl) = poll_all(&mut src);
@@ -260,6 +264,7 @@ mod tests {
             std::io::Cursor::new(input),
             "in",
             TimestampAssigner::ingestion(),
+            DEFAULT_MAX_LINE_BYTES,
         )
         .unwrap();
         let (ev, dl) = poll_all(&mut src);
@@ -286,8 +291,13 @@ mod tests {
             }
         }
         let (tx, rx) = std::sync::mpsc::channel();
-        let mut src =
-            LineSource::spawn(Slow(rx, Vec::new()), "in", TimestampAssigner::ingestion()).unwrap();
+        let mut src = LineSource::spawn(
+            Slow(rx, Vec::new()),
+            "in",
+            TimestampAssigner::ingestion(),
+            DEFAULT_MAX_LINE_BYTES,
+        )
+        .unwrap();
         assert!(matches!(src.poll(10).unwrap(), SourcePoll::Pending));
         tx.send(b"{\"a\":1}\n".to_vec()).unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
