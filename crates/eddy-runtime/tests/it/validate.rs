@@ -172,6 +172,15 @@ fn environment_overrides_apply_before_validation() {
 
 mod mangled {
     use super::*;
+
+    /// Cases per fuzz target: `EDDY_FUZZ_CASES` (set by `scripts/fuzz.sh`
+    /// for long runs), else `default`.
+    fn fuzz_cases(default: u32) -> u32 {
+        std::env::var("EDDY_FUZZ_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
     use eddy_core::config::line_col;
     use proptest::prelude::*;
 
@@ -192,13 +201,122 @@ type = "stdout"
 inputs = ["w", "w.late"]
 "#;
 
+    /// Diagnostics of a file that did not compile point inside it.
+    fn check_positions(text: &str) -> Result<(), TestCaseError> {
+        if let Err(d) = Plan::compile("p.toml", text, &[]) {
+            prop_assert!(!d.list.is_empty());
+            for diag in &d.list {
+                prop_assert!(
+                    diag.span.start <= text.len(),
+                    "{:?} beyond {}",
+                    diag.span,
+                    text.len()
+                );
+                let (line, col) = line_col(text, diag.span.start);
+                prop_assert!(line >= 1 && col >= 1);
+                prop_assert!(!diag.message.is_empty());
+            }
+            // Rendering must not panic either.
+            let _ = d.to_string();
+        }
+        Ok(())
+    }
+
+    /// Option lines per component type, valid and hostile.
+    const OPTIONS: &[(&str, &[&str])] = &[
+        ("file", &["path = \"in.ndjson\"", "path = \"\"", "follow = true", "start_at = \"end\"",
+                   "event_time = { field = \"ts\", max_out_of_orderness = \"99999999999999999d\" }",
+                   "event_time = { field = \"ts\", format = \"epoch_s\", idle_timeout = \"0s\" }"]),
+        ("simulator", &["rate = 100", "rate = -1", "rate = inf", "rate = nan", "events = 0",
+                        "seed = 18446744073709551615", "scenarios = [{ name = \"burst\", intensity = 1e308 }]",
+                        "categories = [\"nope\"]", "fast = true"]),
+        ("nexmark", &["events = 10", "rate = 0", "events_per_second = 0", "only = \"bid\""]),
+        ("filter", &["condition = \"amount > 1\"", "condition = \"1.0/0.0\"", "condition = \"a +\"",
+                     "condition = \"(((((((((((((((((((((((((((((((((a)))))))))))))))))))))))))))))))))\""]),
+        ("map", &["set = { \"a.b\" = \"1\" }", "set = { x = \"y *\" }", "rename = { a = \"b\" }",
+                  "remove = [\"a\", \"a\"]"]),
+        ("window", &["window = { tumbling = \"1m\" }", "window = { sliding = \"1h\", every = \"1ms\" }",
+                     "window = { global = true, every = \"1s\" }", "window = { global = true, count = 0 }",
+                     "window = { session = \"0s\" }", "aggregates = { n = \"count()\" }",
+                     "aggregates = { q = \"quantile(x, 2)\", t = \"top_k(x, 0)\" }", "key = [\"a\", \"b.c\"]",
+                     "allowed_lateness = \"1d\"", "ttl = \"1s\"", "emit = \"all\""]),
+        ("stdout", &[]),
+        ("blackhole", &["buffer = 0"]),
+        ("parquet", &["path = \"lake\"", "url = \"file:///tmp/lake\"", "row_group_size = 0"]),
+        ("postgres", &["url = \"postgres://u@127.0.0.1:1/db\"", "table = \"t\"", "mode = \"upsert\"",
+                       "key = []", "pool_size = 0"]),
+        ("http", &["url = \"http://127.0.0.1:1/x\"", "batch_size = 0", "retry = { attempts = 0 }"]),
+        ("redis", &["url = \"redis://127.0.0.1:1\"", "kind = \"hash\"", "key = \"k:{a\""]),
+    ];
+
+    /// A pipeline assembled from random components, options and inputs.
+    fn pipeline() -> impl Strategy<Value = String> {
+        let component = (
+            0..OPTIONS.len(),
+            proptest::collection::vec(any::<prop::sample::Index>(), 0..4),
+            proptest::collection::vec((0usize..6, 0usize..4), 0..3),
+        );
+        proptest::collection::vec(component, 1..7).prop_map(|parts| {
+            let mut text = String::from("[pipeline]\nworkers = 2\n");
+            for (i, (kind, options, inputs)) in parts.iter().enumerate() {
+                let (name, lines) = OPTIONS[*kind];
+                let section = match name {
+                    "file" if i % 2 == 0 => "sources",
+                    "file" | "stdout" | "blackhole" | "parquet" | "postgres" | "http" | "redis" => {
+                        "sinks"
+                    }
+                    "simulator" | "nexmark" => "sources",
+                    _ => "transforms",
+                };
+                text.push_str(&format!("\n[{section}.c{i}]\ntype = \"{name}\"\n"));
+                if section != "sources" {
+                    let names: Vec<String> = inputs
+                        .iter()
+                        .map(|(n, port)| {
+                            let suffix = ["", ".late", ".dead_letters", ".nope"][*port];
+                            format!("\"c{n}{suffix}\"")
+                        })
+                        .collect();
+                    text.push_str(&format!("inputs = [{}]\n", names.join(", ")));
+                }
+                let mut used: Vec<&str> = Vec::new();
+                for o in options {
+                    if lines.is_empty() {
+                        break;
+                    }
+                    let line = lines[o.index(lines.len())];
+                    let key = line.split(' ').next().unwrap_or("");
+                    if !used.contains(&key) {
+                        used.push(key);
+                        text.push_str(line);
+                        text.push('\n');
+                    }
+                }
+            }
+            text
+        })
+    }
+
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(300))]
+        #![proptest_config(ProptestConfig { cases: fuzz_cases(300), ..ProptestConfig::default() })]
+
+        /// Random pipelines assembled from valid and hostile parts compile or
+        /// report positioned diagnostics; nothing panics.
+        #[test]
+        fn fuzz_assembled_pipelines_compile_or_report_positions(text in pipeline()) {
+            check_positions(&text)?;
+        }
+
+        /// Arbitrary text, as a pipeline file.
+        #[test]
+        fn fuzz_arbitrary_text_compiles_or_reports_positions(text in "\\PC{0,300}") {
+            check_positions(&text)?;
+        }
 
         /// Any edit of a valid file either compiles or yields diagnostics
         /// that point inside the file, never a panic.
         #[test]
-        fn edits_compile_or_report_positions(at in 0usize..VALID.len(), cut in 0usize..8, insert in "[a-z0-9\"\\[\\]{}=.,\n ]{0,4}") {
+        fn fuzz_edits_compile_or_report_positions(at in 0usize..VALID.len(), cut in 0usize..8, insert in "[a-z0-9\"\\[\\]{}=.,\n ]{0,4}") {
             let mut at = at;
             while !VALID.is_char_boundary(at) {
                 at -= 1;
@@ -208,15 +326,7 @@ inputs = ["w", "w.late"]
                 end -= 1;
             }
             let text = format!("{}{}{}", &VALID[..at], insert, &VALID[end..]);
-            if let Err(d) = Plan::compile("p.toml", &text, &[]) {
-                prop_assert!(!d.list.is_empty());
-                for diag in &d.list {
-                    prop_assert!(diag.span.start <= text.len(), "{:?} beyond {}", diag.span, text.len());
-                    let (line, col) = line_col(&text, diag.span.start);
-                    prop_assert!(line >= 1 && col >= 1);
-                    prop_assert!(!diag.message.is_empty());
-                }
-            }
+            check_positions(&text)?;
         }
     }
 }
