@@ -13,6 +13,7 @@ use cel::common::ast::{
 use cel::IdedExpr;
 
 use super::eval;
+use super::limits::MAX_NODE_DEPTH;
 use super::ExprError;
 use crate::event::{Event, Value};
 use crate::symbol::Sym;
@@ -294,6 +295,8 @@ pub(crate) struct Lowerer<'s> {
     info: Option<&'s SourceInfo>,
     /// Variables in scope, innermost last, with their slots.
     scope: Vec<(String, usize)>,
+    /// Levels of `lower` now running: the depth of the node being lowered.
+    depth: usize,
 }
 
 impl<'s> Lowerer<'s> {
@@ -303,11 +306,33 @@ impl<'s> Lowerer<'s> {
             source,
             info,
             scope: Vec::new(),
+            depth: 0,
         }
     }
 
     /// Lowers a parsed CEL expression.
+    ///
+    /// The tree's depth is bounded by [`MAX_NODE_DEPTH`]: lowering,
+    /// evaluating and dropping the tree all recurse once per level, on
+    /// worker threads with 2 MiB stacks.
     pub(crate) fn lower(&mut self, e: &IdedExpr) -> Result<Node, ExprError> {
+        if self.depth >= MAX_NODE_DEPTH {
+            let mut err = self.err(
+                e.id,
+                &format!("expression nests too deeply (more than {MAX_NODE_DEPTH} levels)"),
+            );
+            err.message.push_str(
+                "; split it into several `map` steps (set a field in one step, use it in the next)",
+            );
+            return Err(err);
+        }
+        self.depth += 1;
+        let node = self.lower_node(e);
+        self.depth -= 1;
+        node
+    }
+
+    fn lower_node(&mut self, e: &IdedExpr) -> Result<Node, ExprError> {
         let node = match &e.expr {
             Expr::Literal(l) => Node::Const(self.literal(e.id, l)?),
             Expr::Ident(name) => self.ident(name),

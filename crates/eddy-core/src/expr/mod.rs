@@ -45,6 +45,7 @@
 
 mod compile;
 mod eval;
+mod limits;
 #[cfg(test)]
 mod tests;
 
@@ -59,6 +60,7 @@ use crate::symbol::Sym;
 
 pub use compile::{ArithOp, CmpOp, Comprehension, FieldCmp, Func, Node, UnaryOp};
 pub use eval::compare;
+pub use limits::{MAX_EXPR_DEPTH, MAX_EXPR_LEN, MAX_NODE_DEPTH};
 
 /// A compiled expression.
 #[derive(Clone)]
@@ -243,6 +245,9 @@ pub fn parse_call(source: &str) -> Result<CallSpec, ExprError> {
 }
 
 fn parse(source: &str) -> Result<(cel::IdedExpr, cel::common::ast::SourceInfo), ExprError> {
+    // The parser and everything after it recurse once per tree level: the
+    // text is checked first so that none of them can run out of stack.
+    limits::check_source(source)?;
     cel::parser::Parser::default()
         .parse_with_source_info(source)
         .map_err(|e| ExprError {
