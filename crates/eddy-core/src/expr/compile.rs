@@ -403,7 +403,7 @@ impl<'s> Lowerer<'s> {
             }
             Expr::Unspecified => return Err(self.err(e.id, "incomplete expression")),
         };
-        Ok(fold(node))
+        fold(node).map_err(|m| self.err(e.id, &m))
     }
 
     fn ident(&self, name: &str) -> Node {
@@ -425,7 +425,10 @@ impl<'s> Lowerer<'s> {
                     self.err(id, "unsigned literals above 2^63-1 are not supported")
                 })?)
             }
-            LiteralValue::Double(d) => Value::Float(*d.inner()),
+            LiteralValue::Double(d) if d.inner().is_finite() => Value::Float(*d.inner()),
+            LiteralValue::Double(_) => {
+                return Err(self.err(id, "double literal out of range (it would be infinite)"))
+            }
             LiteralValue::String(s) => Value::str(s.inner()),
             LiteralValue::Null => Value::Null,
             LiteralValue::Bytes(_) => return Err(self.err(id, "bytes literals are not supported")),
@@ -535,7 +538,7 @@ impl<'s> Lowerer<'s> {
                 &format!("`{name}` takes {expected}, {given} given"),
             ));
         }
-        let node = fold(Node::Call(func, args));
+        let node = fold(Node::Call(func, args)).map_err(|m| self.err_call(id, name, &m))?;
         // Timestamps and durations are almost always written as literals: a
         // bad one is reported now rather than on every event.
         if let Node::Call(Func::Timestamp | Func::Duration, args) = &node {
@@ -718,8 +721,11 @@ fn is_const(n: &Node) -> bool {
 /// Replaces a node whose operands are all constants by its value. Children
 /// are folded first (lowering is bottom-up), so only direct operands need
 /// checking. A subtree that fails is kept: it may never be evaluated (`false
-/// && 1/0 > 2`), and if it is, the error is reported then, per event.
-fn fold(node: Node) -> Node {
+/// && 1/0 > 2`), and if it is, the error is reported then, per event. The
+/// exception is a double that would be NaN or infinite (`1.0 / 0.0`,
+/// `1e308 * 10.0`): written as constants, that is a mistake in the
+/// expression, returned as the message of a compile error.
+fn fold(node: Node) -> Result<Node, String> {
     let foldable = match &node {
         Node::Const(_)
         | Node::Field(_)
@@ -740,10 +746,11 @@ fn fold(node: Node) -> Node {
         Node::Map(entries) => entries.iter().all(|(_, v)| is_const(v)),
     };
     if !foldable {
-        return node;
+        return Ok(node);
     }
     match eval::eval_value(&node, &Event::default()) {
-        Ok(v) => Node::Const(v),
-        Err(_) => node,
+        Ok(v) => Ok(Node::Const(v)),
+        Err(e) if e.non_finite => Err(e.message),
+        Err(_) => Ok(node),
     }
 }
