@@ -19,6 +19,8 @@ pub mod component;
 pub mod config;
 pub mod event;
 pub mod expr;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod json;
 pub mod limits;
 pub mod metrics;

@@ -13,6 +13,7 @@ use cel::common::ast::{
 use cel::IdedExpr;
 
 use super::eval;
+use super::limits::MAX_NODE_DEPTH;
 use super::ExprError;
 use crate::event::{Event, Value};
 use crate::symbol::Sym;
@@ -294,6 +295,8 @@ pub(crate) struct Lowerer<'s> {
     info: Option<&'s SourceInfo>,
     /// Variables in scope, innermost last, with their slots.
     scope: Vec<(String, usize)>,
+    /// Levels of `lower` now running: the depth of the node being lowered.
+    depth: usize,
 }
 
 impl<'s> Lowerer<'s> {
@@ -303,11 +306,33 @@ impl<'s> Lowerer<'s> {
             source,
             info,
             scope: Vec::new(),
+            depth: 0,
         }
     }
 
     /// Lowers a parsed CEL expression.
+    ///
+    /// The tree's depth is bounded by [`MAX_NODE_DEPTH`]: lowering,
+    /// evaluating and dropping the tree all recurse once per level, on
+    /// worker threads with 2 MiB stacks.
     pub(crate) fn lower(&mut self, e: &IdedExpr) -> Result<Node, ExprError> {
+        if self.depth >= MAX_NODE_DEPTH {
+            let mut err = self.err(
+                e.id,
+                &format!("expression nests too deeply (more than {MAX_NODE_DEPTH} levels)"),
+            );
+            err.message.push_str(
+                "; split it into several `map` steps (set a field in one step, use it in the next)",
+            );
+            return Err(err);
+        }
+        self.depth += 1;
+        let node = self.lower_node(e);
+        self.depth -= 1;
+        node
+    }
+
+    fn lower_node(&mut self, e: &IdedExpr) -> Result<Node, ExprError> {
         let node = match &e.expr {
             Expr::Literal(l) => Node::Const(self.literal(e.id, l)?),
             Expr::Ident(name) => self.ident(name),
@@ -378,7 +403,7 @@ impl<'s> Lowerer<'s> {
             }
             Expr::Unspecified => return Err(self.err(e.id, "incomplete expression")),
         };
-        Ok(fold(node))
+        fold(node).map_err(|m| self.err(e.id, &m))
     }
 
     fn ident(&self, name: &str) -> Node {
@@ -400,7 +425,10 @@ impl<'s> Lowerer<'s> {
                     self.err(id, "unsigned literals above 2^63-1 are not supported")
                 })?)
             }
-            LiteralValue::Double(d) => Value::Float(*d.inner()),
+            LiteralValue::Double(d) if d.inner().is_finite() => Value::Float(*d.inner()),
+            LiteralValue::Double(_) => {
+                return Err(self.err(id, "double literal out of range (it would be infinite)"))
+            }
             LiteralValue::String(s) => Value::str(s.inner()),
             LiteralValue::Null => Value::Null,
             LiteralValue::Bytes(_) => return Err(self.err(id, "bytes literals are not supported")),
@@ -510,7 +538,7 @@ impl<'s> Lowerer<'s> {
                 &format!("`{name}` takes {expected}, {given} given"),
             ));
         }
-        let node = fold(Node::Call(func, args));
+        let node = fold(Node::Call(func, args)).map_err(|m| self.err_call(id, name, &m))?;
         // Timestamps and durations are almost always written as literals: a
         // bad one is reported now rather than on every event.
         if let Node::Call(Func::Timestamp | Func::Duration, args) = &node {
@@ -693,8 +721,11 @@ fn is_const(n: &Node) -> bool {
 /// Replaces a node whose operands are all constants by its value. Children
 /// are folded first (lowering is bottom-up), so only direct operands need
 /// checking. A subtree that fails is kept: it may never be evaluated (`false
-/// && 1/0 > 2`), and if it is, the error is reported then, per event.
-fn fold(node: Node) -> Node {
+/// && 1/0 > 2`), and if it is, the error is reported then, per event. The
+/// exception is a double that would be NaN or infinite (`1.0 / 0.0`,
+/// `1e308 * 10.0`): written as constants, that is a mistake in the
+/// expression, returned as the message of a compile error.
+fn fold(node: Node) -> Result<Node, String> {
     let foldable = match &node {
         Node::Const(_)
         | Node::Field(_)
@@ -715,10 +746,11 @@ fn fold(node: Node) -> Node {
         Node::Map(entries) => entries.iter().all(|(_, v)| is_const(v)),
     };
     if !foldable {
-        return node;
+        return Ok(node);
     }
     match eval::eval_value(&node, &Event::default()) {
-        Ok(v) => Node::Const(v),
-        Err(_) => node,
+        Ok(v) => Ok(Node::Const(v)),
+        Err(e) if e.non_finite => Err(e.message),
+        Err(_) => Ok(node),
     }
 }

@@ -73,7 +73,7 @@ pub(crate) fn eval<'a>(node: &'a Node, cx: &mut Cx<'a>) -> Res<'a> {
                     EvalError::new(format!("integer overflow: -({i})"))
                 })?))
             }
-            Value::Float(f) => Cow::Owned(Value::Float(-f)),
+            Value::Float(f) => Cow::Owned(finite(-f, || format!("not a finite double: -({f:?})"))?),
             v => return Err(operand_error(a, v, "`-` needs a number")),
         },
         Node::Cond(c, a, b) => {
@@ -242,13 +242,22 @@ fn arith(op: ArithOp, an: &Node, a: &Value, bn: &Node, b: &Value) -> Result<Valu
         }
         (Int(_) | Float(_), Int(_) | Float(_)) => {
             let (x, y) = (a.as_f64().unwrap_or(0.0), b.as_f64().unwrap_or(0.0));
-            Ok(Float(match op {
+            let r = match op {
                 ArithOp::Add => x + y,
                 ArithOp::Sub => x - y,
                 ArithOp::Mul => x * y,
                 ArithOp::Div => x / y,
                 ArithOp::Rem => x % y,
-            }))
+            };
+            finite(r, || {
+                let what = match op {
+                    ArithOp::Div if y == 0.0 => "division by zero",
+                    ArithOp::Rem if y == 0.0 => "modulus by zero",
+                    _ if x.is_finite() && y.is_finite() => "double overflow",
+                    _ => "not a finite double",
+                };
+                format!("{what}: {x:?} {} {y:?}", op.symbol())
+            })
         }
         (Str(x), Str(y)) if op == ArithOp::Add => {
             let mut s = String::with_capacity(x.len() + y.len());
@@ -272,6 +281,17 @@ fn arith(op: ArithOp, an: &Node, a: &Value, bn: &Node, b: &Value) -> Result<Valu
                     b.type_name()
                 ))
             })),
+    }
+}
+
+/// `Ok(Float(x))` when `x` is finite; else the error `what()` describes.
+/// Eddy values never hold NaN or an infinity: JSON cannot carry them and
+/// they compare and print surprisingly (`NaN != NaN`, `string(inf)`).
+fn finite(x: f64, what: impl FnOnce() -> String) -> Result<Value, EvalError> {
+    if x.is_finite() {
+        Ok(Value::Float(x))
+    } else {
+        Err(EvalError::non_finite(what()))
     }
 }
 
@@ -381,178 +401,180 @@ fn call<'a>(f: Func, args: &'a [Node], cx: &mut Cx<'a>) -> Res<'a> {
     use Value::*;
     // Argument counts were checked when lowering; the fallback arm only
     // guards against a lowering bug.
-    let v =
-        match (f, args) {
-            (Func::Size, [x]) => match &*eval(x, cx)? {
-                Str(s) => Int(s.chars().count() as i64),
-                List(l) => Int(l.len() as i64),
-                Map(m) => Int(m.len() as i64),
-                v => return Err(operand_error(x, v, "size() needs a string, list or map")),
-            },
-            (Func::Contains | Func::StartsWith | Func::EndsWith, [s, t]) => {
-                let sv = eval(s, cx)?;
-                let tv = eval(t, cx)?;
-                match (&*sv, &*tv) {
-                    (Str(a), Str(b)) => Bool(match f {
-                        Func::Contains => a.contains(&**b),
-                        Func::StartsWith => a.starts_with(&**b),
-                        _ => a.ends_with(&**b),
-                    }),
-                    (Str(_), v) => {
-                        return Err(operand_error(
-                            t,
-                            v,
-                            &format!("{f}() needs a string argument"),
-                        ))
-                    }
-                    (v, _) => return Err(operand_error(s, v, &format!("{f}() needs a string"))),
+    let v = match (f, args) {
+        (Func::Size, [x]) => match &*eval(x, cx)? {
+            Str(s) => Int(s.chars().count() as i64),
+            List(l) => Int(l.len() as i64),
+            Map(m) => Int(m.len() as i64),
+            v => return Err(operand_error(x, v, "size() needs a string, list or map")),
+        },
+        (Func::Contains | Func::StartsWith | Func::EndsWith, [s, t]) => {
+            let sv = eval(s, cx)?;
+            let tv = eval(t, cx)?;
+            match (&*sv, &*tv) {
+                (Str(a), Str(b)) => Bool(match f {
+                    Func::Contains => a.contains(&**b),
+                    Func::StartsWith => a.starts_with(&**b),
+                    _ => a.ends_with(&**b),
+                }),
+                (Str(_), v) => {
+                    return Err(operand_error(
+                        t,
+                        v,
+                        &format!("{f}() needs a string argument"),
+                    ))
                 }
+                (v, _) => return Err(operand_error(s, v, &format!("{f}() needs a string"))),
             }
-            (Func::LowerAscii | Func::UpperAscii | Func::Trim, [s]) => {
-                let sv = eval(s, cx)?;
-                let text = match &*sv {
-                    Str(t) => t,
-                    v => return Err(operand_error(s, v, &format!("{f}() needs a string"))),
-                };
-                // Return the input untouched (no allocation) when nothing changes.
-                let changed: Option<String> = match f {
-                    Func::LowerAscii => text
-                        .bytes()
-                        .any(|b| b.is_ascii_uppercase())
-                        .then(|| text.to_ascii_lowercase()),
-                    Func::UpperAscii => text
-                        .bytes()
-                        .any(|b| b.is_ascii_lowercase())
-                        .then(|| text.to_ascii_uppercase()),
-                    _ => {
-                        let t = text.trim();
-                        (t.len() != text.len()).then(|| t.to_string())
-                    }
-                };
-                match changed {
-                    Some(s) => Str(Arc::from(s)),
-                    None => return Ok(sv),
+        }
+        (Func::LowerAscii | Func::UpperAscii | Func::Trim, [s]) => {
+            let sv = eval(s, cx)?;
+            let text = match &*sv {
+                Str(t) => t,
+                v => return Err(operand_error(s, v, &format!("{f}() needs a string"))),
+            };
+            // Return the input untouched (no allocation) when nothing changes.
+            let changed: Option<String> = match f {
+                Func::LowerAscii => text
+                    .bytes()
+                    .any(|b| b.is_ascii_uppercase())
+                    .then(|| text.to_ascii_lowercase()),
+                Func::UpperAscii => text
+                    .bytes()
+                    .any(|b| b.is_ascii_lowercase())
+                    .then(|| text.to_ascii_uppercase()),
+                _ => {
+                    let t = text.trim();
+                    (t.len() != text.len()).then(|| t.to_string())
                 }
+            };
+            match changed {
+                Some(s) => Str(Arc::from(s)),
+                None => return Ok(sv),
             }
-            (Func::Int, [x]) => {
-                let xv = eval(x, cx)?;
-                match &*xv {
-                    Int(_) => return Ok(xv),
-                    Float(d) => {
-                        // CEL truncates toward zero and rejects out-of-range values.
-                        if d.is_finite()
-                            && *d > -9_223_372_036_854_775_809.0
-                            && *d < 9_223_372_036_854_775_808.0
-                        {
-                            Int(d.trunc() as i64)
-                        } else {
-                            return Err(EvalError::new(format!("int({d}) is out of range")));
-                        }
+        }
+        (Func::Int, [x]) => {
+            let xv = eval(x, cx)?;
+            match &*xv {
+                Int(_) => return Ok(xv),
+                Float(d) => {
+                    // CEL truncates toward zero and rejects out-of-range values.
+                    if d.is_finite()
+                        && *d > -9_223_372_036_854_775_809.0
+                        && *d < 9_223_372_036_854_775_808.0
+                    {
+                        Int(d.trunc() as i64)
+                    } else {
+                        return Err(EvalError::new(format!("int({d}) is out of range")));
                     }
-                    Str(s) => Int(s.trim().parse::<i64>().map_err(|_| {
-                        EvalError::new(format!("cannot convert string \"{s}\" to int"))
-                    })?),
-                    v => return Err(operand_error(x, v, "int() needs a number or a string")),
                 }
-            }
-            (Func::Double, [x]) => match &*eval(x, cx)? {
-                Int(i) => Float(*i as f64),
-                Float(d) => Float(*d),
-                Str(s) => Float(s.trim().parse::<f64>().map_err(|_| {
-                    EvalError::new(format!("cannot convert string \"{s}\" to double"))
+                Str(s) => Int(s.trim().parse::<i64>().map_err(|_| {
+                    EvalError::new(format!("cannot convert string \"{s}\" to int"))
                 })?),
-                v => return Err(operand_error(x, v, "double() needs a number or a string")),
+                v => return Err(operand_error(x, v, "int() needs a number or a string")),
+            }
+        }
+        (Func::Double, [x]) => match &*eval(x, cx)? {
+            Int(i) => Float(*i as f64),
+            Float(d) => finite(*d, || format!("double({d:?}) is not a finite number"))?,
+            Str(s) => {
+                let d = s.trim().parse::<f64>().map_err(|_| {
+                    EvalError::new(format!("cannot convert string \"{s}\" to double"))
+                })?;
+                finite(d, || format!("double(\"{s}\") is not a finite number"))?
+            }
+            v => return Err(operand_error(x, v, "double() needs a number or a string")),
+        },
+        (Func::String, [x]) => {
+            let xv = eval(x, cx)?;
+            match &*xv {
+                Str(_) => return Ok(xv),
+                Null => return Err(operand_error(x, &Null, "string() needs a value")),
+                v => Value::str(&v.to_string()),
+            }
+        }
+        (Func::Bool, [x]) => match &*eval(x, cx)? {
+            Bool(b) => Bool(*b),
+            Str(s) => match &**s {
+                "true" | "True" | "TRUE" | "t" | "1" => Bool(true),
+                "false" | "False" | "FALSE" | "f" | "0" => Bool(false),
+                _ => {
+                    return Err(EvalError::new(format!(
+                        "cannot convert string \"{s}\" to bool"
+                    )))
+                }
             },
-            (Func::String, [x]) => {
-                let xv = eval(x, cx)?;
-                match &*xv {
-                    Str(_) => return Ok(xv),
-                    Null => return Err(operand_error(x, &Null, "string() needs a value")),
-                    v => Value::str(&v.to_string()),
+            v => return Err(operand_error(x, v, "bool() needs a bool or a string")),
+        },
+        (Func::Type, [x]) => {
+            let name = match &*eval(x, cx)? {
+                Null => "null_type",
+                v => v.type_name(),
+            };
+            Value::str(name)
+        }
+        (Func::Abs, [x]) => match &*eval(x, cx)? {
+            Int(i) => Int(i
+                .checked_abs()
+                .ok_or_else(|| EvalError::new(format!("integer overflow: abs({i})")))?),
+            Float(d) => finite(d.abs(), || format!("abs({d:?}) is not a finite number"))?,
+            v => return Err(operand_error(x, v, "abs() needs a number")),
+        },
+        (Func::Max | Func::Min, [single]) => {
+            let lv = eval(single, cx)?;
+            match &*lv {
+                List(items) => extreme(f, items.iter().map(|v| (single, v)))?.clone(),
+                Int(_) | Float(_) | Str(_) | Bool(_) => return Ok(lv),
+                v => {
+                    return Err(operand_error(
+                        single,
+                        v,
+                        &format!("{f}() needs values or a list"),
+                    ))
                 }
             }
-            (Func::Bool, [x]) => match &*eval(x, cx)? {
-                Bool(b) => Bool(*b),
-                Str(s) => match &**s {
-                    "true" | "True" | "TRUE" | "t" | "1" => Bool(true),
-                    "false" | "False" | "FALSE" | "f" | "0" => Bool(false),
-                    _ => {
-                        return Err(EvalError::new(format!(
-                            "cannot convert string \"{s}\" to bool"
-                        )))
-                    }
-                },
-                v => return Err(operand_error(x, v, "bool() needs a bool or a string")),
-            },
-            (Func::Type, [x]) => {
-                let name = match &*eval(x, cx)? {
-                    Null => "null_type",
-                    v => v.type_name(),
-                };
-                Value::str(name)
+        }
+        (Func::Max | Func::Min, args) if !args.is_empty() => {
+            let mut vals = Vec::with_capacity(args.len());
+            for a in args {
+                vals.push(eval(a, cx)?);
             }
-            (Func::Abs, [x]) => match &*eval(x, cx)? {
-                Int(i) => Int(i
-                    .checked_abs()
-                    .ok_or_else(|| EvalError::new(format!("integer overflow: abs({i})")))?),
-                Float(d) => Float(d.abs()),
-                v => return Err(operand_error(x, v, "abs() needs a number")),
-            },
-            (Func::Max | Func::Min, [single]) => {
-                let lv = eval(single, cx)?;
-                match &*lv {
-                    List(items) => extreme(f, items.iter().map(|v| (single, v)))?.clone(),
-                    Int(_) | Float(_) | Str(_) | Bool(_) => return Ok(lv),
-                    v => {
-                        return Err(operand_error(
-                            single,
-                            v,
-                            &format!("{f}() needs values or a list"),
-                        ))
-                    }
-                }
-            }
-            (Func::Max | Func::Min, args) if !args.is_empty() => {
-                let mut vals = Vec::with_capacity(args.len());
-                for a in args {
-                    vals.push(eval(a, cx)?);
-                }
-                extreme(f, args.iter().zip(vals.iter().map(|v| &**v)))?.clone()
-            }
-            (Func::Timestamp, [x]) => {
-                let xv = eval(x, cx)?;
-                match &*xv {
-                    Int(_) => return Ok(xv),
-                    Str(s) => Int(crate::time::parse_rfc3339(s).ok_or_else(|| {
-                        EvalError::new(format!(
+            extreme(f, args.iter().zip(vals.iter().map(|v| &**v)))?.clone()
+        }
+        (Func::Timestamp, [x]) => {
+            let xv = eval(x, cx)?;
+            match &*xv {
+                Int(_) => return Ok(xv),
+                Str(s) => Int(crate::time::parse_rfc3339(s).ok_or_else(|| {
+                    EvalError::new(format!(
                         "invalid timestamp \"{s}\": expected RFC 3339 such as 2024-05-01T12:00:00Z"
                     ))
-                    })?),
-                    v => return Err(operand_error(x, v, "timestamp() needs an RFC 3339 string")),
+                })?),
+                v => return Err(operand_error(x, v, "timestamp() needs an RFC 3339 string")),
+            }
+        }
+        (Func::Duration, [x]) => {
+            let xv = eval(x, cx)?;
+            match &*xv {
+                Int(_) => return Ok(xv),
+                Str(s) => Int(crate::time::parse_duration(s)
+                    .map_err(|e| EvalError::new(format!("invalid duration \"{s}\": {e}")))?),
+                v => {
+                    return Err(operand_error(
+                        x,
+                        v,
+                        "duration() needs a string such as \"5s\"",
+                    ))
                 }
             }
-            (Func::Duration, [x]) => {
-                let xv = eval(x, cx)?;
-                match &*xv {
-                    Int(_) => return Ok(xv),
-                    Str(s) => Int(crate::time::parse_duration(s)
-                        .map_err(|e| EvalError::new(format!("invalid duration \"{s}\": {e}")))?),
-                    v => {
-                        return Err(operand_error(
-                            x,
-                            v,
-                            "duration() needs a string such as \"5s\"",
-                        ))
-                    }
-                }
-            }
-            _ => {
-                return Err(EvalError::new(format!(
-                    "internal error: {f}() called with {} arguments",
-                    args.len()
-                )))
-            }
-        };
+        }
+        _ => {
+            return Err(EvalError::new(format!(
+                "internal error: {f}() called with {} arguments",
+                args.len()
+            )))
+        }
+    };
     Ok(Cow::Owned(v))
 }
 

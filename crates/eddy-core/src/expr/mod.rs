@@ -19,6 +19,12 @@
 //!   division by zero; a mix of int and double gives a double; `+` also joins
 //!   strings and lists. Arithmetic on a missing field fails with "field
 //!   `amount` is missing or null".
+//! - **Values never hold NaN or ±infinity.** JSON input cannot carry them,
+//!   and any operation whose double result would not be finite fails with a
+//!   reason naming the operation: division or modulus by zero (`1.0 / 0.0`,
+//!   `0.0 / 0.0`), overflow (`1e308 * 10.0`), `double("inf")`,
+//!   `double("nan")`. On an event that sends it to dead letters; in a
+//!   subexpression made only of constants it is a compile error.
 //! - Comparisons: `==`/`!=` between any values (`1 == 1.0`, `x == null`);
 //!   `< <= > >=` between numbers (int and double mixed, exactly), strings or
 //!   bools; ordering other types is an error.
@@ -42,9 +48,18 @@
 //! and rejected when the pipeline is compiled, with the column of the
 //! construct. Subexpressions made only of constants are computed once, when
 //! compiling.
+//!
+//! # Limits
+//!
+//! An expression is at most [`MAX_EXPR_LEN`] bytes, and its estimated tree
+//! depth (operator chains plus bracket nesting) at most [`MAX_EXPR_DEPTH`],
+//! checked lexically before parsing; the lowered tree is at most
+//! [`MAX_NODE_DEPTH`] deep. Every stage recurses per level, so these bounds
+//! keep compiling and evaluating within a worker thread's stack.
 
 mod compile;
 mod eval;
+mod limits;
 #[cfg(test)]
 mod tests;
 
@@ -59,6 +74,7 @@ use crate::symbol::Sym;
 
 pub use compile::{ArithOp, CmpOp, Comprehension, FieldCmp, Func, Node, UnaryOp};
 pub use eval::compare;
+pub use limits::{MAX_EXPR_DEPTH, MAX_EXPR_LEN, MAX_NODE_DEPTH};
 
 /// A compiled expression.
 #[derive(Clone)]
@@ -82,6 +98,9 @@ pub struct ExprError {
 pub struct EvalError {
     /// What went wrong.
     pub message: String,
+    /// Whether a double result would have been NaN or infinite: such a
+    /// constant subexpression is a compile error, not a per-event one.
+    pub(crate) non_finite: bool,
 }
 
 impl EvalError {
@@ -89,6 +108,16 @@ impl EvalError {
     pub fn new(message: impl Into<String>) -> EvalError {
         EvalError {
             message: message.into(),
+            non_finite: false,
+        }
+    }
+
+    /// A double result that would not be finite; `message` names the
+    /// operation.
+    pub(crate) fn non_finite(message: impl Into<String>) -> EvalError {
+        EvalError {
+            message: message.into(),
+            non_finite: true,
         }
     }
 }
@@ -243,6 +272,9 @@ pub fn parse_call(source: &str) -> Result<CallSpec, ExprError> {
 }
 
 fn parse(source: &str) -> Result<(cel::IdedExpr, cel::common::ast::SourceInfo), ExprError> {
+    // The parser and everything after it recurse once per tree level: the
+    // text is checked first so that none of them can run out of stack.
+    limits::check_source(source)?;
     cel::parser::Parser::default()
         .parse_with_source_info(source)
         .map_err(|e| ExprError {

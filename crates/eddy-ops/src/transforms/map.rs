@@ -18,8 +18,10 @@
 //!
 //! 1. `set`: every expression is evaluated against the **input** event
 //!    first, then all are assigned, so one `set` entry never sees another's
-//!    result. Assigning `a.b` creates the map `a` if needed (replacing a
-//!    non-map value there).
+//!    result. Assigning `a.b` creates the map `a` when `a` is missing or
+//!    null; when `a` holds anything else (a string, a number, a list), the
+//!    event goes to `NAME.dead_letters` (``cannot set `a.b`: `a` is a
+//!    string``) and nothing of it is emitted.
 //! 2. `rename`: moves `old` to `new` (overwriting `new`); a missing `old` is
 //!    skipped.
 //! 3. `remove`: deletes the paths; missing paths are skipped.
@@ -34,7 +36,7 @@
 use std::fmt;
 
 use eddy_core::component::{BuildContext, BuildError, TransformFactory};
-use eddy_core::{Batch, Collector, Expression, Operator, Sym, Value};
+use eddy_core::{Batch, Collector, Expression, Fields, Operator, Sym, Value};
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
@@ -242,6 +244,10 @@ impl Operator for Map {
                     }
                 }
             }
+            if let Some(reason) = blocked_set(&event.fields, set, values) {
+                out.dead_letter(name, reason, event);
+                return false;
+            }
             for ((path, _), v) in set.iter().zip(values.drain(..)) {
                 event.fields.insert_path(path.syms(), v);
             }
@@ -263,11 +269,75 @@ impl Operator for Map {
     }
 }
 
+/// Why the `set` assignments cannot all be made on `fields`, if they cannot:
+/// one of them goes through a value that is neither a map nor null. Checked
+/// before anything is assigned, so a failing event stays as it came; each
+/// assignment sees the ones before it (`a = "1"` then `"a.b"` fails too).
+fn blocked_set(
+    fields: &Fields,
+    set: &[(FieldPath, Expression)],
+    values: &[Value],
+) -> Option<String> {
+    for (i, (path, _)) in set.iter().enumerate() {
+        let syms = path.syms();
+        for k in 1..syms.len() {
+            let prefix = &syms[..k];
+            if let Some(v) = value_before(fields, &set[..i], values, prefix) {
+                if !matches!(v, Value::Map(_) | Value::Null) {
+                    let at = prefix
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(".");
+                    let ty = v.type_name();
+                    let article = if ty.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                        "an"
+                    } else {
+                        "a"
+                    };
+                    return Some(format!("cannot set `{path}`: `{at}` is {article} {ty}"));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The value at `prefix` once the `earlier` assignments are made (`None`:
+/// missing, or a map the assignments create).
+fn value_before<'v>(
+    fields: &'v Fields,
+    earlier: &[(FieldPath, Expression)],
+    values: &'v [Value],
+    prefix: &[Sym],
+) -> Option<&'v Value> {
+    for ((path, _), value) in earlier.iter().zip(values).rev() {
+        let p = path.syms();
+        if prefix.starts_with(p) {
+            // Assigned at or above `prefix`: look inside the new value.
+            let mut v = value;
+            for seg in &prefix[p.len()..] {
+                match v {
+                    Value::Map(m) => v = m.get(*seg)?,
+                    _ => return None,
+                }
+            }
+            return Some(v);
+        }
+        if p.starts_with(prefix) {
+            // Assigned below `prefix`, which is therefore a map by now.
+            return None;
+        }
+    }
+    fields.get_path(prefix)
+}
+
 #[cfg(test)]
 mod tests {
     use eddy_core::config::{deserialize_body, line_col, parse_document};
     use eddy_core::json::fields_to_json_string;
     use eddy_core::{Event, Port};
+    use proptest::prelude::*;
 
     use super::*;
 
@@ -361,6 +431,115 @@ ts = "event_time"
         );
         let original = dead[0].get(Sym::intern("event"));
         assert!(matches!(original, Some(Value::Map(m)) if m.len() == 1));
+    }
+
+    #[test]
+    fn a_dotted_set_through_a_scalar_is_a_dead_letter_and_emits_nothing() {
+        let c = config(
+            "[transforms.m]\ntype = \"map\"\n[transforms.m.set]\nx = \"1\"\n\"a.b\" = \"1\"\n",
+        );
+        let cases = [
+            (r#"{"a": "s"}"#, Some("cannot set `a.b`: `a` is a string")),
+            (r#"{"a": 7}"#, Some("cannot set `a.b`: `a` is an int")),
+            (r#"{"a": 2.5}"#, Some("cannot set `a.b`: `a` is a double")),
+            (r#"{"a": [1]}"#, Some("cannot set `a.b`: `a` is a list")),
+            (r#"{"a": true}"#, Some("cannot set `a.b`: `a` is a bool")),
+            (r#"{"a": null}"#, None),
+            (r#"{}"#, None),
+            (r#"{"a": {"c": 1}}"#, None),
+        ];
+        for (input, want) in cases {
+            let (main, dead) = run(&c, &[input]);
+            match want {
+                Some(reason) => {
+                    assert!(main.is_empty(), "{input}: {main:?}");
+                    assert_eq!(dead.len(), 1, "{input}");
+                    let got = dead[0].get(Sym::intern("reason")).and_then(Value::as_str);
+                    assert_eq!(got, Some(reason), "{input}");
+                    // The event is the input, untouched (no `x`).
+                    let event = dead[0].get(Sym::intern("event"));
+                    assert!(
+                        matches!(event, Some(Value::Map(m)) if m.len() == 1),
+                        "{input}"
+                    );
+                }
+                None => {
+                    assert!(dead.is_empty(), "{input}: {dead:?}");
+                    assert_eq!(main.len(), 1);
+                    assert!(main[0].contains(r#""a":{"#), "{}", main[0]);
+                }
+            }
+        }
+        // An earlier assignment counts: `a` is an int by the time `a.b` is set.
+        let c = config(
+            "[transforms.m]\ntype = \"map\"\n[transforms.m.set]\na = \"1\"\n\"a.b.c\" = \"1\"\n",
+        );
+        let (main, dead) = run(&c, &[r#"{"a": {"b": {}}}"#]);
+        assert!(main.is_empty());
+        let got = dead[0].get(Sym::intern("reason")).and_then(Value::as_str);
+        assert_eq!(got, Some("cannot set `a.b.c`: `a` is an int"));
+        let c = config("[transforms.m]\ntype = \"map\"\n[transforms.m.set]\na = \"{'b': 'x'}\"\n\"a.b.c\" = \"1\"\n");
+        let (_, dead) = run(&c, &[r#"{}"#]);
+        let got = dead[0].get(Sym::intern("reason")).and_then(Value::as_str);
+        assert_eq!(got, Some("cannot set `a.b.c`: `a.b` is a string"));
+    }
+
+    fn json_scalar() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("null".to_string()),
+            Just("1".to_string()),
+            Just("\"s\"".to_string()),
+            Just("[1]".to_string()),
+            Just("{}".to_string()),
+            Just("{\"b\": 2}".to_string()),
+            Just("{\"b\": \"t\"}".to_string()),
+        ]
+    }
+
+    proptest! {
+        /// Every event comes out with every `set` applied, or goes to dead
+        /// letters unchanged: never both, never neither.
+        #[test]
+        fn set_applies_fully_or_dead_letters_the_input(
+            a in json_scalar(),
+            paths in prop::collection::vec(prop::sample::select(vec!["a", "a.b", "a.b.c", "x", "x.y", "a.c"]), 1..5),
+        ) {
+            let mut text = String::from("[transforms.m]\ntype = \"map\"\n[transforms.m.set]\n");
+            let mut seen = Vec::new();
+            for (i, p) in paths.iter().enumerate() {
+                if !seen.contains(p) {
+                    seen.push(*p);
+                    text.push_str(&format!("\"{p}\" = \"{i}\"\n"));
+                }
+            }
+            let c = config(&text);
+            let input = format!(r#"{{"a": {a}}}"#);
+            let events = crate::test_util::events(&[input.as_str()]);
+            let mut op = c.build(&BuildContext::single("m")).unwrap();
+            let mut out = Collector::new();
+            op.process(0, Batch::new(events.clone(), 0), &mut out);
+            let main = out.take(Port::Main);
+            let dead = out.take(Port::DeadLetters);
+            prop_assert_eq!(main.len() + dead.len(), 1, "{} {:?}", input, seen);
+            if let Some(e) = main.first() {
+                // Oracle: assigning in order, every path reads back its value
+                // unless a later assignment replaced it or something above it.
+                for (i, p) in seen.iter().enumerate() {
+                    let later = seen[i + 1..].iter().any(|q| {
+                        q == p || p.starts_with(&format!("{q}.")) || q.starts_with(&format!("{p}."))
+                    });
+                    if !later {
+                        let syms: Vec<Sym> = p.split('.').map(Sym::intern).collect();
+                        let want = Value::Int(paths.iter().position(|x| x == p).unwrap() as i64);
+                        prop_assert_eq!(e.fields.get_path(&syms), Some(&want), "{} {:?}", p, seen);
+                    }
+                }
+            } else {
+                let original = dead[0].get(Sym::intern("event")).cloned();
+                let input_map = Value::Map(std::sync::Arc::new(events[0].fields.clone()));
+                prop_assert_eq!(original, Some(input_map));
+            }
+        }
     }
 
     #[test]
