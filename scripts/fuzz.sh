@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Long fuzz run of the `fuzz_*` property tests (CEL expressions, time and
-# duration parsers, event-time values) on the stable toolchain.
+# Long fuzz run of the `fuzz_*` property tests on the stable toolchain: the
+# JSON decoder, CEL compile and evaluate, the time, duration and event-time
+# parsers, and the pipeline parser and validator.
 #
 #   CASES=200000 scripts/fuzz.sh
 #
@@ -12,7 +13,7 @@ cases=${CASES:-200000}
 log=$(mktemp)
 start=$(date +%s)
 status=0
-PROPTEST_CASES=$cases cargo test --locked --release -p eddy-core -p eddy-ops fuzz_ -- --nocapture \
+PROPTEST_CASES=$cases cargo test --locked --release -p eddy-core -p eddy-runtime fuzz_ -- --nocapture \
     >"$log" 2>&1 || status=$?
 grep -E '^fuzz_[a-z0-9_]+: [0-9]+ cases$' "$log"
 if [ "$status" -ne 0 ]; then

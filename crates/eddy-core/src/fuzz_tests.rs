@@ -3,56 +3,20 @@
 //! durations, event-time values). They assert that nothing panics or
 //! overflows the stack, and that failures are `Err`/`None`.
 //!
-//! Each runs `PROPTEST_CASES` cases (proptest's default config reads it;
-//! 256 without it) and prints how many it ran; `scripts/fuzz.sh` runs them
-//! all for long with `CASES=…`.
+//! Each runs `PROPTEST_CASES` cases (256 without it) on a worker-sized
+//! stack and prints how many it ran (see `eddy_testkit::fuzz`);
+//! `scripts/fuzz.sh` runs them all for long with `CASES=…`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use eddy_testkit::fuzz::run as fuzz;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
 
 use crate::event::{Event, Fields, Value};
 use crate::source::{parse_time_value, TimeFormat};
 use crate::symbol::Sym;
 use crate::time::{parse_duration, parse_rfc3339};
 use crate::Expression;
-
-/// Runs `body` over the strategy `make` builds with the default
-/// (environment-driven) config, on a 2 MiB stack like a worker thread, and
-/// prints the count.
-fn fuzz<S, M>(name: &'static str, make: M, body: fn(S::Value))
-where
-    S: Strategy + 'static,
-    S::Value: 'static,
-    M: FnOnce() -> S + Send + 'static,
-{
-    let handle = std::thread::Builder::new()
-        .stack_size(2 << 20)
-        .spawn(move || {
-            let strategy = make();
-            let count = AtomicU64::new(0);
-            // `Config::default()` reads PROPTEST_CASES; failures are printed
-            // with their minimal input rather than saved to a file.
-            let config = Config {
-                failure_persistence: None,
-                ..Config::default()
-            };
-            let mut runner = TestRunner::new(config);
-            let result = runner.run(&strategy, |input| {
-                count.fetch_add(1, Ordering::Relaxed);
-                body(input);
-                Ok(())
-            });
-            println!("{name}: {} cases", count.load(Ordering::Relaxed));
-            result.map_err(|e| e.to_string())
-        })
-        .unwrap();
-    if let Err(e) = handle.join().unwrap() {
-        panic!("{name}: {e}");
-    }
-}
 
 /// Tokens of CEL text, valid and not, to build strings that get past the
 /// lexer more often than random characters do.
@@ -398,6 +362,57 @@ fn fuzz_parse_time_value() {
         || (value(), format()),
         |(v, f)| {
             let _ = parse_time_value(&v, f);
+        },
+    );
+}
+
+#[test]
+fn fuzz_json_decoder() {
+    /// JSON-ish text: fragments that get past the tokenizer often.
+    fn soup() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(
+            prop::sample::select(vec![
+                "{",
+                "}",
+                "[",
+                "]",
+                ":",
+                ",",
+                "\"k\"",
+                "\"a\\\"b\"",
+                "1",
+                "-0",
+                "1e400",
+                "123456789012345678901234567890",
+                "18446744073709551616",
+                "-9223372036854775809",
+                "1.5",
+                "true",
+                "null",
+                "\"\\u0000\"",
+                "\u{feff}",
+                " ",
+                "\n",
+                "\"",
+            ]),
+            0..60,
+        )
+        .prop_map(|parts| parts.concat().into_bytes())
+    }
+    fuzz(
+        "fuzz_json_decoder",
+        || prop_oneof![prop::collection::vec(any::<u8>(), 0..400), soup()],
+        |bytes| {
+            let mut d = crate::json::JsonDecoder::new();
+            let from_bytes = d.decode(&bytes);
+            if let Ok(text) = std::str::from_utf8(&bytes) {
+                assert_eq!(from_bytes, d.decode_str(text));
+            }
+            // What decodes encodes to JSON that decodes to the same fields.
+            if let Ok(fields) = from_bytes {
+                let text = crate::json::fields_to_json_string(&fields);
+                assert_eq!(d.decode_str(&text).as_ref(), Ok(&fields), "{text}");
+            }
         },
     );
 }

@@ -9,6 +9,7 @@
 //! Servers: [`postgres::Postgres`].
 #![warn(missing_docs)]
 
+pub mod fuzz;
 pub mod http;
 pub mod redis;
 

@@ -172,16 +172,8 @@ fn environment_overrides_apply_before_validation() {
 
 mod mangled {
     use super::*;
-
-    /// Cases per fuzz target: `EDDY_FUZZ_CASES` (set by `scripts/fuzz.sh`
-    /// for long runs), else `default`.
-    fn fuzz_cases(default: u32) -> u32 {
-        std::env::var("EDDY_FUZZ_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    }
     use eddy_core::config::line_col;
+    use eddy_testkit::fuzz::run as fuzz;
     use proptest::prelude::*;
 
     const VALID: &str = r#"[sources.tx]
@@ -202,24 +194,23 @@ inputs = ["w", "w.late"]
 "#;
 
     /// Diagnostics of a file that did not compile point inside it.
-    fn check_positions(text: &str) -> Result<(), TestCaseError> {
+    fn check_positions(text: &str) {
         if let Err(d) = Plan::compile("p.toml", text, &[]) {
-            prop_assert!(!d.list.is_empty());
+            assert!(!d.list.is_empty());
             for diag in &d.list {
-                prop_assert!(
+                assert!(
                     diag.span.start <= text.len(),
                     "{:?} beyond {}",
                     diag.span,
                     text.len()
                 );
                 let (line, col) = line_col(text, diag.span.start);
-                prop_assert!(line >= 1 && col >= 1);
-                prop_assert!(!diag.message.is_empty());
+                assert!(line >= 1 && col >= 1);
+                assert!(!diag.message.is_empty());
             }
             // Rendering must not panic either.
             let _ = d.to_string();
         }
-        Ok(())
     }
 
     /// Option lines per component type, valid and hostile.
@@ -297,37 +288,50 @@ inputs = ["w", "w.late"]
         })
     }
 
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: fuzz_cases(300), ..ProptestConfig::default() })]
+    /// Random pipelines assembled from valid and hostile parts compile or
+    /// report positioned diagnostics; nothing panics.
+    #[test]
+    fn fuzz_assembled_pipelines() {
+        fuzz("fuzz_assembled_pipelines", pipeline, |text: String| {
+            check_positions(&text)
+        });
+    }
 
-        /// Random pipelines assembled from valid and hostile parts compile or
-        /// report positioned diagnostics; nothing panics.
-        #[test]
-        fn fuzz_assembled_pipelines_compile_or_report_positions(text in pipeline()) {
-            check_positions(&text)?;
-        }
+    /// Arbitrary text, as a pipeline file.
+    #[test]
+    fn fuzz_arbitrary_pipeline_text() {
+        fuzz(
+            "fuzz_arbitrary_pipeline_text",
+            || "\\PC{0,300}",
+            |text: String| check_positions(&text),
+        );
+    }
 
-        /// Arbitrary text, as a pipeline file.
-        #[test]
-        fn fuzz_arbitrary_text_compiles_or_reports_positions(text in "\\PC{0,300}") {
-            check_positions(&text)?;
-        }
-
-        /// Any edit of a valid file either compiles or yields diagnostics
-        /// that point inside the file, never a panic.
-        #[test]
-        fn fuzz_edits_compile_or_report_positions(at in 0usize..VALID.len(), cut in 0usize..8, insert in "[a-z0-9\"\\[\\]{}=.,\n ]{0,4}") {
-            let mut at = at;
-            while !VALID.is_char_boundary(at) {
-                at -= 1;
-            }
-            let mut end = (at + cut).min(VALID.len());
-            while !VALID.is_char_boundary(end) {
-                end -= 1;
-            }
-            let text = format!("{}{}{}", &VALID[..at], insert, &VALID[end..]);
-            check_positions(&text)?;
-        }
+    /// Any edit of a valid file either compiles or yields diagnostics
+    /// that point inside the file, never a panic.
+    #[test]
+    fn fuzz_pipeline_edits() {
+        fuzz(
+            "fuzz_pipeline_edits",
+            || {
+                (
+                    0usize..VALID.len(),
+                    0usize..8,
+                    "[a-z0-9\"\\[\\]{}=.,\n ]{0,4}",
+                )
+            },
+            |(at, cut, insert)| {
+                let mut at = at;
+                while !VALID.is_char_boundary(at) {
+                    at -= 1;
+                }
+                let mut end = (at + cut).min(VALID.len());
+                while !VALID.is_char_boundary(end) {
+                    end -= 1;
+                }
+                check_positions(&format!("{}{}{}", &VALID[..at], insert, &VALID[end..]));
+            },
+        );
     }
 }
 
