@@ -23,7 +23,8 @@
 //!    event goes to `NAME.dead_letters` (``cannot set `a.b`: `a` is a
 //!    string``) and nothing of it is emitted.
 //! 2. `rename`: moves `old` to `new` (overwriting `new`); a missing `old` is
-//!    skipped.
+//!    skipped. As for `set`, a `new` path through a value that is neither a
+//!    map nor null sends the event, as it came, to `NAME.dead_letters`.
 //! 3. `remove`: deletes the paths; missing paths are skipped.
 //!
 //! An event on which an expression fails goes, unchanged, to
@@ -208,6 +209,9 @@ pub struct Map {
     /// Values computed by `set` for the current event, kept between events
     /// so the buffer is allocated once.
     values: Vec<Value>,
+    /// Whether a rename target is a dotted path, which an event may block
+    /// with a scalar; only then is the input kept for a dead letter.
+    rename_may_block: bool,
 }
 
 impl Map {
@@ -219,6 +223,7 @@ impl Map {
             rename: config.rename.clone(),
             remove: config.remove.clone(),
             values: Vec::with_capacity(config.set.len()),
+            rename_may_block: config.rename.iter().any(|(_, to)| to.syms().len() > 1),
         }
     }
 }
@@ -231,8 +236,10 @@ impl Operator for Map {
             rename,
             remove,
             values,
+            rename_may_block,
         } = self;
         batch.events.retain_mut(|event| {
+            let input = rename_may_block.then(|| event.clone());
             values.clear();
             for (path, expr) in set.iter() {
                 match expr.eval(event) {
@@ -254,6 +261,11 @@ impl Operator for Map {
             for (from, to) in rename.iter() {
                 if from != to {
                     if let Some(v) = event.fields.remove_path(from.syms()) {
+                        if let Some(reason) = blocked_path(&event.fields, to.syms()) {
+                            let reason = format!("cannot rename `{from}` to `{to}`: {reason}");
+                            out.dead_letter(name, reason, input.as_ref().unwrap_or(event));
+                            return false;
+                        }
                         event.fields.insert_path(to.syms(), v);
                     }
                 }
@@ -283,24 +295,41 @@ fn blocked_set(
         for k in 1..syms.len() {
             let prefix = &syms[..k];
             if let Some(v) = value_before(fields, &set[..i], values, prefix) {
-                if !matches!(v, Value::Map(_) | Value::Null) {
-                    let at = prefix
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(".");
-                    let ty = v.type_name();
-                    let article = if ty.starts_with(['a', 'e', 'i', 'o', 'u']) {
-                        "an"
-                    } else {
-                        "a"
-                    };
-                    return Some(format!("cannot set `{path}`: `{at}` is {article} {ty}"));
+                if let Some(why) = not_a_map(prefix, v) {
+                    return Some(format!("cannot set `{path}`: {why}"));
                 }
             }
         }
     }
     None
+}
+
+/// Why `path` cannot be assigned in `fields`, if it cannot: a value on
+/// the way is neither a map nor null.
+fn blocked_path(fields: &Fields, path: &[Sym]) -> Option<String> {
+    (1..path.len()).find_map(|k| {
+        let prefix = &path[..k];
+        fields.get_path(prefix).and_then(|v| not_a_map(prefix, v))
+    })
+}
+
+/// ``"`a.b` is a string"`` when `v`, found at `prefix`, cannot hold fields.
+fn not_a_map(prefix: &[Sym], v: &Value) -> Option<String> {
+    if matches!(v, Value::Map(_) | Value::Null) {
+        return None;
+    }
+    let at = prefix
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(".");
+    let ty = v.type_name();
+    let article = if ty.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    Some(format!("`{at}` is {article} {ty}"))
 }
 
 /// The value at `prefix` once the `earlier` assignments are made (`None`:
@@ -412,6 +441,44 @@ ts = "event_time"
                 r#"{"price":5,"qty":3,"total":12,"user":{"tier":"gold"},"flags":{"big":true},"event_time":1,"user_id":7}"#,
                 r#"{"price":2,"qty":2,"total":2,"user":{"tier":"std"},"flags":{"big":false}}"#,
             ]
+        );
+    }
+
+    /// Regression (hardening): a rename into `a.b` replaced a scalar `a`
+    /// with a map without a word, as `set` did.
+    #[test]
+    fn renaming_through_a_scalar_is_a_dead_letter_with_the_input() {
+        let c = config(
+            "[transforms.m]\ntype = \"map\"\ninputs = [\"x\"]\n\
+             set = { n = \"1\" }\nrename = { x = \"a.b\", a = \"a.c\" }\n",
+        );
+        let (main, dead) = run(
+            &c,
+            &[
+                r#"{"x": 1, "a": "s", "k": 1}"#,
+                r#"{"x": 2, "a": {"z": 0}, "k": 2}"#,
+                r#"{"x": 3, "k": 3}"#,
+            ],
+        );
+        // `a = "a.c"` moves the map itself; only the string blocks.
+        assert_eq!(
+            main,
+            [
+                r#"{"k":2,"n":1,"a":{"c":{"z":0,"b":2}}}"#,
+                r#"{"k":3,"n":1,"a":{"c":{"b":3}}}"#,
+            ]
+        );
+        assert_eq!(dead.len(), 1);
+        assert_eq!(
+            dead[0].get(Sym::intern("reason")).and_then(Value::as_str),
+            Some("cannot rename `x` to `a.b`: `a` is a string")
+        );
+        // The dead letter holds the event as it came, before `set`.
+        assert_eq!(
+            dead[0]
+                .get(Sym::intern("event"))
+                .map(eddy_core::json::value_to_json_string),
+            Some(r#"{"x":1,"a":"s","k":1}"#.to_string())
         );
     }
 
