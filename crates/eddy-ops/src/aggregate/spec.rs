@@ -192,6 +192,21 @@ impl Function {
         }
     }
 
+    /// Whether the function's float result could leave the finite range
+    /// (see [`crate::aggregate::Accumulator::can_overflow`]).
+    pub fn can_overflow(self) -> bool {
+        matches!(
+            self,
+            Function::Sum
+                | Function::Avg
+                | Function::Stddev
+                | Function::Variance
+                | Function::StddevPop
+                | Function::VarPop
+                | Function::Ewma(_)
+        )
+    }
+
     /// Whether the function only accepts numbers.
     pub fn is_numeric(self) -> bool {
         matches!(

@@ -57,9 +57,7 @@ pub(crate) struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     pub(crate) fn new(specs: &'a [AggregateSpec], output: &'a Output) -> Ctx<'a> {
-        let can_overflow = Accumulator::for_specs(specs)
-            .iter()
-            .any(Accumulator::can_overflow);
+        let can_overflow = specs.iter().any(|s| s.function.can_overflow());
         Ctx {
             specs,
             output,

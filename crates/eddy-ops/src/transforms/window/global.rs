@@ -254,6 +254,7 @@ impl Global {
         let Some(state) = self.keys.get_mut(&id) else {
             return Ok(Outcome::Accepted);
         };
+        let was_dirty = state.dirty.is_some();
         let placed = if late {
             fold_late(state, end, t, obs, cx)
         } else {
@@ -264,7 +265,7 @@ impl Global {
                 if opened {
                     self.fires.entry(end).or_default().push(id);
                 }
-                if state.dirty.is_some() && !self.dirty.contains(&id) {
+                if !was_dirty && state.dirty.is_some() {
                     self.dirty.push(id);
                 }
                 state.last = state.last.max(t);
