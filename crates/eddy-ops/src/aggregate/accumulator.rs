@@ -25,6 +25,46 @@ pub struct Observation {
     pub seq: u64,
 }
 
+/// Why an observation or merge was refused: the float result of
+/// `function` would become infinite (or NaN), which Eddy values never hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{function}` would leave the finite number range (magnitude above 1.8e308)")]
+pub struct NonFinite {
+    /// The aggregate function.
+    pub function: &'static str,
+}
+
+impl NonFinite {
+    /// The error for the aggregate named `name`.
+    pub fn named(self, name: &str) -> AggregateError {
+        AggregateError::NonFinite {
+            name: name.to_string(),
+            function: self.function,
+        }
+    }
+}
+
+/// Folds one event's observations into a window's accumulators: all of
+/// them, or (when one would leave the finite range) none, returning the
+/// index of the refusing aggregate.
+#[inline]
+pub fn fold_all(accs: &mut [Accumulator], obs: &[Observation]) -> Result<(), (usize, NonFinite)> {
+    admit_all(accs, obs)?;
+    for (acc, o) in accs.iter_mut().zip(obs) {
+        acc.apply(o);
+    }
+    Ok(())
+}
+
+/// Whether [`fold_all`] would accept the observations; changes nothing.
+#[inline]
+pub fn admit_all(accs: &[Accumulator], obs: &[Observation]) -> Result<(), (usize, NonFinite)> {
+    for (i, (acc, o)) in accs.iter().zip(obs).enumerate() {
+        acc.admits(o).map_err(|e| (i, e))?;
+    }
+    Ok(())
+}
+
 /// A value with the position of the event it came from.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Stamped {
@@ -122,11 +162,39 @@ impl Accumulator {
         specs.iter().map(Accumulator::new).collect()
     }
 
-    /// Folds in one observation. Nulls are skipped (except by `count()`), and
-    /// so are values of the wrong type, which [`AggregateSpec::observe`]
-    /// already rejects.
+    /// Folds in one observation, unless the result would leave the finite
+    /// number range (then the accumulator is unchanged). Nulls are skipped
+    /// (except by `count()`), and so are values of the wrong type, which
+    /// [`AggregateSpec::observe`] already rejects.
     #[inline]
-    pub fn update(&mut self, o: &Observation) {
+    pub fn update(&mut self, o: &Observation) -> Result<(), NonFinite> {
+        if self.can_overflow() {
+            let mut next = self.clone();
+            next.apply(o);
+            next.check()?;
+            *self = next;
+        } else {
+            self.apply(o);
+        }
+        Ok(())
+    }
+
+    /// Whether folding `o` in keeps the result finite; changes nothing.
+    #[inline]
+    pub fn admits(&self, o: &Observation) -> Result<(), NonFinite> {
+        if self.can_overflow() {
+            let mut next = self.clone();
+            next.apply(o);
+            next.check()?;
+        }
+        Ok(())
+    }
+
+    /// Folds in one observation without the range check: only after
+    /// [`Accumulator::admits`] said yes (or for aggregates that cannot
+    /// overflow).
+    #[inline]
+    pub fn apply(&mut self, o: &Observation) {
         if let Accumulator::Count(n) = self {
             *n += 1;
             return;
@@ -164,6 +232,37 @@ impl Accumulator {
         }
     }
 
+    /// Whether the result is a float that a value or a merge could push out
+    /// of the finite range: `sum`, `avg`, the variance family and `ewma`.
+    #[inline]
+    pub fn can_overflow(&self) -> bool {
+        matches!(
+            self,
+            Accumulator::Sum(_)
+                | Accumulator::Avg(_)
+                | Accumulator::Moments(..)
+                | Accumulator::Ewma(_)
+        )
+    }
+
+    /// `Err` when the state or result is no longer a finite number.
+    #[inline]
+    pub fn check(&self) -> Result<(), NonFinite> {
+        let finite = match self {
+            Accumulator::Sum(s) | Accumulator::Avg(s) => s.is_finite(),
+            Accumulator::Moments(m, _) => m.is_finite(),
+            Accumulator::Ewma(e) => e.is_finite(),
+            _ => true,
+        };
+        if finite {
+            Ok(())
+        } else {
+            Err(NonFinite {
+                function: self.function_name(),
+            })
+        }
+    }
+
     /// Evaluates `spec` on `event` (arrival number `seq`) and folds it in;
     /// on error the accumulator is unchanged.
     pub fn update_event(
@@ -172,8 +271,8 @@ impl Accumulator {
         event: &eddy_core::Event,
         seq: u64,
     ) -> Result<(), AggregateError> {
-        self.update(&spec.observe(event, seq)?);
-        Ok(())
+        self.update(&spec.observe(event, seq)?)
+            .map_err(|e| e.named(&spec.name))
     }
 
     /// Folds in another accumulator of the same function (partial results
@@ -462,6 +561,62 @@ mod tests {
         assert!((ewma - 4.0).abs() < 1e-12);
     }
 
+    /// Float results never leave the finite range: the update that would
+    /// is refused and changes nothing.
+    #[test]
+    fn updates_that_would_overflow_are_refused() {
+        let big = |x: f64| Observation {
+            value: Value::Float(x),
+            ..Observation::default()
+        };
+        for text in ["sum(x)", "avg(x)", "var_pop(x)", "stddev(x)"] {
+            let spec = AggregateSpec::parse("a", text).unwrap();
+            let mut acc = Accumulator::new(&spec);
+            assert!(spec.function.can_overflow() && acc.can_overflow(), "{text}");
+            acc.update(&big(1e308)).unwrap();
+            let err = acc
+                .update(&big(-1e308))
+                .and_then(|_| acc.update(&big(1e308)));
+            let err = err.and_then(|_| acc.update(&big(1.7e308))).unwrap_err();
+            assert_eq!(err.function, acc.function_name(), "{text}");
+            assert!(
+                !matches!(acc.result(), Value::Float(f) if !f.is_finite()),
+                "{text}"
+            );
+            if text == "sum(x)" {
+                assert_eq!(
+                    acc.result(),
+                    Value::Float(1e308),
+                    "unchanged after the refusal"
+                );
+            }
+        }
+        let spec = AggregateSpec::parse("total", "sum(x)").unwrap();
+        let mut acc = Accumulator::new(&spec);
+        let e = ev(1, &[("x", Value::Float(1e308))]);
+        acc.update_event(&spec, &e, 0).unwrap();
+        let err = acc.update_event(&spec, &e, 1).unwrap_err().to_string();
+        assert!(
+            err.contains("aggregate `total`") && err.contains("finite"),
+            "{err}"
+        );
+        assert_eq!(acc.result(), Value::Float(1e308));
+        // Integer sums are exact (i128) and never refused.
+        let mut ints = Accumulator::new(&spec);
+        for i in 0..4 {
+            ints.update_event(&spec, &ev(i, &[("x", Value::Int(i64::MAX))]), 0)
+                .unwrap();
+        }
+        assert_eq!(ints.result(), Value::Float(4.0 * i64::MAX as f64));
+        // Non-finite inputs are refused by observe.
+        let inf = ev(1, &[("x", Value::Float(f64::INFINITY))]);
+        assert!(spec
+            .observe(&inf, 0)
+            .unwrap_err()
+            .to_string()
+            .contains("finite number"));
+    }
+
     /// Every mergeable accumulator: merging partial results over a split of
     /// the events equals one pass over all of them.
     #[test]
@@ -506,11 +661,11 @@ mod tests {
             );
             for (i, e) in events.iter().enumerate() {
                 let o = spec.observe(e, i as u64).unwrap();
-                all.update(&o);
+                all.update(&o).unwrap();
                 if (i / 7) % 2 == 0 {
-                    a.update(&o)
+                    a.update(&o).unwrap()
                 } else {
-                    b.update(&o)
+                    b.update(&o).unwrap()
                 }
             }
             a.merge(&b).unwrap();

@@ -9,16 +9,20 @@ const MAX_EXPONENT: f64 = 60.0;
 /// `Σ v·2^((t−tref)/h) / Σ 2^((t−tref)/h)` over values `v` at event times
 /// `t`, for half-life `h`: the average as seen from the latest event time,
 /// where a value one half-life older weighs half as much. The reference
-/// time `tref` only scales numerator and denominator alike, so the result
-/// does not depend on it; it is moved forward (rescaling both sums) before
-/// weights could overflow. The result depends only on the set of
-/// `(t, v)` pairs, not their order, and two accumulators merge exactly.
+/// time `tref` only scales the weights alike, so the result does not depend
+/// on it; it is moved forward (rescaling the weight sum) before weights
+/// could overflow. The state is the weighted mean itself and the weight
+/// sum: each update is a convex combination of the old mean and the new
+/// value, so the mean stays within the values' range and cannot overflow
+/// the way a weighted sum of large values would. The result depends only
+/// on the set of `(t, v)` pairs (up to rounding), not their order, and two
+/// accumulators merge.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Ewma {
     half_life: f64,
     reference: Option<Timestamp>,
-    num: f64,
-    den: f64,
+    mean: f64,
+    weight: f64,
 }
 
 impl Ewma {
@@ -27,8 +31,8 @@ impl Ewma {
         Ewma {
             half_life: half_life_ms.max(1) as f64,
             reference: None,
-            num: 0.0,
-            den: 0.0,
+            mean: 0.0,
+            weight: 0.0,
         }
     }
 
@@ -36,17 +40,25 @@ impl Ewma {
         (t as f64 - reference as f64) / self.half_life
     }
 
-    /// Moves the reference time to `to`, rescaling both sums.
+    /// Moves the reference time to `to`, rescaling the weight sum.
     fn rebase(&mut self, to: Timestamp) {
         match self.reference {
             Some(r) if r != to => {
-                let scale = self.exponent(r, to).exp2();
-                self.num *= scale;
-                self.den *= scale;
+                self.weight *= self.exponent(r, to).exp2();
                 self.reference = Some(to);
             }
             Some(_) => {}
             None => self.reference = Some(to),
+        }
+    }
+
+    /// Folds `mean` with weight `w` into the average.
+    #[inline]
+    fn combine(&mut self, mean: f64, w: f64) {
+        let total = self.weight + w;
+        if total > 0.0 {
+            self.mean = self.mean * (self.weight / total) + mean * (w / total);
+            self.weight = total;
         }
     }
 
@@ -59,9 +71,7 @@ impl Ewma {
             self.rebase(t);
             e = 0.0;
         }
-        let w = e.exp2();
-        self.num += v * w;
-        self.den += w;
+        self.combine(v, e.exp2());
     }
 
     /// Adds another average's values (same half-life).
@@ -74,13 +84,17 @@ impl Ewma {
         let target = ours.max(theirs);
         self.rebase(target);
         let scale = self.exponent(theirs, target).exp2();
-        self.num += other.num * scale;
-        self.den += other.den * scale;
+        self.combine(other.mean, other.weight * scale);
     }
 
     /// The decayed average, `None` when empty.
     pub fn value(&self) -> Option<f64> {
-        (self.den > 0.0).then(|| self.num / self.den)
+        (self.weight > 0.0).then_some(self.mean)
+    }
+
+    /// Whether the average and its weight are finite numbers.
+    pub fn is_finite(&self) -> bool {
+        self.mean.is_finite() && self.weight.is_finite()
     }
 }
 
@@ -138,5 +152,25 @@ mod tests {
         a.merge(&b);
         let (x, y) = (a.value().unwrap(), all.value().unwrap());
         assert!((x - y).abs() < 1e-9 * y.abs(), "{x} vs {y}");
+    }
+
+    /// Values near the top of the double range average finitely (a
+    /// weighted sum of them would overflow).
+    #[test]
+    fn huge_values_stay_finite() {
+        let mut e = Ewma::new(1_000);
+        for t in 0..100 {
+            e.add(1.7e308, t * 500);
+        }
+        let v = e.value().unwrap_or(f64::NAN);
+        assert!(
+            e.is_finite() && (v - 1.7e308).abs() <= 1e-9 * 1.7e308,
+            "{v}"
+        );
+        let mut m = Ewma::new(1_000);
+        m.add(-1.7e308, 0);
+        m.add(1.7e308, 1_000);
+        let v = m.value().unwrap_or(f64::NAN);
+        assert!(v.is_finite() && v > 0.0, "{v}");
     }
 }

@@ -15,7 +15,10 @@
 //! the wrong type (a string given to `sum`) is rejected by
 //! [`AggregateSpec::observe`] with [`AggregateError::WrongType`]; the window
 //! operator turns that into a dead letter for the whole event, so an event
-//! either updates all aggregates or none.
+//! either updates all aggregates or none. Likewise a `sum`, `avg`,
+//! variance-family or `ewma` update (or merge) whose float result would
+//! leave the finite range is refused with [`NonFinite`] and the event
+//! becomes a dead letter: results are never infinite or NaN.
 
 mod accumulator;
 mod distinct;
@@ -26,7 +29,7 @@ mod spec;
 mod sum;
 mod top_k;
 
-pub use accumulator::{Accumulator, Observation};
+pub use accumulator::{admit_all, fold_all, Accumulator, NonFinite, Observation};
 pub use distinct::{DistinctCount, DISTINCT_PRECISION};
 pub use ewma::Ewma;
 pub use moments::Moments;

@@ -35,6 +35,13 @@ impl Moments {
         self.n = n;
     }
 
+    /// Whether the mean and the sum of squared deviations are finite (the
+    /// variances are at most the latter).
+    #[inline]
+    pub fn is_finite(&self) -> bool {
+        self.mean.is_finite() && self.m2.is_finite()
+    }
+
     /// Number of values.
     pub fn count(&self) -> u64 {
         self.n

@@ -28,7 +28,7 @@ pub const FUNCTIONS: &[&str] = &[
     "min_by",
 ];
 
-/// Largest `k` accepted by `top_k`: the sketch keeps `max(10k, 100)`
+/// Largest `k` accepted by `top_k`: the sketch keeps `max(10·k, 100)`
 /// counters per window and key, so this bounds its memory.
 const MAX_TOP_K: i64 = 10_000;
 
@@ -95,6 +95,17 @@ pub enum AggregateError {
         found: &'static str,
         /// The offending value, as JSON.
         value: String,
+    },
+    /// Folding the event in would make a float aggregate infinite or NaN.
+    #[error(
+        "aggregate `{name}`: `{function}` would leave the finite number range \
+         (magnitude above 1.8e308), so the event is not aggregated"
+    )]
+    NonFinite {
+        /// The aggregate's output name.
+        name: String,
+        /// The function.
+        function: &'static str,
     },
     /// Two accumulators of different functions were merged.
     #[error("cannot merge a `{left}` accumulator with a `{right}` accumulator")]
@@ -179,6 +190,21 @@ impl Function {
             Function::MaxBy => "max_by",
             Function::MinBy => "min_by",
         }
+    }
+
+    /// Whether the function's float result could leave the finite range
+    /// (see [`crate::aggregate::Accumulator::can_overflow`]).
+    pub fn can_overflow(self) -> bool {
+        matches!(
+            self,
+            Function::Sum
+                | Function::Avg
+                | Function::Stddev
+                | Function::Variance
+                | Function::StddevPop
+                | Function::VarPop
+                | Function::Ewma(_)
+        )
     }
 
     /// Whether the function only accepts numbers.
@@ -346,6 +372,9 @@ impl AggregateSpec {
             && !matches!(value, Value::Null | Value::Int(_) | Value::Float(_))
         {
             return Err(self.wrong_type("a number", &value));
+        }
+        if matches!(value, Value::Float(f) if !f.is_finite()) && self.function.is_numeric() {
+            return Err(self.wrong_type("a finite number", &value));
         }
         let by = self.eval(self.by.as_ref(), event)?;
         Ok(Observation {

@@ -5,7 +5,7 @@ use eddy_core::Value;
 /// A sum that stays exact for integers: integers accumulate in an `i128`
 /// (so the result does not depend on order or on overflow in between) and
 /// floats in an `f64`.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct NumericSum {
     ints: i128,
     floats: f64,
@@ -34,6 +34,12 @@ impl NumericSum {
         self.floats += other.floats;
         self.any_float |= other.any_float;
         self.count += other.count;
+    }
+
+    /// Whether the float part and the total are finite numbers.
+    #[inline]
+    pub fn is_finite(&self) -> bool {
+        self.floats.is_finite() && (self.ints as f64 + self.floats).is_finite()
     }
 
     /// Number of values added.

@@ -1,7 +1,8 @@
 //! Heavy hitters by Space-Saving (Metwally, Agrawal and El Abbadi), with the
 //! mergeable-summaries merge of Agarwal et al.
 //!
-//! The summary keeps at most `capacity` counters. A value that has a
+//! `top_k(x, k)` keeps `capacity = max(10·k, 100)` counters per window and
+//! key ([`SpaceSaving::new`]; `k` is at most 10,000). A value that has a
 //! counter is incremented; a new value takes over the smallest counter and
 //! inherits its count as its possible overestimate. Hence, with N values
 //! seen, every reported count satisfies `true ≤ count ≤ true + N/capacity`,
@@ -39,7 +40,8 @@ pub struct SpaceSaving {
 }
 
 impl SpaceSaving {
-    /// A summary reporting `k` values, with `max(10k, 100)` counters.
+    /// A summary reporting `k` values, with `max(10·k, 100)` counters (the
+    /// capacity `top_k(x, k)` documents).
     pub fn new(k: usize) -> SpaceSaving {
         SpaceSaving::with_capacity(k, k.saturating_mul(10).max(100))
     }
@@ -305,6 +307,49 @@ mod tests {
         a.merge(&b);
         assert_eq!(a.total(), stream.len() as u64);
         check(&a, &exact_counts(&stream), 10);
+    }
+
+    /// Per-value counts of a stream.
+    fn truth(stream: &[i64]) -> FxHashMap<i64, u64> {
+        exact_counts(stream)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// At the documented capacity max(10·k, 100), with far more distinct
+        /// values than counters, single pass or merged: every counter
+        /// satisfies `true ≤ count ≤ true + N/capacity`.
+        #[test]
+        fn counts_stay_within_n_over_capacity(
+            k in 1usize..20,
+            stream in proptest::collection::vec(
+                proptest::prop_oneof![3 => 0i64..20, 2 => 0i64..5_000],
+                1..4_000,
+            ),
+            split in 0usize..4_000,
+        ) {
+            let exact = truth(&stream);
+            let (mut all, mut a, mut b) = (SpaceSaving::new(k), SpaceSaving::new(k), SpaceSaving::new(k));
+            proptest::prop_assert_eq!(all.capacity(), (10 * k).max(100));
+            for (i, v) in stream.iter().enumerate() {
+                all.add(&Value::Int(*v));
+                if i < split { a.add(&Value::Int(*v)) } else { b.add(&Value::Int(*v)) }
+            }
+            a.merge(&b);
+            for s in [&all, &a] {
+                let bound = stream.len() as u64 / s.capacity() as u64;
+                proptest::prop_assert_eq!(s.total(), stream.len() as u64);
+                proptest::prop_assert_eq!(s.error_bound(), bound);
+                for c in &s.counters {
+                    let t = exact.get(&c.value.as_i64().unwrap_or(-1)).copied().unwrap_or(0);
+                    proptest::prop_assert!(
+                        t <= c.count && c.count <= t + bound,
+                        "{}: count {}, true {}, bound {}", c.value, c.count, t, bound
+                    );
+                }
+            }
+        }
     }
 
     #[test]

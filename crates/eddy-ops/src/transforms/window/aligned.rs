@@ -8,7 +8,7 @@ use eddy_core::{Collector, Timestamp, Value};
 use rustc_hash::FxHashMap;
 
 use super::common::{cleanup_time, fire_time, fold, Ctx, Key, Outcome, PlaceError};
-use crate::aggregate::{Accumulator, Observation};
+use crate::aggregate::{admit_all, Accumulator, Observation};
 
 struct Slot {
     accs: Vec<Accumulator>,
@@ -57,6 +57,10 @@ impl Aligned {
         let mut start = self.last_start(t).ok_or_else(range)?;
         start.checked_add(self.size).ok_or_else(range)?;
         let mut outcome = Outcome::Late;
+        if cx.can_overflow() && self.size != self.slide {
+            // An event in several windows updates all of them or none.
+            self.admits(start, t, key, obs, wm, cx)?;
+        }
         // Windows [start, start + size) containing t, latest first.
         while start > t.saturating_sub(self.size) {
             let end = start + self.size;
@@ -67,13 +71,13 @@ impl Aligned {
                 // One hash lookup on the hot path; a new key is inserted
                 // after its first update.
                 let newly_dirty = match keys.get_mut(key) {
-                    Some(slot) => update(slot, obs, fired),
+                    Some(slot) => update(slot, obs, fired, cx)?,
                     None => {
                         let mut slot = Slot {
                             accs: cx.fresh(),
                             dirty: false,
                         };
-                        let d = update(&mut slot, obs, fired);
+                        let d = update(&mut slot, obs, fired, cx)?;
                         keys.insert(Key::from(key), slot);
                         d
                     }
@@ -88,6 +92,31 @@ impl Aligned {
             };
         }
         Ok(outcome)
+    }
+
+    /// Whether every existing window of `key` that the event at `t` would
+    /// update (latest start `start`) admits it.
+    fn admits(
+        &self,
+        mut start: Timestamp,
+        t: Timestamp,
+        key: &[Value],
+        obs: &[Observation],
+        wm: Timestamp,
+        cx: &Ctx<'_>,
+    ) -> Result<(), PlaceError> {
+        while start > t.saturating_sub(self.size) {
+            if cleanup_time(start + self.size, self.lateness) > wm {
+                if let Some(slot) = self.windows.get(&start).and_then(|m| m.get(key)) {
+                    admit_all(&slot.accs, obs).map_err(|e| cx.refused(e))?;
+                }
+            }
+            start = match start.checked_sub(self.slide) {
+                Some(s) => s,
+                None => break,
+            };
+        }
+        Ok(())
     }
 
     /// Re-emits fired windows that late events updated.
@@ -135,9 +164,14 @@ impl Aligned {
 /// Folds `obs` into `slot`; returns whether the slot just became dirty
 /// (updated after its window fired).
 #[inline]
-fn update(slot: &mut Slot, obs: &[Observation], fired: bool) -> bool {
-    fold(&mut slot.accs, obs);
+fn update(
+    slot: &mut Slot,
+    obs: &[Observation],
+    fired: bool,
+    cx: &Ctx<'_>,
+) -> Result<bool, PlaceError> {
+    fold(cx, &mut slot.accs, obs)?;
     let newly = fired && !slot.dirty;
     slot.dirty |= fired;
-    newly
+    Ok(newly)
 }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use eddy_core::{Collector, Port, Timestamp, Value};
 
 use super::output::Output;
-use crate::aggregate::{Accumulator, AggregateSpec, Observation};
+use crate::aggregate::{
+    fold_all, Accumulator, AggregateError, AggregateSpec, NonFinite, Observation,
+};
 
 /// A grouping key: the values of the key expressions (empty when unkeyed).
 /// Lookups borrow the operator's scratch `[Value]`, so only a new key
@@ -23,11 +25,24 @@ pub(crate) enum Outcome {
 }
 
 /// Why an event cannot be placed in a window.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub(crate) enum PlaceError {
     /// Window bounds would leave the timestamp range.
     #[error("event time {0} is too close to the end of the timestamp range to place in a window")]
     OutOfRange(Timestamp),
+    /// An aggregate refused the event (its result would not be finite).
+    #[error(transparent)]
+    Aggregate(#[from] AggregateError),
+    /// A global window without `ttl` already keeps `limit` keys.
+    #[error(
+        "a new key would exceed the {limit} keys a global window without `ttl` keeps per \
+         instance (`[pipeline.limits] max_keys`); set `ttl` so idle keys are dropped, or \
+         raise `[pipeline.limits] max_keys`"
+    )]
+    TooManyKeys {
+        /// The limit.
+        limit: u64,
+    },
 }
 
 /// What the state machines need from the operator.
@@ -36,15 +51,36 @@ pub(crate) struct Ctx<'a> {
     output: &'a Output,
     /// Results emitted through this context.
     emitted: Cell<usize>,
+    /// Some aggregate's float result could overflow (checks are needed).
+    can_overflow: bool,
 }
 
 impl<'a> Ctx<'a> {
     pub(crate) fn new(specs: &'a [AggregateSpec], output: &'a Output) -> Ctx<'a> {
+        let can_overflow = specs.iter().any(|s| s.function.can_overflow());
         Ctx {
             specs,
             output,
             emitted: Cell::new(0),
+            can_overflow,
         }
+    }
+
+    /// Whether updates and merges need a finiteness check before they
+    /// happen (some aggregate is a float `sum`, `avg`, variance or `ewma`).
+    pub(crate) fn can_overflow(&self) -> bool {
+        self.can_overflow
+    }
+
+    /// The dead-letter error for aggregate `i` refusing an event.
+    pub(crate) fn refused(&self, (i, e): (usize, NonFinite)) -> PlaceError {
+        let name = self.specs.get(i).map_or("?", |s| s.name.as_str());
+        PlaceError::Aggregate(e.named(name))
+    }
+
+    /// An empty accumulator of aggregate `i`.
+    pub(crate) fn fresh_one(&self, i: usize) -> Option<Accumulator> {
+        self.specs.get(i).map(Accumulator::new)
     }
 
     pub(crate) fn emitted(&self) -> usize {
@@ -68,12 +104,50 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// Folds one event's observations into a window's accumulators.
+/// Folds one event's observations into a window's accumulators: all, or
+/// none when an aggregate's result would leave the finite range.
 #[inline]
-pub(crate) fn fold(accs: &mut [Accumulator], obs: &[Observation]) {
-    for (acc, o) in accs.iter_mut().zip(obs) {
-        acc.update(o);
+pub(crate) fn fold(
+    cx: &Ctx<'_>,
+    accs: &mut [Accumulator],
+    obs: &[Observation],
+) -> Result<(), PlaceError> {
+    if cx.can_overflow {
+        fold_all(accs, obs).map_err(|e| cx.refused(e))
+    } else {
+        for (acc, o) in accs.iter_mut().zip(obs) {
+            acc.apply(o);
+        }
+        Ok(())
     }
+}
+
+/// Whether merging each of `parts` into `into` in turn, then folding `obs`
+/// in, keeps every result (and every step) finite; changes nothing. The
+/// steps are those the caller will perform, in the same order, so floats
+/// round alike.
+pub(crate) fn merges_admit(
+    cx: &Ctx<'_>,
+    into: &[Accumulator],
+    parts: &[&[Accumulator]],
+    obs: &[Observation],
+) -> Result<(), PlaceError> {
+    if !cx.can_overflow {
+        return Ok(());
+    }
+    for (i, acc) in into.iter().enumerate().filter(|(_, a)| a.can_overflow()) {
+        let mut probe = acc.clone();
+        for part in parts {
+            if let Some(p) = part.get(i) {
+                let _ = probe.merge(p);
+                probe.check().map_err(|e| cx.refused((i, e)))?;
+            }
+        }
+        if let Some(o) = obs.get(i) {
+            probe.update(o).map_err(|e| cx.refused((i, e)))?;
+        }
+    }
+    Ok(())
 }
 
 /// Merges accumulators of the same specs (sessions joining).

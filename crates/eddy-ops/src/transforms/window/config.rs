@@ -30,7 +30,8 @@ pub struct WindowConfig {
     /// `{ session = "30s" }` (closes after this gap without events),
     /// `{ global = true, count = 100 }` (fires and clears every 100 events
     /// per key) or `{ global = true, every = "10s" }` (emits running totals
-    /// per key every 10 s, never clears).
+    /// per key at every 10 s boundary, covering the events before it; never
+    /// clears).
     pub window: Spanned<WindowKind>,
     /// Which clock places events in windows and closes them: `"event"`
     /// (default; the event time, windows close on watermarks) or
@@ -48,9 +49,30 @@ pub struct WindowConfig {
     pub aggregates: Spanned<Aggregates>,
     /// Global windows only: state of a key not updated for this long (in
     /// the window's time domain) is dropped; a partial `count` window is
-    /// emitted first.
+    /// emitted first, an `every` key once its latest period is also past
+    /// `allowed_lateness`. Without `ttl` a global window keeps at most
+    /// `[pipeline.limits] max_keys` keys per instance; events of further
+    /// keys go to `NAME.dead_letters`.
     #[serde(default)]
     pub ttl: Option<Duration>,
+    /// `{ global = true, every = ".." }` only: which keys a boundary emits.
+    /// `"changed"` (default): the keys with events since their last result.
+    /// `"all"`: every key with events before the boundary, at each
+    /// boundary where any key changed (a boundary nothing changed at emits
+    /// nothing, so a watermark jump costs no more than the data).
+    #[serde(default)]
+    pub emit: Option<Emit>,
+}
+
+/// Which keys a global `every` window emits at a boundary.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Emit {
+    /// Keys whose total changed since their last result.
+    #[default]
+    Changed,
+    /// Every key, whenever a boundary fires.
+    All,
 }
 
 fn no_lateness() -> Duration {
@@ -235,7 +257,11 @@ impl WindowConfig {
 
 impl TransformFactory for WindowConfig {
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Operator>, BuildError> {
-        Ok(Box::new(WindowOperator::new(self, &cx.name)))
+        Ok(Box::new(WindowOperator::new(
+            self,
+            &cx.name,
+            cx.limits.max_keys,
+        )))
     }
 
     fn partitioning(&self) -> Partitioning {
@@ -273,6 +299,16 @@ impl TransformFactory for WindowConfig {
                     )),
                 );
             }
+        }
+        if self.emit.is_some() && !matches!(self.window.get_ref(), WindowKind::GlobalEvery { .. }) {
+            diags.push(
+                Diagnostic::new(
+                    self.window.span(),
+                    "`emit` applies only to `{ global = true, every = \"..\" }` windows"
+                        .to_string(),
+                )
+                .hint("remove `emit`, or use a global window with `every`"),
+            );
         }
         let mut taken: Vec<String> = vec!["window_start".into(), "window_end".into()];
         taken.extend(

@@ -1,15 +1,41 @@
-//! Global windows: one open window per key, fired by a count or at fixed
-//! intervals rather than by window bounds.
+//! Global windows: one window per key, fired by a count or at interval
+//! boundaries rather than by window bounds.
 //!
-//! Results carry `window_start` = the earliest event time in the window and
-//! `window_end` = the trigger time: for `count`, the latest event time in
-//! the window + 1; for `every`, the interval boundary that fired it; at the
-//! end of input (and on TTL expiry), the latest event time + 1.
+//! **`count = N`** folds a key's events in arrival order and emits and
+//! clears the window at its N-th event, labelled `window_start` = its
+//! earliest event time and `window_end` = its latest event time + 1.
+//!
+//! **`every = D`** keeps running totals per key, fired at the boundaries
+//! `k·D` of the window's time domain. The result emitted at boundary `b`
+//! covers exactly the key's events with time < `b` (labelled
+//! `window_start` = the key's earliest such event time, `window_end` = `b`),
+//! however events were batched and however far a watermark jumps: a jump
+//! over many boundaries emits, boundary by boundary in order, what
+//! advancing one boundary at a time would. A key keeps the total of its
+//! fired periods plus one pending accumulator per period `[b − D, b)` with
+//! events not yet fired; an ordered index of pending boundaries drives
+//! firing, so a watermark costs only the keys that changed. With
+//! `emit = "changed"` a boundary emits the keys with events in its period;
+//! with `emit = "all"`, a boundary where any key changed emits every key.
+//! An event whose period already fired is late: within `allowed_lateness`
+//! (the watermark before `b − 1 + allowed_lateness`) it joins the total and
+//! the key is re-emitted once per batch, labelled with its latest boundary
+//! (or the event's, when later); after that it goes to `NAME.late`.
+//!
+//! With `ttl`, a key not updated for that long is dropped (a `count`
+//! window emits its partial result first; an `every` key is kept until its
+//! last period is also past allowed lateness, so a later event for the key
+//! starts afresh rather than silently missing its earlier total). Without
+//! `ttl`, at most `max_keys` keys are kept; an event that would add one
+//! more is refused.
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use eddy_core::time::MAX_TIMESTAMP;
 use eddy_core::{Collector, Timestamp, Value};
 use rustc_hash::FxHashMap;
 
-use super::common::{fold, Ctx, Key};
+use super::common::{cleanup_time, fire_time, fold, merge_all, Ctx, Key, Outcome, PlaceError};
 use crate::aggregate::{Accumulator, Observation};
 
 /// What fires a global window.
@@ -17,120 +43,463 @@ use crate::aggregate::{Accumulator, Observation};
 pub(crate) enum Trigger {
     /// Emit and clear after this many events per key.
     Count(u64),
-    /// Emit running totals at every multiple of this interval.
+    /// Emit running totals at every multiple of this interval (ms, > 0).
     Every(i64),
 }
 
-struct Slot {
+/// How a global window behaves.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Options {
+    pub(crate) trigger: Trigger,
+    /// Drop keys idle this long (window time domain).
+    pub(crate) ttl: Option<i64>,
+    /// `every`: how long after a boundary fired late events still count.
+    pub(crate) lateness: i64,
+    /// `every`: a firing boundary emits every key, not just changed ones.
+    pub(crate) emit_all: bool,
+    /// Most keys kept without `ttl`.
+    pub(crate) max_keys: u64,
+}
+
+/// A period `[end − every, end)` of one key with events not yet fired.
+struct Period {
+    end: Timestamp,
     first: Timestamp,
-    last: Timestamp,
-    count: u64,
     accs: Vec<Accumulator>,
+}
+
+struct KeyState {
+    key: Key,
+    /// `count`: the open window. `every`: the total of fired periods.
+    accs: Vec<Accumulator>,
+    /// Earliest event time in `accs` (`MAX_TIMESTAMP` while empty).
+    first: Timestamp,
+    /// Latest event time seen.
+    last: Timestamp,
+    /// Events in the open `count` window.
+    count: u64,
+    /// `every`: periods with events not yet fired, by ascending end.
+    pending: Vec<Period>,
+    /// `every`: the boundary of the latest result.
+    label: Timestamp,
+    /// `every`: a re-emission is due at the end of the batch at this label.
+    dirty: Option<Timestamp>,
+    /// Has an entry in the expiry index.
+    scheduled: bool,
 }
 
 /// State of global windows.
 pub(crate) struct Global {
-    trigger: Trigger,
-    ttl: Option<i64>,
-    slots: FxHashMap<Key, Slot>,
-    /// The last interval boundary emitted (`every` only).
-    boundary: Option<Timestamp>,
+    opts: Options,
+    ids: FxHashMap<Key, u64>,
+    keys: FxHashMap<u64, KeyState>,
+    next_id: u64,
+    /// `every`: boundary → keys with a pending period ending there, in the
+    /// order their first event of that period arrived.
+    fires: BTreeMap<Timestamp, Vec<u64>>,
+    /// `(due, key id)`: when to look at a key's `ttl` again. An entry may be
+    /// early (the key was updated since); it is then moved to the new time.
+    expiries: BTreeSet<(Timestamp, u64)>,
+    /// Keys to re-emit at the end of the batch.
+    dirty: Vec<u64>,
+}
+
+/// The end of the period `[b − every, b)` containing `t`.
+#[inline]
+fn boundary_after(t: Timestamp, every: i64) -> Option<Timestamp> {
+    t.div_euclid(every).checked_add(1)?.checked_mul(every)
+}
+
+/// When a key may be dropped for `ttl`: idle that long and, for `every`,
+/// its latest period past allowed lateness.
+fn drop_time(opts: &Options, ttl: i64, state: &KeyState) -> Timestamp {
+    let idle = state.last.saturating_add(ttl);
+    match opts.trigger {
+        Trigger::Count(_) => idle,
+        Trigger::Every(every) => {
+            let end = boundary_after(state.last, every).unwrap_or(MAX_TIMESTAMP);
+            idle.max(cleanup_time(end, opts.lateness))
+        }
+    }
 }
 
 impl Global {
-    pub(crate) fn new(trigger: Trigger, ttl: Option<i64>) -> Global {
+    pub(crate) fn new(opts: Options) -> Global {
         Global {
-            trigger,
-            ttl,
-            slots: FxHashMap::default(),
-            boundary: None,
+            opts,
+            ids: FxHashMap::default(),
+            keys: FxHashMap::default(),
+            next_id: 0,
+            fires: BTreeMap::new(),
+            expiries: BTreeSet::new(),
+            dirty: Vec::new(),
         }
     }
 
-    /// Adds an event; a `count` trigger may fire right away.
+    /// Adds an event at `t` with watermark `wm`; a `count` trigger may fire
+    /// right away.
     pub(crate) fn add(
         &mut self,
         t: Timestamp,
         key: &[Value],
         obs: &[Observation],
+        wm: Timestamp,
         cx: &Ctx<'_>,
         out: &mut Collector,
-    ) {
-        let full = match self.slots.get_mut(key) {
-            Some(slot) => update(slot, t, obs, self.trigger),
-            None => {
-                let mut slot = Slot {
-                    first: t,
-                    last: t,
-                    count: 0,
-                    accs: cx.fresh(),
-                };
-                let full = update(&mut slot, t, obs, self.trigger);
-                self.slots.insert(Key::from(key), slot);
-                full
-            }
+    ) -> Result<Outcome, PlaceError> {
+        match self.opts.trigger {
+            Trigger::Count(n) => self.add_count(n, t, key, obs, cx, out),
+            Trigger::Every(every) => self.add_every(every, t, key, obs, wm, cx),
+        }
+    }
+
+    /// The id of `key`, adding it (empty) if new; `true` when new.
+    fn id_for(&mut self, key: &[Value], cx: &Ctx<'_>) -> Result<(u64, bool), PlaceError> {
+        if let Some(&id) = self.ids.get(key) {
+            return Ok((id, false));
+        }
+        if self.opts.ttl.is_none() && self.ids.len() as u64 >= self.opts.max_keys {
+            return Err(PlaceError::TooManyKeys {
+                limit: self.opts.max_keys,
+            });
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let key = Key::from(key);
+        self.ids.insert(key.clone(), id);
+        self.keys.insert(
+            id,
+            KeyState {
+                key,
+                accs: cx.fresh(),
+                first: MAX_TIMESTAMP,
+                last: Timestamp::MIN,
+                count: 0,
+                pending: Vec::new(),
+                label: Timestamp::MIN,
+                dirty: None,
+                scheduled: false,
+            },
+        );
+        Ok((id, true))
+    }
+
+    fn forget(&mut self, id: u64) {
+        if let Some(state) = self.keys.remove(&id) {
+            self.ids.remove(&state.key);
+        }
+    }
+
+    /// Makes sure an updated key has an expiry entry (with `ttl`).
+    fn schedule(&mut self, id: u64) {
+        let Some(ttl) = self.opts.ttl else {
+            return;
         };
-        if full {
-            if let Some(slot) = self.slots.remove(key) {
-                emit_through_last(cx, out, key, &slot);
+        if let Some(state) = self.keys.get_mut(&id) {
+            if !state.scheduled {
+                state.scheduled = true;
+                self.expiries
+                    .insert((drop_time(&self.opts, ttl, state), id));
             }
         }
     }
 
-    /// Time (watermark or wall clock) reached `now`: emit running totals at
-    /// a new interval boundary, then expire idle keys.
+    fn add_count(
+        &mut self,
+        n: u64,
+        t: Timestamp,
+        key: &[Value],
+        obs: &[Observation],
+        cx: &Ctx<'_>,
+        out: &mut Collector,
+    ) -> Result<Outcome, PlaceError> {
+        let (id, new) = self.id_for(key, cx)?;
+        let Some(state) = self.keys.get_mut(&id) else {
+            return Ok(Outcome::Accepted);
+        };
+        if let Err(e) = fold(cx, &mut state.accs, obs) {
+            if new {
+                self.forget(id);
+            }
+            return Err(e);
+        }
+        state.first = state.first.min(t);
+        state.last = state.last.max(t);
+        state.count += 1;
+        if state.count >= n {
+            emit_through_last(cx, out, state);
+            self.forget(id);
+        } else {
+            self.schedule(id);
+        }
+        Ok(Outcome::Accepted)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_every(
+        &mut self,
+        every: i64,
+        t: Timestamp,
+        key: &[Value],
+        obs: &[Observation],
+        wm: Timestamp,
+        cx: &Ctx<'_>,
+    ) -> Result<Outcome, PlaceError> {
+        let end = boundary_after(t, every).ok_or(PlaceError::OutOfRange(t))?;
+        if cleanup_time(end, self.opts.lateness) <= wm {
+            return Ok(Outcome::Late);
+        }
+        let late = fire_time(end) <= wm;
+        let (id, new) = self.id_for(key, cx)?;
+        let Some(state) = self.keys.get_mut(&id) else {
+            return Ok(Outcome::Accepted);
+        };
+        let was_dirty = state.dirty.is_some();
+        let placed = if late {
+            fold_late(state, end, t, obs, cx)
+        } else {
+            fold_pending(state, end, t, obs, cx)
+        };
+        match placed {
+            Ok(opened) => {
+                if opened {
+                    self.fires.entry(end).or_default().push(id);
+                }
+                if !was_dirty && state.dirty.is_some() {
+                    self.dirty.push(id);
+                }
+                state.last = state.last.max(t);
+                self.schedule(id);
+                Ok(Outcome::Accepted)
+            }
+            Err(e) => {
+                if new {
+                    self.forget(id);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Re-emits keys that late events updated in this batch.
+    pub(crate) fn flush(&mut self, cx: &Ctx<'_>, out: &mut Collector) {
+        for id in self.dirty.drain(..) {
+            let Some(state) = self.keys.get_mut(&id) else {
+                continue;
+            };
+            if let Some(label) = state.dirty.take() {
+                state.label = state.label.max(label);
+                cx.emit(out, state.first, state.label, &state.key, &state.accs);
+            }
+        }
+    }
+
+    /// Time (watermark or wall clock) reached `now`: fire every boundary it
+    /// passed, in order, then drop keys idle past `ttl`.
     pub(crate) fn advance(&mut self, now: Timestamp, cx: &Ctx<'_>, out: &mut Collector) {
-        if let Trigger::Every(every) = self.trigger {
-            // The latest boundary b with b - 1 <= now, as for window ends.
-            let boundary = now
-                .checked_add(1)
-                .and_then(|n| n.div_euclid(every).checked_mul(every));
-            if let Some(b) = boundary {
-                if self.boundary.is_none_or(|prev| b > prev) {
-                    self.boundary = Some(b);
-                    for (key, slot) in &self.slots {
-                        cx.emit(out, slot.first, b, key, &slot.accs);
+        while let Some(entry) = self.fires.first_entry() {
+            let b = *entry.key();
+            if fire_time(b) > now {
+                break;
+            }
+            let ids = entry.remove();
+            for id in &ids {
+                let Some(state) = self.keys.get_mut(id) else {
+                    continue;
+                };
+                let Some(i) = state.pending.iter().position(|p| p.end == b) else {
+                    continue;
+                };
+                let period = state.pending.remove(i);
+                merge_all(&mut state.accs, &period.accs);
+                state.first = state.first.min(period.first);
+                if !self.opts.emit_all {
+                    state.label = b;
+                    cx.emit(out, state.first, b, &state.key, &state.accs);
+                }
+            }
+            if self.opts.emit_all {
+                let mut all: Vec<u64> = self
+                    .keys
+                    .iter()
+                    .filter(|(_, s)| s.first < b)
+                    .map(|(id, _)| *id)
+                    .collect();
+                all.sort_unstable();
+                for id in all {
+                    if let Some(state) = self.keys.get_mut(&id) {
+                        state.label = b;
+                        cx.emit(out, state.first, b, &state.key, &state.accs);
                     }
                 }
             }
         }
-        if let Some(ttl) = self.ttl {
-            let trigger = self.trigger;
-            self.slots.retain(|key, slot| {
-                let idle = now.saturating_sub(slot.last) >= ttl;
-                if idle && matches!(trigger, Trigger::Count(_)) {
-                    emit_through_last(cx, out, key, slot);
-                }
-                !idle
-            });
+        self.expire(now, cx, out);
+    }
+
+    /// Drops keys whose `ttl` passed by `now`.
+    fn expire(&mut self, now: Timestamp, cx: &Ctx<'_>, out: &mut Collector) {
+        let Some(ttl) = self.opts.ttl else {
+            return;
+        };
+        while let Some(&(due, id)) = self.expiries.first() {
+            if due > now {
+                break;
+            }
+            self.expiries.pop_first();
+            let Some(state) = self.keys.get_mut(&id) else {
+                continue;
+            };
+            let due = drop_time(&self.opts, ttl, state);
+            if due > now || !state.pending.is_empty() {
+                // Updated since, or (never expected) still holding
+                // unfired events: look again later.
+                let later = if due > now {
+                    due
+                } else {
+                    now.saturating_add(1)
+                };
+                self.expiries.insert((later, id));
+                continue;
+            }
+            if let Trigger::Count(_) = self.opts.trigger {
+                emit_through_last(cx, out, state);
+            }
+            self.forget(id);
         }
     }
 
-    /// End of input: emit every open window.
+    /// End of input (after a final watermark of +infinity fired every
+    /// pending period): emit every open `count` window.
     pub(crate) fn finish(&mut self, cx: &Ctx<'_>, out: &mut Collector) {
-        for (key, slot) in self.slots.drain() {
-            emit_through_last(cx, out, &key, &slot);
+        if let Trigger::Count(_) = self.opts.trigger {
+            let mut ids: Vec<u64> = self.keys.keys().copied().collect();
+            ids.sort_unstable();
+            for id in ids {
+                if let Some(state) = self.keys.get(&id) {
+                    emit_through_last(cx, out, state);
+                }
+            }
+        }
+        self.keys.clear();
+        self.ids.clear();
+        self.fires.clear();
+        self.expiries.clear();
+    }
+}
+
+/// Folds an event whose period (ending at `end`) is still open into that
+/// period; returns whether the period is new.
+fn fold_pending(
+    state: &mut KeyState,
+    end: Timestamp,
+    t: Timestamp,
+    obs: &[Observation],
+    cx: &Ctx<'_>,
+) -> Result<bool, PlaceError> {
+    admit_chain(state, Some(end), obs, cx)?;
+    match state.pending.binary_search_by_key(&end, |p| p.end) {
+        Ok(i) => {
+            let p = &mut state.pending[i];
+            fold(cx, &mut p.accs, obs)?;
+            p.first = p.first.min(t);
+            Ok(false)
+        }
+        Err(i) => {
+            let mut accs = cx.fresh();
+            fold(cx, &mut accs, obs)?;
+            state.pending.insert(
+                i,
+                Period {
+                    end,
+                    first: t,
+                    accs,
+                },
+            );
+            Ok(true)
         }
     }
 }
 
-/// Emits `slot` as a window ending just after its latest event.
-fn emit_through_last(cx: &Ctx<'_>, out: &mut Collector, key: &[Value], slot: &Slot) {
+/// Folds a late event (its period, ending at `end`, already fired) into the
+/// total and marks the key for re-emission.
+fn fold_late(
+    state: &mut KeyState,
+    end: Timestamp,
+    t: Timestamp,
+    obs: &[Observation],
+    cx: &Ctx<'_>,
+) -> Result<bool, PlaceError> {
+    admit_chain(state, None, obs, cx)?;
+    fold(cx, &mut state.accs, obs)?;
+    state.first = state.first.min(t);
+    let label = state.label.max(end);
+    state.dirty = Some(state.dirty.map_or(label, |d| d.max(label)));
+    Ok(false)
+}
+
+/// Whether folding `obs` into the total (`target` None) or into the period
+/// ending at `target`, and then firing every pending period into the total
+/// in order, keeps each float aggregate finite at every step: the merges
+/// firing will do are then known to succeed. Changes nothing.
+fn admit_chain(
+    state: &KeyState,
+    target: Option<Timestamp>,
+    obs: &[Observation],
+    cx: &Ctx<'_>,
+) -> Result<(), PlaceError> {
+    if !cx.can_overflow() {
+        return Ok(());
+    }
+    for (i, total) in state.accs.iter().enumerate() {
+        if !total.can_overflow() {
+            continue;
+        }
+        let (Some(o), Some(empty)) = (obs.get(i), cx.fresh_one(i)) else {
+            continue;
+        };
+        let refused = |e| cx.refused((i, e));
+        let mut probe = total.clone();
+        let mut placed = target.is_none();
+        if placed {
+            probe.update(o).map_err(refused)?;
+        }
+        let merge = |probe: &mut Accumulator, part: &Accumulator| {
+            let _ = probe.merge(part);
+            probe.check().map_err(refused)
+        };
+        for period in &state.pending {
+            if let Some(end) = target.filter(|e| !placed && *e <= period.end) {
+                let mut own = if end == period.end {
+                    period.accs[i].clone()
+                } else {
+                    empty.clone()
+                };
+                own.update(o).map_err(refused)?;
+                merge(&mut probe, &own)?;
+                placed = true;
+                if end == period.end {
+                    continue;
+                }
+            }
+            merge(&mut probe, &period.accs[i])?;
+        }
+        if !placed {
+            let mut own = empty;
+            own.update(o).map_err(refused)?;
+            merge(&mut probe, &own)?;
+        }
+    }
+    Ok(())
+}
+
+/// Emits a `count` window as ending just after its latest event.
+fn emit_through_last(cx: &Ctx<'_>, out: &mut Collector, state: &KeyState) {
     cx.emit(
         out,
-        slot.first,
-        slot.last.saturating_add(1),
-        key,
-        &slot.accs,
+        state.first,
+        state.last.saturating_add(1),
+        &state.key,
+        &state.accs,
     );
-}
-
-/// Folds an event into `slot`; returns whether a count trigger is due.
-#[inline]
-fn update(slot: &mut Slot, t: Timestamp, obs: &[Observation], trigger: Trigger) -> bool {
-    fold(&mut slot.accs, obs);
-    slot.first = slot.first.min(t);
-    slot.last = slot.last.max(t);
-    slot.count += 1;
-    matches!(trigger, Trigger::Count(n) if slot.count >= n)
 }

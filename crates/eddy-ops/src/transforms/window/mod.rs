@@ -36,21 +36,26 @@
 //!
 //! `{ global = true, count = N }` emits and clears a key's window at its
 //! N-th event (`window_end` = latest event time + 1);
-//! `{ global = true, every = "10s" }` emits every key's running totals each
-//! time the watermark (or the wall clock, with `time = "processing"`)
-//! passes a multiple of the interval (`window_end` = that multiple). Global
-//! windows have no late events.
+//! `{ global = true, every = "10s" }` emits running totals at the
+//! boundaries `k·every` of event time (or of the wall clock, with
+//! `time = "processing"`): the result at boundary `b` covers exactly the
+//! key's events before `b`, independent of batching, with `emit` choosing
+//! changed keys or all keys, and late events handled as for tumbling
+//! windows of size `every`. Without `ttl` at most `max_keys` keys are kept.
+//! See the `global` module for the details.
 
 mod aligned;
 mod common;
 mod config;
 mod global;
+#[cfg(test)]
+mod global_tests;
 mod operator;
 mod output;
 mod session;
 #[cfg(test)]
 mod tests;
 
-pub use config::{Aggregates, KeyExprs, TimeDomain, WindowConfig, WindowKind};
+pub use config::{Aggregates, Emit, KeyExprs, TimeDomain, WindowConfig, WindowKind};
 pub use operator::WindowOperator;
 pub use output::key_field_names;

@@ -6,8 +6,8 @@ use eddy_core::{Batch, Collector, Event, Expression, Operator, Port, Timestamp, 
 
 use super::aligned::Aligned;
 use super::common::{Ctx, Outcome};
-use super::config::{TimeDomain, WindowConfig, WindowKind};
-use super::global::{Global, Trigger};
+use super::config::{Emit, TimeDomain, WindowConfig, WindowKind};
+use super::global::{Global, Options, Trigger};
 use super::output::Output;
 use super::session::Sessions;
 use crate::aggregate::{AggregateSpec, Observation};
@@ -73,9 +73,19 @@ fn evaluate(
 }
 
 impl WindowOperator {
-    /// An operator for `config`, named `name` in dead letters.
-    pub fn new(config: &WindowConfig, name: &str) -> WindowOperator {
+    /// An operator for `config`, named `name` in dead letters, keeping at
+    /// most `max_keys` keys in a global window without `ttl`.
+    pub fn new(config: &WindowConfig, name: &str, max_keys: u64) -> WindowOperator {
         let lateness = config.allowed_lateness.ms();
+        let global = |trigger| {
+            State::Global(Global::new(Options {
+                trigger,
+                ttl: config.ttl.map(|d| d.ms()),
+                lateness,
+                emit_all: config.emit == Some(Emit::All),
+                max_keys,
+            }))
+        };
         let state = match *config.window.get_ref() {
             WindowKind::Tumbling { size } => {
                 State::Aligned(Aligned::new(size.ms(), size.ms(), lateness))
@@ -84,14 +94,8 @@ impl WindowOperator {
                 State::Aligned(Aligned::new(size.ms(), every.ms(), lateness))
             }
             WindowKind::Session { gap } => State::Sessions(Sessions::new(gap.ms(), lateness)),
-            WindowKind::GlobalCount { count } => State::Global(Global::new(
-                Trigger::Count(count),
-                config.ttl.map(|d| d.ms()),
-            )),
-            WindowKind::GlobalEvery { every } => State::Global(Global::new(
-                Trigger::Every(every.ms()),
-                config.ttl.map(|d| d.ms()),
-            )),
+            WindowKind::GlobalCount { count } => global(Trigger::Count(count)),
+            WindowKind::GlobalEvery { every } => global(Trigger::Every(every.ms().max(1))),
         };
         let specs = config.specs().to_vec();
         WindowOperator {
@@ -172,21 +176,27 @@ impl Operator for WindowOperator {
                     self.watermark,
                     &cx,
                 ),
-                State::Global(g) => {
-                    g.add(time, &self.scratch.key, &self.scratch.obs, &cx, out);
-                    Ok(Outcome::Accepted)
-                }
+                State::Global(g) => g.add(
+                    time,
+                    &self.scratch.key,
+                    &self.scratch.obs,
+                    self.watermark,
+                    &cx,
+                    out,
+                ),
             };
             match placed {
                 Ok(Outcome::Accepted) => {}
                 Ok(Outcome::Late) => out.push(Port::Late, event),
-                Err(e) => out.dead_letter(&self.name, e.to_string(), &event),
+                Err(e) => {
+                    out.dead_letter(&self.name, format!("window `{}`: {e}", self.name), &event)
+                }
             }
         }
         match &mut self.state {
             State::Aligned(a) => a.flush(&cx, out),
             State::Sessions(s) => s.flush(&cx, out),
-            State::Global(_) => {}
+            State::Global(g) => g.flush(&cx, out),
         }
         stamp(&mut self.pending_origin, out, cx.emitted());
     }

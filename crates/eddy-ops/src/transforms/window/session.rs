@@ -12,7 +12,9 @@ use std::collections::BTreeSet;
 use eddy_core::{Collector, Timestamp, Value};
 use rustc_hash::FxHashMap;
 
-use super::common::{cleanup_time, fire_time, fold, merge_all, Ctx, Key, Outcome, PlaceError};
+use super::common::{
+    cleanup_time, fire_time, fold, merge_all, merges_admit, Ctx, Key, Outcome, PlaceError,
+};
 use crate::aggregate::{Accumulator, Observation};
 
 struct Session {
@@ -108,6 +110,11 @@ impl Sessions {
             (lo, None)
         } else {
             if hi - lo > 1 {
+                // Merging then folding must keep every aggregate finite;
+                // check before changing anything.
+                let parts: Vec<&[Accumulator]> =
+                    list[lo + 1..hi].iter().map(|s| &s.accs[..]).collect();
+                merges_admit(cx, &list[lo].accs, &parts, obs)?;
                 // The event bridges sessions: fold the later ones into the first.
                 let rest: Vec<Session> = list.drain(lo + 1..hi).collect();
                 let first = &mut list[lo];
@@ -124,7 +131,7 @@ impl Sessions {
             (lo, Some(old))
         };
         let s = &mut list[idx];
-        fold(&mut s.accs, obs);
+        fold(cx, &mut s.accs, obs)?;
         s.fired = fire_time(s.end) <= wm;
         if old_end != Some(s.end) {
             let due = if s.fired {

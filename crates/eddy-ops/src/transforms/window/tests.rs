@@ -13,22 +13,22 @@ use proptest::prelude::*;
 use super::{WindowConfig, WindowKind, WindowOperator};
 
 /// Deserialises a `[transforms.w]` body.
-fn parse(body: &str) -> Result<WindowConfig, String> {
+pub(super) fn parse(body: &str) -> Result<WindowConfig, String> {
     let text = format!("[transforms.w]\ntype = \"window\"\ninputs = [\"src\"]\n{body}\n");
     let (doc, diags) = parse_document(&text, &[]);
     assert!(diags.is_empty(), "{diags:?}");
     deserialize_body::<WindowConfig>(&doc.components[0].body).map_err(|d| d.message)
 }
 
-fn config(body: &str) -> WindowConfig {
+pub(super) fn config(body: &str) -> WindowConfig {
     parse(body).unwrap_or_else(|e| panic!("{e}\n{body}"))
 }
 
-fn operator(body: &str) -> WindowOperator {
-    WindowOperator::new(&config(body), "w")
+pub(super) fn operator(body: &str) -> WindowOperator {
+    WindowOperator::new(&config(body), "w", u64::MAX)
 }
 
-fn ev(t: i64, fields: &[(&str, Value)]) -> Event {
+pub(super) fn ev(t: i64, fields: &[(&str, Value)]) -> Event {
     let mut f = Fields::default();
     for (k, v) in fields {
         f.push(Sym::intern(k), v.clone());
@@ -36,15 +36,15 @@ fn ev(t: i64, fields: &[(&str, Value)]) -> Event {
     Event::new(t, f)
 }
 
-fn get<'a>(e: &'a Event, name: &str) -> &'a Value {
+pub(super) fn get<'a>(e: &'a Event, name: &str) -> &'a Value {
     e.get(Sym::intern(name)).unwrap_or(&Value::Null)
 }
 
-fn names(e: &Event) -> Vec<&'static str> {
+pub(super) fn names(e: &Event) -> Vec<&'static str> {
     e.fields.iter().map(|(k, _)| k.as_str()).collect()
 }
 
-fn ts(ms: i64) -> Value {
+pub(super) fn ts(ms: i64) -> Value {
     Value::str(&format_rfc3339(ms))
 }
 
@@ -288,8 +288,10 @@ fn global_every_emits_running_totals_without_purging() {
     op.process(0, Batch::new(vec![e(15)], 0), &mut out);
     op.on_watermark(30, &mut out);
     let second = out.take(Port::Main);
+    assert_eq!(second.len(), 1, "only the boundary after the new event");
     assert_eq!(get(&second[0], "n"), &Value::Int(3));
-    assert_eq!(get(&second[0], "window_end"), &ts(30));
+    assert_eq!(get(&second[0], "window_end"), &ts(20));
+    assert_eq!(get(&second[0], "window_start"), &ts(1));
 }
 
 static CLOCK: AtomicI64 = AtomicI64::new(0);
@@ -332,16 +334,16 @@ fn processing_time_windows_use_the_operator_clock() {
 
 /// One generated input event.
 #[derive(Clone, Debug)]
-struct In {
-    id: i64,
-    t: i64,
-    k: i64,
-    v: i64,
+pub(super) struct In {
+    pub(super) id: i64,
+    pub(super) t: i64,
+    pub(super) k: i64,
+    pub(super) v: i64,
 }
 
 /// What the simulated source does next.
 #[derive(Clone, Debug)]
-enum Op {
+pub(super) enum Op {
     Batch(Vec<usize>),
     Watermark(i64),
 }
@@ -353,7 +355,7 @@ const BOUND: i64 = 40;
 /// Random out-of-order input: times increase by 0..20 per event, minus a
 /// jitter of 0..120; batches end at random and a watermark
 /// `max_seen - BOUND` (never decreasing) follows some batches.
-fn simulation() -> impl Strategy<Value = (Vec<In>, Vec<Op>)> {
+pub(super) fn simulation() -> impl Strategy<Value = (Vec<In>, Vec<Op>)> {
     prop::collection::vec((0i64..20, 0i64..120, 0i64..3, -50i64..50, 0u8..8), 1..300).prop_map(
         |raw| {
             let (mut base, mut max_seen, mut wm) = (1_000i64, i64::MIN, i64::MIN);
@@ -383,12 +385,12 @@ fn simulation() -> impl Strategy<Value = (Vec<In>, Vec<Op>)> {
     )
 }
 
-const AGGS: &str =
+pub(super) const AGGS: &str =
     "aggregates = { n = \"count()\", s = \"sum(v)\", lo = \"min(v)\", hi = \"max(v)\", \
                     mean = \"avg(v)\", f = \"first(v)\", l = \"last(v)\" }";
-const AGG_NAMES: [&str; 7] = ["n", "s", "lo", "hi", "mean", "f", "l"];
+pub(super) const AGG_NAMES: [&str; 7] = ["n", "s", "lo", "hi", "mean", "f", "l"];
 
-fn body(keyed: bool, window: &str, lateness: i64) -> String {
+pub(super) fn body(keyed: bool, window: &str, lateness: i64) -> String {
     let key = if keyed { "key = \"k\"\n" } else { "" };
     let late = if lateness > 0 {
         format!("allowed_lateness = \"{lateness}ms\"\n")
@@ -399,7 +401,7 @@ fn body(keyed: bool, window: &str, lateness: i64) -> String {
 }
 
 /// The expected aggregates of a group of events (arrival order = id order).
-fn expected(group: &[&In]) -> Vec<Value> {
+pub(super) fn expected(group: &[&In]) -> Vec<Value> {
     let n = group.len() as i64;
     let sum: i64 = group.iter().map(|e| e.v).sum();
     let first = group.iter().min_by_key(|e| (e.t, e.id)).map(|e| e.v);
@@ -415,15 +417,15 @@ fn expected(group: &[&In]) -> Vec<Value> {
     ]
 }
 
-struct Run {
+pub(super) struct Run {
     /// Results in emission order.
-    results: Vec<Event>,
+    pub(super) results: Vec<Event>,
     /// Ids of events emitted on the late port, in order.
-    late: Vec<i64>,
+    pub(super) late: Vec<i64>,
 }
 
 /// Feeds the simulation to a fresh operator, then finishes it.
-fn run(body: &str, events: &[In], ops: &[Op], keyed: bool) -> Run {
+pub(super) fn run(body: &str, events: &[In], ops: &[Op], keyed: bool) -> Run {
     let mut op = operator(body);
     let mut out = Collector::new();
     let mut run = Run {
