@@ -192,7 +192,7 @@ impl Expression {
             Value::Bool(b) => Ok(*b),
             other => Err(EvalError::new(format!(
                 "condition `{}` produced {} ({}), not a bool",
-                self.source,
+                excerpt(&self.source),
                 other.type_name(),
                 crate::json::value_to_json_string(other)
             ))),
@@ -231,8 +231,20 @@ impl PartialEq for Expression {
 impl<'de> Deserialize<'de> for Expression {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Expression, D::Error> {
         let text = String::deserialize(d)?;
-        Expression::compile(&text)
-            .map_err(|e| serde::de::Error::custom(format!("bad expression `{text}`: {e}")))
+        Expression::compile(&text).map_err(|e| {
+            serde::de::Error::custom(format!("bad expression `{}`: {e}", excerpt(&text)))
+        })
+    }
+}
+
+/// The start of an expression's text for a message: at most 80 characters,
+/// so a config error about a 20 KB expression stays readable (the column
+/// in the message points into the whole text).
+pub fn excerpt(text: &str) -> std::borrow::Cow<'_, str> {
+    const SHOWN: usize = 80;
+    match text.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{}…", &text[..cut]).into(),
+        None => text.into(),
     }
 }
 

@@ -560,3 +560,19 @@ proptest! {
         prop_assert_eq!(Expression::compile("a < f").unwrap().eval_bool(&ev), Ok(want));
     }
 }
+
+/// A config error about a huge expression quotes only its start.
+#[test]
+fn messages_quote_an_excerpt_of_long_expressions() {
+    let text = vec!["a"; 5_000].join(" + ");
+    let err = toml::from_str::<std::collections::BTreeMap<String, Expression>>(&format!(
+        "e = \"{text}\""
+    ))
+    .unwrap_err();
+    // The message, as diagnostics show it (without the TOML source line).
+    let err = err.message();
+    assert!(err.contains("nests too deeply"), "{err}");
+    assert!(err.len() < 600, "{} bytes: {err}", err.len());
+    assert_eq!(super::excerpt("short"), "short");
+    assert_eq!(super::excerpt(&"é".repeat(100)).chars().count(), 81);
+}

@@ -58,7 +58,10 @@ impl Operator for Filter {
             .retain(|event| match condition.eval_bool(event) {
                 Ok(keep) => keep,
                 Err(e) => {
-                    let reason = format!("condition `{}` failed: {e}", condition.source());
+                    let reason = format!(
+                        "condition `{}` failed: {e}",
+                        eddy_core::expr::excerpt(condition.source())
+                    );
                     out.dead_letter(name, reason, event);
                     false
                 }

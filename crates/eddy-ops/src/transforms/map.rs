@@ -114,7 +114,8 @@ fn expression_table<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Vec<(FieldPath, Expression)>, D::Error> {
     ordered_table(d, |text| {
-        Expression::compile(text).map_err(|e| format!("bad expression `{text}`: {e}"))
+        Expression::compile(text)
+            .map_err(|e| format!("bad expression `{}`: {e}", eddy_core::expr::excerpt(text)))
     })
 }
 
@@ -245,7 +246,10 @@ impl Operator for Map {
                 match expr.eval(event) {
                     Ok(v) => values.push(v),
                     Err(e) => {
-                        let reason = format!("set `{path}` = `{}` failed: {e}", expr.source());
+                        let reason = format!(
+                            "set `{path}` = `{}` failed: {e}",
+                            eddy_core::expr::excerpt(expr.source())
+                        );
                         out.dead_letter(name, reason, event);
                         return false;
                     }

@@ -205,7 +205,12 @@ impl<'de> Deserialize<'de> for KeyExprs {
 }
 
 fn compile_key<E: de::Error>(text: &str) -> Result<Expression, E> {
-    Expression::compile(text).map_err(|e| E::custom(format!("bad key expression `{text}`: {e}")))
+    Expression::compile(text).map_err(|e| {
+        E::custom(format!(
+            "bad key expression `{}`: {e}",
+            eddy_core::expr::excerpt(text)
+        ))
+    })
 }
 
 /// The aggregates, parsed, in the order written.

@@ -55,9 +55,13 @@ fn evaluate(
 ) -> Result<(), String> {
     scratch.key.clear();
     for k in keys {
-        let v = k
-            .eval(event)
-            .map_err(|e| format!("key `{}`: {}", k.source(), e.message))?;
+        let v = k.eval(event).map_err(|e| {
+            format!(
+                "key `{}`: {}",
+                eddy_core::expr::excerpt(k.source()),
+                e.message
+            )
+        })?;
         scratch.key.push(v);
     }
     scratch.obs.clear();
