@@ -239,4 +239,34 @@ mod tests {
         huge.add(-1e308);
         assert!(!huge.is_finite(), "a variance near 4e615 is refused");
     }
+
+    /// The variance against an exact big-integer oracle of
+    /// `(n·Σx² − (Σx)²) / n²`, on cancellation-heavy data, in any order.
+    #[test]
+    fn matches_an_exact_oracle() {
+        use super::super::exact::tests::{round_units, units};
+        use num_bigint::BigInt;
+        use proptest::prelude::*;
+        let value = prop_oneof![
+            (-1000i64..1000).prop_map(|i| 1e9 + i as f64 * 1e-3),
+            (-1000i64..1000).prop_map(|i| 1e16 + i as f64 * 2.0),
+            prop::sample::select(vec![1e16, -1e16, 1.0, 0.1, 3e-200, 1e130, -1e130]),
+            (-1.0f64..1.0, -200i32..140).prop_map(|(m, e)| m * 10f64.powi(e)),
+        ];
+        proptest!(|(xs in prop::collection::vec(value, 1..30))| {
+            let (mut fwd, mut rev) = (Moments::default(), Moments::default());
+            xs.iter().for_each(|x| fwd.add(*x));
+            xs.iter().rev().for_each(|x| rev.add(*x));
+            let n = BigInt::from(xs.len());
+            let u: Vec<BigInt> = xs.iter().map(|x| units(*x)).collect();
+            let sum: BigInt = u.iter().sum();
+            let squares: BigInt = u.iter().map(|a| a * a).sum();
+            // D in units of 2^-2148; back to units of 2^-1074, rounded.
+            let d: BigInt = (&n * squares - &sum * &sum) >> 1074u32;
+            let want = round_units(&d) / xs.len() as f64 / xs.len() as f64;
+            let got = fwd.population_variance().unwrap_or(f64::NAN);
+            prop_assert_eq!(got.to_bits(), rev.population_variance().unwrap_or(f64::NAN).to_bits());
+            prop_assert!((got - want).abs() <= 1e-14 * want + 1e-300, "{} vs {}", got, want);
+        });
+    }
 }

@@ -416,4 +416,27 @@ mod tests {
         let top = all.top();
         assert_eq!(top, vec![(&Value::str("a"), 3), (&Value::str("b"), 2)]);
     }
+
+    /// With exactly `capacity` distinct values, a full summary is still
+    /// exact: split and merged in any order it equals the single pass.
+    #[test]
+    fn a_full_but_exact_summary_merges_exactly() {
+        let stream: Vec<i64> = (0..1_000).map(|i| (i * 7919) % 100).collect();
+        let mut all = SpaceSaving::new(3);
+        stream.iter().for_each(|v| all.add(&Value::Int(*v)));
+        for cut in [1, 250, 999] {
+            let (mut a, mut b) = (SpaceSaving::new(3), SpaceSaving::new(3));
+            stream[..cut].iter().for_each(|v| a.add(&Value::Int(*v)));
+            stream[cut..]
+                .iter()
+                .rev()
+                .for_each(|v| b.add(&Value::Int(*v)));
+            b.merge(&a);
+            assert_eq!(b.result(), all.result(), "cut {cut}");
+            assert_eq!(b.floor(), 0, "nothing was evicted");
+        }
+        // Ties of count: smaller values first.
+        let top: Vec<i64> = all.top().iter().filter_map(|(v, _)| v.as_i64()).collect();
+        assert_eq!(top, vec![0, 1, 2]);
+    }
 }
