@@ -17,7 +17,7 @@
 //! about 2^-1000 of its leading term can round, the same way whatever the
 //! history of the sums.
 
-use super::exact::{exponent, pow2, scale, ExactSum};
+use super::exact::{exponent, pow2, scale, two_product, ExactSum};
 
 /// Values at or above 2^400 in magnitude square into the `big` sum.
 const BIG: f64 = pow2(400);
@@ -42,8 +42,13 @@ pub struct Moments {
     n: u64,
     /// Σx · 2^-64.
     sum: ExactSum,
-    /// Σx² over `SMALL ≤ |x| < BIG`.
+    /// Σx² over `SMALL ≤ |x| < BIG`: the rounded squares here, their
+    /// rounding errors in `square_errors`. Apart, each sum's terms line up
+    /// within the fixed-point part of [`ExactSum`] for values of similar
+    /// magnitude (together they would span over 106 bits and fall back to
+    /// its slower list).
     squares: ExactSum,
+    square_errors: ExactSum,
     /// Σx² of the values outside that range, once one is seen.
     wide: Option<Box<WideSquares>>,
 }
@@ -66,7 +71,9 @@ impl Moments {
         self.sum.add(x * pow2(-SUM_SHIFT));
         let a = x.abs();
         if (SMALL..BIG).contains(&a) {
-            self.squares.add_product(x, x);
+            let (square, error) = two_product(x, x);
+            self.squares.add(square);
+            self.square_errors.add(error);
         } else if a != 0.0 {
             let wide = self.wide.get_or_insert_with(Box::default);
             if a >= BIG {
@@ -84,6 +91,7 @@ impl Moments {
         self.n += o.n;
         self.sum.merge(&o.sum);
         self.squares.merge(&o.squares);
+        self.square_errors.merge(&o.square_errors);
         if let Some(theirs) = &o.wide {
             let ours = self.wide.get_or_insert_with(Box::default);
             ours.big.merge(&theirs.big);
@@ -109,6 +117,7 @@ impl Moments {
             .is_none_or(|w| w.big.is_finite() && w.small.is_finite());
         self.sum.is_finite()
             && self.squares.is_finite()
+            && self.square_errors.is_finite()
             && wide_finite
             && self.population_variance().is_none_or(f64::is_finite)
             && self.sample_variance().is_none_or(f64::is_finite)
@@ -138,6 +147,7 @@ impl Moments {
         let sum_head = self.sum.canonical().next().unwrap_or(0.0);
         let sq_heads = [
             (self.squares.canonical().next(), 0),
+            (self.square_errors.canonical().next(), 0),
             (
                 self.wide.as_ref().and_then(|w| w.big.canonical().next()),
                 2 * SHIFT,
@@ -160,6 +170,7 @@ impl Moments {
         let mut d = ExactSum::default();
         let squares = [
             (Some(&self.squares), 0),
+            (Some(&self.square_errors), 0),
             (self.wide.as_ref().map(|w| &w.big), 2 * SHIFT),
             (self.wide.as_ref().map(|w| &w.small), -2 * SHIFT),
         ];
