@@ -112,8 +112,9 @@ pub enum Accumulator {
     Min(Option<Value>),
     /// `max(x)`.
     Max(Option<Value>),
-    /// `stddev`, `variance`, `stddev_pop`, `var_pop`.
-    Moments(Moments, MomentKind),
+    /// `stddev`, `variance`, `stddev_pop`, `var_pop` (boxed: three exact
+    /// sums would triple the size of every accumulator).
+    Moments(Box<Moments>, MomentKind),
     /// `first(x)`.
     First(Option<Stamped>),
     /// `last(x)`.
@@ -142,10 +143,10 @@ impl Accumulator {
             Function::Avg => Accumulator::Avg(NumericSum::default()),
             Function::Min => Accumulator::Min(None),
             Function::Max => Accumulator::Max(None),
-            Function::Stddev => Accumulator::Moments(Moments::default(), MomentKind::Stddev),
-            Function::Variance => Accumulator::Moments(Moments::default(), MomentKind::Variance),
-            Function::StddevPop => Accumulator::Moments(Moments::default(), MomentKind::StddevPop),
-            Function::VarPop => Accumulator::Moments(Moments::default(), MomentKind::VarPop),
+            Function::Stddev => Accumulator::Moments(Box::default(), MomentKind::Stddev),
+            Function::Variance => Accumulator::Moments(Box::default(), MomentKind::Variance),
+            Function::StddevPop => Accumulator::Moments(Box::default(), MomentKind::StddevPop),
+            Function::VarPop => Accumulator::Moments(Box::default(), MomentKind::VarPop),
             Function::First => Accumulator::First(None),
             Function::Last => Accumulator::Last(None),
             Function::Quantile(q) => Accumulator::Quantile(Box::default(), q),
