@@ -1,100 +1,151 @@
 //! Exponentially time-decayed averages.
+//!
+//! `ewma(x, h)` is `Σ v·2^(t/h) / Σ 2^(t/h)` over values `v` at event times
+//! `t`: the average as seen from the latest event time, where a value one
+//! half-life older weighs half as much. A weight is split into a power of
+//! two and a fraction, `2^(t/h) = 2^q · 2^(r/h)` with `q = ⌊t/h⌋` and
+//! `r = t − q·h` computed on integers, so each value's weight is the same
+//! double whenever it is seen. The numerator and the denominator are exact
+//! sums ([`ExactSum`]) of those terms, one pair per block of 64
+//! half-lives; the result is the quotient of the two correctly rounded
+//! totals. It depends only on the multiset of `(t, v)`, never on their
+//! order or on how partial averages were merged.
+//!
+//! Blocks more than [`KEPT_BLOCKS`] blocks (2,240 half-lives) older than
+//! the newest are dropped: a value there weighs less than 2^-2240 of the
+//! newest, beyond what any double ratio of values could bring back.
 
 use eddy_core::Timestamp;
 
-/// Largest weight exponent kept before renormalising: weights stay below
-/// 2^60, far from f64 overflow even for large values.
-const MAX_EXPONENT: f64 = 60.0;
+use super::exact::{pow2, ExactSum};
 
-/// `Σ v·2^((t−tref)/h) / Σ 2^((t−tref)/h)` over values `v` at event times
-/// `t`, for half-life `h`: the average as seen from the latest event time,
-/// where a value one half-life older weighs half as much. The reference
-/// time `tref` only scales the weights alike, so the result does not depend
-/// on it; it is moved forward (rescaling the weight sum) before weights
-/// could overflow. The state is the weighted mean itself and the weight
-/// sum: each update is a convex combination of the old mean and the new
-/// value, so the mean stays within the values' range and cannot overflow
-/// the way a weighted sum of large values would. The result depends only
-/// on the set of `(t, v)` pairs (up to rounding), not their order, and two
-/// accumulators merge.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Half-lives per block of weights.
+const BLOCK: i64 = 64;
+
+/// Blocks kept below the newest one.
+pub const KEPT_BLOCKS: i64 = 35;
+
+/// Terms are scaled by `2^(offset − 128)` within their block (offset
+/// `0..64`): weights stay in `[2^-128, 2^-63)` and products of values up to
+/// the largest double stay below 2^960, so 2^63 of them add up finitely.
+const TERM_SHIFT: i32 = 128;
+
+/// Values with magnitude below this (2^1000) keep the average finite
+/// without a check, unless the state already holds larger ones.
+const SAFE: f64 = pow2(1000);
+
+/// The exact weighted sums of one block of 64 half-lives.
+#[derive(Clone, Debug, PartialEq)]
+struct Block {
+    index: i64,
+    /// Σ v · w, scaled as the weights.
+    weighted: ExactSum,
+    /// Σ w, each `w = 2^(offset − 128 + r/h)`.
+    weights: ExactSum,
+}
+
+/// An exponentially time-decayed average (see the module docs).
+#[derive(Clone, Debug, PartialEq)]
 pub struct Ewma {
-    half_life: f64,
-    reference: Option<Timestamp>,
-    mean: f64,
-    weight: f64,
+    half_life: i64,
+    /// Blocks by index, ascending; at most `KEPT_BLOCKS + 1`.
+    blocks: Vec<Block>,
+    /// Some value at or above `SAFE` in magnitude was added: updates need
+    /// the full finiteness check. Decides only whether to check.
+    huge: bool,
 }
 
 impl Ewma {
     /// An empty average with half-life `half_life_ms` (positive).
     pub fn new(half_life_ms: i64) -> Ewma {
         Ewma {
-            half_life: half_life_ms.max(1) as f64,
-            reference: None,
-            mean: 0.0,
-            weight: 0.0,
-        }
-    }
-
-    fn exponent(&self, t: Timestamp, reference: Timestamp) -> f64 {
-        (t as f64 - reference as f64) / self.half_life
-    }
-
-    /// Moves the reference time to `to`, rescaling the weight sum.
-    fn rebase(&mut self, to: Timestamp) {
-        match self.reference {
-            Some(r) if r != to => {
-                self.weight *= self.exponent(r, to).exp2();
-                self.reference = Some(to);
-            }
-            Some(_) => {}
-            None => self.reference = Some(to),
-        }
-    }
-
-    /// Folds `mean` with weight `w` into the average.
-    #[inline]
-    fn combine(&mut self, mean: f64, w: f64) {
-        let total = self.weight + w;
-        if total > 0.0 {
-            self.mean = self.mean * (self.weight / total) + mean * (w / total);
-            self.weight = total;
+            half_life: half_life_ms.max(1),
+            blocks: Vec::new(),
+            huge: false,
         }
     }
 
     /// Adds value `v` observed at event time `t`.
     #[inline]
     pub fn add(&mut self, v: f64, t: Timestamp) {
-        let reference = *self.reference.get_or_insert(t);
-        let mut e = self.exponent(t, reference);
-        if e > MAX_EXPONENT {
-            self.rebase(t);
-            e = 0.0;
+        let q = t.div_euclid(self.half_life);
+        let r = t.rem_euclid(self.half_life);
+        let fraction = (r as f64 / self.half_life as f64).exp2();
+        let index = q.div_euclid(BLOCK);
+        let offset = q.rem_euclid(BLOCK) as i32 - TERM_SHIFT;
+        let Some(block) = self.block(index) else {
+            return;
+        };
+        block.weighted.add_product(v * pow2(offset), fraction);
+        block.weights.add(fraction * pow2(offset));
+        self.huge |= v.abs() >= SAFE;
+    }
+
+    /// The block `index`, inserted if new (dropping blocks it makes too
+    /// old); `None` when it is itself too old to count.
+    fn block(&mut self, index: i64) -> Option<&mut Block> {
+        let newest = self.blocks.last().map_or(index, |b| b.index);
+        if index < newest.saturating_sub(KEPT_BLOCKS) {
+            return None;
         }
-        self.combine(v, e.exp2());
+        let at = match self.blocks.binary_search_by_key(&index, |b| b.index) {
+            Ok(at) => at,
+            Err(at) => {
+                self.blocks.insert(
+                    at,
+                    Block {
+                        index,
+                        weighted: ExactSum::default(),
+                        weights: ExactSum::default(),
+                    },
+                );
+                let floor = index.saturating_sub(KEPT_BLOCKS);
+                let old = self.blocks.partition_point(|b| b.index < floor);
+                self.blocks.drain(..old);
+                at - old
+            }
+        };
+        self.blocks.get_mut(at)
     }
 
     /// Adds another average's values (same half-life).
     pub fn merge(&mut self, other: &Ewma) {
-        let Some(theirs) = other.reference else {
-            return;
-        };
-        let ours = *self.reference.get_or_insert(theirs);
-        // Rebase onto the later reference so no weight grows.
-        let target = ours.max(theirs);
-        self.rebase(target);
-        let scale = self.exponent(theirs, target).exp2();
-        self.combine(other.mean, other.weight * scale);
+        for theirs in &other.blocks {
+            if let Some(ours) = self.block(theirs.index) {
+                ours.weighted.merge(&theirs.weighted);
+                ours.weights.merge(&theirs.weights);
+            }
+        }
+        self.huge |= other.huge;
+    }
+
+    /// Whether adding `v` surely keeps the average finite, decided without
+    /// computing it.
+    #[inline]
+    pub fn surely_admits(&self, v: f64) -> bool {
+        !self.huge && v.abs() < SAFE
     }
 
     /// The decayed average, `None` when empty.
     pub fn value(&self) -> Option<f64> {
-        (self.weight > 0.0).then_some(self.mean)
+        let newest = self.blocks.last()?.index;
+        let (mut weighted, mut weights) = (ExactSum::default(), ExactSum::default());
+        for b in &self.blocks {
+            // At most 35 blocks back: the shift stays within i32.
+            let shift = ((b.index - newest) * BLOCK) as i32;
+            weighted.add_scaled(&b.weighted, shift);
+            weights.add_scaled(&b.weights, shift);
+        }
+        let w = weights.round();
+        (w > 0.0).then(|| weighted.round() / w)
     }
 
-    /// Whether the average and its weight are finite numbers.
+    /// Whether the sums and the average are finite numbers.
     pub fn is_finite(&self) -> bool {
-        self.mean.is_finite() && self.weight.is_finite()
+        self.blocks
+            .iter()
+            .all(|b| b.weighted.is_finite() && b.weights.is_finite())
+            && self.value().is_none_or(f64::is_finite)
     }
 }
 

@@ -132,13 +132,14 @@ pub enum Function {
     /// `count(x)`: events where `x` is not null.
     CountNonNull,
     /// `sum(x)`: integers stay integers unless a float is seen or the sum
-    /// leaves the i64 range.
+    /// leaves the i64 range; floats are summed exactly and rounded once.
     Sum,
-    /// `avg(x)`: the arithmetic mean, a float.
+    /// `avg(x)`: the arithmetic mean, a float (the exact sum rounded once,
+    /// divided by the count).
     Avg,
-    /// `min(x)`: smallest value by [`Value::total_cmp`] (numbers and strings).
+    /// `min(x)`: smallest value in the value order (numbers and strings).
     Min,
-    /// `max(x)`: largest value by [`Value::total_cmp`].
+    /// `max(x)`: largest value in the value order.
     Max,
     /// `stddev(x)`: sample standard deviation (n − 1); null below 2 values.
     Stddev,
@@ -148,9 +149,11 @@ pub enum Function {
     StddevPop,
     /// `var_pop(x)`: population variance (n).
     VarPop,
-    /// `first(x)`: `x` of the earliest event by event time (ties: arrival).
+    /// `first(x)`: `x` of the earliest event by event time (ties: the
+    /// smallest `x` in the value order).
     First,
-    /// `last(x)`: `x` of the latest event by event time (ties: arrival).
+    /// `last(x)`: `x` of the latest event by event time (ties: the largest
+    /// `x` in the value order).
     Last,
     /// `median(x)` or `quantile(x, q)`: within 1% relative error of a true
     /// rank-q value (DDSketch).
@@ -162,9 +165,11 @@ pub enum Function {
     /// `ewma(x, "1m")`: exponentially time-decayed average with this
     /// half-life in milliseconds.
     Ewma(i64),
-    /// `max_by(x, by)`: `x` where `by` is largest (ties: earliest time).
+    /// `max_by(x, by)`: `x` where `by` is largest (ties: the smallest `x`
+    /// in the value order).
     MaxBy,
-    /// `min_by(x, by)`: `x` where `by` is smallest (ties: earliest time).
+    /// `min_by(x, by)`: `x` where `by` is smallest (ties: the smallest `x`
+    /// in the value order).
     MinBy,
 }
 
@@ -364,9 +369,8 @@ impl AggregateSpec {
         })
     }
 
-    /// Evaluates the arguments on `event`. `seq` is the event's arrival
-    /// number, which breaks event-time ties for `first` and `last`.
-    pub fn observe(&self, event: &Event, seq: u64) -> Result<Observation, AggregateError> {
+    /// Evaluates the arguments on `event`.
+    pub fn observe(&self, event: &Event) -> Result<Observation, AggregateError> {
         let value = self.eval(self.input.as_ref(), event)?;
         if self.function.is_numeric()
             && !matches!(value, Value::Null | Value::Int(_) | Value::Float(_))
@@ -381,7 +385,6 @@ impl AggregateSpec {
             value,
             by,
             time: event.time,
-            seq,
         })
     }
 
@@ -500,13 +503,13 @@ mod tests {
         f.push(Sym::intern("amount"), Value::str("ten"));
         let event = Event::new(5, f);
         let sum = AggregateSpec::parse("total", "sum(amount)").unwrap();
-        let e = sum.observe(&event, 0).unwrap_err();
+        let e = sum.observe(&event).unwrap_err();
         assert!(e.to_string().contains("needs a number, got string"), "{e}");
         let max = AggregateSpec::parse("m", "max(amount)").unwrap();
-        assert_eq!(max.observe(&event, 0).unwrap().value, Value::str("ten"));
+        assert_eq!(max.observe(&event).unwrap().value, Value::str("ten"));
         let div = AggregateSpec::parse("d", "sum(1 / 0)").unwrap();
         assert!(matches!(
-            div.observe(&event, 0),
+            div.observe(&event),
             Err(AggregateError::Eval { .. })
         ));
     }

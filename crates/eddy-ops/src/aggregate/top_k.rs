@@ -7,12 +7,26 @@
 //! inherits its count as its possible overestimate. Hence, with N values
 //! seen, every reported count satisfies `true ≤ count ≤ true + N/capacity`,
 //! and every value occurring more than N/capacity times is reported.
+//!
+//! Determinism: results are ordered by count, largest first, then by value
+//! ascending in the [value order](super::order). While the number of
+//! distinct values does not exceed the capacity, nothing is ever evicted,
+//! the counts are exact and the summary (hence the result) depends only on
+//! the multiset of values, whatever their order and however partial
+//! summaries were merged. Beyond the capacity, Space-Saving is inherently
+//! order-dependent: which values hold counters, and their overestimates,
+//! depend on the order of arrival and of merges (the bound above still
+//! holds for every order). Evictions then take the smallest count and,
+//! among equal counts, the value that sorts last, so the same arrival and
+//! merge order always gives the same result.
 
 use std::cmp::Ordering;
 use std::sync::Arc;
 
 use eddy_core::{Fields, Value};
 use rustc_hash::FxHashMap;
+
+use super::order::value_order;
 
 #[derive(Clone, Debug)]
 struct Counter {
@@ -29,6 +43,9 @@ pub struct SpaceSaving {
     capacity: usize,
     /// Values seen (the N of the error bound).
     total: u64,
+    /// Some count was ever evicted or dropped: counts may be overestimates
+    /// and a missing value may have occurred.
+    lossy: bool,
     counters: Vec<Counter>,
     /// Counter index by value.
     index: FxHashMap<Value, usize>,
@@ -52,6 +69,7 @@ impl SpaceSaving {
             k,
             capacity: capacity.max(k).max(1),
             total: 0,
+            lossy: false,
             counters: Vec::new(),
             index: FxHashMap::default(),
             heap: Vec::new(),
@@ -82,8 +100,14 @@ impl SpaceSaving {
     fn add_count(&mut self, v: &Value, count: u64, error: u64) {
         self.total += count;
         if let Some(&i) = self.index.get(v) {
-            self.counters[i].count += count;
-            self.counters[i].error += error;
+            let c = &mut self.counters[i];
+            c.count += count;
+            c.error += error;
+            // Values that are equal but written differently (1 and 1.0)
+            // share a counter, shown as the one that sorts first.
+            if value_order(v, &c.value) == Ordering::Less {
+                c.value = v.clone();
+            }
             self.sift_down(self.pos[i]);
         } else if self.counters.len() < self.capacity {
             let i = self.counters.len();
@@ -100,6 +124,7 @@ impl SpaceSaving {
             // Replace the smallest counter: the new value may have occurred
             // up to `min` times before, uncounted.
             let min = self.counters[i].count;
+            self.lossy = true;
             let old = std::mem::replace(&mut self.counters[i].value, v.clone());
             self.index.remove(&old);
             self.index.insert(v.clone(), i);
@@ -109,9 +134,11 @@ impl SpaceSaving {
         }
     }
 
-    /// The smallest count kept when full (what an unseen value may have had).
+    /// The count a value missing from this summary may have had: 0 while
+    /// nothing was ever evicted (the counts are exact), else the smallest
+    /// count kept.
     fn floor(&self) -> u64 {
-        if self.counters.len() < self.capacity {
+        if !self.lossy {
             0
         } else {
             self.heap.first().map_or(0, |&i| self.counters[i].count)
@@ -133,29 +160,41 @@ impl SpaceSaving {
             merged.insert(c.value.clone(), (c.count + count, c.error + error));
         }
         for c in &other.counters {
-            merged
-                .entry(c.value.clone())
-                .or_insert((c.count + floor_a, c.error + floor_a));
+            match merged.get_key_value(&c.value) {
+                // Keep the representative that sorts first (1 before 1.0).
+                Some((ours, _)) if value_order(&c.value, ours) == Ordering::Less => {
+                    if let Some((_, counts)) = merged.remove_entry(&c.value) {
+                        merged.insert(c.value.clone(), counts);
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    merged.insert(c.value.clone(), (c.count + floor_a, c.error + floor_a));
+                }
+            }
         }
         let mut all: Vec<(Value, u64, u64)> =
             merged.into_iter().map(|(v, (c, e))| (v, c, e)).collect();
-        all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.total_cmp(&b.0)));
+        all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| value_order(&a.0, &b.0)));
+        let dropped = all.len() > self.capacity;
         all.truncate(self.capacity);
         let total = self.total + other.total;
+        let lossy = self.lossy || other.lossy || dropped;
         let (k, capacity) = (self.k, self.capacity);
         *self = SpaceSaving::with_capacity(k, capacity);
         for (v, c, e) in all {
             self.add_count(&v, c, e);
         }
         self.total = total;
+        self.lossy = lossy;
     }
 
     /// The `k` largest counts as `(value, count)`, by count descending, then
-    /// by value for a deterministic order.
+    /// by value ascending (the value order of [`super::order`]).
     pub fn top(&self) -> Vec<(&Value, u64)> {
         let mut all: Vec<(&Value, u64)> =
             self.counters.iter().map(|c| (&c.value, c.count)).collect();
-        all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.total_cmp(b.0)));
+        all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| value_order(a.0, b.0)));
         all.truncate(self.k);
         all
     }
@@ -177,10 +216,14 @@ impl SpaceSaving {
         Value::List(Arc::new(list))
     }
 
+    /// Heap order: the counter evicted first is the smallest count and,
+    /// among equal counts, the value that sorts last (the one `top` would
+    /// report last).
     fn less(&self, a: usize, b: usize) -> bool {
-        self.counters[self.heap[a]]
-            .count
-            .cmp(&self.counters[self.heap[b]].count)
+        let (x, y) = (&self.counters[self.heap[a]], &self.counters[self.heap[b]]);
+        x.count
+            .cmp(&y.count)
+            .then_with(|| value_order(&y.value, &x.value))
             == Ordering::Less
     }
 
@@ -372,5 +415,28 @@ mod tests {
         assert_eq!(x.result(), all.result());
         let top = all.top();
         assert_eq!(top, vec![(&Value::str("a"), 3), (&Value::str("b"), 2)]);
+    }
+
+    /// With exactly `capacity` distinct values, a full summary is still
+    /// exact: split and merged in any order it equals the single pass.
+    #[test]
+    fn a_full_but_exact_summary_merges_exactly() {
+        let stream: Vec<i64> = (0..1_000).map(|i| (i * 7919) % 100).collect();
+        let mut all = SpaceSaving::new(3);
+        stream.iter().for_each(|v| all.add(&Value::Int(*v)));
+        for cut in [1, 250, 999] {
+            let (mut a, mut b) = (SpaceSaving::new(3), SpaceSaving::new(3));
+            stream[..cut].iter().for_each(|v| a.add(&Value::Int(*v)));
+            stream[cut..]
+                .iter()
+                .rev()
+                .for_each(|v| b.add(&Value::Int(*v)));
+            b.merge(&a);
+            assert_eq!(b.result(), all.result(), "cut {cut}");
+            assert_eq!(b.floor(), 0, "nothing was evicted");
+        }
+        // Ties of count: smaller values first.
+        let top: Vec<i64> = all.top().iter().filter_map(|(v, _)| v.as_i64()).collect();
+        assert_eq!(top, vec![0, 1, 2]);
     }
 }

@@ -40,8 +40,6 @@ pub struct WindowOperator {
 struct Scratch {
     key: Vec<Value>,
     obs: Vec<Observation>,
-    /// Arrival number of the next event, for `first` / `last` ties.
-    seq: u64,
 }
 
 /// Evaluates the key and aggregate inputs of `event` into `scratch`; on
@@ -66,13 +64,10 @@ fn evaluate(
     }
     scratch.obs.clear();
     for spec in specs {
-        let mut o = spec
-            .observe(event, scratch.seq)
-            .map_err(|e| e.to_string())?;
+        let mut o = spec.observe(event).map_err(|e| e.to_string())?;
         o.time = time;
         scratch.obs.push(o);
     }
-    scratch.seq += 1;
     Ok(())
 }
 

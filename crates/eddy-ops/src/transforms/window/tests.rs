@@ -400,12 +400,13 @@ pub(super) fn body(keyed: bool, window: &str, lateness: i64) -> String {
     format!("{key}window = {window}\n{late}{AGGS}")
 }
 
-/// The expected aggregates of a group of events (arrival order = id order).
+/// The expected aggregates of a group of events (`first` / `last` break
+/// event-time ties by the value, never by arrival).
 pub(super) fn expected(group: &[&In]) -> Vec<Value> {
     let n = group.len() as i64;
     let sum: i64 = group.iter().map(|e| e.v).sum();
-    let first = group.iter().min_by_key(|e| (e.t, e.id)).map(|e| e.v);
-    let last = group.iter().max_by_key(|e| (e.t, e.id)).map(|e| e.v);
+    let first = group.iter().map(|e| (e.t, e.v)).min().map(|(_, v)| v);
+    let last = group.iter().map(|e| (e.t, e.v)).max().map(|(_, v)| v);
     vec![
         Value::Int(n),
         Value::Int(sum),
