@@ -722,7 +722,7 @@ mod tests {
             decode_from::<Value>(enc.bytes()),
             Err(DecodeError::Truncated { .. })
         ));
-        let deep = vec![tag::LIST, 1].repeat(MAX_DEPTH + 1);
+        let deep = [tag::LIST, 1].repeat(MAX_DEPTH + 1);
         assert_eq!(decode_from::<Value>(&deep), Err(DecodeError::TooDeep));
         assert!(matches!(
             decode_from::<Value>(&[0xff; 11]),
