@@ -25,7 +25,8 @@ pub(crate) struct Slot<S> {
     pub expires_at: Timestamp,
 }
 
-type Group<S> = BTreeMap<Box<[u8]>, Slot<S>>;
+// Keys are shared, so copying a group on write copies no key bytes.
+type Group<S> = BTreeMap<Arc<[u8]>, Slot<S>>;
 
 /// Per-key-group ordered maps with TTL.
 pub(crate) struct Groups<S> {
@@ -285,7 +286,7 @@ fn decode_group<S: Decode>(body: &[u8]) -> Result<Group<S>, StateError> {
     let n = dec.len(3)?;
     let mut group = BTreeMap::new();
     for _ in 0..n {
-        let key: Box<[u8]> = dec.bytes_field()?.into();
+        let key: Arc<[u8]> = dec.bytes_field()?.into();
         let expires_at = match dec.varint()? {
             0 => NEVER,
             e => e.wrapping_sub(1) as Timestamp,

@@ -16,8 +16,9 @@
 //! Copy-on-write has a price after the barrier: while a snapshot is being
 //! written, the first write to each key group copies that group (measured
 //! with `examples/state_bench.rs`: 1 M keys of a count+sum, snapshot taken in
-//! about 1 µs, serialised in 160 ms at 19 bytes per key, the 128 group
-//! copies 280 ms in all, at most 9 ms for one write).
+//! about 1 µs, serialised in about 95 ms at 19 bytes per key, the 128 group
+//! copies 90–110 ms in all, at most 2 ms for one write; keys are shared
+//! `Arc<[u8]>`s so a copy copies no key bytes).
 //!
 //! Not here yet: the spill backend for state beyond a memory budget (the
 //! embedded store for it is chosen in `scripts/store-bench`: fjall), and
