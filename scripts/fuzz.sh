@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Long fuzz run of the `fuzz_*` property tests on the stable toolchain: the
 # JSON decoder, CEL compile and evaluate, the time, duration and event-time
-# parsers, and the pipeline parser and validator.
+# parsers, the pipeline parser and validator, the state codec and state
+# snapshot restore.
 #
 #   CASES=200000 scripts/fuzz.sh
 #
@@ -13,7 +14,7 @@ cases=${CASES:-200000}
 log=$(mktemp)
 start=$(date +%s)
 status=0
-PROPTEST_CASES=$cases cargo test --locked --release -p eddy-core -p eddy-runtime fuzz_ -- --nocapture \
+PROPTEST_CASES=$cases cargo test --locked --release -p eddy-core -p eddy-state -p eddy-runtime fuzz_ -- --nocapture \
     >"$log" 2>&1 || status=$?
 grep -E '^fuzz_[a-z0-9_]+: [0-9]+ cases$' "$log"
 if [ "$status" -ne 0 ]; then

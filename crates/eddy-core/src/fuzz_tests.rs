@@ -416,3 +416,45 @@ fn fuzz_json_decoder() {
         },
     );
 }
+
+/// Bytes that look like an encoded value: a real encoding with some bytes
+/// flipped, cut short or extended.
+fn codec_bytes() -> impl Strategy<Value = Vec<u8>> {
+    use crate::codec::encode_to_vec;
+    let valid = event().prop_map(|e| encode_to_vec(&e));
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..64),
+        (
+            valid,
+            prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+            any::<prop::sample::Index>()
+        )
+            .prop_map(|(mut bytes, flips, cut)| {
+                if !bytes.is_empty() {
+                    for (i, b) in flips {
+                        let i = i.index(bytes.len());
+                        bytes[i] = b;
+                    }
+                    bytes.truncate(cut.index(bytes.len() + 1));
+                }
+                bytes
+            }),
+    ]
+}
+
+#[test]
+fn fuzz_codec_decode_arbitrary_bytes() {
+    use crate::codec::{decode_from, encode_to_vec};
+    fuzz("fuzz_codec_decode_arbitrary_bytes", codec_bytes, |bytes| {
+        // Whatever decodes must encode back to bytes that decode the same.
+        if let Ok(v) = decode_from::<Value>(&bytes) {
+            let again = encode_to_vec(&v);
+            assert_eq!(decode_from::<Value>(&again).ok(), Some(v));
+        }
+        if let Ok(e) = decode_from::<Event>(&bytes) {
+            let again = encode_to_vec(&e);
+            assert_eq!(decode_from::<Event>(&again).ok(), Some(e));
+        }
+        let _ = decode_from::<Fields>(&bytes);
+    });
+}

@@ -15,6 +15,7 @@
 // Input-derived data must never panic a pipeline; see clippy.toml.
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod codec;
 pub mod component;
 pub mod config;
 pub mod event;
