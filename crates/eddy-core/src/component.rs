@@ -12,7 +12,8 @@ use crate::config::Diagnostic;
 use crate::expr::Expression;
 use crate::limits::Limits;
 use crate::metrics::ComponentMetrics;
-use crate::operator::{Operator, Port};
+use crate::operator::Operator;
+use crate::output::{Output, OutputSpec, Outputs};
 use crate::sink::Sink;
 use crate::source::Source;
 
@@ -35,9 +36,31 @@ pub struct BuildContext {
     pub metrics: Arc<ComponentMetrics>,
     /// The pipeline's resource bounds.
     pub limits: Limits,
+    /// The node's outputs, resolved from its declaration when the plan
+    /// was compiled.
+    pub outputs: Outputs,
 }
 
 impl BuildContext {
+    /// The id of the output called `name`, which the factory must have
+    /// declared (or `main` / `dead_letters`). Resolved once at build time
+    /// so the operator emits by id.
+    pub fn output(&self, name: &str) -> Result<Output, BuildError> {
+        self.outputs.get(name).ok_or_else(|| {
+            BuildError::new(format!(
+                "`{}` asked for output `{name}`, which its factory does not declare",
+                self.name
+            ))
+        })
+    }
+
+    /// This context with the outputs `declared` (for tests that build an
+    /// operator without a plan).
+    pub fn with_outputs(mut self, declared: &[OutputSpec]) -> Result<BuildContext, BuildError> {
+        self.outputs = Outputs::declare(declared).map_err(|e| BuildError::new(e.to_string()))?;
+        Ok(self)
+    }
+
     /// A context for a single worker, for tests.
     pub fn single(name: &str) -> BuildContext {
         BuildContext {
@@ -49,6 +72,7 @@ impl BuildContext {
             seed: 0,
             metrics: Arc::default(),
             limits: Limits::default(),
+            outputs: Outputs::default(),
         }
     }
 }
@@ -171,9 +195,12 @@ pub trait TransformFactory: Send + Sync {
         Partitioning::Forward
     }
 
-    /// The output ports besides `Main` this transform can write to.
-    fn side_outputs(&self) -> &'static [Port] {
-        &[Port::DeadLetters]
+    /// The outputs this transform writes besides the implicit `main` and
+    /// `dead_letters`, addressed downstream as `NAME.<output>`. Their ids
+    /// follow in declaration order; an operator resolves them with
+    /// [`BuildContext::output`].
+    fn outputs(&self) -> Vec<OutputSpec> {
+        Vec::new()
     }
 
     /// Checks that need more than deserialisation.

@@ -25,6 +25,7 @@ pub mod json;
 pub mod limits;
 pub mod metrics;
 pub mod operator;
+pub mod output;
 pub mod sink;
 pub mod source;
 pub mod state;
@@ -33,7 +34,8 @@ pub mod time;
 
 pub use event::{Batch, Event, Fields, Str, Value};
 pub use expr::{EvalError, ExprError, Expression};
-pub use operator::{Collector, Operator, Port};
+pub use operator::{Collector, Operator};
+pub use output::{Output, OutputSpec, Outputs};
 pub use sink::{Sink, SinkError};
 pub use source::{Source, SourceBatch, SourceError, SourcePoll};
 pub use symbol::{Sym, MAX_SYMBOLS};

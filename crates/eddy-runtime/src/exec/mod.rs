@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use eddy_core::component::BuildContext;
 use eddy_core::config::check_workers;
-use eddy_core::{Batch, Event, Port, Timestamp};
+use eddy_core::{Batch, Event, Timestamp};
 use hdrhistogram::Histogram;
 
 use crate::metrics::{Metrics, Role};
@@ -35,8 +35,9 @@ pub use tracker::InputTracker;
 pub trait Publisher: Send + Sync {
     /// Which nodes to publish (checked once at start).
     fn wants(&self, node: &str) -> bool;
-    /// Called once per emitted batch of a wanted node.
-    fn publish(&self, node: &str, port: Port, events: &[Event]);
+    /// Called once per emitted batch of a wanted node, with the name of the
+    /// output it left by (`main`, `dead_letters`, `late`, …).
+    fn publish(&self, node: &str, output: &str, events: &[Event]);
 }
 
 /// How to run a plan.
@@ -163,6 +164,7 @@ impl RunContext<'_> {
             data_dir: self.data_dir.clone(),
             seed: self.opts.seed,
             limits: self.plan.settings.limits.clone(),
+            outputs: self.plan.nodes[node].outputs.clone(),
         }
     }
 }
@@ -252,7 +254,7 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
             Factory::Transform(_) => Role::Transform,
             Factory::Sink(_) => Role::Sink,
         };
-        (n.name.clone(), n.kind.clone(), role)
+        (n.name.clone(), n.kind.clone(), role, n.outputs.clone())
     })));
     let batch_size = plan.settings.batch_size.unwrap_or(1024).max(1);
     let data_dir = std::path::PathBuf::from(

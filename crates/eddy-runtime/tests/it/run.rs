@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use eddy_core::{Event, Port};
+use eddy_core::Event;
 use eddy_runtime::{Plan, Publisher, RunOptions};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -133,7 +133,7 @@ fn keyed_windows_give_the_same_results_on_one_and_three_workers() {
         let report = eddy_runtime::run(&p, on(workers)).unwrap();
         assert!(report.errors.is_empty(), "{:?}", report.errors);
         assert_eq!(results(&output), expected, "workers = {workers}");
-        assert_eq!(report.metrics.node("w").unwrap().out(Port::Late), 0);
+        assert_eq!(report.metrics.node("w").unwrap().out("late"), 0);
     }
 }
 
@@ -177,7 +177,7 @@ fn late_events_go_to_the_late_output_and_nowhere_else() {
     ));
     let running = eddy_runtime::start(&plan(&p), on(2)).unwrap();
     // Windows up to [9 s, 10 s) close once the watermark passes them.
-    wait_for(&|| running.metrics().node("w").unwrap().out(Port::Main) >= 9);
+    wait_for(&|| running.metrics().node("w").unwrap().out("main") >= 9);
     // Now an event 5 s behind: its window closed long ago.
     let mut f = std::fs::OpenOptions::new()
         .append(true)
@@ -188,7 +188,7 @@ fn late_events_go_to_the_late_output_and_nowhere_else() {
         format!("{{\"ts\":{},\"key\":\"a\",\"amount\":1000}}\n", T0 + 4_000).as_bytes(),
     )
     .unwrap();
-    wait_for(&|| running.metrics().node("w").unwrap().out(Port::Late) >= 1);
+    wait_for(&|| running.metrics().node("w").unwrap().out("late") >= 1);
     running.stop();
     let report = running.wait();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
@@ -247,9 +247,9 @@ path = {output:?}
     let running = eddy_runtime::start(&p, on(1)).unwrap();
     // Both sources follow their files and never end; only idleness lets the
     // quiet one stop holding the watermark back. Windows [0,1s)..[3s,4s) close.
-    let fired = || running.metrics().node("w").unwrap().out(Port::Main);
+    let fired = || running.metrics().node("w").unwrap().out("main");
     wait_for(&|| fired() >= 4);
-    let fired_while_running = running.metrics().node("w").unwrap().out(Port::Main);
+    let fired_while_running = running.metrics().node("w").unwrap().out("main");
     running.stop();
     let report = running.wait();
     assert!(
@@ -305,17 +305,17 @@ path = {:?}
 }
 
 #[derive(Default)]
-struct Recorder(Mutex<Vec<(String, Port, usize)>>);
+struct Recorder(Mutex<Vec<(String, String, usize)>>);
 
 impl Publisher for Recorder {
     fn wants(&self, node: &str) -> bool {
         node == "big"
     }
-    fn publish(&self, node: &str, port: Port, events: &[Event]) {
+    fn publish(&self, node: &str, output: &str, events: &[Event]) {
         self.0
             .lock()
             .unwrap()
-            .push((node.to_string(), port, events.len()));
+            .push((node.to_string(), output.to_string(), events.len()));
     }
 }
 
@@ -336,9 +336,7 @@ fn the_publish_hook_sees_the_outputs_it_asked_for() {
     };
     let report = eddy_runtime::run(&p, opts).unwrap();
     let seen = recorder.0.lock().unwrap();
-    assert!(seen
-        .iter()
-        .all(|(n, port, _)| n == "big" && *port == Port::Main));
+    assert!(seen.iter().all(|(n, port, _)| n == "big" && port == "main"));
     let published: usize = seen.iter().map(|(_, _, n)| n).sum();
     assert_eq!(
         published as u64,

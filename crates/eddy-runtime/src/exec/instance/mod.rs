@@ -12,7 +12,7 @@ use eddy_core::source::{SourcePosition, WatermarkGenerator};
 use eddy_core::state::{key_group, owner_of};
 use eddy_core::time::{now_ms, now_ns, MAX_TIMESTAMP, MIN_TIMESTAMP};
 use eddy_core::{
-    Batch, Collector, Event, Operator, Port, Sink, Source, SourcePoll, Timestamp, Value,
+    Batch, Collector, Event, Operator, Output, Sink, Source, SourcePoll, Timestamp, Value,
 };
 use hdrhistogram::Histogram;
 use rustc_hash::FxHashMap;
@@ -67,7 +67,11 @@ enum Target {
 struct LocalNode {
     global: usize,
     runner: Runner,
-    routes: [Vec<Target>; 4],
+    /// Consumers per output, indexed by [`Output::index`].
+    routes: Vec<Vec<Target>>,
+    /// Reused for every call into the operator, so emitting allocates no
+    /// per-call buffers.
+    out: Collector,
     publish: bool,
     ended: bool,
 }
@@ -150,8 +154,8 @@ impl Instance {
                         .map_err(|e| fail(e.to_string()))?,
                 ),
             };
-            let mut routes: [Vec<Target>; 4] = Default::default();
-            for (j, slot, port) in plan.consumers(g) {
+            let mut routes: Vec<Vec<Target>> = vec![Vec::new(); node.outputs.len()];
+            for (j, slot, output) in plan.consumers(g) {
                 let target = if topo.fused[j] {
                     match local_of(j) {
                         Some(node) => Target::Local { node, slot },
@@ -160,13 +164,16 @@ impl Instance {
                 } else {
                     Target::Channel { head: j, slot }
                 };
-                routes[port as usize].push(target);
+                if let Some(r) = routes.get_mut(output.index()) {
+                    r.push(target);
+                }
             }
             let publish = opts.publisher.as_ref().is_some_and(|p| p.wants(&node.name));
             nodes.push(LocalNode {
                 global: g,
                 runner,
                 routes,
+                out: Collector::new(),
                 publish,
                 ended: false,
             });
@@ -421,8 +428,8 @@ impl Instance {
                 self.metrics.nodes[self.nodes[0].global]
                     .events_in
                     .fetch_add(sb.events.len() as u64, Relaxed);
-                self.dispatch(0, Port::Main, sb.events, origin);
-                self.dispatch(0, Port::DeadLetters, sb.dead_letters, origin);
+                self.dispatch(0, Output::MAIN, sb.events, origin);
+                self.dispatch(0, Output::DEAD_LETTERS, sb.dead_letters, origin);
                 if let Some(wm) = wm {
                     self.advance(0, wm);
                 }
@@ -498,7 +505,7 @@ impl Instance {
         if let Runner::Sink(sink, _) = &mut self.nodes[local].runner {
             let dead = sink.take_dead_letters();
             let origin = self.last_origin;
-            self.dispatch(local, Port::DeadLetters, dead, origin);
+            self.dispatch(local, Output::DEAD_LETTERS, dead, origin);
         }
     }
 
@@ -510,9 +517,10 @@ impl Instance {
         self.nodes[local].ended = true;
         self.checkpoints
             .finished(self.nodes[local].global, self.worker);
-        match &mut self.nodes[local].runner {
+        let node = &mut self.nodes[local];
+        match &mut node.runner {
             Runner::Op(op) => {
-                let mut out = Collector::new();
+                let mut out = std::mem::take(&mut node.out);
                 out.origin_ns = self.last_origin;
                 op.finish(&mut out);
                 self.flush_out(local, out);
@@ -535,9 +543,10 @@ impl Instance {
             if self.nodes[local].ended {
                 continue;
             }
-            match &mut self.nodes[local].runner {
+            let node = &mut self.nodes[local];
+            match &mut node.runner {
                 Runner::Op(op) => {
-                    let mut out = Collector::new();
+                    let mut out = std::mem::take(&mut node.out);
                     out.origin_ns = self.last_origin;
                     op.on_tick(now, &mut out);
                     self.flush_out(local, out);
