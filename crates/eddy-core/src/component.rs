@@ -190,8 +190,11 @@ pub trait TransformFactory: Send + Sync {
     /// Builds the instance for `cx.worker`.
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Operator>, BuildError>;
 
-    /// How input events must be partitioned.
-    fn partitioning(&self) -> Partitioning {
+    /// How the events arriving on input `input` (the index in the node's
+    /// `inputs`) are spread over workers. Inputs may differ: a join keys
+    /// each side by its own expression, so equal key values meet on one
+    /// worker (both hash into the same key groups).
+    fn partitioning(&self, _input: usize) -> Partitioning {
         Partitioning::Forward
     }
 

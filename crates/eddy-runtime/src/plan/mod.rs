@@ -45,10 +45,10 @@ pub struct PlanNode {
 }
 
 impl PlanNode {
-    /// How this node's input is partitioned over workers.
-    pub fn partitioning(&self) -> Partitioning {
+    /// How this node's input `slot` is partitioned over workers.
+    pub fn partitioning(&self, slot: usize) -> Partitioning {
         match &self.factory {
-            Factory::Transform(t) => t.partitioning(),
+            Factory::Transform(t) => t.partitioning(slot),
             _ => Partitioning::Forward,
         }
     }

@@ -268,7 +268,8 @@ impl TransformFactory for WindowConfig {
         )))
     }
 
-    fn partitioning(&self) -> Partitioning {
+    /// Every input keyed alike.
+    fn partitioning(&self, _input: usize) -> Partitioning {
         if self.key.0.is_empty() {
             Partitioning::Single
         } else {

@@ -78,7 +78,7 @@ aggregates = { n = "count()", total = "sum(amount)", p99 = "quantile(amount, 0.9
     assert_eq!(c.allowed_lateness.ms(), 30_000);
     let order: Vec<&str> = c.specs().iter().map(|s| s.name.as_str()).collect();
     assert_eq!(order, ["n", "total", "p99", "buyers", "top"]);
-    assert!(matches!(c.partitioning(), Partitioning::Hash(k) if k.len() == 1));
+    assert!(matches!(c.partitioning(0), Partitioning::Hash(k) if k.len() == 1));
     let outputs: Vec<String> = c.outputs().into_iter().map(|o| o.name).collect();
     assert_eq!(outputs, ["late"]);
     assert!(c
@@ -103,7 +103,7 @@ fn every_window_shape_parses() {
     for (w, kind) in shapes {
         let c = config(&format!("window = {w}\naggregates = {{ n = \"count()\" }}"));
         assert!(format!("{:?}", c.window.get_ref()).starts_with(kind), "{w}");
-        assert!(matches!(c.partitioning(), Partitioning::Single));
+        assert!(matches!(c.partitioning(0), Partitioning::Single));
     }
     let c = config("key = [\"a\", \"user.id\"]\nwindow = { tumbling = \"1s\" }\ntime = \"processing\"\naggregates = { n = \"count()\" }");
     assert_eq!(c.key.0.len(), 2);

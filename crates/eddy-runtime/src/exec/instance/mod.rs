@@ -81,7 +81,8 @@ pub(crate) struct Instance {
     workers: usize,
     nodes: Vec<LocalNode>,
     senders: Vec<Vec<Sender<Envelope>>>,
-    routes: Vec<Route>,
+    /// Per node, per input slot: how a channel edge picks the receiver.
+    routes: Vec<Vec<Route>>,
     rx: Option<Receiver<Envelope>>,
     tracker: Option<InputTracker>,
     metrics: Arc<Metrics>,
@@ -179,9 +180,10 @@ impl Instance {
             });
         }
         let tracker = rx.as_ref().map(|_| {
-            let forward = matches!(topo.route[head], Route::Forward);
-            InputTracker::new(plan.nodes[head].inputs.len(), workers, |_, sender| {
-                !forward || sender == worker
+            let routes = &topo.route[head];
+            InputTracker::new(plan.nodes[head].inputs.len(), workers, |slot, sender| {
+                // A forward input is fed by the same worker only.
+                !routes.get(slot).is_some_and(Route::is_forward) || sender == worker
             })
         });
         // Keep only the senders this instance uses, so a channel whose

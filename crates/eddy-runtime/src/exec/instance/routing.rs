@@ -137,10 +137,10 @@ impl Instance {
     }
 
     pub(super) fn send_data(&mut self, head: usize, slot: usize, batch: Batch) {
-        let parts = match &self.routes[head] {
-            Route::Forward => vec![(self.worker, batch)],
-            Route::Single => vec![(0, batch)],
-            Route::Hash(keys) => partition_by_key(keys, batch, self.workers),
+        let parts = match self.routes[head].get(slot) {
+            None | Some(Route::Forward) => vec![(self.worker, batch)],
+            Some(Route::Single) => vec![(0, batch)],
+            Some(Route::Hash(keys)) => partition_by_key(keys, batch, self.workers),
         };
         for (worker, batch) in parts {
             self.send(head, worker, slot, Msg::Data(batch));
@@ -148,7 +148,7 @@ impl Instance {
     }
 
     pub(super) fn send_control(&mut self, head: usize, slot: usize, msg: impl Fn() -> Msg) {
-        if matches!(self.routes[head], Route::Forward) {
+        if self.routes[head].get(slot).is_none_or(Route::is_forward) {
             self.send(head, self.worker, slot, msg());
         } else {
             for w in 0..self.workers {
