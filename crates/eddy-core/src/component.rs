@@ -2,9 +2,16 @@
 //! the runtime.
 //!
 //! Each component's config struct (deserialised from its `[section.NAME]`
-//! table) implements one of these traits. The runtime builds one instance per
-//! worker and asks the factory how its input must be partitioned.
+//! table) implements one of these traits. A config struct holds only
+//! configuration: it is compiled into a plan once and may be run many
+//! times. Per run, the runtime calls `prepare` once per node with a
+//! [`NodeContext`] (for what the node's instances share in that run: one
+//! writer, one set of run-time switches), then `build` once per worker with
+//! a [`BuildContext`] carrying what `prepare` returned. It also asks the
+//! factory how each input is partitioned and which outputs it has.
 
+use std::any::Any;
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -16,6 +23,53 @@ use crate::operator::Operator;
 use crate::output::{Output, OutputSpec, Outputs};
 use crate::sink::Sink;
 use crate::source::Source;
+
+/// What a factory knows once per run, before any instance is built.
+#[derive(Clone, Debug)]
+pub struct NodeContext {
+    /// The component's name in the pipeline.
+    pub name: String,
+    /// Number of workers.
+    pub workers: usize,
+    /// Maximum events per source batch.
+    pub batch_size: usize,
+    /// Directory for state and default outputs.
+    pub data_dir: PathBuf,
+    /// A seed for deterministic generators, derived from the pipeline.
+    pub seed: u64,
+    /// The node's own counters and gauges, shared by its instances.
+    pub metrics: Arc<ComponentMetrics>,
+    /// The pipeline's resource bounds.
+    pub limits: Limits,
+    /// The node's outputs, resolved from its declaration when the plan
+    /// was compiled.
+    pub outputs: Outputs,
+}
+
+/// The object a factory's `prepare` made for one run, shared by the
+/// node's instances in that run (and by the caller that started the run,
+/// through `Running::prepared`): a writer, run-time switches. Dropped with
+/// the run, so a second run of the same plan makes its own.
+#[derive(Clone)]
+pub struct Prepared(Arc<dyn Any + Send + Sync>);
+
+impl Prepared {
+    /// Wraps this run's shared object.
+    pub fn new<T: Any + Send + Sync>(value: T) -> Prepared {
+        Prepared(Arc::new(value))
+    }
+
+    /// The object, if it is a `T`.
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        Arc::clone(&self.0).downcast::<T>().ok()
+    }
+}
+
+impl fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Prepared(..)")
+    }
+}
 
 /// What a factory knows when building one instance.
 #[derive(Clone, Debug)]
@@ -39,9 +93,61 @@ pub struct BuildContext {
     /// The node's outputs, resolved from its declaration when the plan
     /// was compiled.
     pub outputs: Outputs,
+    /// What the factory's `prepare` returned for this run.
+    pub prepared: Option<Prepared>,
 }
 
 impl BuildContext {
+    /// The context of instance `worker` of the node `node` describes.
+    pub fn new(node: &NodeContext, worker: usize, prepared: Option<Prepared>) -> BuildContext {
+        BuildContext {
+            name: node.name.clone(),
+            worker,
+            workers: node.workers,
+            batch_size: node.batch_size,
+            data_dir: node.data_dir.clone(),
+            seed: node.seed,
+            metrics: Arc::clone(&node.metrics),
+            limits: node.limits.clone(),
+            outputs: node.outputs.clone(),
+            prepared,
+        }
+    }
+
+    /// The run-wide part of this context, as `prepare` gets it.
+    pub fn node(&self) -> NodeContext {
+        NodeContext {
+            name: self.name.clone(),
+            workers: self.workers,
+            batch_size: self.batch_size,
+            data_dir: self.data_dir.clone(),
+            seed: self.seed,
+            metrics: Arc::clone(&self.metrics),
+            limits: self.limits.clone(),
+            outputs: self.outputs.clone(),
+        }
+    }
+
+    /// This context carrying `prepared` (for tests that build instances
+    /// without a run).
+    pub fn with_prepared(mut self, prepared: Option<Prepared>) -> BuildContext {
+        self.prepared = prepared;
+        self
+    }
+
+    /// This run's shared object made by the factory's `prepare`, as a `T`.
+    pub fn prepared<T: Any + Send + Sync>(&self) -> Result<Arc<T>, BuildError> {
+        self.prepared
+            .as_ref()
+            .and_then(Prepared::get::<T>)
+            .ok_or_else(|| {
+                BuildError::new(format!(
+                    "`{}` was built without the per-run object its `prepare` makes",
+                    self.name
+                ))
+            })
+    }
+
     /// The id of the output called `name`, which the factory must have
     /// declared (or `main` / `dead_letters`). Resolved once at build time
     /// so the operator emits by id.
@@ -73,6 +179,7 @@ impl BuildContext {
             metrics: Arc::default(),
             limits: Limits::default(),
             outputs: Outputs::default(),
+            prepared: None,
         }
     }
 }
@@ -156,6 +263,13 @@ pub struct WatermarkSpec {
 
 /// A configured source.
 pub trait SourceFactory: Send + Sync {
+    /// Makes what this source's instances share in one run; `build` finds
+    /// it in [`BuildContext::prepared`]. Called once per run, before any
+    /// `build`.
+    fn prepare(&self, _cx: &NodeContext) -> Result<Option<Prepared>, BuildError> {
+        Ok(None)
+    }
+
     /// Builds the instance for `cx.worker`, reading that worker's share.
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Source>, BuildError>;
 
@@ -187,6 +301,13 @@ pub enum Partitioning {
 
 /// A configured transform.
 pub trait TransformFactory: Send + Sync {
+    /// Makes what this transform's instances share in one run; `build`
+    /// finds it in [`BuildContext::prepared`]. Called once per run, before
+    /// any `build`.
+    fn prepare(&self, _cx: &NodeContext) -> Result<Option<Prepared>, BuildError> {
+        Ok(None)
+    }
+
     /// Builds the instance for `cx.worker`.
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Operator>, BuildError>;
 
@@ -214,6 +335,13 @@ pub trait TransformFactory: Send + Sync {
 
 /// A configured sink.
 pub trait SinkFactory: Send + Sync {
+    /// Makes what this sink's instances share in one run (the `file` sink's
+    /// writer); `build` finds it in [`BuildContext::prepared`]. Called once
+    /// per run, before any `build`.
+    fn prepare(&self, _cx: &NodeContext) -> Result<Option<Prepared>, BuildError> {
+        Ok(None)
+    }
+
     /// Builds the instance for `cx.worker`.
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError>;
 

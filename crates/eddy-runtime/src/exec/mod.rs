@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
-use eddy_core::component::BuildContext;
+use eddy_core::component::{BuildContext, NodeContext, Prepared};
 use eddy_core::config::check_workers;
 use eddy_core::{Batch, Event, Timestamp};
 use hdrhistogram::Histogram;
@@ -149,16 +149,17 @@ pub(crate) struct RunContext<'a> {
     pub batch_size: usize,
     pub data_dir: std::path::PathBuf,
     pub drain: &'a Arc<Drain>,
+    /// Per node, what its factory's `prepare` made for this run.
+    pub prepared: &'a [Option<Prepared>],
 }
 
 impl RunContext<'_> {
-    /// What a factory gets when building the instance of `name` on `worker`.
-    pub fn build_context(&self, node: usize, worker: usize) -> BuildContext {
+    /// What a factory's `prepare` gets for node `node`.
+    pub fn node_context(&self, node: usize) -> NodeContext {
         let metrics = &self.metrics.nodes[node];
-        BuildContext {
+        NodeContext {
             name: metrics.name.clone(),
             metrics: metrics.component.clone(),
-            worker,
             workers: self.workers,
             batch_size: self.batch_size,
             data_dir: self.data_dir.clone(),
@@ -166,6 +167,12 @@ impl RunContext<'_> {
             limits: self.plan.settings.limits.clone(),
             outputs: self.plan.nodes[node].outputs.clone(),
         }
+    }
+
+    /// What a factory gets when building the instance of `node` on `worker`.
+    pub fn build_context(&self, node: usize, worker: usize) -> BuildContext {
+        let prepared = self.prepared.get(node).cloned().flatten();
+        BuildContext::new(&self.node_context(node), worker, prepared)
     }
 }
 
@@ -178,12 +185,23 @@ pub struct Running {
     /// Set when the run is over, to end the checkpoint trigger.
     ticker: Arc<AtomicBool>,
     started: Instant,
+    /// Per node name, what its factory prepared for this run.
+    prepared: Vec<(String, Option<Prepared>)>,
 }
 
 impl Running {
     /// Live counters.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// What node `name`'s factory prepared for this run (the simulator's
+    /// `ScenarioControl`, for run-time switches), if anything.
+    pub fn prepared(&self, name: &str) -> Option<Prepared> {
+        self.prepared
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, p)| p.clone())
     }
 
     /// Starts a checkpoint: sources inject a barrier, every instance reports
@@ -283,7 +301,7 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
         }
     }
 
-    let run = RunContext {
+    let mut run = RunContext {
         plan,
         topo: &topo,
         senders: &senders,
@@ -295,7 +313,23 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
         batch_size,
         data_dir,
         drain: &Arc::new(Drain::default()),
+        prepared: &[],
     };
+    // Per-run objects, once per node, before any instance is built.
+    let mut prepared = Vec::with_capacity(plan.nodes.len());
+    for (i, node) in plan.nodes.iter().enumerate() {
+        let cx = run.node_context(i);
+        let made = match &node.factory {
+            Factory::Source(f) => f.prepare(&cx),
+            Factory::Transform(f) => f.prepare(&cx),
+            Factory::Sink(f) => f.prepare(&cx),
+        };
+        prepared.push(made.map_err(|e| RunError::Build {
+            node: node.name.clone(),
+            message: e.message,
+        })?);
+    }
+    run.prepared = &prepared;
     let downstream = topo
         .heads
         .iter()
@@ -339,6 +373,12 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
         stop: opts.stop.clone(),
         ticker,
         started,
+        prepared: plan
+            .nodes
+            .iter()
+            .map(|n| n.name.clone())
+            .zip(prepared.iter().cloned())
+            .collect(),
     })
 }
 

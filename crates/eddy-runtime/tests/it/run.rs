@@ -475,3 +475,42 @@ inputs = ["w"]
     let report = running.wait();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
 }
+
+/// Per-run objects come from `prepare`, not from the compiled plan: a plan
+/// run twice truncates and writes its `file` sink afresh each time, and
+/// each run has its own simulator switches.
+#[test]
+fn a_plan_run_twice_prepares_its_per_run_objects_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    let output = dir.path().join("out.ndjson");
+    write_events(&input, 500, 5, 0, 7);
+    let p = plan(&format!(
+        "[sources.tx]\ntype = \"file\"\npath = {:?}\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"tx\"]\npath = {:?}\n",
+        input.display().to_string(),
+        output.display().to_string()
+    ));
+    for run in 0..2 {
+        eddy_runtime::run(&p, on(2)).unwrap();
+        // A writer kept from the first run would append to it (1,000
+        // lines) or write to the removed file (none).
+        assert_eq!(read_json_lines(&output).len(), 500, "run {run}");
+        std::fs::remove_file(&output).unwrap();
+    }
+
+    let sim = plan(
+        "[sources.sim]\ntype = \"simulator\"\nfast = true\nevents = 100\n\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"sim\"]\n",
+    );
+    let control = |running: &eddy_runtime::Running| {
+        running
+            .prepared("sim")
+            .and_then(|p| p.get::<eddy_connectors::sources::simulator::ScenarioControl>())
+            .unwrap()
+    };
+    let first = eddy_runtime::start(&sim, on(1)).unwrap();
+    let second = eddy_runtime::start(&sim, on(1)).unwrap();
+    assert!(!Arc::ptr_eq(&control(&first), &control(&second)));
+    assert!(first.prepared("out").is_none());
+    first.wait();
+    second.wait();
+}
