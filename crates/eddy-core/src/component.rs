@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::Diagnostic;
+use crate::error::{Classify, Domain};
 use crate::expr::Expression;
 use crate::limits::Limits;
 use crate::metrics::ComponentMetrics;
@@ -141,7 +142,7 @@ impl BuildContext {
             .as_ref()
             .and_then(Prepared::get::<T>)
             .ok_or_else(|| {
-                BuildError::new(format!(
+                BuildError::Internal(format!(
                     "`{}` was built without the per-run object its `prepare` makes",
                     self.name
                 ))
@@ -153,7 +154,7 @@ impl BuildContext {
     /// so the operator emits by id.
     pub fn output(&self, name: &str) -> Result<Output, BuildError> {
         self.outputs.get(name).ok_or_else(|| {
-            BuildError::new(format!(
+            BuildError::Internal(format!(
                 "`{}` asked for output `{name}`, which its factory does not declare",
                 self.name
             ))
@@ -163,7 +164,8 @@ impl BuildContext {
     /// This context with the outputs `declared` (for tests that build an
     /// operator without a plan).
     pub fn with_outputs(mut self, declared: &[OutputSpec]) -> Result<BuildContext, BuildError> {
-        self.outputs = Outputs::declare(declared).map_err(|e| BuildError::new(e.to_string()))?;
+        self.outputs =
+            Outputs::declare(declared).map_err(|e| BuildError::Internal(e.to_string()))?;
         Ok(self)
     }
 
@@ -234,20 +236,49 @@ impl PathUse {
     }
 }
 
-/// Why a component could not be built.
+/// Why a component could not be prepared or built. Each message names the
+/// component and the file or address concerned.
 #[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct BuildError {
-    /// What went wrong, naming the file or address concerned.
-    pub message: String,
+pub enum BuildError {
+    /// The settings cannot work, found only when building: a bad address,
+    /// a table that does not fit, a rate of zero.
+    #[error("{0}")]
+    Config(String),
+    /// A source cannot open its input (a missing file, a reader thread).
+    #[error("{0}")]
+    Input(String),
+    /// A sink cannot open its destination; `retryable` when the system
+    /// behind it may come back.
+    #[error("{message}")]
+    Sink {
+        /// What went wrong.
+        message: String,
+        /// Whether starting again later may succeed.
+        retryable: bool,
+    },
+    /// The factory and the runtime disagree: a bug in Eddy.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
-impl BuildError {
-    /// A build error with `message`.
-    pub fn new(message: impl Into<String>) -> BuildError {
-        BuildError {
-            message: message.into(),
+impl Classify for BuildError {
+    fn domain(&self) -> Domain {
+        match self {
+            BuildError::Config(_) => Domain::Config,
+            BuildError::Input(_) => Domain::Input,
+            BuildError::Sink { .. } => Domain::Sink,
+            BuildError::Internal(_) => Domain::Internal,
         }
+    }
+
+    fn retryable(&self) -> bool {
+        matches!(
+            self,
+            BuildError::Sink {
+                retryable: true,
+                ..
+            }
+        )
     }
 }
 

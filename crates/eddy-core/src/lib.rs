@@ -17,6 +17,7 @@
 
 pub mod component;
 pub mod config;
+pub mod error;
 pub mod event;
 pub mod expr;
 #[cfg(test)]
@@ -32,6 +33,7 @@ pub mod state;
 mod symbol;
 pub mod time;
 
+pub use error::{Classify, Domain};
 pub use event::{Batch, Event, Fields, Str, Value};
 pub use expr::{EvalError, ExprError, Expression};
 pub use operator::{Collector, Operator};

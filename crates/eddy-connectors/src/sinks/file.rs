@@ -10,8 +10,9 @@
 //! rotate = { max_bytes = 104857600, interval = "1h" }
 //! ```
 //!
-//! All worker instances of one sink share a single buffered writer, opened
-//! by `prepare` once per run; each batch is encoded outside the lock and
+//! All worker instances of one sink share a single buffered writer per run
+//! (`prepare` makes its holder, the first `build` opens it, so a pipeline
+//! that fails to build an earlier node leaves the file untouched); each batch is encoded outside the lock and
 //! written under it in one piece, so lines never interleave. Parent
 //! directories are created as needed.
 //!
@@ -26,7 +27,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, ErrorKind, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use eddy_core::component::{
     BuildContext, BuildError, NodeContext, PathScope, PathUse, Prepared, SinkFactory,
@@ -118,7 +119,7 @@ impl FileSinkConfig {
         }
     }
 
-    fn open(&self) -> Result<Mutex<Output>, String> {
+    fn open(&self) -> Result<Writer, String> {
         let parent = self.path.parent().filter(|p| !p.as_os_str().is_empty());
         if let Some(parent) = parent {
             std::fs::create_dir_all(parent)
@@ -131,7 +132,7 @@ impl FileSinkConfig {
                 writer: self.open_single()?,
             },
         };
-        Ok(Mutex::new(output))
+        Ok(Arc::new(Mutex::new(output)))
     }
 
     fn open_single(&self) -> Result<BufWriter<File>, String> {
@@ -149,17 +150,22 @@ impl FileSinkConfig {
 }
 
 impl SinkFactory for FileSinkConfig {
-    /// Opens (and truncates) the file once per run: the run's instances
-    /// share this writer, and the next run opens its own.
-    fn prepare(&self, cx: &NodeContext) -> Result<Option<Prepared>, BuildError> {
-        let output = self
-            .open()
-            .map_err(|e| BuildError::new(format!("sink `{}`: {e}", cx.name)))?;
-        Ok(Some(Prepared::new(output)))
+    /// The holder of this run's writer: the run's instances share it, and
+    /// the next run opens (and truncates) its own.
+    fn prepare(&self, _cx: &NodeContext) -> Result<Option<Prepared>, BuildError> {
+        Ok(Some(Prepared::new(RunWriter::default())))
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
-        let writer: Writer = cx.prepared::<Mutex<Output>>()?;
+        let writer = cx
+            .prepared::<RunWriter>()?
+            .0
+            .get_or_init(|| self.open())
+            .clone()
+            .map_err(|e| BuildError::Sink {
+                message: format!("sink `{}`: {e}", cx.name),
+                retryable: false,
+            })?;
         Ok(Box::new(FileSink {
             path: self.path.display().to_string(),
             writer,
@@ -183,6 +189,11 @@ impl SinkFactory for FileSinkConfig {
         }]
     }
 }
+
+/// One run's writer (or why it could not be opened), opened by the first
+/// instance built.
+#[derive(Default)]
+struct RunWriter(OnceLock<Result<Writer, String>>);
 
 /// Where the shared writer's bytes go.
 enum Output {
@@ -534,7 +545,7 @@ mod tests {
         std::fs::write(&blocker, "").unwrap();
         let cfg = FileSinkConfig::new(blocker.join("sub/out.ndjson"));
         let err = match build(&cfg, &BuildContext::single("out")) {
-            Err(e) => e.message,
+            Err(e) => e.to_string(),
             Ok(_) => panic!("a path under a regular file cannot be created"),
         };
         assert!(err.contains(&blocker.display().to_string()), "{err}");

@@ -8,6 +8,7 @@
 //! flows down the graph and every operator flushes what it holds.
 
 mod checkpoint;
+mod errors;
 mod instance;
 mod topology;
 mod tracker;
@@ -28,6 +29,7 @@ use crate::plan::Plan;
 use crate::registry::Factory;
 
 pub use checkpoint::{CompletedCheckpoint, Coordinator, InstanceState};
+pub use errors::{ErrorLog, Failure, ReportedError, RunError};
 pub use topology::{Route, Topology};
 pub use tracker::InputTracker;
 
@@ -75,25 +77,6 @@ impl Default for RunOptions {
     }
 }
 
-/// Why a run could not start or failed.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// A component could not be built.
-    #[error("cannot build `{node}`: {message}")]
-    Build {
-        /// The component.
-        node: String,
-        /// Why.
-        message: String,
-    },
-    /// A worker thread could not be started.
-    #[error("cannot start a worker thread: {0}")]
-    Thread(std::io::Error),
-    /// The run options break a `[pipeline.limits]` bound.
-    #[error("{0}")]
-    Limit(String),
-}
-
 /// What a finished run reports.
 #[derive(Debug)]
 pub struct RunReport {
@@ -103,8 +86,9 @@ pub struct RunReport {
     pub metrics: Arc<Metrics>,
     /// Per sink node name: latency from source read to sink write, in µs.
     pub latency_us: Vec<(String, Histogram<u64>)>,
-    /// Errors seen (bounded list), e.g. unreadable files or failed writes.
-    pub errors: Vec<String>,
+    /// Errors seen, e.g. unreadable files or failed writes: all counted,
+    /// the first [`ErrorLog::KEPT`] kept, each with its domain and retry hint.
+    pub errors: ErrorLog,
 }
 
 /// A message on a channel between groups.
@@ -228,13 +212,13 @@ impl Running {
     /// Waits for every worker and returns the report.
     pub fn wait(self) -> RunReport {
         let mut latency: Vec<(String, Histogram<u64>)> = Vec::new();
-        let mut errors = Vec::new();
+        let mut errors = ErrorLog::default();
         let mut finished = self.started;
         for h in self.handles {
             match h.join() {
                 Ok(r) => {
                     finished = finished.max(r.finished);
-                    errors.extend(r.errors);
+                    errors.merge(r.errors);
                     for (name, hist) in r.latency_us {
                         match latency.iter_mut().find(|(n, _)| *n == name) {
                             Some((_, total)) => {
@@ -244,11 +228,13 @@ impl Running {
                         }
                     }
                 }
-                Err(_) => errors.push("a worker thread panicked".to_string()),
+                Err(_) => errors.push(ReportedError {
+                    at: None,
+                    failure: Failure::Panicked,
+                }),
             }
         }
         self.ticker.store(true, Ordering::Relaxed);
-        errors.truncate(100);
         RunReport {
             elapsed: self.started.elapsed(),
             metrics: self.metrics,
@@ -324,9 +310,9 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
             Factory::Transform(f) => f.prepare(&cx),
             Factory::Sink(f) => f.prepare(&cx),
         };
-        prepared.push(made.map_err(|e| RunError::Build {
+        prepared.push(made.map_err(|error| RunError::Build {
             node: node.name.clone(),
-            message: e.message,
+            error,
         })?);
     }
     run.prepared = &prepared;

@@ -514,3 +514,65 @@ fn a_plan_run_twice_prepares_its_per_run_objects_twice() {
     first.wait();
     second.wait();
 }
+
+/// A run that cannot start says which node, in which domain, and whether
+/// trying again can help; the message still names the file.
+#[test]
+fn start_errors_are_typed_with_domain_and_retry_hint() {
+    use eddy_core::{Classify, Domain};
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.ndjson");
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, "").unwrap();
+    let cases = [
+        (
+            missing.clone(),
+            dir.path().join("out.ndjson"),
+            "tx",
+            Domain::Input,
+        ),
+        (
+            blocker.clone(),
+            blocker.join("sub/out.ndjson"),
+            "out",
+            Domain::Sink,
+        ),
+    ];
+    for (input, output, node, domain) in cases {
+        let p = plan(&format!(
+            "[sources.tx]\ntype = \"file\"\npath = {:?}\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"tx\"]\npath = {:?}\n",
+            input.display().to_string(),
+            output.display().to_string()
+        ));
+        let Err(e) = eddy_runtime::run(&p, on(1)) else {
+            panic!("{node} must fail to build");
+        };
+        assert!(
+            matches!(&e, eddy_runtime::RunError::Build { node: n, .. } if n == node),
+            "{e}"
+        );
+        assert_eq!((e.domain(), e.retryable()), (domain, false), "{e}");
+        let path = if domain == Domain::Input {
+            &input
+        } else {
+            &blocker
+        };
+        assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+    }
+}
+
+/// A pipeline that fails to start leaves its `file` sink's output as it
+/// was: the writer is opened when the sink is built, after its upstream.
+#[test]
+fn a_failed_start_does_not_truncate_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.ndjson");
+    std::fs::write(&output, "{\"kept\": true}\n").unwrap();
+    let p = plan(&format!(
+        "[sources.tx]\ntype = \"file\"\npath = {:?}\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"tx\"]\npath = {:?}\n",
+        dir.path().join("missing.ndjson").display().to_string(),
+        output.display().to_string()
+    ));
+    assert!(eddy_runtime::run(&p, on(2)).is_err());
+    assert_eq!(read_json_lines(&output).len(), 1);
+}

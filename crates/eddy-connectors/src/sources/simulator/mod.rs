@@ -401,7 +401,7 @@ impl SourceFactory for SimulatorConfig {
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
         let control = ScenarioControl::clone(&*cx.prepared::<ScenarioControl>()?);
         let sim = Simulator::with_control(self, control, cx.seed, cx.worker, cx.workers)
-            .map_err(|e| BuildError::new(format!("source `{}`: {e}", cx.name)))?;
+            .map_err(|e| BuildError::Config(format!("source `{}`: {e}", cx.name)))?;
         Ok(Box::new(SimulatorSource {
             sim,
             throttle: Throttle::new(),

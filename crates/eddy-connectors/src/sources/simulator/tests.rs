@@ -263,7 +263,8 @@ fn categories_and_mix_restrict_the_stream() {
     let none: SimulatorConfig =
         toml::from_str("mix = { transaction = 0 }\ncategories = [\"transaction\"]").unwrap();
     let err = build(&none, &BuildContext::single("sim")).err().unwrap();
-    assert!(err.message.contains("no category to generate"), "{err}");
+    assert!(err.to_string().contains("no category to generate"), "{err}");
+    assert_eq!(eddy_core::Classify::domain(&err), eddy_core::Domain::Config);
 }
 
 #[test]

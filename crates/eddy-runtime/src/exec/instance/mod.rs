@@ -18,6 +18,7 @@ use hdrhistogram::Histogram;
 use rustc_hash::FxHashMap;
 
 use super::checkpoint::{Coordinator, InstanceState};
+use super::errors::{ErrorLog, Failure, ReportedError};
 use super::topology::Route;
 use super::tracker::InputTracker;
 use super::{Drain, Envelope, Msg, Publisher, RunContext, RunError};
@@ -27,9 +28,12 @@ use crate::registry::Factory;
 /// What a finished instance hands back.
 pub(crate) struct InstanceResult {
     pub finished: Instant,
-    pub errors: Vec<String>,
+    pub errors: ErrorLog,
     pub latency_us: Vec<(String, Histogram<u64>)>,
 }
+
+/// How many errors one instance keeps for the run report (all are counted).
+const INSTANCE_ERRORS_KEPT: usize = 20;
 
 /// How long a source waits for downstream to flush before giving up on
 /// committing its final positions.
@@ -92,7 +96,7 @@ pub(crate) struct Instance {
     tick: Duration,
     batch_size: usize,
     last_origin: u64,
-    errors: Vec<String>,
+    errors: ErrorLog,
     checkpoints: Arc<Coordinator>,
     /// Latest barrier a source head injected.
     injected: u64,
@@ -134,25 +138,28 @@ impl Instance {
         let mut nodes = Vec::with_capacity(members.len());
         for &g in &members {
             let node = &plan.nodes[g];
-            let fail = |message: String| RunError::Build {
+            let fail = |error: eddy_core::component::BuildError| RunError::Build {
                 node: node.name.clone(),
-                message,
+                error,
             };
             let cx = run.build_context(g, worker);
             let runner = match &node.factory {
                 Factory::Source(f) => Runner::Source(Box::new(SourceRt {
-                    source: f.build(&cx).map_err(|e| fail(e.message))?,
+                    source: f.build(&cx).map_err(fail)?,
                     spec: f.watermarks(),
                     partitions: FxHashMap::default(),
                     started: Instant::now(),
                     idle: false,
                     backoff: Duration::from_millis(10),
                 })),
-                Factory::Transform(f) => Runner::Op(f.build(&cx).map_err(|e| fail(e.message))?),
+                Factory::Transform(f) => Runner::Op(f.build(&cx).map_err(fail)?),
                 Factory::Sink(f) => Runner::Sink(
-                    f.build(&cx).map_err(|e| fail(e.message))?,
-                    Histogram::new_with_bounds(1, 60_000_000, 3)
-                        .map_err(|e| fail(e.to_string()))?,
+                    f.build(&cx).map_err(fail)?,
+                    Histogram::new_with_bounds(1, 60_000_000, 3).map_err(|e| {
+                        fail(eddy_core::component::BuildError::Internal(format!(
+                            "latency histogram: {e}"
+                        )))
+                    })?,
                 ),
             };
             let mut routes: Vec<Vec<Target>> = vec![Vec::new(); node.outputs.len()];
@@ -218,7 +225,7 @@ impl Instance {
             tick: opts.tick,
             batch_size: run.batch_size,
             last_origin: 0,
-            errors: Vec::new(),
+            errors: ErrorLog::with_capacity(INSTANCE_ERRORS_KEPT),
             checkpoints: Arc::clone(run.checkpoints),
             injected: run.checkpoints.requested(),
             committed: 0,
@@ -304,17 +311,14 @@ impl Instance {
             std::thread::sleep(Duration::from_millis(5));
         }
         if self.drain.flush_failed.load(Relaxed) {
-            self.error(
-                0,
-                "a sink failed to flush; final positions not committed".into(),
-            );
+            self.error(0, Failure::FinalFlush);
             return;
         }
         let Runner::Source(src) = &mut self.nodes[0].runner else {
             return;
         };
         if let Err(e) = src.source.commit(&positions) {
-            self.error(0, format!("final commit: {e}"));
+            self.error(0, Failure::FinalCommit(e));
         }
     }
 
@@ -470,13 +474,10 @@ impl Instance {
                 true
             }
             Err(e) => {
-                let retry = match &e {
-                    eddy_core::SourceError::Other { retryable, .. } => *retryable,
-                    eddy_core::SourceError::Io { .. } => false,
-                };
+                let retry = eddy_core::Classify::retryable(&e);
                 let backoff = src.backoff;
                 src.backoff = (src.backoff * 2).min(Duration::from_secs(5));
-                self.error(0, e.to_string());
+                self.error(0, Failure::Source(e));
                 if retry {
                     std::thread::sleep(backoff);
                 } else {
@@ -487,22 +488,22 @@ impl Instance {
         }
     }
 
-    /// Counts an error at node `local` and keeps its message (a bounded
-    /// number of them) for the run report, prefixed with the node's name.
-    fn error(&mut self, local: usize, message: String) {
+    /// Counts an error at node `local` and logs it for the run report
+    /// with the node's type and name.
+    fn error(&mut self, local: usize, failure: Failure) {
         let node = &self.metrics.nodes[self.nodes[local].global];
         node.errors.fetch_add(1, Relaxed);
-        if self.errors.len() < 20 {
-            self.errors
-                .push(format!("{} `{}`: {message}", node.kind, node.name));
-        }
+        self.errors.push(ReportedError {
+            at: Some((node.kind.clone(), node.name.clone())),
+            failure,
+        });
     }
 
     /// After a sink call: counts its error and sends the events it gave up
     /// on to `NAME.dead_letters`.
     pub(super) fn sink_done(&mut self, local: usize, result: Result<(), eddy_core::SinkError>) {
         if let Err(e) = result {
-            self.error(local, e.to_string());
+            self.error(local, Failure::Sink(e));
         }
         if let Runner::Sink(sink, _) = &mut self.nodes[local].runner {
             let dead = sink.take_dead_letters();

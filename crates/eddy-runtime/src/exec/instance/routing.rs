@@ -27,11 +27,11 @@ impl Instance {
             // silently and not a panic.
             let declared: Vec<&str> = metrics.outputs.iter().map(|(_, n)| n).collect();
             let message = format!(
-                "internal: wrote {} events to undeclared {output}; declared: {}",
+                "wrote {} events to undeclared {output}; declared: {}",
                 events.len(),
                 declared.join(", ")
             );
-            self.error(local, message);
+            self.error(local, Failure::Internal(message));
             return;
         };
         counter.fetch_add(events.len() as u64, Relaxed);
@@ -175,10 +175,18 @@ impl Instance {
             Err(TrySendError::Disconnected(_)) => Err(()),
         };
         if result.is_err() {
-            let name = &self.metrics.nodes[head].name;
-            let message = format!("`{name}` worker {worker} stopped receiving");
-            if !self.errors.contains(&message) {
-                self.errors.push(message);
+            let node = &self.metrics.nodes[head].name;
+            let known = self.errors.iter().any(|e| {
+                matches!(&e.failure, Failure::Disconnected { node: n, worker: w } if n == node && *w == worker)
+            });
+            if !known {
+                self.errors.push(ReportedError {
+                    at: None,
+                    failure: Failure::Disconnected {
+                        node: node.clone(),
+                        worker,
+                    },
+                });
             }
         }
     }
