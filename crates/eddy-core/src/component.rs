@@ -2,19 +2,75 @@
 //! the runtime.
 //!
 //! Each component's config struct (deserialised from its `[section.NAME]`
-//! table) implements one of these traits. The runtime builds one instance per
-//! worker and asks the factory how its input must be partitioned.
+//! table) implements one of these traits. A config struct holds only
+//! configuration: it is compiled into a plan once and may be run many
+//! times. Per run, the runtime calls `prepare` once per node with a
+//! [`NodeContext`] (for what the node's instances share in that run: one
+//! writer, one set of run-time switches), then `build` once per worker with
+//! a [`BuildContext`] carrying what `prepare` returned. It also asks the
+//! factory how each input is partitioned and which outputs it has.
 
+use std::any::Any;
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::Diagnostic;
+use crate::error::{Classify, Domain};
 use crate::expr::Expression;
 use crate::limits::Limits;
 use crate::metrics::ComponentMetrics;
-use crate::operator::{Operator, Port};
+use crate::operator::Operator;
+use crate::output::{Output, OutputSpec, Outputs};
 use crate::sink::Sink;
 use crate::source::Source;
+
+/// What a factory knows once per run, before any instance is built.
+#[derive(Clone, Debug)]
+pub struct NodeContext {
+    /// The component's name in the pipeline.
+    pub name: String,
+    /// Number of workers.
+    pub workers: usize,
+    /// Maximum events per source batch.
+    pub batch_size: usize,
+    /// Directory for state and default outputs.
+    pub data_dir: PathBuf,
+    /// A seed for deterministic generators, derived from the pipeline.
+    pub seed: u64,
+    /// The node's own counters and gauges, shared by its instances.
+    pub metrics: Arc<ComponentMetrics>,
+    /// The pipeline's resource bounds.
+    pub limits: Limits,
+    /// The node's outputs, resolved from its declaration when the plan
+    /// was compiled.
+    pub outputs: Outputs,
+}
+
+/// The object a factory's `prepare` made for one run, shared by the
+/// node's instances in that run (and by the caller that started the run,
+/// through `Running::prepared`): a writer, run-time switches. Dropped with
+/// the run, so a second run of the same plan makes its own.
+#[derive(Clone)]
+pub struct Prepared(Arc<dyn Any + Send + Sync>);
+
+impl Prepared {
+    /// Wraps this run's shared object.
+    pub fn new<T: Any + Send + Sync>(value: T) -> Prepared {
+        Prepared(Arc::new(value))
+    }
+
+    /// The object, if it is a `T`.
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        Arc::clone(&self.0).downcast::<T>().ok()
+    }
+}
+
+impl fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Prepared(..)")
+    }
+}
 
 /// What a factory knows when building one instance.
 #[derive(Clone, Debug)]
@@ -35,9 +91,84 @@ pub struct BuildContext {
     pub metrics: Arc<ComponentMetrics>,
     /// The pipeline's resource bounds.
     pub limits: Limits,
+    /// The node's outputs, resolved from its declaration when the plan
+    /// was compiled.
+    pub outputs: Outputs,
+    /// What the factory's `prepare` returned for this run.
+    pub prepared: Option<Prepared>,
 }
 
 impl BuildContext {
+    /// The context of instance `worker` of the node `node` describes.
+    pub fn new(node: &NodeContext, worker: usize, prepared: Option<Prepared>) -> BuildContext {
+        BuildContext {
+            name: node.name.clone(),
+            worker,
+            workers: node.workers,
+            batch_size: node.batch_size,
+            data_dir: node.data_dir.clone(),
+            seed: node.seed,
+            metrics: Arc::clone(&node.metrics),
+            limits: node.limits.clone(),
+            outputs: node.outputs.clone(),
+            prepared,
+        }
+    }
+
+    /// The run-wide part of this context, as `prepare` gets it.
+    pub fn node(&self) -> NodeContext {
+        NodeContext {
+            name: self.name.clone(),
+            workers: self.workers,
+            batch_size: self.batch_size,
+            data_dir: self.data_dir.clone(),
+            seed: self.seed,
+            metrics: Arc::clone(&self.metrics),
+            limits: self.limits.clone(),
+            outputs: self.outputs.clone(),
+        }
+    }
+
+    /// This context carrying `prepared` (for tests that build instances
+    /// without a run).
+    pub fn with_prepared(mut self, prepared: Option<Prepared>) -> BuildContext {
+        self.prepared = prepared;
+        self
+    }
+
+    /// This run's shared object made by the factory's `prepare`, as a `T`.
+    pub fn prepared<T: Any + Send + Sync>(&self) -> Result<Arc<T>, BuildError> {
+        self.prepared
+            .as_ref()
+            .and_then(Prepared::get::<T>)
+            .ok_or_else(|| {
+                BuildError::Internal(format!(
+                    "`{}` was built without the per-run object its `prepare` makes",
+                    self.name
+                ))
+            })
+    }
+
+    /// The id of the output called `name`, which the factory must have
+    /// declared (or `main` / `dead_letters`). Resolved once at build time
+    /// so the operator emits by id.
+    pub fn output(&self, name: &str) -> Result<Output, BuildError> {
+        self.outputs.get(name).ok_or_else(|| {
+            BuildError::Internal(format!(
+                "`{}` asked for output `{name}`, which its factory does not declare",
+                self.name
+            ))
+        })
+    }
+
+    /// This context with the outputs `declared` (for tests that build an
+    /// operator without a plan).
+    pub fn with_outputs(mut self, declared: &[OutputSpec]) -> Result<BuildContext, BuildError> {
+        self.outputs =
+            Outputs::declare(declared).map_err(|e| BuildError::Internal(e.to_string()))?;
+        Ok(self)
+    }
+
     /// A context for a single worker, for tests.
     pub fn single(name: &str) -> BuildContext {
         BuildContext {
@@ -49,6 +180,8 @@ impl BuildContext {
             seed: 0,
             metrics: Arc::default(),
             limits: Limits::default(),
+            outputs: Outputs::default(),
+            prepared: None,
         }
     }
 }
@@ -103,20 +236,49 @@ impl PathUse {
     }
 }
 
-/// Why a component could not be built.
+/// Why a component could not be prepared or built. Each message names the
+/// component and the file or address concerned.
 #[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct BuildError {
-    /// What went wrong, naming the file or address concerned.
-    pub message: String,
+pub enum BuildError {
+    /// The settings cannot work, found only when building: a bad address,
+    /// a table that does not fit, a rate of zero.
+    #[error("{0}")]
+    Config(String),
+    /// A source cannot open its input (a missing file, a reader thread).
+    #[error("{0}")]
+    Input(String),
+    /// A sink cannot open its destination; `retryable` when the system
+    /// behind it may come back.
+    #[error("{message}")]
+    Sink {
+        /// What went wrong.
+        message: String,
+        /// Whether starting again later may succeed.
+        retryable: bool,
+    },
+    /// The factory and the runtime disagree: a bug in Eddy.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
-impl BuildError {
-    /// A build error with `message`.
-    pub fn new(message: impl Into<String>) -> BuildError {
-        BuildError {
-            message: message.into(),
+impl Classify for BuildError {
+    fn domain(&self) -> Domain {
+        match self {
+            BuildError::Config(_) => Domain::Config,
+            BuildError::Input(_) => Domain::Input,
+            BuildError::Sink { .. } => Domain::Sink,
+            BuildError::Internal(_) => Domain::Internal,
         }
+    }
+
+    fn retryable(&self) -> bool {
+        matches!(
+            self,
+            BuildError::Sink {
+                retryable: true,
+                ..
+            }
+        )
     }
 }
 
@@ -132,6 +294,13 @@ pub struct WatermarkSpec {
 
 /// A configured source.
 pub trait SourceFactory: Send + Sync {
+    /// Makes what this source's instances share in one run; `build` finds
+    /// it in [`BuildContext::prepared`]. Called once per run, before any
+    /// `build`.
+    fn prepare(&self, _cx: &NodeContext) -> Result<Option<Prepared>, BuildError> {
+        Ok(None)
+    }
+
     /// Builds the instance for `cx.worker`, reading that worker's share.
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Source>, BuildError>;
 
@@ -163,17 +332,30 @@ pub enum Partitioning {
 
 /// A configured transform.
 pub trait TransformFactory: Send + Sync {
+    /// Makes what this transform's instances share in one run; `build`
+    /// finds it in [`BuildContext::prepared`]. Called once per run, before
+    /// any `build`.
+    fn prepare(&self, _cx: &NodeContext) -> Result<Option<Prepared>, BuildError> {
+        Ok(None)
+    }
+
     /// Builds the instance for `cx.worker`.
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Operator>, BuildError>;
 
-    /// How input events must be partitioned.
-    fn partitioning(&self) -> Partitioning {
+    /// How the events arriving on input `input` (the index in the node's
+    /// `inputs`) are spread over workers. Inputs may differ: a join keys
+    /// each side by its own expression, so equal key values meet on one
+    /// worker (both hash into the same key groups).
+    fn partitioning(&self, _input: usize) -> Partitioning {
         Partitioning::Forward
     }
 
-    /// The output ports besides `Main` this transform can write to.
-    fn side_outputs(&self) -> &'static [Port] {
-        &[Port::DeadLetters]
+    /// The outputs this transform writes besides the implicit `main` and
+    /// `dead_letters`, addressed downstream as `NAME.<output>`. Their ids
+    /// follow in declaration order; an operator resolves them with
+    /// [`BuildContext::output`].
+    fn outputs(&self) -> Vec<OutputSpec> {
+        Vec::new()
     }
 
     /// Checks that need more than deserialisation.
@@ -184,6 +366,13 @@ pub trait TransformFactory: Send + Sync {
 
 /// A configured sink.
 pub trait SinkFactory: Send + Sync {
+    /// Makes what this sink's instances share in one run (the `file` sink's
+    /// writer); `build` finds it in [`BuildContext::prepared`]. Called once
+    /// per run, before any `build`.
+    fn prepare(&self, _cx: &NodeContext) -> Result<Option<Prepared>, BuildError> {
+        Ok(None)
+    }
+
     /// Builds the instance for `cx.worker`.
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError>;
 

@@ -18,6 +18,7 @@
 pub mod codec;
 pub mod component;
 pub mod config;
+pub mod error;
 pub mod event;
 pub mod expr;
 #[cfg(test)]
@@ -26,15 +27,18 @@ pub mod json;
 pub mod limits;
 pub mod metrics;
 pub mod operator;
+pub mod output;
 pub mod sink;
 pub mod source;
 pub mod state;
 mod symbol;
 pub mod time;
 
+pub use error::{Classify, Domain};
 pub use event::{Batch, Event, Fields, Str, Value};
 pub use expr::{EvalError, ExprError, Expression};
-pub use operator::{Collector, Operator, Port};
+pub use operator::{Collector, Operator};
+pub use output::{Output, OutputSpec, Outputs};
 pub use sink::{Sink, SinkError};
 pub use source::{Source, SourceBatch, SourceError, SourcePoll};
 pub use symbol::{Sym, MAX_SYMBOLS};

@@ -1,53 +1,26 @@
 //! The operator interface: what every transform implements.
 //!
 //! The runtime calls an operator with batches, watermarks and processing-time
-//! ticks; the operator writes its results into a [`Collector`] by output
-//! [`Port`]. The runtime then routes each port's events to the nodes that
-//! named it as an input (`NAME` for the main output, `NAME.late`, …).
+//! ticks; the operator writes its results into a [`Collector`] by
+//! [`Output`] id (`main`, `dead_letters`, and the outputs its factory
+//! declared, see [`crate::output`]). The runtime then routes each output's
+//! events to the nodes that named it as an input (`NAME` for the main
+//! output, `NAME.late`, …).
 
 use crate::event::{Batch, Event, Fields, Value};
+use crate::output::Output;
 use crate::state::{StateError, StateSnapshot};
 use crate::symbol::Sym;
 use crate::time::Timestamp;
 
-/// An operator output. `Main` is addressed by the node name alone, the others
-/// as `NAME.<suffix>`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Port {
-    /// The main output.
-    Main = 0,
-    /// Events that arrived after their window closed (`NAME.late`).
-    Late = 1,
-    /// Events the operator could not process, with a reason (`NAME.dead_letters`).
-    DeadLetters = 2,
-    /// Partial matches that timed out (`NAME.timeout`), for patterns and joins.
-    Timeout = 3,
-}
-
-impl Port {
-    /// Every port, in index order.
-    pub const ALL: [Port; 4] = [Port::Main, Port::Late, Port::DeadLetters, Port::Timeout];
-
-    /// The suffix that addresses this port in `inputs` (`None` for `Main`).
-    pub fn suffix(self) -> Option<&'static str> {
-        match self {
-            Port::Main => None,
-            Port::Late => Some("late"),
-            Port::DeadLetters => Some("dead_letters"),
-            Port::Timeout => Some("timeout"),
-        }
-    }
-
-    /// Parses a suffix as written after the dot in `NAME.suffix`.
-    pub fn from_suffix(s: &str) -> Option<Port> {
-        Port::ALL.into_iter().find(|p| p.suffix() == Some(s))
-    }
-}
-
-/// Output buffers an operator writes to, one per [`Port`].
+/// Output buffers an operator writes to, one per [`Output`] id.
+///
+/// Buffers are created on first use, so an operator that only writes
+/// `main` costs one vector; the runtime keeps one collector per node and
+/// reuses it, so steady-state emission allocates nothing here.
 #[derive(Default, Debug)]
 pub struct Collector {
-    ports: [Vec<Event>; 4],
+    outputs: Vec<Vec<Event>>,
     /// Largest origin time (ns) of the inputs that produced the current output.
     pub origin_ns: u64,
 }
@@ -58,15 +31,24 @@ impl Collector {
         Collector::default()
     }
 
-    /// Emits one event on `port`.
     #[inline]
-    pub fn push(&mut self, port: Port, event: Event) {
-        self.ports[port as usize].push(event);
+    fn buffer(&mut self, output: Output) -> &mut Vec<Event> {
+        let i = output.index();
+        if i >= self.outputs.len() {
+            self.outputs.resize_with(i + 1, Vec::new);
+        }
+        &mut self.outputs[i]
     }
 
-    /// Emits many events on `port`; moves the vector when the port is empty.
-    pub fn extend(&mut self, port: Port, events: Vec<Event>) {
-        let buf = &mut self.ports[port as usize];
+    /// Emits one event on `output`.
+    #[inline]
+    pub fn push(&mut self, output: Output, event: Event) {
+        self.buffer(output).push(event);
+    }
+
+    /// Emits many events on `output`; moves the vector when the output is empty.
+    pub fn extend(&mut self, output: Output, events: Vec<Event>) {
+        let buf = self.buffer(output);
         if buf.is_empty() {
             *buf = events;
         } else {
@@ -74,16 +56,16 @@ impl Collector {
         }
     }
 
-    /// Emits a batch on the main port and records its origin time.
+    /// Emits a batch on the main output and records its origin time.
     pub fn emit_batch(&mut self, batch: Batch) {
         self.origin_ns = self.origin_ns.max(batch.origin_ns);
-        self.extend(Port::Main, batch.events);
+        self.extend(Output::MAIN, batch.events);
     }
 
-    /// Emits a dead letter for `event` on `DeadLetters`, see [`dead_letter`].
+    /// Emits a dead letter for `event` on `dead_letters`, see [`dead_letter`].
     pub fn dead_letter(&mut self, operator: &str, reason: String, event: &Event) {
         self.push(
-            Port::DeadLetters,
+            Output::DEAD_LETTERS,
             dead_letter(
                 operator,
                 reason,
@@ -93,14 +75,23 @@ impl Collector {
         );
     }
 
-    /// Takes the events buffered on `port`.
-    pub fn take(&mut self, port: Port) -> Vec<Event> {
-        std::mem::take(&mut self.ports[port as usize])
+    /// Takes the events buffered on `output`.
+    pub fn take(&mut self, output: Output) -> Vec<Event> {
+        self.outputs
+            .get_mut(output.index())
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
-    /// Whether any port holds events.
+    /// One more than the largest output id written to since the collector
+    /// was made (the runtime checks it against what the node declared).
+    pub fn width(&self) -> usize {
+        self.outputs.len()
+    }
+
+    /// Whether any output holds events.
     pub fn is_empty(&self) -> bool {
-        self.ports.iter().all(Vec::is_empty)
+        self.outputs.iter().all(Vec::is_empty)
     }
 }
 

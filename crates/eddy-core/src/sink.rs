@@ -25,6 +25,22 @@ pub enum SinkError {
     },
 }
 
+impl crate::error::Classify for SinkError {
+    fn domain(&self) -> crate::error::Domain {
+        crate::error::Domain::Sink
+    }
+
+    fn retryable(&self) -> bool {
+        matches!(
+            self,
+            SinkError::Rejected {
+                retryable: true,
+                ..
+            }
+        )
+    }
+}
+
 /// A sink instance; one runs per worker.
 pub trait Sink: Send {
     /// Writes a batch. Buffers are allowed; [`Sink::flush`] makes them durable.

@@ -64,6 +64,22 @@ pub enum SourceError {
     },
 }
 
+impl crate::error::Classify for SourceError {
+    fn domain(&self) -> crate::error::Domain {
+        crate::error::Domain::Input
+    }
+
+    fn retryable(&self) -> bool {
+        matches!(
+            self,
+            SourceError::Other {
+                retryable: true,
+                ..
+            }
+        )
+    }
+}
+
 /// A source split: one instance runs per worker and reads its share.
 pub trait Source: Send {
     /// Reads up to `max` events.
@@ -212,7 +228,7 @@ impl TimestampAssigner {
     }
 
     /// The event time of `fields`, or why it has none. `now` is the ingestion time.
-    pub fn time_of(&self, fields: &Fields, now: Timestamp) -> Result<Timestamp, String> {
+    pub fn time_of(&self, fields: &Fields, now: Timestamp) -> Result<Timestamp, EventTimeError> {
         let Some(path) = &self.path else {
             return Ok(now);
         };
@@ -224,18 +240,12 @@ impl TimestampAssigner {
         };
         let value = fields
             .get_path(path)
-            .ok_or_else(|| format!("missing time field `{}`", name()))?;
+            .ok_or_else(|| EventTimeError::Missing { field: name() })?;
         parse_time_value(value, self.format).map_err(|e| {
-            let shown = crate::json::value_to_json_string(value);
+            let (field, value) = (name(), crate::json::value_to_json_string(value));
             match e {
-                TimeValueError::Unparsable => {
-                    format!("time field `{}` has unparsable value {shown}", name())
-                }
-                TimeValueError::OutOfRange => format!(
-                    "time field `{}` has value {shown} outside the supported range \
-                     {EVENT_TIME_RANGE}",
-                    name()
-                ),
+                TimeValueError::Unparsable => EventTimeError::Unparsable { field, value },
+                TimeValueError::OutOfRange => EventTimeError::OutOfRange { field, value },
             }
         })
     }
@@ -254,7 +264,7 @@ impl TimestampAssigner {
             Err(reason) => Err(with_position(
                 dead_letter(
                     "decode",
-                    reason,
+                    reason.to_string(),
                     Value::Map(std::sync::Arc::new(fields)),
                     now,
                 ),
@@ -262,6 +272,46 @@ impl TimestampAssigner {
                 position(),
             )),
         }
+    }
+}
+
+/// Why a decoded record has no event time; the record becomes a dead
+/// letter with this reason.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EventTimeError {
+    /// The configured field is absent.
+    #[error("missing time field `{field}`")]
+    Missing {
+        /// The field's dotted path.
+        field: String,
+    },
+    /// The field holds something that is not a time in the format.
+    #[error("time field `{field}` has unparsable value {value}")]
+    Unparsable {
+        /// The field's dotted path.
+        field: String,
+        /// The value as JSON.
+        value: String,
+    },
+    /// A time outside the supported range.
+    #[error(
+        "time field `{field}` has value {value} outside the supported range {EVENT_TIME_RANGE}"
+    )]
+    OutOfRange {
+        /// The field's dotted path.
+        field: String,
+        /// The value as JSON.
+        value: String,
+    },
+}
+
+impl crate::error::Classify for EventTimeError {
+    fn domain(&self) -> crate::error::Domain {
+        crate::error::Domain::Input
+    }
+
+    fn retryable(&self) -> bool {
+        false
     }
 }
 

@@ -45,6 +45,16 @@ pub enum StateError {
     Backend(String),
 }
 
+impl crate::error::Classify for StateError {
+    fn domain(&self) -> crate::error::Domain {
+        crate::error::Domain::State
+    }
+
+    fn retryable(&self) -> bool {
+        matches!(self, StateError::Backend(_))
+    }
+}
+
 struct Entry<V> {
     value: V,
     touched: Timestamp,

@@ -42,28 +42,64 @@ pub fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// Why text is not a duration; each message quotes the text.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// Nothing but white space.
+    #[error("empty duration")]
+    Empty,
+    /// A number with no unit after it.
+    #[error("`{0}` has a number without a unit (use ms, s, m, h or d)")]
+    MissingUnit(String),
+    /// Something other than a number where one should start.
+    #[error("`{0}` is not a duration (expected e.g. `500ms`, `5s`, `1m`)")]
+    NotADuration(String),
+    /// Digits and dots that are not a number.
+    #[error("`{0}` has a malformed number")]
+    MalformedNumber(String),
+    /// A unit other than ms, s, m, min, h, d.
+    #[error("`{text}` has unknown unit `{unit}` (use ms, s, m, h or d)")]
+    UnknownUnit {
+        /// The whole text.
+        text: String,
+        /// The unit as written.
+        unit: String,
+    },
+    /// Over [`MAX_DURATION_MS`].
+    #[error("`{0}` is longer than the longest supported duration ({max}, 10 000 years)", max = format_duration(MAX_DURATION_MS))]
+    TooLong(String),
+}
+
+impl crate::error::Classify for DurationError {
+    fn domain(&self) -> crate::error::Domain {
+        crate::error::Domain::Config
+    }
+
+    fn retryable(&self) -> bool {
+        false
+    }
+}
+
 /// Parses a duration such as `250ms`, `5s`, `1m`, `2h`, `1d`, `1.5h` or
 /// `1m30s` into milliseconds (fractions rounded to the nearest one). A
 /// duration over [`MAX_DURATION_MS`] is an error, never saturated.
-pub fn parse_duration(text: &str) -> Result<i64, String> {
+pub fn parse_duration(text: &str) -> Result<i64, DurationError> {
     let s = text.trim();
     if s.is_empty() {
-        return Err("empty duration".into());
+        return Err(DurationError::Empty);
     }
     let mut total: i64 = 0;
     let mut rest = s;
     while !rest.is_empty() {
         let digits = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("`{s}` has a number without a unit (use ms, s, m, h or d)"))?;
+            .ok_or_else(|| DurationError::MissingUnit(s.to_string()))?;
         if digits == 0 {
-            return Err(format!(
-                "`{s}` is not a duration (expected e.g. `500ms`, `5s`, `1m`)"
-            ));
+            return Err(DurationError::NotADuration(s.to_string()));
         }
         let number: f64 = rest[..digits]
             .parse()
-            .map_err(|_| format!("`{s}` has a malformed number"))?;
+            .map_err(|_| DurationError::MalformedNumber(s.to_string()))?;
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
@@ -75,9 +111,10 @@ pub fn parse_duration(text: &str) -> Result<i64, String> {
             "h" => 3_600_000.0,
             "d" => 86_400_000.0,
             unit => {
-                return Err(format!(
-                    "`{s}` has unknown unit `{unit}` (use ms, s, m, h or d)"
-                ))
+                return Err(DurationError::UnknownUnit {
+                    text: s.to_string(),
+                    unit: unit.to_string(),
+                })
             }
         };
         rest = &rest[unit_len..];
@@ -91,13 +128,7 @@ pub fn parse_duration(text: &str) -> Result<i64, String> {
         } else {
             None
         }
-        .ok_or_else(|| {
-            format!(
-                "`{s}` is longer than the longest supported duration \
-                 ({}, 10 000 years)",
-                format_duration(MAX_DURATION_MS)
-            )
-        })?;
+        .ok_or_else(|| DurationError::TooLong(s.to_string()))?;
     }
     Ok(total)
 }
@@ -297,7 +328,10 @@ mod tests {
         assert_eq!(parse_duration("5s"), Ok(5_000));
         assert_eq!(parse_duration("1m30s"), Ok(90_000));
         assert_eq!(parse_duration("1.5h"), Ok(5_400_000));
-        assert!(parse_duration("5").unwrap_err().contains("without a unit"));
+        assert!(parse_duration("5")
+            .unwrap_err()
+            .to_string()
+            .contains("without a unit"));
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("s").is_err());
         assert_eq!(format_duration(90_000), "1m30s");
@@ -312,7 +346,7 @@ mod tests {
             "9223372036854775807ms",
             "1000000000000000000000000000000000000000000000000h",
         ] {
-            let e = parse_duration(text).unwrap_err();
+            let e = parse_duration(text).unwrap_err().to_string();
             assert!(
                 e.contains("longest supported duration (3652425d"),
                 "{text}: {e}"

@@ -20,6 +20,9 @@ pub mod metrics;
 pub mod plan;
 pub mod registry;
 
-pub use exec::{run, start, Publisher, RunError, RunOptions, RunReport, Running};
+pub use exec::{
+    run, start, ErrorLog, Failure, Publisher, ReportedError, RunError, RunOptions, RunReport,
+    Running,
+};
 pub use metrics::Metrics;
 pub use plan::Plan;

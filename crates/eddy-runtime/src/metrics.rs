@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use eddy_core::metrics::ComponentMetrics;
+use eddy_core::output::{Output, Outputs};
 use eddy_core::time::MIN_TIMESTAMP;
-use eddy_core::Port;
 
 /// What a node is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,8 +31,10 @@ pub struct NodeMetrics {
     pub role: Role,
     /// Events received (for sources: events read).
     pub events_in: AtomicU64,
-    /// Events emitted per output port, indexed by `Port as usize`.
-    pub events_out: [AtomicU64; 4],
+    /// The node's outputs; `events_out` is indexed by their ids.
+    pub outputs: Outputs,
+    /// Events emitted per output, indexed by [`Output::index`].
+    pub events_out: Box<[AtomicU64]>,
     /// Errors (source reads, sink writes) seen.
     pub errors: AtomicU64,
     /// Latest watermark seen by any instance (ms).
@@ -42,22 +44,31 @@ pub struct NodeMetrics {
 }
 
 impl NodeMetrics {
-    fn new(name: &str, kind: &str, role: Role) -> NodeMetrics {
+    fn new(name: &str, kind: &str, role: Role, outputs: Outputs) -> NodeMetrics {
         NodeMetrics {
             name: name.to_string(),
             kind: kind.to_string(),
             role,
             events_in: AtomicU64::new(0),
-            events_out: Default::default(),
+            events_out: (0..outputs.len()).map(|_| AtomicU64::new(0)).collect(),
+            outputs,
             errors: AtomicU64::new(0),
             watermark: AtomicI64::new(MIN_TIMESTAMP),
             component: Arc::default(),
         }
     }
 
-    /// Events emitted on `port`.
-    pub fn out(&self, port: Port) -> u64 {
-        self.events_out[port as usize].load(Relaxed)
+    /// Events emitted on the output called `name` (`main`,
+    /// `dead_letters`, `late`, …); 0 for an output the node lacks.
+    pub fn out(&self, name: &str) -> u64 {
+        self.outputs.get(name).map_or(0, |id| self.out_id(id))
+    }
+
+    /// Events emitted on output `id`.
+    pub fn out_id(&self, id: Output) -> u64 {
+        self.events_out
+            .get(id.index())
+            .map_or(0, |c| c.load(Relaxed))
     }
 
     /// Events received.
@@ -78,9 +89,11 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn new(nodes: impl Iterator<Item = (String, String, Role)>) -> Metrics {
+    pub(crate) fn new(nodes: impl Iterator<Item = (String, String, Role, Outputs)>) -> Metrics {
         Metrics {
-            nodes: nodes.map(|(n, k, r)| NodeMetrics::new(&n, &k, r)).collect(),
+            nodes: nodes
+                .map(|(n, k, r, o)| NodeMetrics::new(&n, &k, r, o))
+                .collect(),
             backpressure_waits: AtomicU64::new(0),
             started: Instant::now(),
         }

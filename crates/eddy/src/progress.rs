@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eddy_core::Port;
 use eddy_runtime::metrics::Role;
 use eddy_runtime::{Metrics, RunReport};
 
@@ -55,19 +54,15 @@ impl Progress {
         let mut parts = Vec::new();
         for n in &self.metrics.nodes {
             if n.kind == "window" {
-                parts.push(format!(
-                    "{} results from {}",
-                    human(n.out(Port::Main)),
-                    n.name
-                ));
+                parts.push(format!("{} results from {}", human(n.out("main")), n.name));
             } else if n.role == Role::Sink {
                 parts.push(format!("{} → {}", human(n.received()), n.name));
             }
-            let dead = n.out(Port::DeadLetters);
+            let dead = n.out("dead_letters");
             if dead > 0 {
                 parts.push(format!("{} dead letters from {}", human(dead), n.name));
             }
-            let late = n.out(Port::Late);
+            let late = n.out("late");
             if late > 0 {
                 parts.push(format!("{} late at {}", human(late), n.name));
             }

@@ -222,7 +222,10 @@ impl KafkaSinkConfig {
 
 impl SinkFactory for KafkaSinkConfig {
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
-        let fail = |e: String| BuildError::new(format!("sink `{}`: {e}", cx.name));
+        let fail = |e: String| BuildError::Sink {
+            message: format!("sink `{}`: {e}", cx.name),
+            retryable: false,
+        };
         let producer = self
             .producer(ProduceContext::new(&cx.metrics))
             .map_err(fail)?;

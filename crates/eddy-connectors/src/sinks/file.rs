@@ -10,9 +10,11 @@
 //! rotate = { max_bytes = 104857600, interval = "1h" }
 //! ```
 //!
-//! All worker instances of one sink share a single buffered writer; each
-//! batch is encoded outside the lock and written under it in one piece, so
-//! lines never interleave. Parent directories are created as needed.
+//! All worker instances of one sink share a single buffered writer per run
+//! (`prepare` makes its holder, the first `build` opens it, so a pipeline
+//! that fails to build an earlier node leaves the file untouched); each batch is encoded outside the lock and
+//! written under it in one piece, so lines never interleave. Parent
+//! directories are created as needed.
 //!
 //! With `rotate`, output goes to `out/orders-20240501T120000-000000.ndjson`,
 //! `out/orders-20240501T120000-000001.ndjson`, … (UTC creation time, then a
@@ -27,7 +29,9 @@ use std::io::{BufWriter, ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use eddy_core::component::{BuildContext, BuildError, PathScope, PathUse, SinkFactory};
+use eddy_core::component::{
+    BuildContext, BuildError, NodeContext, PathScope, PathUse, Prepared, SinkFactory,
+};
 use eddy_core::config::Duration;
 use eddy_core::time::{now_ms, UtcDateTime};
 use eddy_core::{Event, Sink, SinkError, Timestamp};
@@ -63,10 +67,6 @@ pub struct FileSinkConfig {
     /// own. Default: one file, `path`.
     #[serde(default)]
     pub rotate: Option<Rotate>,
-    /// The writer shared by this sink's worker instances, opened by the first
-    /// `build`.
-    #[serde(skip)]
-    shared: SharedWriter,
 }
 
 fn default_true() -> bool {
@@ -108,26 +108,6 @@ impl TryFrom<RawRotate> for Rotate {
     }
 }
 
-/// The lazily opened writer (or the error opening it) shared by instances.
-#[derive(Clone, Default)]
-struct SharedWriter(Arc<OnceLock<Result<Writer, String>>>);
-
-impl std::fmt::Debug for SharedWriter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.get().is_some() {
-            "opened"
-        } else {
-            "not opened"
-        })
-    }
-}
-
-impl PartialEq for SharedWriter {
-    fn eq(&self, _other: &Self) -> bool {
-        true
-    }
-}
-
 impl FileSinkConfig {
     /// A config writing to `path` with the defaults.
     pub fn new(path: impl Into<PathBuf>) -> FileSinkConfig {
@@ -136,7 +116,6 @@ impl FileSinkConfig {
             format: RecordFormat::Json,
             truncate: true,
             rotate: None,
-            shared: SharedWriter::default(),
         }
     }
 
@@ -171,13 +150,22 @@ impl FileSinkConfig {
 }
 
 impl SinkFactory for FileSinkConfig {
+    /// The holder of this run's writer: the run's instances share it, and
+    /// the next run opens (and truncates) its own.
+    fn prepare(&self, _cx: &NodeContext) -> Result<Option<Prepared>, BuildError> {
+        Ok(Some(Prepared::new(RunWriter::default())))
+    }
+
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
-        let writer = self
-            .shared
+        let writer = cx
+            .prepared::<RunWriter>()?
             .0
             .get_or_init(|| self.open())
             .clone()
-            .map_err(|e| BuildError::new(format!("sink `{}`: {e}", cx.name)))?;
+            .map_err(|e| BuildError::Sink {
+                message: format!("sink `{}`: {e}", cx.name),
+                retryable: false,
+            })?;
         Ok(Box::new(FileSink {
             path: self.path.display().to_string(),
             writer,
@@ -201,6 +189,11 @@ impl SinkFactory for FileSinkConfig {
         }]
     }
 }
+
+/// One run's writer (or why it could not be opened), opened by the first
+/// instance built.
+#[derive(Default)]
+struct RunWriter(OnceLock<Result<Writer, String>>);
 
 /// Where the shared writer's bytes go.
 enum Output {
@@ -459,6 +452,12 @@ mod tests {
         Event::new(1_700_000_000_000 + i, f)
     }
 
+    /// Prepares `cfg` for a run and builds the instance `cx` describes.
+    fn build(cfg: &FileSinkConfig, cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
+        let prepared = cfg.prepare(&cx.node())?;
+        cfg.build(&cx.clone().with_prepared(prepared))
+    }
+
     fn read_back(path: &std::path::Path) -> Vec<Event> {
         let src_cfg: FileSourceConfig = toml::from_str(&format!(
             "path = {:?}\nevent_time = {{ field = \"ts\", format = \"epoch_ms\" }}",
@@ -479,7 +478,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nested/dir/out.ndjson");
         let cfg = FileSinkConfig::new(&path);
-        let mut sink = cfg.build(&BuildContext::single("out")).unwrap();
+        let mut sink = build(&cfg, &BuildContext::single("out")).unwrap();
         let events: Vec<Event> = (0..10).map(event).collect();
         sink.write(&events[..4]).unwrap();
         sink.write(&events[4..]).unwrap();
@@ -493,11 +492,13 @@ mod tests {
         let path = dir.path().join("shared.ndjson");
         std::fs::write(&path, "old line\n").unwrap();
         let cfg = FileSinkConfig::new(&path);
+        let mut cx = BuildContext::single("out");
+        cx.workers = 4;
+        let prepared = cfg.prepare(&cx.node()).unwrap();
         let handles: Vec<_> = (0..4)
             .map(|w| {
-                let mut cx = BuildContext::single("out");
+                let mut cx = cx.clone().with_prepared(prepared.clone());
                 cx.worker = w;
-                cx.workers = 4;
                 let mut sink = cfg.build(&cx).unwrap();
                 std::thread::spawn(move || {
                     for b in 0..50 {
@@ -531,7 +532,7 @@ mod tests {
         ))
         .unwrap();
         append.format = RecordFormat::Json;
-        let mut sink = append.build(&BuildContext::single("out")).unwrap();
+        let mut sink = build(&append, &BuildContext::single("out")).unwrap();
         sink.write(&[event(99_999)]).unwrap();
         sink.flush().unwrap();
         assert_eq!(read_back(&path).len(), 4001);
@@ -543,8 +544,8 @@ mod tests {
         let blocker = dir.path().join("file");
         std::fs::write(&blocker, "").unwrap();
         let cfg = FileSinkConfig::new(blocker.join("sub/out.ndjson"));
-        let err = match cfg.build(&BuildContext::single("out")) {
-            Err(e) => e.message,
+        let err = match build(&cfg, &BuildContext::single("out")) {
+            Err(e) => e.to_string(),
             Ok(_) => panic!("a path under a regular file cannot be created"),
         };
         assert!(err.contains(&blocker.display().to_string()), "{err}");
@@ -579,8 +580,8 @@ mod tests {
         let rotated_dir = dir.path().join("rotated");
         let plain = FileSinkConfig::new(&whole);
         let cfg = rotating(&rotated_dir, "{ max_bytes = 300 }");
-        let mut a = plain.build(&BuildContext::single("a")).unwrap();
-        let mut b = cfg.build(&BuildContext::single("b")).unwrap();
+        let mut a = build(&plain, &BuildContext::single("a")).unwrap();
+        let mut b = build(&cfg, &BuildContext::single("b")).unwrap();
         for chunk in (0..40).map(event).collect::<Vec<_>>().chunks(7) {
             a.write(chunk).unwrap();
             b.write(chunk).unwrap();
@@ -605,7 +606,7 @@ mod tests {
         let lines = |bytes: &[u8]| bytes.iter().filter(|&&b| b == b'\n').count();
         let dir = tempfile::tempdir().unwrap();
         let cfg = rotating(dir.path(), "{ interval = \"200ms\" }");
-        let mut sink = cfg.build(&BuildContext::single("out")).unwrap();
+        let mut sink = build(&cfg, &BuildContext::single("out")).unwrap();
         sink.on_tick().unwrap();
         assert!(rotated(dir.path()).is_empty(), "no line, no file");
         sink.write(&[event(1)]).unwrap();

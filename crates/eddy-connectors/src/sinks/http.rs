@@ -200,7 +200,7 @@ impl HttpSinkConfig {
 
 impl SinkFactory for HttpSinkConfig {
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
-        let fail = |e: String| BuildError::new(format!("sink `{}`: {e}", cx.name));
+        let fail = |e: String| BuildError::Config(format!("sink `{}`: {e}", cx.name));
         let url = expand_env(self.url.get_ref()).map_err(fail)?;
         url.parse::<ureq::http::Uri>()
             .map_err(|e| fail(format!("bad url `{url}`: {e}")))?;

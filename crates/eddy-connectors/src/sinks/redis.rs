@@ -132,7 +132,7 @@ impl RedisSinkConfig {
 
 impl SinkFactory for RedisSinkConfig {
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
-        let fail = |e: String| BuildError::new(format!("sink `{}`: {e}", cx.name));
+        let fail = |e: String| BuildError::Config(format!("sink `{}`: {e}", cx.name));
         let client = redis::Client::open(self.url.get_ref().as_str())
             .map_err(|e| fail(format!("bad url `{}`: {e}", self.url.get_ref())))?;
         let writer = RedisWriter {

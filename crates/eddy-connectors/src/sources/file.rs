@@ -89,7 +89,7 @@ impl SourceFactory for FileSourceConfig {
         }
         FileSource::open(self, &cx.name, assigner, cx.limits.max_line_bytes)
             .map(|s| Box::new(s) as Box<dyn Source>)
-            .map_err(|e| BuildError::new(format!("source `{}`: {e}", cx.name)))
+            .map_err(|e| BuildError::Input(format!("source `{}`: {e}", cx.name)))
     }
 
     fn watermarks(&self) -> WatermarkSpec {
@@ -504,7 +504,7 @@ mod tests {
                 Err(e) => e,
                 Ok(_) => panic!("opening a missing file must fail"),
             };
-        assert!(err.message.contains("/nonexistent/eddy/x.ndjson"), "{err}");
+        assert!(err.to_string().contains("/nonexistent/eddy/x.ndjson"), "{err}");
         let bad = toml::from_str::<FileSourceConfig>("path = \"a\"\nformat = \"csv\"")
             .unwrap_err()
             .to_string();

@@ -122,7 +122,7 @@ impl NexmarkKind {
 impl SourceFactory for NexmarkConfig {
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
         if self.events_per_second == 0 {
-            return Err(BuildError::new(format!(
+            return Err(BuildError::Config(format!(
                 "source `{}`: events_per_second must be positive",
                 cx.name
             )));

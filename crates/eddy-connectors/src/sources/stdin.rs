@@ -57,7 +57,7 @@ impl SourceFactory for StdinConfig {
         LineSource::spawn(io::stdin(), &cx.name, assigner, cx.limits.max_line_bytes)
             .map(|s| Box::new(s) as Box<dyn Source>)
             .map_err(|e| {
-                BuildError::new(format!(
+                BuildError::Input(format!(
                     "source `{}`: cannot start the stdin reader: {e}",
                     cx.name
                 ))

@@ -336,12 +336,26 @@ fn apply_env<'i>(root: &mut DeTable<'i>, env: &'i [(String, String)], diags: &mu
     }
 }
 
+/// Why an `EDDY_` override cannot be placed in the document.
+#[derive(Debug, thiserror::Error)]
+enum OverrideError {
+    /// The variable names no key.
+    #[error("empty path")]
+    EmptyPath,
+    /// A step of the path holds a value, not a table.
+    #[error("`{0}` is not a table")]
+    NotATable(String),
+    /// The table just made could not be found again (a bug).
+    #[error("table insert failed")]
+    Lost,
+}
+
 fn set_path<'i>(
     table: &mut DeTable<'i>,
     path: &[String],
     value: DeValue<'i>,
-) -> Result<(), String> {
-    let (first, rest) = path.split_first().ok_or("empty path")?;
+) -> Result<(), OverrideError> {
+    let (first, rest) = path.split_first().ok_or(OverrideError::EmptyPath)?;
     let existing = table
         .iter_mut()
         .find(|(k, _)| k.get_ref().as_ref() == first.as_str())
@@ -372,12 +386,12 @@ fn set_path<'i>(
                 .iter_mut()
                 .find(|(k, _)| k.get_ref().as_ref() == first.as_str())
                 .map(|(_, v)| v)
-                .ok_or("table insert failed")?
+                .ok_or(OverrideError::Lost)?
         }
     };
     match slot.get_mut() {
         DeValue::Table(t) => set_path(t, rest, value),
-        _ => Err(format!("`{first}` is not a table")),
+        _ => Err(OverrideError::NotATable(first.clone())),
     }
 }
 

@@ -14,7 +14,7 @@ use cel::IdedExpr;
 
 use super::eval;
 use super::limits::MAX_NODE_DEPTH;
-use super::ExprError;
+use super::{EvalError, ExprError};
 use crate::event::{Event, Value};
 use crate::symbol::Sym;
 
@@ -403,7 +403,7 @@ impl<'s> Lowerer<'s> {
             }
             Expr::Unspecified => return Err(self.err(e.id, "incomplete expression")),
         };
-        fold(node).map_err(|m| self.err(e.id, &m))
+        fold(node).map_err(|m| self.err(e.id, &m.message))
     }
 
     fn ident(&self, name: &str) -> Node {
@@ -538,7 +538,7 @@ impl<'s> Lowerer<'s> {
                 &format!("`{name}` takes {expected}, {given} given"),
             ));
         }
-        let node = fold(Node::Call(func, args)).map_err(|m| self.err_call(id, name, &m))?;
+        let node = fold(Node::Call(func, args)).map_err(|m| self.err_call(id, name, &m.message))?;
         // Timestamps and durations are almost always written as literals: a
         // bad one is reported now rather than on every event.
         if let Node::Call(Func::Timestamp | Func::Duration, args) = &node {
@@ -724,8 +724,8 @@ fn is_const(n: &Node) -> bool {
 /// && 1/0 > 2`), and if it is, the error is reported then, per event. The
 /// exception is a double that would be NaN or infinite (`1.0 / 0.0`,
 /// `1e308 * 10.0`): written as constants, that is a mistake in the
-/// expression, returned as the message of a compile error.
-fn fold(node: Node) -> Result<Node, String> {
+/// expression, returned for the caller to make a compile error of.
+fn fold(node: Node) -> Result<Node, EvalError> {
     let foldable = match &node {
         Node::Const(_)
         | Node::Field(_)
@@ -750,7 +750,7 @@ fn fold(node: Node) -> Result<Node, String> {
     }
     match eval::eval_value(&node, &Event::default()) {
         Ok(v) => Ok(Node::Const(v)),
-        Err(e) if e.non_finite => Err(e.message),
+        Err(e) if e.non_finite => Err(e),
         Err(_) => Ok(node),
     }
 }

@@ -76,7 +76,7 @@ impl Operator for Filter {
 mod tests {
     use eddy_core::config::{deserialize_body, line_col, parse_document};
 
-    use eddy_core::{Event, Port, Sym, Value};
+    use eddy_core::{Event, Output, Sym, Value};
 
     use super::*;
 
@@ -92,8 +92,8 @@ mod tests {
         let mut out = Collector::new();
         op.process(0, batch(lines, 42), &mut out);
         (
-            out.take(Port::Main),
-            out.take(Port::DeadLetters),
+            out.take(Output::MAIN),
+            out.take(Output::DEAD_LETTERS),
             out.origin_ns,
         )
     }

@@ -113,7 +113,7 @@ impl Operator for FlatMap {
 mod tests {
     use eddy_core::config::{deserialize_body, line_col, parse_document};
     use eddy_core::json::fields_to_json_string;
-    use eddy_core::{Port, Sym};
+    use eddy_core::{Output, Sym};
 
     use super::*;
 
@@ -129,7 +129,7 @@ mod tests {
         let mut op = config.build(&BuildContext::single("f")).unwrap();
         let mut out = Collector::new();
         op.process(0, Batch::new(events, 77), &mut out);
-        let main = out.take(Port::Main);
+        let main = out.take(Output::MAIN);
         if !main.is_empty() {
             assert_eq!(out.origin_ns, 77, "the batch origin is passed through");
         }
@@ -137,7 +137,7 @@ mod tests {
             .iter()
             .map(|e| format!("{} {}", e.time, fields_to_json_string(&e.fields)))
             .collect();
-        (main, out.take(Port::DeadLetters))
+        (main, out.take(Output::DEAD_LETTERS))
     }
 
     fn reason(dead: &Event) -> Option<&str> {

@@ -369,7 +369,7 @@ fn value_before<'v>(
 mod tests {
     use eddy_core::config::{deserialize_body, line_col, parse_document};
     use eddy_core::json::fields_to_json_string;
-    use eddy_core::{Event, Port};
+    use eddy_core::{Event, Output};
     use proptest::prelude::*;
 
     use super::*;
@@ -385,7 +385,7 @@ mod tests {
         let mut op = config.build(&BuildContext::single("m")).unwrap();
         let mut out = Collector::new();
         op.process(0, Batch::new(events, 9), &mut out);
-        let main = out.take(Port::Main);
+        let main = out.take(Output::MAIN);
         if !main.is_empty() {
             assert_eq!(out.origin_ns, 9, "the batch origin is passed through");
         }
@@ -393,7 +393,7 @@ mod tests {
             .iter()
             .map(|e| fields_to_json_string(&e.fields))
             .collect();
-        (main, out.take(Port::DeadLetters))
+        (main, out.take(Output::DEAD_LETTERS))
     }
 
     const PIPELINE: &str = r#"
@@ -589,8 +589,8 @@ ts = "event_time"
             let mut op = c.build(&BuildContext::single("m")).unwrap();
             let mut out = Collector::new();
             op.process(0, Batch::new(events.clone(), 0), &mut out);
-            let main = out.take(Port::Main);
-            let dead = out.take(Port::DeadLetters);
+            let main = out.take(Output::MAIN);
+            let dead = out.take(Output::DEAD_LETTERS);
             prop_assert_eq!(main.len() + dead.len(), 1, "{} {:?}", input, seen);
             if let Some(e) = main.first() {
                 // Oracle: assigning in order, every path reads back its value

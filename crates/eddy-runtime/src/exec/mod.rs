@@ -8,6 +8,7 @@
 //! flows down the graph and every operator flushes what it holds.
 
 mod checkpoint;
+mod errors;
 mod instance;
 mod topology;
 mod tracker;
@@ -18,9 +19,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
-use eddy_core::component::BuildContext;
+use eddy_core::component::{BuildContext, NodeContext, Prepared};
 use eddy_core::config::check_workers;
-use eddy_core::{Batch, Event, Port, Timestamp};
+use eddy_core::{Batch, Event, Timestamp};
 use hdrhistogram::Histogram;
 
 use crate::metrics::{Metrics, Role};
@@ -28,6 +29,7 @@ use crate::plan::Plan;
 use crate::registry::Factory;
 
 pub use checkpoint::{CompletedCheckpoint, Coordinator, InstanceState};
+pub use errors::{ErrorLog, Failure, ReportedError, RunError};
 pub use topology::{Route, Topology};
 pub use tracker::InputTracker;
 
@@ -35,8 +37,9 @@ pub use tracker::InputTracker;
 pub trait Publisher: Send + Sync {
     /// Which nodes to publish (checked once at start).
     fn wants(&self, node: &str) -> bool;
-    /// Called once per emitted batch of a wanted node.
-    fn publish(&self, node: &str, port: Port, events: &[Event]);
+    /// Called once per emitted batch of a wanted node, with the name of the
+    /// output it left by (`main`, `dead_letters`, `late`, …).
+    fn publish(&self, node: &str, output: &str, events: &[Event]);
 }
 
 /// How to run a plan.
@@ -74,25 +77,6 @@ impl Default for RunOptions {
     }
 }
 
-/// Why a run could not start or failed.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// A component could not be built.
-    #[error("cannot build `{node}`: {message}")]
-    Build {
-        /// The component.
-        node: String,
-        /// Why.
-        message: String,
-    },
-    /// A worker thread could not be started.
-    #[error("cannot start a worker thread: {0}")]
-    Thread(std::io::Error),
-    /// The run options break a `[pipeline.limits]` bound.
-    #[error("{0}")]
-    Limit(String),
-}
-
 /// What a finished run reports.
 #[derive(Debug)]
 pub struct RunReport {
@@ -102,8 +86,9 @@ pub struct RunReport {
     pub metrics: Arc<Metrics>,
     /// Per sink node name: latency from source read to sink write, in µs.
     pub latency_us: Vec<(String, Histogram<u64>)>,
-    /// Errors seen (bounded list), e.g. unreadable files or failed writes.
-    pub errors: Vec<String>,
+    /// Errors seen, e.g. unreadable files or failed writes: all counted,
+    /// the first [`ErrorLog::KEPT`] kept, each with its domain and retry hint.
+    pub errors: ErrorLog,
 }
 
 /// A message on a channel between groups.
@@ -148,22 +133,30 @@ pub(crate) struct RunContext<'a> {
     pub batch_size: usize,
     pub data_dir: std::path::PathBuf,
     pub drain: &'a Arc<Drain>,
+    /// Per node, what its factory's `prepare` made for this run.
+    pub prepared: &'a [Option<Prepared>],
 }
 
 impl RunContext<'_> {
-    /// What a factory gets when building the instance of `name` on `worker`.
-    pub fn build_context(&self, node: usize, worker: usize) -> BuildContext {
+    /// What a factory's `prepare` gets for node `node`.
+    pub fn node_context(&self, node: usize) -> NodeContext {
         let metrics = &self.metrics.nodes[node];
-        BuildContext {
+        NodeContext {
             name: metrics.name.clone(),
             metrics: metrics.component.clone(),
-            worker,
             workers: self.workers,
             batch_size: self.batch_size,
             data_dir: self.data_dir.clone(),
             seed: self.opts.seed,
             limits: self.plan.settings.limits.clone(),
+            outputs: self.plan.nodes[node].outputs.clone(),
         }
+    }
+
+    /// What a factory gets when building the instance of `node` on `worker`.
+    pub fn build_context(&self, node: usize, worker: usize) -> BuildContext {
+        let prepared = self.prepared.get(node).cloned().flatten();
+        BuildContext::new(&self.node_context(node), worker, prepared)
     }
 }
 
@@ -176,12 +169,23 @@ pub struct Running {
     /// Set when the run is over, to end the checkpoint trigger.
     ticker: Arc<AtomicBool>,
     started: Instant,
+    /// Per node name, what its factory prepared for this run.
+    prepared: Vec<(String, Option<Prepared>)>,
 }
 
 impl Running {
     /// Live counters.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// What node `name`'s factory prepared for this run (the simulator's
+    /// `ScenarioControl`, for run-time switches), if anything.
+    pub fn prepared(&self, name: &str) -> Option<Prepared> {
+        self.prepared
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, p)| p.clone())
     }
 
     /// Starts a checkpoint: sources inject a barrier, every instance reports
@@ -208,13 +212,13 @@ impl Running {
     /// Waits for every worker and returns the report.
     pub fn wait(self) -> RunReport {
         let mut latency: Vec<(String, Histogram<u64>)> = Vec::new();
-        let mut errors = Vec::new();
+        let mut errors = ErrorLog::default();
         let mut finished = self.started;
         for h in self.handles {
             match h.join() {
                 Ok(r) => {
                     finished = finished.max(r.finished);
-                    errors.extend(r.errors);
+                    errors.merge(r.errors);
                     for (name, hist) in r.latency_us {
                         match latency.iter_mut().find(|(n, _)| *n == name) {
                             Some((_, total)) => {
@@ -224,11 +228,13 @@ impl Running {
                         }
                     }
                 }
-                Err(_) => errors.push("a worker thread panicked".to_string()),
+                Err(_) => errors.push(ReportedError {
+                    at: None,
+                    failure: Failure::Panicked,
+                }),
             }
         }
         self.ticker.store(true, Ordering::Relaxed);
-        errors.truncate(100);
         RunReport {
             elapsed: self.started.elapsed(),
             metrics: self.metrics,
@@ -252,7 +258,7 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
             Factory::Transform(_) => Role::Transform,
             Factory::Sink(_) => Role::Sink,
         };
-        (n.name.clone(), n.kind.clone(), role)
+        (n.name.clone(), n.kind.clone(), role, n.outputs.clone())
     })));
     let batch_size = plan.settings.batch_size.unwrap_or(1024).max(1);
     let data_dir = std::path::PathBuf::from(
@@ -281,7 +287,7 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
         }
     }
 
-    let run = RunContext {
+    let mut run = RunContext {
         plan,
         topo: &topo,
         senders: &senders,
@@ -293,7 +299,23 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
         batch_size,
         data_dir,
         drain: &Arc::new(Drain::default()),
+        prepared: &[],
     };
+    // Per-run objects, once per node, before any instance is built.
+    let mut prepared = Vec::with_capacity(plan.nodes.len());
+    for (i, node) in plan.nodes.iter().enumerate() {
+        let cx = run.node_context(i);
+        let made = match &node.factory {
+            Factory::Source(f) => f.prepare(&cx),
+            Factory::Transform(f) => f.prepare(&cx),
+            Factory::Sink(f) => f.prepare(&cx),
+        };
+        prepared.push(made.map_err(|error| RunError::Build {
+            node: node.name.clone(),
+            error,
+        })?);
+    }
+    run.prepared = &prepared;
     let downstream = topo
         .heads
         .iter()
@@ -337,6 +359,12 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
         stop: opts.stop.clone(),
         ticker,
         started,
+        prepared: plan
+            .nodes
+            .iter()
+            .map(|n| n.name.clone())
+            .zip(prepared.iter().cloned())
+            .collect(),
     })
 }
 

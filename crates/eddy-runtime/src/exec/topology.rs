@@ -22,6 +22,13 @@ pub enum Route {
     Single,
 }
 
+impl Route {
+    /// Whether the receiving instance is the sender's own worker.
+    pub fn is_forward(&self) -> bool {
+        matches!(self, Route::Forward)
+    }
+}
+
 /// The fused structure of a plan for a number of workers.
 #[derive(Debug)]
 pub struct Topology {
@@ -29,8 +36,9 @@ pub struct Topology {
     pub group_of: Vec<usize>,
     /// For each node, whether its (single) input edge is fused.
     pub fused: Vec<bool>,
-    /// For each node, how its channel inputs are routed (heads only).
-    pub route: Vec<Route>,
+    /// For each node and input slot, how that input is routed (channel
+    /// heads only; fused inputs are `Forward`).
+    pub route: Vec<Vec<Route>>,
     /// Heads, in plan order.
     pub heads: Vec<usize>,
 }
@@ -40,17 +48,20 @@ impl Topology {
     pub fn new(plan: &Plan, workers: usize) -> Topology {
         let n = plan.nodes.len();
         let mut fused = vec![false; n];
-        let mut route = vec![Route::Forward; n];
+        let mut route = vec![Vec::new(); n];
         for (i, node) in plan.nodes.iter().enumerate() {
-            route[i] = match node.partitioning() {
-                Partitioning::Forward => Route::Forward,
-                _ if workers == 1 => Route::Forward,
-                Partitioning::Hash(keys) => Route::Hash(keys),
-                Partitioning::Single => Route::Single,
-            };
+            route[i] = (0..node.inputs.len())
+                .map(|slot| match node.partitioning(slot) {
+                    Partitioning::Forward => Route::Forward,
+                    _ if workers == 1 => Route::Forward,
+                    Partitioning::Hash(keys) => Route::Hash(keys),
+                    Partitioning::Single => Route::Single,
+                })
+                .collect();
             // Buffered sinks get their own threads behind a bounded channel.
             let buffered = matches!(&node.factory, Factory::Sink(s) if s.buffer().is_some());
-            fused[i] = node.inputs.len() == 1 && matches!(route[i], Route::Forward) && !buffered;
+            fused[i] =
+                node.inputs.len() == 1 && route[i].iter().all(Route::is_forward) && !buffered;
         }
         let mut group_of = vec![0; n];
         for i in 0..n {

@@ -13,19 +13,19 @@ use eddy_core::component::{Partitioning, ValidateContext, WatermarkSpec};
 use eddy_core::config::{
     closest, parse_document, Diagnostic, Diagnostics, PipelineSettings, Section,
 };
-use eddy_core::Port;
+use eddy_core::output::{Output, Outputs, MAIN};
 
 use crate::registry::{self, Factory};
 
 mod paths;
 
-/// An edge into a node: which node's which output port.
+/// An edge into a node: which node's which output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Input {
     /// Index of the upstream node in [`Plan::nodes`].
     pub node: usize,
-    /// The upstream output port.
-    pub port: Port,
+    /// The upstream output, an id into that node's [`PlanNode::outputs`].
+    pub output: Output,
 }
 
 /// One component of the compiled pipeline.
@@ -39,13 +39,16 @@ pub struct PlanNode {
     pub factory: Factory,
     /// Its inputs, in config order.
     pub inputs: Vec<Input>,
+    /// What it can emit: `main`, `dead_letters` and what its factory
+    /// declared, resolved to ids when the plan was compiled.
+    pub outputs: Outputs,
 }
 
 impl PlanNode {
-    /// How this node's input is partitioned over workers.
-    pub fn partitioning(&self) -> Partitioning {
+    /// How this node's input `slot` is partitioned over workers.
+    pub fn partitioning(&self, slot: usize) -> Partitioning {
         match &self.factory {
-            Factory::Transform(t) => t.partitioning(),
+            Factory::Transform(t) => t.partitioning(slot),
             _ => Partitioning::Forward,
         }
     }
@@ -58,15 +61,24 @@ impl PlanNode {
         }
     }
 
-    /// The output ports this node can write to.
-    pub fn ports(&self) -> Vec<Port> {
-        match &self.factory {
-            Factory::Source(_) => vec![Port::Main, Port::DeadLetters],
-            Factory::Transform(t) => std::iter::once(Port::Main)
-                .chain(t.side_outputs().iter().copied())
-                .collect(),
-            Factory::Sink(_) => vec![Port::DeadLetters],
-        }
+    /// How `NAME` (main) and `NAME.<output>` address this node's outputs,
+    /// for diagnostics. A sink's only output is `dead_letters`.
+    pub fn addresses(&self) -> Vec<String> {
+        self.outputs
+            .iter()
+            .filter(|&(id, _)| !(id == Output::MAIN && self.is_sink()))
+            .map(|(id, name)| {
+                if id == Output::MAIN {
+                    self.name.clone()
+                } else {
+                    format!("{}.{name}", self.name)
+                }
+            })
+            .collect()
+    }
+
+    fn is_sink(&self) -> bool {
+        matches!(self.factory, Factory::Sink(_))
     }
 }
 
@@ -161,11 +173,27 @@ impl Plan {
             };
             match ctor(&c.body) {
                 Ok(factory) => {
-                    let found = match &factory {
+                    let mut found = match &factory {
                         Factory::Source(f) => f.validate(&vcx),
                         Factory::Transform(f) => f.validate(&vcx),
                         Factory::Sink(f) => f.validate(&vcx),
                     };
+                    let outputs = match &factory {
+                        Factory::Transform(f) => Outputs::declare(&f.outputs()),
+                        Factory::Source(_) | Factory::Sink(_) => Ok(Outputs::default()),
+                    };
+                    // A faulty declaration is the transform's bug, not the
+                    // user's; still reported, never a panic.
+                    let outputs = outputs.unwrap_or_else(|e| {
+                        found.push(Diagnostic::new(
+                            c.name_span.clone(),
+                            format!(
+                                "`{kind}` declares its outputs wrongly: {e}",
+                                kind = kind.get_ref()
+                            ),
+                        ));
+                        Outputs::default()
+                    });
                     // Checks without a position of their own point at the
                     // component's name.
                     diags.extend(found.into_iter().map(|mut d| {
@@ -179,6 +207,7 @@ impl Plan {
                         kind: kind.get_ref().clone(),
                         factory,
                         inputs: vec![],
+                        outputs,
                     }))
                 }
                 Err(d) => {
@@ -220,21 +249,9 @@ impl Plan {
                     );
                     continue;
                 }
-                let (base, port) = match text.split_once('.') {
-                    Some((b, suffix)) => match Port::from_suffix(suffix) {
-                        Some(p) => (b, p),
-                        None => {
-                            diags.push(
-                                Diagnostic::new(
-                                    input.span(),
-                                    format!("unknown output `.{suffix}` in input `{text}`"),
-                                )
-                                .hint("side outputs are `.late`, `.dead_letters` and `.timeout`"),
-                            );
-                            continue;
-                        }
-                    },
-                    None => (text.as_str(), Port::Main),
+                let (base, suffix) = match text.split_once('.') {
+                    Some((b, suffix)) => (b, Some(suffix)),
+                    None => (text.as_str(), None),
                 };
                 let Some(&from) = by_name.get(base) else {
                     let names: Vec<&str> = by_name.keys().map(String::as_str).collect();
@@ -253,7 +270,7 @@ impl Plan {
                     continue;
                 };
                 // A sink's only output is what it gave up on.
-                if matches!(upstream.factory, Factory::Sink(_)) && port == Port::Main {
+                if upstream.is_sink() && suffix.is_none() {
                     diags.push(
                         Diagnostic::new(
                             input.span(),
@@ -265,33 +282,36 @@ impl Plan {
                     );
                     continue;
                 }
-                if !upstream.ports().contains(&port) {
+                // `main` is addressed by the name alone, never as `NAME.main`.
+                let found = match suffix {
+                    None => Some(Output::MAIN),
+                    Some(MAIN) => None,
+                    Some(s) => upstream.outputs.get(s),
+                };
+                let Some(output) = found else {
+                    let suffix = suffix.unwrap_or_default();
+                    let offered = upstream.addresses();
+                    let names: Vec<&str> = upstream.outputs.iter().map(|(_, n)| n).collect();
+                    let offers = format!("`{}` offers: {}", upstream.kind, offered.join(", "));
+                    let hint = match closest(suffix, &names) {
+                        Some(MAIN) if !upstream.is_sink() => {
+                            format!("the main output is addressed by the name alone: `{base}`")
+                        }
+                        Some(best) if best != MAIN => {
+                            format!("did you mean `{base}.{best}`? {offers}")
+                        }
+                        _ => offers,
+                    };
                     diags.push(
                         Diagnostic::new(
                             input.span(),
-                            format!(
-                                "`{base}` ({}) has no `.{}` output",
-                                upstream.kind,
-                                port.suffix().unwrap_or("")
-                            ),
+                            format!("`{base}` ({}) has no `.{suffix}` output", upstream.kind),
                         )
-                        .hint(format!(
-                            "`{}` offers: {}",
-                            upstream.kind,
-                            upstream
-                                .ports()
-                                .iter()
-                                .map(|p| p
-                                    .suffix()
-                                    .map(|s| format!("{base}.{s}"))
-                                    .unwrap_or(base.to_string()))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )),
+                        .hint(hint),
                     );
                     continue;
-                }
-                inputs.push(Input { node: from, port });
+                };
+                inputs.push(Input { node: from, output });
             }
             if let Some(node) = built[idx].as_mut() {
                 node.inputs = inputs;
@@ -360,13 +380,13 @@ impl Plan {
         })
     }
 
-    /// Indices of the nodes that read `node`'s output, with the input slot.
-    pub fn consumers(&self, node: usize) -> Vec<(usize, usize, Port)> {
+    /// The nodes that read `node`'s outputs: (consumer, input slot, output).
+    pub fn consumers(&self, node: usize) -> Vec<(usize, usize, Output)> {
         let mut out = Vec::new();
         for (j, n) in self.nodes.iter().enumerate() {
             for (slot, i) in n.inputs.iter().enumerate() {
                 if i.node == node {
-                    out.push((j, slot, i.port));
+                    out.push((j, slot, i.output));
                 }
             }
         }

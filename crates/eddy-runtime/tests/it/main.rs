@@ -4,6 +4,7 @@
 mod files;
 mod golden;
 mod no_loss;
+mod partitioning;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod run;

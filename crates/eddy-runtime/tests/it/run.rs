@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use eddy_core::{Event, Port};
+use eddy_core::Event;
 use eddy_runtime::{Plan, Publisher, RunOptions};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -133,7 +133,7 @@ fn keyed_windows_give_the_same_results_on_one_and_three_workers() {
         let report = eddy_runtime::run(&p, on(workers)).unwrap();
         assert!(report.errors.is_empty(), "{:?}", report.errors);
         assert_eq!(results(&output), expected, "workers = {workers}");
-        assert_eq!(report.metrics.node("w").unwrap().out(Port::Late), 0);
+        assert_eq!(report.metrics.node("w").unwrap().out("late"), 0);
     }
 }
 
@@ -177,7 +177,7 @@ fn late_events_go_to_the_late_output_and_nowhere_else() {
     ));
     let running = eddy_runtime::start(&plan(&p), on(2)).unwrap();
     // Windows up to [9 s, 10 s) close once the watermark passes them.
-    wait_for(&|| running.metrics().node("w").unwrap().out(Port::Main) >= 9);
+    wait_for(&|| running.metrics().node("w").unwrap().out("main") >= 9);
     // Now an event 5 s behind: its window closed long ago.
     let mut f = std::fs::OpenOptions::new()
         .append(true)
@@ -188,7 +188,7 @@ fn late_events_go_to_the_late_output_and_nowhere_else() {
         format!("{{\"ts\":{},\"key\":\"a\",\"amount\":1000}}\n", T0 + 4_000).as_bytes(),
     )
     .unwrap();
-    wait_for(&|| running.metrics().node("w").unwrap().out(Port::Late) >= 1);
+    wait_for(&|| running.metrics().node("w").unwrap().out("late") >= 1);
     running.stop();
     let report = running.wait();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
@@ -247,9 +247,9 @@ path = {output:?}
     let running = eddy_runtime::start(&p, on(1)).unwrap();
     // Both sources follow their files and never end; only idleness lets the
     // quiet one stop holding the watermark back. Windows [0,1s)..[3s,4s) close.
-    let fired = || running.metrics().node("w").unwrap().out(Port::Main);
+    let fired = || running.metrics().node("w").unwrap().out("main");
     wait_for(&|| fired() >= 4);
-    let fired_while_running = running.metrics().node("w").unwrap().out(Port::Main);
+    let fired_while_running = running.metrics().node("w").unwrap().out("main");
     running.stop();
     let report = running.wait();
     assert!(
@@ -305,17 +305,17 @@ path = {:?}
 }
 
 #[derive(Default)]
-struct Recorder(Mutex<Vec<(String, Port, usize)>>);
+struct Recorder(Mutex<Vec<(String, String, usize)>>);
 
 impl Publisher for Recorder {
     fn wants(&self, node: &str) -> bool {
         node == "big"
     }
-    fn publish(&self, node: &str, port: Port, events: &[Event]) {
+    fn publish(&self, node: &str, output: &str, events: &[Event]) {
         self.0
             .lock()
             .unwrap()
-            .push((node.to_string(), port, events.len()));
+            .push((node.to_string(), output.to_string(), events.len()));
     }
 }
 
@@ -336,9 +336,7 @@ fn the_publish_hook_sees_the_outputs_it_asked_for() {
     };
     let report = eddy_runtime::run(&p, opts).unwrap();
     let seen = recorder.0.lock().unwrap();
-    assert!(seen
-        .iter()
-        .all(|(n, port, _)| n == "big" && *port == Port::Main));
+    assert!(seen.iter().all(|(n, port, _)| n == "big" && port == "main"));
     let published: usize = seen.iter().map(|(_, _, n)| n).sum();
     assert_eq!(
         published as u64,
@@ -476,4 +474,105 @@ inputs = ["w"]
     running.stop();
     let report = running.wait();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
+}
+
+/// Per-run objects come from `prepare`, not from the compiled plan: a plan
+/// run twice truncates and writes its `file` sink afresh each time, and
+/// each run has its own simulator switches.
+#[test]
+fn a_plan_run_twice_prepares_its_per_run_objects_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    let output = dir.path().join("out.ndjson");
+    write_events(&input, 500, 5, 0, 7);
+    let p = plan(&format!(
+        "[sources.tx]\ntype = \"file\"\npath = {:?}\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"tx\"]\npath = {:?}\n",
+        input.display().to_string(),
+        output.display().to_string()
+    ));
+    for run in 0..2 {
+        eddy_runtime::run(&p, on(2)).unwrap();
+        // A writer kept from the first run would append to it (1,000
+        // lines) or write to the removed file (none).
+        assert_eq!(read_json_lines(&output).len(), 500, "run {run}");
+        std::fs::remove_file(&output).unwrap();
+    }
+
+    let sim = plan(
+        "[sources.sim]\ntype = \"simulator\"\nfast = true\nevents = 100\n\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"sim\"]\n",
+    );
+    let control = |running: &eddy_runtime::Running| {
+        running
+            .prepared("sim")
+            .and_then(|p| p.get::<eddy_connectors::sources::simulator::ScenarioControl>())
+            .unwrap()
+    };
+    let first = eddy_runtime::start(&sim, on(1)).unwrap();
+    let second = eddy_runtime::start(&sim, on(1)).unwrap();
+    assert!(!Arc::ptr_eq(&control(&first), &control(&second)));
+    assert!(first.prepared("out").is_none());
+    first.wait();
+    second.wait();
+}
+
+/// A run that cannot start says which node, in which domain, and whether
+/// trying again can help; the message still names the file.
+#[test]
+fn start_errors_are_typed_with_domain_and_retry_hint() {
+    use eddy_core::{Classify, Domain};
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.ndjson");
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, "").unwrap();
+    let cases = [
+        (
+            missing.clone(),
+            dir.path().join("out.ndjson"),
+            "tx",
+            Domain::Input,
+        ),
+        (
+            blocker.clone(),
+            blocker.join("sub/out.ndjson"),
+            "out",
+            Domain::Sink,
+        ),
+    ];
+    for (input, output, node, domain) in cases {
+        let p = plan(&format!(
+            "[sources.tx]\ntype = \"file\"\npath = {:?}\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"tx\"]\npath = {:?}\n",
+            input.display().to_string(),
+            output.display().to_string()
+        ));
+        let Err(e) = eddy_runtime::run(&p, on(1)) else {
+            panic!("{node} must fail to build");
+        };
+        assert!(
+            matches!(&e, eddy_runtime::RunError::Build { node: n, .. } if n == node),
+            "{e}"
+        );
+        assert_eq!((e.domain(), e.retryable()), (domain, false), "{e}");
+        let path = if domain == Domain::Input {
+            &input
+        } else {
+            &blocker
+        };
+        assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+    }
+}
+
+/// A pipeline that fails to start leaves its `file` sink's output as it
+/// was: the writer is opened when the sink is built, after its upstream.
+#[test]
+fn a_failed_start_does_not_truncate_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.ndjson");
+    std::fs::write(&output, "{\"kept\": true}\n").unwrap();
+    let p = plan(&format!(
+        "[sources.tx]\ntype = \"file\"\npath = {:?}\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"tx\"]\npath = {:?}\n",
+        dir.path().join("missing.ndjson").display().to_string(),
+        output.display().to_string()
+    ));
+    assert!(eddy_runtime::run(&p, on(2)).is_err());
+    assert_eq!(read_json_lines(&output).len(), 1);
 }

@@ -84,6 +84,12 @@ pub fn execute(
     for e in &report.errors {
         eprintln!("error: {e}");
     }
+    if report.errors.dropped() > 0 {
+        eprintln!(
+            "error: … and {} more errors (every one is counted in the node's errors)",
+            report.errors.dropped()
+        );
+    }
     Ok(if report.errors.is_empty() {
         ExitCode::SUCCESS
     } else {

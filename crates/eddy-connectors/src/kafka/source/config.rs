@@ -143,7 +143,7 @@ impl SourceFactory for KafkaSourceConfig {
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
         KafkaSource::new(self, cx)
             .map(|s| Box::new(s) as Box<dyn Source>)
-            .map_err(|e| BuildError::new(format!("source `{}`: {e}", cx.name)))
+            .map_err(|e| BuildError::Input(format!("source `{}`: {e}", cx.name)))
     }
 
     fn watermarks(&self) -> WatermarkSpec {

@@ -101,7 +101,7 @@ impl Records {
                 }
                 match self.assigner.time_of(&fields, now) {
                     Ok(t) => events.push(Event::new(t, fields)),
-                    Err(reason) => dead.push(dead_letter_of(reason, bytes)),
+                    Err(reason) => dead.push(dead_letter_of(reason.to_string(), bytes)),
                 }
             }
             Err(e) => dead.push(dead_letter_of(e, bytes)),

@@ -161,8 +161,10 @@ impl ParquetConfig {
 
 impl SinkFactory for ParquetConfig {
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
-        let sink = ParquetSink::new(self, cx)
-            .map_err(|e| BuildError::new(format!("sink `{}`: {e}", cx.name)))?;
+        let sink = ParquetSink::new(self, cx).map_err(|e| BuildError::Sink {
+            message: format!("sink `{}`: {e}", cx.name),
+            retryable: false,
+        })?;
         Ok(Box::new(sink))
     }
 

@@ -123,15 +123,19 @@ impl PostgresConfig {
 
 impl SinkFactory for PostgresConfig {
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
-        let fail = |e: String| BuildError::new(format!("sink `{}`: {e}", cx.name));
-        let settings = self.settings().map_err(fail)?;
+        let config = |e: String| BuildError::Config(format!("sink `{}`: {e}", cx.name));
+        let sink = |e: String| BuildError::Sink {
+            message: format!("sink `{}`: {e}", cx.name),
+            retryable: false,
+        };
+        let settings = self.settings().map_err(config)?;
         let connected = cx.metrics.gauge("connected", &[]);
         let mut writer = PgWriter::new(settings, connected)
-            .map_err(|e| fail(format!("cannot start the PostgreSQL client runtime: {e}")))?;
+            .map_err(|e| sink(format!("cannot start the PostgreSQL client runtime: {e}")))?;
         // A wrong table or column stops the pipeline at start; an outage
         // does not: the first batch retries it.
         match writer.prepare() {
-            Err(DeliveryError::Permanent(m)) => return Err(fail(m)),
+            Err(DeliveryError::Permanent(m)) => return Err(sink(m)),
             Err(DeliveryError::Transient(m)) => {
                 eprintln!("sink `{}`: PostgreSQL not reachable yet: {m}", cx.name);
             }

@@ -151,7 +151,7 @@ fn values_convert_to_the_tables_types_and_misfits_become_dead_letters() {
 fn a_missing_table_or_column_stops_the_sink_at_start() {
     let Some(pg) = Postgres::start() else { return };
     let err = |cfg: &PostgresConfig| match cfg.build(&BuildContext::single("db")) {
-        Err(e) => e.message,
+        Err(e) => e.to_string(),
         Ok(_) => panic!("built a sink for a broken table"),
     };
     let missing = err(&config(&pg, "table = \"nope\""));

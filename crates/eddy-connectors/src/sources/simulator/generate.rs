@@ -325,10 +325,28 @@ fn date(t: Timestamp) -> Value {
 }
 
 impl Simulator {
-    /// A generator for worker `worker` of `workers`; `default_seed` is used
-    /// when the config has no `seed`.
+    /// A generator for worker `worker` of `workers` with switches of its
+    /// own; `default_seed` is used when the config has no `seed`.
     pub fn new(
         cfg: &SimulatorConfig,
+        default_seed: u64,
+        worker: usize,
+        workers: usize,
+    ) -> Result<Simulator, SimulatorError> {
+        Self::with_control(
+            cfg,
+            ScenarioControl::default(),
+            default_seed,
+            worker,
+            workers,
+        )
+    }
+
+    /// A generator for worker `worker` of `workers` following the run-time
+    /// switches `control` (shared by the run's instances).
+    pub fn with_control(
+        cfg: &SimulatorConfig,
+        control: ScenarioControl,
         default_seed: u64,
         worker: usize,
         workers: usize,
@@ -391,7 +409,7 @@ impl Simulator {
         let start = if cfg.fast {
             cfg.start_time.unwrap_or(DEFAULT_START_TIME)
         } else {
-            cfg.control.started()
+            control.started()
         };
         let remaining = cfg
             .events
@@ -417,7 +435,7 @@ impl Simulator {
                     intensity: sc.intensity,
                 })
                 .collect(),
-            control: cfg.control.clone(),
+            control,
             local: [0.0; 5],
             worker,
             workers,

@@ -58,7 +58,9 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use eddy_core::component::{BuildContext, BuildError, SourceFactory, WatermarkSpec};
+use eddy_core::component::{
+    BuildContext, BuildError, NodeContext, Prepared, SourceFactory, WatermarkSpec,
+};
 use eddy_core::config::Duration;
 use eddy_core::time::{now_ms, parse_duration};
 use eddy_core::{Source, SourceBatch, SourceError, SourcePoll, Timestamp};
@@ -105,9 +107,6 @@ pub struct SimulatorConfig {
     /// `"2024-01-01T00:00:00Z"`).
     #[serde(default, deserialize_with = "opt_rfc3339")]
     pub start_time: Option<Timestamp>,
-    /// Run-time scenario switches shared by this source's instances.
-    #[serde(skip)]
-    control: ScenarioControl,
 }
 
 fn default_rate() -> f64 {
@@ -125,7 +124,6 @@ impl Default for SimulatorConfig {
             events: None,
             fast: false,
             start_time: None,
-            control: ScenarioControl::default(),
         }
     }
 }
@@ -299,14 +297,14 @@ fn offset<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 }
 
 /// Run-time scenario switches shared by all instances of one simulator
-/// source. Cloning gives another handle to the same switches.
+/// source in one run: `prepare` makes one per run, and the caller that
+/// started the run reaches it through `Running::prepared(NAME)` (e.g. for
+/// an HTTP handler). Cloning gives another handle to the same switches.
 ///
 /// ```
 /// use eddy_connectors::sources::simulator::{ScenarioControl, ScenarioKind};
-/// use eddy_connectors::sources::SimulatorConfig;
 ///
-/// let cfg = SimulatorConfig::default();
-/// let control: ScenarioControl = cfg.control(); // keep it, e.g. in an HTTP handler
+/// let control = ScenarioControl::default();
 /// control.set(ScenarioKind::ComplianceAudit, Some(2.0));
 /// assert_eq!(control.get(ScenarioKind::ComplianceAudit), Some(2.0));
 /// control.set(ScenarioKind::ComplianceAudit, None);
@@ -353,12 +351,6 @@ impl fmt::Debug for ScenarioControl {
     }
 }
 
-impl PartialEq for ScenarioControl {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
 /// Why a simulator could not be set up.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SimulatorError {
@@ -374,12 +366,6 @@ pub enum SimulatorError {
 }
 
 impl SimulatorConfig {
-    /// The run-time scenario switches of this source, shared by every
-    /// instance built from this config.
-    pub fn control(&self) -> ScenarioControl {
-        self.control.clone()
-    }
-
     /// The weight of each category (indexed like [`Category::ALL`]).
     fn weights(&self) -> Result<[f64; 14], SimulatorError> {
         let mut w = [0.0; 14];
@@ -406,9 +392,16 @@ impl SimulatorConfig {
 }
 
 impl SourceFactory for SimulatorConfig {
+    /// One set of scenario switches (and one wall-clock start) per run,
+    /// shared by the run's instances.
+    fn prepare(&self, _cx: &NodeContext) -> Result<Option<Prepared>, BuildError> {
+        Ok(Some(Prepared::new(ScenarioControl::default())))
+    }
+
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
-        let sim = Simulator::new(self, cx.seed, cx.worker, cx.workers)
-            .map_err(|e| BuildError::new(format!("source `{}`: {e}", cx.name)))?;
+        let control = ScenarioControl::clone(&*cx.prepared::<ScenarioControl>()?);
+        let sim = Simulator::with_control(self, control, cx.seed, cx.worker, cx.workers)
+            .map_err(|e| BuildError::Config(format!("source `{}`: {e}", cx.name)))?;
         Ok(Box::new(SimulatorSource {
             sim,
             throttle: Throttle::new(),

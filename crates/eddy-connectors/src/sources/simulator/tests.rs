@@ -5,6 +5,14 @@ use eddy_core::time::parse_rfc3339;
 use eddy_core::{Event, SourcePoll, Sym, Value};
 
 use super::roster::{DEPARTMENTS, RISK_CATEGORIES};
+use eddy_core::component::BuildError;
+use eddy_core::Source;
+
+/// Prepares `cfg` for a run and builds the instance `cx` describes.
+fn build(cfg: &SimulatorConfig, cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
+    let prepared = cfg.prepare(&cx.node())?;
+    cfg.build(&cx.clone().with_prepared(prepared))
+}
 use super::*;
 
 fn sym(s: &str) -> Sym {
@@ -254,7 +262,9 @@ fn categories_and_mix_restrict_the_stream() {
     );
     let none: SimulatorConfig =
         toml::from_str("mix = { transaction = 0 }\ncategories = [\"transaction\"]").unwrap();
-    assert!(none.build(&BuildContext::single("sim")).is_err());
+    let err = build(&none, &BuildContext::single("sim")).err().unwrap();
+    assert!(err.to_string().contains("no category to generate"), "{err}");
+    assert_eq!(eddy_core::Classify::domain(&err), eddy_core::Domain::Config);
 }
 
 #[test]
@@ -441,8 +451,8 @@ fn scenarios_can_be_switched_at_run_time() {
             text(e, "severity") == "critical"
         })
     };
-    let control = cfg.control();
-    let mut sim = Simulator::new(&cfg, 0, 0, 1).unwrap();
+    let control = ScenarioControl::default();
+    let mut sim = Simulator::with_control(&cfg, control.clone(), 0, 0, 1).unwrap();
     let mut before = Vec::new();
     sim.next_batch(&mut before, 2_000);
     control.set(ScenarioKind::ComplianceAudit, Some(1.0));
@@ -484,7 +494,7 @@ fn workers_split_ids_and_entities() {
 #[test]
 fn rate_mode_is_throttled_and_uses_the_wall_clock() {
     let cfg: SimulatorConfig = toml::from_str("rate = 500.0").unwrap();
-    let mut src = cfg.build(&BuildContext::single("sim")).unwrap();
+    let mut src = build(&cfg, &BuildContext::single("sim")).unwrap();
     let begin = std::time::Instant::now();
     let before = eddy_core::time::now_ms();
     let mut n = 0;
@@ -505,7 +515,7 @@ fn rate_mode_is_throttled_and_uses_the_wall_clock() {
 
 #[test]
 fn bounded_source_finishes() {
-    let mut src = fast(1_234).build(&BuildContext::single("sim")).unwrap();
+    let mut src = build(&fast(1_234), &BuildContext::single("sim")).unwrap();
     let mut n = 0;
     while let SourcePoll::Ready(b) = src.poll(500).unwrap() {
         n += b.events.len();

@@ -3,7 +3,8 @@
 use std::cell::Cell;
 use std::sync::Arc;
 
-use eddy_core::{Collector, Port, Timestamp, Value};
+use eddy_core::output::Output as OutputId;
+use eddy_core::{Collector, Timestamp, Value};
 
 use super::output::Output;
 use crate::aggregate::{
@@ -100,7 +101,7 @@ impl<'a> Ctx<'a> {
         accs: &[Accumulator],
     ) {
         self.emitted.set(self.emitted.get() + 1);
-        out.push(Port::Main, self.output.event(start, end, key, accs));
+        out.push(OutputId::MAIN, self.output.event(start, end, key, accs));
     }
 }
 

@@ -7,13 +7,16 @@ use eddy_core::component::{
 };
 use eddy_core::config::{Diagnostic, Duration, Spanned};
 use eddy_core::limits::Limits;
-use eddy_core::{Expression, Operator, Port};
+use eddy_core::{Expression, Operator, OutputSpec};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::operator::WindowOperator;
 use super::output::key_field_names;
 use crate::aggregate::AggregateSpec;
+
+/// The output late events go to: `NAME.late`.
+pub const LATE: &str = "late";
 
 /// Configuration of a `window` transform: group events by key into
 /// windows and compute aggregates per key and window.
@@ -266,10 +269,12 @@ impl TransformFactory for WindowConfig {
             self,
             &cx.name,
             cx.limits.max_keys,
+            cx.output(LATE)?,
         )))
     }
 
-    fn partitioning(&self) -> Partitioning {
+    /// Every input keyed alike.
+    fn partitioning(&self, _input: usize) -> Partitioning {
         if self.key.0.is_empty() {
             Partitioning::Single
         } else {
@@ -277,8 +282,11 @@ impl TransformFactory for WindowConfig {
         }
     }
 
-    fn side_outputs(&self) -> &'static [Port] {
-        &[Port::Late, Port::DeadLetters]
+    fn outputs(&self) -> Vec<OutputSpec> {
+        vec![OutputSpec::new(
+            LATE,
+            "events that arrived after their window's allowed lateness, unchanged",
+        )]
     }
 
     /// Output field names must be unique: aggregates may not reuse

@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 
 use eddy_core::component::{BuildContext, TransformFactory};
-use eddy_core::{Batch, Collector, Event, Operator, Port, Value};
+use eddy_core::{Batch, Collector, Event, Operator, Output, Value};
 use proptest::prelude::*;
 
 use super::tests::{
-    body, config, ev, expected, get, operator, run, simulation, ts, In, Op, AGG_NAMES,
+    body, config, ev, expected, get, late, operator, run, simulation, ts, In, Op, AGG_NAMES,
 };
 use super::WindowOperator;
 
@@ -263,10 +263,10 @@ fn a_result_covers_only_events_before_its_boundary() {
     let mut out = Collector::new();
     op.process(0, Batch::new(vec![k(1, "a"), k(15, "a")], 0), &mut out);
     op.on_watermark(9, &mut out);
-    let r = summary(&out.take(Port::Main));
+    let r = summary(&out.take(Output::MAIN));
     assert_eq!(r, vec![("a".into(), ts(1), ts(10), Value::Int(1))]);
     op.finish(&mut out);
-    let r = summary(&out.take(Port::Main));
+    let r = summary(&out.take(Output::MAIN));
     assert_eq!(r, vec![("a".into(), ts(1), ts(20), Value::Int(2))]);
 }
 
@@ -282,7 +282,7 @@ fn results_do_not_depend_on_batch_size() {
         }
         op.on_watermark(40, &mut out);
         op.finish(&mut out);
-        summary(&out.take(Port::Main))
+        summary(&out.take(Output::MAIN))
     };
     let together = feed(vec![vec![k(5, "a"), k(25, "a")]]);
     let apart = feed(vec![vec![k(5, "a")], vec![k(25, "a")]]);
@@ -304,9 +304,9 @@ fn window_end_is_never_before_window_start() {
     let mut out = Collector::new();
     op.process(0, Batch::new(vec![k(50, "a")], 0), &mut out);
     op.on_watermark(19, &mut out);
-    assert!(out.take(Port::Main).is_empty(), "its period ends at 60");
+    assert!(out.take(Output::MAIN).is_empty(), "its period ends at 60");
     op.on_watermark(59, &mut out);
-    let r = summary(&out.take(Port::Main));
+    let r = summary(&out.take(Output::MAIN));
     assert_eq!(r, vec![("a".into(), ts(50), ts(60), Value::Int(1))]);
 }
 
@@ -319,7 +319,7 @@ fn a_jump_fires_each_boundary_in_order() {
     let batch = vec![k(31, "b"), k(2, "a"), k(12, "a"), k(35, "a")];
     op.process(0, Batch::new(batch, 0), &mut out);
     op.on_watermark(1_000_000, &mut out);
-    let r = summary(&out.take(Port::Main));
+    let r = summary(&out.take(Output::MAIN));
     assert_eq!(
         r,
         vec![
@@ -337,17 +337,17 @@ fn late_events_within_lateness_re_emit_the_same_boundary() {
     let mut out = Collector::new();
     op.process(0, Batch::new(vec![k(3, "a"), k(14, "a")], 0), &mut out);
     op.on_watermark(19, &mut out);
-    assert_eq!(out.take(Port::Main).len(), 2);
+    assert_eq!(out.take(Output::MAIN).len(), 2);
     // Period [10, 20) is within lateness until watermark 34: re-emitted at 20.
     op.process(0, Batch::new(vec![k(11, "a"), k(12, "a")], 0), &mut out);
-    let r = summary(&out.take(Port::Main));
+    let r = summary(&out.take(Output::MAIN));
     assert_eq!(r, vec![("a".into(), ts(3), ts(20), Value::Int(4))]);
     // Period [0, 10) is past its lateness (watermark 24 >= 9 + 15): late.
     op.on_watermark(24, &mut out);
     let e = k(1, "a");
     op.process(0, Batch::new(vec![e.clone()], 0), &mut out);
-    assert_eq!(out.take(Port::Late), vec![e]);
-    assert!(out.take(Port::Main).is_empty());
+    assert_eq!(out.take(late()), vec![e]);
+    assert!(out.take(Output::MAIN).is_empty());
 }
 
 #[test]
@@ -360,7 +360,7 @@ fn emit_all_repeats_unchanged_keys_at_firing_boundaries() {
         &mut out,
     );
     op.on_watermark(100, &mut out);
-    let r = summary(&out.take(Port::Main));
+    let r = summary(&out.take(Output::MAIN));
     assert_eq!(
         r,
         vec![
@@ -384,20 +384,20 @@ fn ttl_drops_idle_keys_and_they_start_afresh() {
     let mut out = Collector::new();
     op.process(0, Batch::new(vec![k(5, "a")], 0), &mut out);
     op.on_watermark(24, &mut out);
-    assert_eq!(out.take(Port::Main).len(), 1);
+    assert_eq!(out.take(Output::MAIN).len(), 1);
     // Idle since 5: dropped at watermark 25.
     op.on_watermark(25, &mut out);
     op.process(0, Batch::new(vec![k(30, "a")], 0), &mut out);
     op.finish(&mut out);
-    let r = summary(&out.take(Port::Main));
+    let r = summary(&out.take(Output::MAIN));
     assert_eq!(r, vec![("a".into(), ts(30), ts(40), Value::Int(1))]);
 
     let mut count = operator("key = \"k\"\nwindow = { global = true, count = 5 }\nttl = \"20ms\"\naggregates = { n = \"count()\" }");
     count.process(0, Batch::new(vec![k(5, "a"), k(7, "a")], 0), &mut out);
     count.on_watermark(26, &mut out);
-    assert!(out.take(Port::Main).is_empty(), "idle for 19 ms only");
+    assert!(out.take(Output::MAIN).is_empty(), "idle for 19 ms only");
     count.on_watermark(27, &mut out);
-    let r = summary(&out.take(Port::Main));
+    let r = summary(&out.take(Output::MAIN));
     assert_eq!(r, vec![("a".into(), ts(5), ts(8), Value::Int(2))]);
 }
 
@@ -413,13 +413,15 @@ fn keys_beyond_max_keys_are_dead_letters_without_ttl() {
         let c = config(&format!(
             "key = \"k\"\nwindow = {window}\n{ttl}aggregates = {{ n = \"count()\" }}"
         ));
-        let mut op = c.build(&cx).unwrap();
+        let mut op = c
+            .build(&cx.clone().with_outputs(&c.outputs()).unwrap())
+            .unwrap();
         let mut out = Collector::new();
         let batch = vec![k(1, "a"), k(2, "b"), k(3, "c"), k(4, "a")];
         op.process(0, Batch::new(batch, 0), &mut out);
         op.finish(&mut out);
-        let dead = out.take(Port::DeadLetters);
-        let results = summary(&out.take(Port::Main));
+        let dead = out.take(Output::DEAD_LETTERS);
+        let results = summary(&out.take(Output::MAIN));
         if ttl.is_empty() {
             assert_eq!(dead.len(), 1, "{window}");
             let reason = get(&dead[0], "reason").to_string();
@@ -450,7 +452,7 @@ fn count_windows_label_their_own_events() {
         &mut out,
     );
     op.finish(&mut out);
-    let r = summary(&out.take(Port::Main));
+    let r = summary(&out.take(Output::MAIN));
     assert_eq!(
         r,
         vec![
@@ -477,12 +479,12 @@ fn sums(mut op: WindowOperator, events: Vec<Event>) -> (Vec<(Value, Value)>, Vec
     op.process(0, Batch::new(events, 0), &mut out);
     op.finish(&mut out);
     let results = out
-        .take(Port::Main)
+        .take(Output::MAIN)
         .iter()
         .map(|r| (get(r, "n").clone(), get(r, "s").clone()))
         .collect();
     let dead = out
-        .take(Port::DeadLetters)
+        .take(Output::DEAD_LETTERS)
         .iter()
         .map(|d| get(d, "reason").to_string())
         .collect();
@@ -545,10 +547,10 @@ fn a_global_total_never_overflows_when_periods_fire() {
         &mut out,
     );
     op.finish(&mut out);
-    let dead = out.take(Port::DeadLetters);
+    let dead = out.take(Output::DEAD_LETTERS);
     assert_eq!(dead.len(), 1);
     let s: Vec<Value> = out
-        .take(Port::Main)
+        .take(Output::MAIN)
         .iter()
         .map(|r| get(r, "s").clone())
         .collect();
@@ -569,7 +571,7 @@ fn variance_overflow_is_refused_but_huge_ewma_is_not() {
             .collect();
         op.process(0, Batch::new(batch, 0), &mut out);
         op.finish(&mut out);
-        (out.take(Port::Main), out.take(Port::DeadLetters))
+        (out.take(Output::MAIN), out.take(Output::DEAD_LETTERS))
     };
     let (r, dead) = feed("var = \"variance(v)\"", &[1e150, 1.7e308, -1e150]);
     assert_eq!(dead.len(), 1, "the spread of 1.7e308 overflows the squares");

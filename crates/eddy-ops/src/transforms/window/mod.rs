@@ -56,6 +56,6 @@ mod session;
 #[cfg(test)]
 mod tests;
 
-pub use config::{Aggregates, Emit, KeyExprs, TimeDomain, WindowConfig, WindowKind};
+pub use config::{Aggregates, Emit, KeyExprs, TimeDomain, WindowConfig, WindowKind, LATE};
 pub use operator::WindowOperator;
 pub use output::key_field_names;

@@ -1,8 +1,9 @@
 //! The window operator: evaluates keys and aggregate inputs, routes events
 //! to the state of its window kind, and emits results.
 
+use eddy_core::output::Output as OutputId;
 use eddy_core::time::{now_ms, MAX_TIMESTAMP, MIN_TIMESTAMP};
-use eddy_core::{Batch, Collector, Event, Expression, Operator, Port, Timestamp, Value};
+use eddy_core::{Batch, Collector, Event, Expression, Operator, Timestamp, Value};
 
 use super::aligned::Aligned;
 use super::common::{Ctx, Outcome};
@@ -24,6 +25,8 @@ pub struct WindowOperator {
     keys: Vec<Expression>,
     specs: Vec<AggregateSpec>,
     output: Output,
+    /// Where events later than their window's allowed lateness go.
+    late: OutputId,
     time: TimeDomain,
     state: State,
     /// The highest watermark (event time) or tick time (processing time,
@@ -73,8 +76,9 @@ fn evaluate(
 
 impl WindowOperator {
     /// An operator for `config`, named `name` in dead letters, keeping at
-    /// most `max_keys` keys in a global window without `ttl`.
-    pub fn new(config: &WindowConfig, name: &str, max_keys: u64) -> WindowOperator {
+    /// most `max_keys` keys in a global window without `ttl` and sending
+    /// late events to `late`.
+    pub fn new(config: &WindowConfig, name: &str, max_keys: u64, late: OutputId) -> WindowOperator {
         let lateness = config.allowed_lateness.ms();
         let global = |trigger| {
             State::Global(Global::new(Options {
@@ -100,6 +104,7 @@ impl WindowOperator {
         WindowOperator {
             name: name.to_string(),
             output: Output::new(&config.key.0, &specs),
+            late,
             keys: config.key.0.clone(),
             specs,
             time: config.time,
@@ -186,7 +191,7 @@ impl Operator for WindowOperator {
             };
             match placed {
                 Ok(Outcome::Accepted) => {}
-                Ok(Outcome::Late) => out.push(Port::Late, event),
+                Ok(Outcome::Late) => out.push(self.late, event),
                 Err(e) => {
                     out.dead_letter(&self.name, format!("window `{}`: {e}", self.name), &event)
                 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use eddy_core::component::{BuildContext, Partitioning, TransformFactory};
 use eddy_core::config::{deserialize_body, parse_document};
 use eddy_core::time::format_rfc3339;
-use eddy_core::{Batch, Collector, Event, Fields, Operator, Port, Sym, Value};
+use eddy_core::{Batch, Collector, Event, Fields, Operator, Output, Sym, Value};
 use proptest::prelude::*;
 
 use super::{WindowConfig, WindowKind, WindowOperator};
@@ -25,7 +25,16 @@ pub(super) fn config(body: &str) -> WindowConfig {
 }
 
 pub(super) fn operator(body: &str) -> WindowOperator {
-    WindowOperator::new(&config(body), "w", u64::MAX)
+    let c = config(body);
+    WindowOperator::new(&c, "w", u64::MAX, late())
+}
+
+/// The id of a window's `late` output, as the runtime resolves it.
+pub(super) fn late() -> Output {
+    let cx = BuildContext::single("w")
+        .with_outputs(&config(TUMBLING).outputs())
+        .unwrap();
+    cx.output(super::LATE).unwrap()
 }
 
 pub(super) fn ev(t: i64, fields: &[(&str, Value)]) -> Event {
@@ -69,12 +78,18 @@ aggregates = { n = "count()", total = "sum(amount)", p99 = "quantile(amount, 0.9
     assert_eq!(c.allowed_lateness.ms(), 30_000);
     let order: Vec<&str> = c.specs().iter().map(|s| s.name.as_str()).collect();
     assert_eq!(order, ["n", "total", "p99", "buyers", "top"]);
-    assert!(matches!(c.partitioning(), Partitioning::Hash(k) if k.len() == 1));
-    assert_eq!(c.side_outputs(), &[Port::Late, Port::DeadLetters]);
+    assert!(matches!(c.partitioning(0), Partitioning::Hash(k) if k.len() == 1));
+    let outputs: Vec<String> = c.outputs().into_iter().map(|o| o.name).collect();
+    assert_eq!(outputs, ["late"]);
     assert!(c
         .validate(&eddy_core::component::ValidateContext::default())
         .is_empty());
-    assert!(c.build(&BuildContext::single("w")).is_ok());
+    let cx = BuildContext::single("w");
+    assert!(
+        c.build(&cx).is_err(),
+        "`late` must be declared to the runtime"
+    );
+    assert!(c.build(&cx.with_outputs(&c.outputs()).unwrap()).is_ok());
 }
 
 #[test]
@@ -88,7 +103,7 @@ fn every_window_shape_parses() {
     for (w, kind) in shapes {
         let c = config(&format!("window = {w}\naggregates = {{ n = \"count()\" }}"));
         assert!(format!("{:?}", c.window.get_ref()).starts_with(kind), "{w}");
-        assert!(matches!(c.partitioning(), Partitioning::Single));
+        assert!(matches!(c.partitioning(0), Partitioning::Single));
     }
     let c = config("key = [\"a\", \"user.id\"]\nwindow = { tumbling = \"1s\" }\ntime = \"processing\"\naggregates = { n = \"count()\" }");
     assert_eq!(c.key.0.len(), 2);
@@ -167,11 +182,11 @@ fn tumbling_fires_at_end_minus_one_with_field_order_and_origin() {
     assert!(out.is_empty());
     op.on_watermark(8, &mut out);
     assert!(
-        out.take(Port::Main).is_empty(),
+        out.take(Output::MAIN).is_empty(),
         "window [0,10) must wait for watermark 9"
     );
     op.on_watermark(9, &mut out);
-    let results = out.take(Port::Main);
+    let results = out.take(Output::MAIN);
     assert_eq!(results.len(), 1);
     let r = &results[0];
     assert_eq!(names(r), ["window_start", "window_end", "k", "n", "total"]);
@@ -185,7 +200,7 @@ fn tumbling_fires_at_end_minus_one_with_field_order_and_origin() {
     assert_eq!(r.time, 9);
     assert_eq!(out.origin_ns, 77);
     op.finish(&mut out);
-    let rest = out.take(Port::Main);
+    let rest = out.take(Output::MAIN);
     assert_eq!(rest.len(), 1);
     assert_eq!(get(&rest[0], "total"), &Value::Int(4));
 }
@@ -197,8 +212,8 @@ fn late_events_go_to_the_late_port_unchanged() {
     op.on_watermark(100, &mut out);
     let late = ev(5, &[("k", Value::str("a")), ("v", Value::Int(1))]);
     op.process(0, Batch::new(vec![late.clone()], 1), &mut out);
-    assert_eq!(out.take(Port::Late), vec![late]);
-    assert!(out.take(Port::Main).is_empty());
+    assert_eq!(out.take(super::tests::late()), vec![late]);
+    assert!(out.take(Output::MAIN).is_empty());
 }
 
 #[test]
@@ -209,17 +224,17 @@ fn in_lateness_updates_re_emit_once_per_batch() {
     let e = |v: i64| ev(2, &[("k", Value::str("a")), ("v", Value::Int(v))]);
     op.process(0, Batch::new(vec![e(1)], 1), &mut out);
     op.on_watermark(15, &mut out);
-    assert_eq!(out.take(Port::Main).len(), 1);
+    assert_eq!(out.take(Output::MAIN).len(), 1);
     op.process(0, Batch::new(vec![e(10), e(100)], 2), &mut out);
-    let updated = out.take(Port::Main);
+    let updated = out.take(Output::MAIN);
     assert_eq!(updated.len(), 1, "one re-emission for the batch");
     assert_eq!(get(&updated[0], "total"), &Value::Int(111));
     assert_eq!(out.origin_ns, 2);
     // Cleanup at end - 1 + lateness = 29: afterwards the event is late.
     op.on_watermark(29, &mut out);
     op.process(0, Batch::new(vec![e(5)], 3), &mut out);
-    assert_eq!(out.take(Port::Late).len(), 1);
-    assert!(out.take(Port::Main).is_empty());
+    assert_eq!(out.take(late()).len(), 1);
+    assert!(out.take(Output::MAIN).is_empty());
 }
 
 #[test]
@@ -232,13 +247,13 @@ fn failed_evaluation_is_a_dead_letter_and_updates_nothing() {
         ev(1, &[("d", Value::Int(2)), ("v", Value::Int(3))]),
     ];
     op.process(0, Batch::new(events, 0), &mut out);
-    let dead = out.take(Port::DeadLetters);
+    let dead = out.take(Output::DEAD_LETTERS);
     assert_eq!(dead.len(), 2);
     let reason = |i: usize| get(&dead[i], "reason").to_string();
     assert!(reason(0).contains("division by zero"), "{}", reason(0));
     assert!(reason(1).contains("needs a number"), "{}", reason(1));
     op.finish(&mut out);
-    let results = out.take(Port::Main);
+    let results = out.take(Output::MAIN);
     assert_eq!(results.len(), 1);
     assert_eq!(
         names(&results[0]),
@@ -258,7 +273,7 @@ fn multi_key_fields_are_named_after_paths() {
     let e = |t| ev(t, &[("user", user.clone()), ("country", Value::str("AR"))]);
     op.process(0, Batch::new(vec![e(1), e(4), e(20)], 0), &mut out);
     op.finish(&mut out);
-    let results = out.take(Port::Main);
+    let results = out.take(Output::MAIN);
     assert_eq!(results.len(), 2);
     assert_eq!(
         names(&results[0]),
@@ -277,17 +292,17 @@ fn global_every_emits_running_totals_without_purging() {
     let e = |t| ev(t, &[("k", Value::Int(1))]);
     op.process(0, Batch::new(vec![e(1), e(3)], 0), &mut out);
     op.on_watermark(9, &mut out);
-    let first = out.take(Port::Main);
+    let first = out.take(Output::MAIN);
     assert_eq!(first.len(), 1);
     assert_eq!(
         (get(&first[0], "window_start"), get(&first[0], "window_end")),
         (&ts(1), &ts(10))
     );
     op.on_watermark(12, &mut out);
-    assert!(out.take(Port::Main).is_empty(), "no new boundary");
+    assert!(out.take(Output::MAIN).is_empty(), "no new boundary");
     op.process(0, Batch::new(vec![e(15)], 0), &mut out);
     op.on_watermark(30, &mut out);
-    let second = out.take(Port::Main);
+    let second = out.take(Output::MAIN);
     assert_eq!(second.len(), 1, "only the boundary after the new event");
     assert_eq!(get(&second[0], "n"), &Value::Int(3));
     assert_eq!(get(&second[0], "window_end"), &ts(20));
@@ -316,13 +331,13 @@ fn processing_time_windows_use_the_operator_clock() {
     );
     op.on_watermark(i64::MAX - 1, &mut out);
     assert!(
-        out.take(Port::Main).is_empty(),
+        out.take(Output::MAIN).is_empty(),
         "watermarks do not drive processing time"
     );
     op.on_tick(1_009, &mut out);
-    assert!(out.take(Port::Main).is_empty());
+    assert!(out.take(Output::MAIN).is_empty());
     op.on_tick(1_010, &mut out);
-    let r = out.take(Port::Main);
+    let r = out.take(Output::MAIN);
     assert_eq!(r.len(), 1);
     assert_eq!(
         (get(&r[0], "window_start"), get(&r[0], "n")),
@@ -451,20 +466,17 @@ pub(super) fn run(body: &str, events: &[In], ops: &[Op], keyed: bool) -> Run {
             }
             Op::Watermark(w) => op.on_watermark(*w, &mut out),
         }
-        run.results.extend(out.take(Port::Main));
+        run.results.extend(out.take(Output::MAIN));
         run.late.extend(
-            out.take(Port::Late)
+            out.take(late())
                 .iter()
                 .map(|e| get(e, "id").as_i64().unwrap_or(-1)),
         );
-        assert!(out.take(Port::DeadLetters).is_empty());
+        assert!(out.take(Output::DEAD_LETTERS).is_empty());
     }
     op.finish(&mut out);
-    run.results.extend(out.take(Port::Main));
-    assert!(
-        out.take(Port::Late).is_empty(),
-        "finish emits no late events"
-    );
+    run.results.extend(out.take(Output::MAIN));
+    assert!(out.take(late()).is_empty(), "finish emits no late events");
     run
 }
 

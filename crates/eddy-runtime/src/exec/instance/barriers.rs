@@ -51,17 +51,15 @@ impl Instance {
     pub(super) fn barrier(&mut self, local: usize, id: u64) {
         let global = self.nodes[local].global;
         let result = match &mut self.nodes[local].runner {
-            Runner::Op(op) => op.snapshot().map_err(|e| e.to_string()),
-            Runner::Sink(sink, _) => sink
-                .pre_commit(id)
-                .map(|()| None)
-                .map_err(|e| e.to_string()),
+            Runner::Op(op) => op.snapshot().map_err(Failure::State),
+            Runner::Sink(sink, _) => sink.pre_commit(id).map(|()| None).map_err(Failure::Sink),
             Runner::Source(_) => Ok(None),
         };
         let state = match result {
             Ok(state) => state,
             Err(e) => {
-                self.error(local, format!("checkpoint {id} declined: {e}"));
+                let cause = Box::new(e);
+                self.error(local, Failure::Declined { id, cause });
                 self.checkpoints.decline(id);
                 None
             }
@@ -94,19 +92,20 @@ impl Instance {
         self.committed = id;
         for local in 0..self.nodes.len() {
             let result = match &mut self.nodes[local].runner {
-                Runner::Sink(sink, _) => sink.commit(id).map_err(|e| e.to_string()),
+                Runner::Sink(sink, _) => sink.commit(id).map_err(Failure::Sink),
                 Runner::Source(src) => {
                     let positions = self.reported_positions.remove(&id);
                     self.reported_positions.retain(|k, _| *k > id);
                     match positions {
-                        Some(p) => src.source.commit(&p).map_err(|e| e.to_string()),
+                        Some(p) => src.source.commit(&p).map_err(Failure::Source),
                         None => Ok(()),
                     }
                 }
                 Runner::Op(_) => Ok(()),
             };
             if let Err(e) = result {
-                self.error(local, format!("commit of checkpoint {id}: {e}"));
+                let cause = Box::new(e);
+                self.error(local, Failure::Commit { id, cause });
             }
         }
     }

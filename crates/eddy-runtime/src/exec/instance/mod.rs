@@ -12,12 +12,13 @@ use eddy_core::source::{SourcePosition, WatermarkGenerator};
 use eddy_core::state::{key_group, owner_of};
 use eddy_core::time::{now_ms, now_ns, MAX_TIMESTAMP, MIN_TIMESTAMP};
 use eddy_core::{
-    Batch, Collector, Event, Operator, Port, Sink, Source, SourcePoll, Timestamp, Value,
+    Batch, Collector, Event, Operator, Output, Sink, Source, SourcePoll, Timestamp, Value,
 };
 use hdrhistogram::Histogram;
 use rustc_hash::FxHashMap;
 
 use super::checkpoint::{Coordinator, InstanceState};
+use super::errors::{ErrorLog, Failure, ReportedError};
 use super::topology::Route;
 use super::tracker::InputTracker;
 use super::{Drain, Envelope, Msg, Publisher, RunContext, RunError};
@@ -27,9 +28,12 @@ use crate::registry::Factory;
 /// What a finished instance hands back.
 pub(crate) struct InstanceResult {
     pub finished: Instant,
-    pub errors: Vec<String>,
+    pub errors: ErrorLog,
     pub latency_us: Vec<(String, Histogram<u64>)>,
 }
+
+/// How many errors one instance keeps for the run report (all are counted).
+const INSTANCE_ERRORS_KEPT: usize = 20;
 
 /// How long a source waits for downstream to flush before giving up on
 /// committing its final positions.
@@ -67,7 +71,11 @@ enum Target {
 struct LocalNode {
     global: usize,
     runner: Runner,
-    routes: [Vec<Target>; 4],
+    /// Consumers per output, indexed by [`Output::index`].
+    routes: Vec<Vec<Target>>,
+    /// Reused for every call into the operator, so emitting allocates no
+    /// per-call buffers.
+    out: Collector,
     publish: bool,
     ended: bool,
 }
@@ -77,7 +85,8 @@ pub(crate) struct Instance {
     workers: usize,
     nodes: Vec<LocalNode>,
     senders: Vec<Vec<Sender<Envelope>>>,
-    routes: Vec<Route>,
+    /// Per node, per input slot: how a channel edge picks the receiver.
+    routes: Vec<Vec<Route>>,
     rx: Option<Receiver<Envelope>>,
     tracker: Option<InputTracker>,
     metrics: Arc<Metrics>,
@@ -87,7 +96,7 @@ pub(crate) struct Instance {
     tick: Duration,
     batch_size: usize,
     last_origin: u64,
-    errors: Vec<String>,
+    errors: ErrorLog,
     checkpoints: Arc<Coordinator>,
     /// Latest barrier a source head injected.
     injected: u64,
@@ -129,29 +138,32 @@ impl Instance {
         let mut nodes = Vec::with_capacity(members.len());
         for &g in &members {
             let node = &plan.nodes[g];
-            let fail = |message: String| RunError::Build {
+            let fail = |error: eddy_core::component::BuildError| RunError::Build {
                 node: node.name.clone(),
-                message,
+                error,
             };
             let cx = run.build_context(g, worker);
             let runner = match &node.factory {
                 Factory::Source(f) => Runner::Source(Box::new(SourceRt {
-                    source: f.build(&cx).map_err(|e| fail(e.message))?,
+                    source: f.build(&cx).map_err(fail)?,
                     spec: f.watermarks(),
                     partitions: FxHashMap::default(),
                     started: Instant::now(),
                     idle: false,
                     backoff: Duration::from_millis(10),
                 })),
-                Factory::Transform(f) => Runner::Op(f.build(&cx).map_err(|e| fail(e.message))?),
+                Factory::Transform(f) => Runner::Op(f.build(&cx).map_err(fail)?),
                 Factory::Sink(f) => Runner::Sink(
-                    f.build(&cx).map_err(|e| fail(e.message))?,
-                    Histogram::new_with_bounds(1, 60_000_000, 3)
-                        .map_err(|e| fail(e.to_string()))?,
+                    f.build(&cx).map_err(fail)?,
+                    Histogram::new_with_bounds(1, 60_000_000, 3).map_err(|e| {
+                        fail(eddy_core::component::BuildError::Internal(format!(
+                            "latency histogram: {e}"
+                        )))
+                    })?,
                 ),
             };
-            let mut routes: [Vec<Target>; 4] = Default::default();
-            for (j, slot, port) in plan.consumers(g) {
+            let mut routes: Vec<Vec<Target>> = vec![Vec::new(); node.outputs.len()];
+            for (j, slot, output) in plan.consumers(g) {
                 let target = if topo.fused[j] {
                     match local_of(j) {
                         Some(node) => Target::Local { node, slot },
@@ -160,21 +172,25 @@ impl Instance {
                 } else {
                     Target::Channel { head: j, slot }
                 };
-                routes[port as usize].push(target);
+                if let Some(r) = routes.get_mut(output.index()) {
+                    r.push(target);
+                }
             }
             let publish = opts.publisher.as_ref().is_some_and(|p| p.wants(&node.name));
             nodes.push(LocalNode {
                 global: g,
                 runner,
                 routes,
+                out: Collector::new(),
                 publish,
                 ended: false,
             });
         }
         let tracker = rx.as_ref().map(|_| {
-            let forward = matches!(topo.route[head], Route::Forward);
-            InputTracker::new(plan.nodes[head].inputs.len(), workers, |_, sender| {
-                !forward || sender == worker
+            let routes = &topo.route[head];
+            InputTracker::new(plan.nodes[head].inputs.len(), workers, |slot, sender| {
+                // A forward input is fed by the same worker only.
+                !routes.get(slot).is_some_and(Route::is_forward) || sender == worker
             })
         });
         // Keep only the senders this instance uses, so a channel whose
@@ -209,7 +225,7 @@ impl Instance {
             tick: opts.tick,
             batch_size: run.batch_size,
             last_origin: 0,
-            errors: Vec::new(),
+            errors: ErrorLog::with_capacity(INSTANCE_ERRORS_KEPT),
             checkpoints: Arc::clone(run.checkpoints),
             injected: run.checkpoints.requested(),
             committed: 0,
@@ -295,17 +311,14 @@ impl Instance {
             std::thread::sleep(Duration::from_millis(5));
         }
         if self.drain.flush_failed.load(Relaxed) {
-            self.error(
-                0,
-                "a sink failed to flush; final positions not committed".into(),
-            );
+            self.error(0, Failure::FinalFlush);
             return;
         }
         let Runner::Source(src) = &mut self.nodes[0].runner else {
             return;
         };
         if let Err(e) = src.source.commit(&positions) {
-            self.error(0, format!("final commit: {e}"));
+            self.error(0, Failure::FinalCommit(e));
         }
     }
 
@@ -421,8 +434,8 @@ impl Instance {
                 self.metrics.nodes[self.nodes[0].global]
                     .events_in
                     .fetch_add(sb.events.len() as u64, Relaxed);
-                self.dispatch(0, Port::Main, sb.events, origin);
-                self.dispatch(0, Port::DeadLetters, sb.dead_letters, origin);
+                self.dispatch(0, Output::MAIN, sb.events, origin);
+                self.dispatch(0, Output::DEAD_LETTERS, sb.dead_letters, origin);
                 if let Some(wm) = wm {
                     self.advance(0, wm);
                 }
@@ -461,13 +474,10 @@ impl Instance {
                 true
             }
             Err(e) => {
-                let retry = match &e {
-                    eddy_core::SourceError::Other { retryable, .. } => *retryable,
-                    eddy_core::SourceError::Io { .. } => false,
-                };
+                let retry = eddy_core::Classify::retryable(&e);
                 let backoff = src.backoff;
                 src.backoff = (src.backoff * 2).min(Duration::from_secs(5));
-                self.error(0, e.to_string());
+                self.error(0, Failure::Source(e));
                 if retry {
                     std::thread::sleep(backoff);
                 } else {
@@ -478,27 +488,27 @@ impl Instance {
         }
     }
 
-    /// Counts an error at node `local` and keeps its message (a bounded
-    /// number of them) for the run report, prefixed with the node's name.
-    fn error(&mut self, local: usize, message: String) {
+    /// Counts an error at node `local` and logs it for the run report
+    /// with the node's type and name.
+    fn error(&mut self, local: usize, failure: Failure) {
         let node = &self.metrics.nodes[self.nodes[local].global];
         node.errors.fetch_add(1, Relaxed);
-        if self.errors.len() < 20 {
-            self.errors
-                .push(format!("{} `{}`: {message}", node.kind, node.name));
-        }
+        self.errors.push(ReportedError {
+            at: Some((node.kind.clone(), node.name.clone())),
+            failure,
+        });
     }
 
     /// After a sink call: counts its error and sends the events it gave up
     /// on to `NAME.dead_letters`.
     pub(super) fn sink_done(&mut self, local: usize, result: Result<(), eddy_core::SinkError>) {
         if let Err(e) = result {
-            self.error(local, e.to_string());
+            self.error(local, Failure::Sink(e));
         }
         if let Runner::Sink(sink, _) = &mut self.nodes[local].runner {
             let dead = sink.take_dead_letters();
             let origin = self.last_origin;
-            self.dispatch(local, Port::DeadLetters, dead, origin);
+            self.dispatch(local, Output::DEAD_LETTERS, dead, origin);
         }
     }
 
@@ -510,9 +520,10 @@ impl Instance {
         self.nodes[local].ended = true;
         self.checkpoints
             .finished(self.nodes[local].global, self.worker);
-        match &mut self.nodes[local].runner {
+        let node = &mut self.nodes[local];
+        match &mut node.runner {
             Runner::Op(op) => {
-                let mut out = Collector::new();
+                let mut out = std::mem::take(&mut node.out);
                 out.origin_ns = self.last_origin;
                 op.finish(&mut out);
                 self.flush_out(local, out);
@@ -535,9 +546,10 @@ impl Instance {
             if self.nodes[local].ended {
                 continue;
             }
-            match &mut self.nodes[local].runner {
+            let node = &mut self.nodes[local];
+            match &mut node.runner {
                 Runner::Op(op) => {
-                    let mut out = Collector::new();
+                    let mut out = std::mem::take(&mut node.out);
                     out.origin_ns = self.last_origin;
                     op.on_tick(now, &mut out);
                     self.flush_out(local, out);

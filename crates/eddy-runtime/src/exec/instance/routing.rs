@@ -6,11 +6,11 @@ use eddy_core::Expression;
 use super::*;
 
 impl Instance {
-    /// Sends `events` emitted on `port` of node `local` to its consumers.
+    /// Sends `events` emitted on `output` of node `local` to its consumers.
     pub(super) fn dispatch(
         &mut self,
         local: usize,
-        port: Port,
+        output: Output,
         mut events: Vec<Event>,
         origin: u64,
     ) {
@@ -18,16 +18,32 @@ impl Instance {
             return;
         }
         let global = self.nodes[local].global;
-        self.metrics.nodes[global].events_out[port as usize]
-            .fetch_add(events.len() as u64, Relaxed);
+        let index = output.index();
+        let metrics = Arc::clone(&self.metrics);
+        let metrics = &metrics.nodes[global];
+        let Some(counter) = metrics.events_out.get(index) else {
+            // Only the operator's own bug gets here: it wrote to an output
+            // its factory did not declare. Counted and reported, not lost
+            // silently and not a panic.
+            let declared: Vec<&str> = metrics.outputs.iter().map(|(_, n)| n).collect();
+            let message = format!(
+                "wrote {} events to undeclared {output}; declared: {}",
+                events.len(),
+                declared.join(", ")
+            );
+            self.error(local, Failure::Internal(message));
+            return;
+        };
+        counter.fetch_add(events.len() as u64, Relaxed);
         if self.nodes[local].publish {
             if let Some(p) = &self.publisher {
-                p.publish(&self.metrics.nodes[global].name, port, &events);
+                let name = metrics.outputs.name(output).unwrap_or_default();
+                p.publish(&metrics.name, name, &events);
             }
         }
-        let n = self.nodes[local].routes[port as usize].len();
+        let n = self.nodes[local].routes[index].len();
         for k in 0..n {
-            let target = self.nodes[local].routes[port as usize][k];
+            let target = self.nodes[local].routes[index][k];
             let batch = if k + 1 == n {
                 Batch::new(std::mem::take(&mut events), origin)
             } else {
@@ -46,9 +62,10 @@ impl Instance {
         self.metrics.nodes[global]
             .events_in
             .fetch_add(batch.len() as u64, Relaxed);
-        match &mut self.nodes[local].runner {
+        let node = &mut self.nodes[local];
+        match &mut node.runner {
             Runner::Op(op) => {
-                let mut out = Collector::new();
+                let mut out = std::mem::take(&mut node.out);
                 out.origin_ns = batch.origin_ns;
                 op.process(slot, batch, &mut out);
                 self.flush_out(local, out);
@@ -66,27 +83,32 @@ impl Instance {
         }
     }
 
+    /// Routes what node `local` emitted into `out`, then keeps `out` for
+    /// the node's next call.
     pub(super) fn flush_out(&mut self, local: usize, mut out: Collector) {
-        if out.is_empty() {
-            return;
+        if !out.is_empty() {
+            let origin = if out.origin_ns == 0 {
+                self.last_origin
+            } else {
+                out.origin_ns
+            };
+            for index in 0..out.width() {
+                let output = Output::from_index(index);
+                let events = out.take(output);
+                self.dispatch(local, output, events, origin);
+            }
         }
-        let origin = if out.origin_ns == 0 {
-            self.last_origin
-        } else {
-            out.origin_ns
-        };
-        for port in Port::ALL {
-            let events = out.take(port);
-            self.dispatch(local, port, events, origin);
-        }
+        out.origin_ns = 0;
+        self.nodes[local].out = out;
     }
 
     /// Node `local`'s input watermark advanced to `wm`.
     pub(super) fn advance(&mut self, local: usize, wm: Timestamp) {
         let global = self.nodes[local].global;
         self.metrics.nodes[global].watermark.fetch_max(wm, Relaxed);
-        if let Runner::Op(op) = &mut self.nodes[local].runner {
-            let mut out = Collector::new();
+        let node = &mut self.nodes[local];
+        if let Runner::Op(op) = &mut node.runner {
+            let mut out = std::mem::take(&mut node.out);
             out.origin_ns = self.last_origin;
             op.on_watermark(wm, &mut out);
             self.flush_out(local, out);
@@ -104,9 +126,9 @@ impl Instance {
         on_local: &mut dyn FnMut(&mut Self, usize),
         msg: impl Fn() -> Msg,
     ) {
-        for port in 0..4 {
-            for k in 0..self.nodes[local].routes[port].len() {
-                match self.nodes[local].routes[port][k] {
+        for output in 0..self.nodes[local].routes.len() {
+            for k in 0..self.nodes[local].routes[output].len() {
+                match self.nodes[local].routes[output][k] {
                     Target::Local { node, .. } => on_local(self, node),
                     Target::Channel { head, slot } => self.send_control(head, slot, &msg),
                 }
@@ -115,10 +137,10 @@ impl Instance {
     }
 
     pub(super) fn send_data(&mut self, head: usize, slot: usize, batch: Batch) {
-        let parts = match &self.routes[head] {
-            Route::Forward => vec![(self.worker, batch)],
-            Route::Single => vec![(0, batch)],
-            Route::Hash(keys) => partition_by_key(keys, batch, self.workers),
+        let parts = match self.routes[head].get(slot) {
+            None | Some(Route::Forward) => vec![(self.worker, batch)],
+            Some(Route::Single) => vec![(0, batch)],
+            Some(Route::Hash(keys)) => partition_by_key(keys, batch, self.workers),
         };
         for (worker, batch) in parts {
             self.send(head, worker, slot, Msg::Data(batch));
@@ -126,7 +148,7 @@ impl Instance {
     }
 
     pub(super) fn send_control(&mut self, head: usize, slot: usize, msg: impl Fn() -> Msg) {
-        if matches!(self.routes[head], Route::Forward) {
+        if self.routes[head].get(slot).is_none_or(Route::is_forward) {
             self.send(head, self.worker, slot, msg());
         } else {
             for w in 0..self.workers {
@@ -153,10 +175,18 @@ impl Instance {
             Err(TrySendError::Disconnected(_)) => Err(()),
         };
         if result.is_err() {
-            let name = &self.metrics.nodes[head].name;
-            let message = format!("`{name}` worker {worker} stopped receiving");
-            if !self.errors.contains(&message) {
-                self.errors.push(message);
+            let node = &self.metrics.nodes[head].name;
+            let known = self.errors.iter().any(|e| {
+                matches!(&e.failure, Failure::Disconnected { node: n, worker: w } if n == node && *w == worker)
+            });
+            if !known {
+                self.errors.push(ReportedError {
+                    at: None,
+                    failure: Failure::Disconnected {
+                        node: node.clone(),
+                        worker,
+                    },
+                });
             }
         }
     }

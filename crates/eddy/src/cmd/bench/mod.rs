@@ -329,4 +329,10 @@ fn print_report(args: &NexmarkArgs, report: &RunReport, baseline: Option<f64>) {
     for e in &report.errors {
         eprintln!("error: {e}");
     }
+    if report.errors.dropped() > 0 {
+        eprintln!(
+            "error: … and {} more errors (every one is counted in the node's errors)",
+            report.errors.dropped()
+        );
+    }
 }
