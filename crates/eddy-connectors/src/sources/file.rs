@@ -504,7 +504,10 @@ mod tests {
                 Err(e) => e,
                 Ok(_) => panic!("opening a missing file must fail"),
             };
-        assert!(err.to_string().contains("/nonexistent/eddy/x.ndjson"), "{err}");
+        assert!(
+            err.to_string().contains("/nonexistent/eddy/x.ndjson"),
+            "{err}"
+        );
         let bad = toml::from_str::<FileSourceConfig>("path = \"a\"\nformat = \"csv\"")
             .unwrap_err()
             .to_string();
