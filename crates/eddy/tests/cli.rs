@@ -256,3 +256,40 @@ fn the_readme_pipeline_example_validates() {
         succeed(eddy().arg("validate").arg(&file));
     }
 }
+
+/// Library events reach stderr through the binary's `tracing` subscriber,
+/// at the level `EDDY_LOG` sets.
+#[cfg(feature = "http")]
+#[test]
+fn library_log_events_go_to_stderr_at_the_chosen_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, "{\"n\": 1}\n").unwrap();
+    // Nothing listens on port 1: every attempt fails at once.
+    let pipeline = dir.path().join("p.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "[sources.tx]\ntype = \"file\"\npath = {:?}\n\n\
+             [sinks.hook]\ntype = \"http\"\ninputs = [\"tx\"]\nurl = \"http://127.0.0.1:1/\"\n\
+             retry = {{ attempts = 3, initial_backoff = \"1ms\", max_backoff = \"1ms\" }}\n\
+             circuit_breaker = {{ failure_threshold = 2, reset_timeout = \"5ms\" }}\n",
+            input.display().to_string()
+        ),
+    )
+    .unwrap();
+    let stderr = |level: Option<&str>| {
+        let mut cmd = eddy();
+        cmd.arg("run").arg(&pipeline).env_remove("EDDY_LOG");
+        if let Some(level) = level {
+            cmd.env("EDDY_LOG", level);
+        }
+        String::from_utf8_lossy(&cmd.output().unwrap().stderr).into_owned()
+    };
+    let shown = stderr(None);
+    assert!(shown.contains("WARN circuit open sink=hook"), "{shown}");
+    let quiet = stderr(Some("error"));
+    assert!(!quiet.contains("circuit open"), "{quiet}");
+    let unknown = stderr(Some("loud"));
+    assert!(unknown.contains("EDDY_LOG is not one of"), "{unknown}");
+}

@@ -210,7 +210,7 @@ impl<W: Deliver> Delivery<W> {
                     self.metrics.failures.inc();
                     if self.breaker.failure(now) {
                         self.metrics.circuit_open.add(1);
-                        eprintln!("sink `{}`: circuit open after {reason}", self.name);
+                        tracing::warn!(sink = %self.name, %reason, "circuit open");
                     }
                     if !self.opts.retry.may_retry(attempt) {
                         let reason = format!("gave up after {attempt} attempts: {reason}");
@@ -229,7 +229,7 @@ impl<W: Deliver> Delivery<W> {
     fn closed_if_open(&mut self) {
         if self.breaker.success() {
             self.metrics.circuit_open.add(-1);
-            eprintln!("sink `{}`: circuit closed, delivering again", self.name);
+            tracing::info!(sink = %self.name, "circuit closed, delivering again");
         }
     }
 

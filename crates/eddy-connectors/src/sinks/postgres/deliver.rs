@@ -286,7 +286,7 @@ impl State {
             .batch_execute(&sql)
             .await
             .map_err(classify)?;
-        eprintln!("postgres: created table {}", self.settings.table.sql());
+        tracing::info!(table = %self.settings.table.sql(), "postgres: created table");
         self.target = self.load_target().await?;
         Ok(())
     }

@@ -137,7 +137,7 @@ impl SinkFactory for PostgresConfig {
         match writer.prepare() {
             Err(DeliveryError::Permanent(m)) => return Err(sink(m)),
             Err(DeliveryError::Transient(m)) => {
-                eprintln!("sink `{}`: PostgreSQL not reachable yet: {m}", cx.name);
+                tracing::warn!(sink = %cx.name, reason = %m, "PostgreSQL not reachable yet");
             }
             Ok(()) => {}
         }
