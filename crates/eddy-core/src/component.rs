@@ -72,61 +72,45 @@ impl fmt::Debug for Prepared {
     }
 }
 
-/// What a factory knows when building one instance.
+/// What a factory knows when building one instance: its node's run-wide
+/// context (reached through `Deref`: `cx.name`, `cx.limits`, ...) plus the
+/// instance's worker and this run's prepared object.
 #[derive(Clone, Debug)]
 pub struct BuildContext {
-    /// The component's name in the pipeline.
-    pub name: String,
+    /// The run-wide context of the node.
+    pub node: NodeContext,
     /// This instance's worker index, `0..workers`.
     pub worker: usize,
-    /// Number of workers.
-    pub workers: usize,
-    /// Maximum events per source batch.
-    pub batch_size: usize,
-    /// Directory for state and default outputs.
-    pub data_dir: PathBuf,
-    /// A seed for deterministic generators, derived from the pipeline.
-    pub seed: u64,
-    /// The node's own counters and gauges, shared by its instances.
-    pub metrics: Arc<ComponentMetrics>,
-    /// The pipeline's resource bounds.
-    pub limits: Limits,
-    /// The node's outputs, resolved from its declaration when the plan
-    /// was compiled.
-    pub outputs: Outputs,
     /// What the factory's `prepare` returned for this run.
     pub prepared: Option<Prepared>,
+}
+
+impl std::ops::Deref for BuildContext {
+    type Target = NodeContext;
+    fn deref(&self) -> &NodeContext {
+        &self.node
+    }
+}
+
+impl std::ops::DerefMut for BuildContext {
+    fn deref_mut(&mut self) -> &mut NodeContext {
+        &mut self.node
+    }
 }
 
 impl BuildContext {
     /// The context of instance `worker` of the node `node` describes.
     pub fn new(node: &NodeContext, worker: usize, prepared: Option<Prepared>) -> BuildContext {
         BuildContext {
-            name: node.name.clone(),
+            node: node.clone(),
             worker,
-            workers: node.workers,
-            batch_size: node.batch_size,
-            data_dir: node.data_dir.clone(),
-            seed: node.seed,
-            metrics: Arc::clone(&node.metrics),
-            limits: node.limits.clone(),
-            outputs: node.outputs.clone(),
             prepared,
         }
     }
 
     /// The run-wide part of this context, as `prepare` gets it.
     pub fn node(&self) -> NodeContext {
-        NodeContext {
-            name: self.name.clone(),
-            workers: self.workers,
-            batch_size: self.batch_size,
-            data_dir: self.data_dir.clone(),
-            seed: self.seed,
-            metrics: Arc::clone(&self.metrics),
-            limits: self.limits.clone(),
-            outputs: self.outputs.clone(),
-        }
+        self.node.clone()
     }
 
     /// This context carrying `prepared` (for tests that build instances
@@ -172,15 +156,17 @@ impl BuildContext {
     /// A context for a single worker, for tests.
     pub fn single(name: &str) -> BuildContext {
         BuildContext {
-            name: name.to_string(),
+            node: NodeContext {
+                name: name.to_string(),
+                workers: 1,
+                batch_size: 1024,
+                data_dir: PathBuf::from("data"),
+                seed: 0,
+                metrics: Arc::default(),
+                limits: Limits::default(),
+                outputs: Outputs::default(),
+            },
             worker: 0,
-            workers: 1,
-            batch_size: 1024,
-            data_dir: PathBuf::from("data"),
-            seed: 0,
-            metrics: Arc::default(),
-            limits: Limits::default(),
-            outputs: Outputs::default(),
             prepared: None,
         }
     }

@@ -662,27 +662,6 @@ mod tests {
     /// the events equals one pass over all of them.
     #[test]
     fn merge_equals_single_pass() {
-        let specs = [
-            "count()",
-            "count(x)",
-            "sum(x)",
-            "avg(x)",
-            "min(x)",
-            "max(x)",
-            "stddev(x)",
-            "variance(x)",
-            "stddev_pop(x)",
-            "var_pop(x)",
-            "first(x)",
-            "last(x)",
-            "median(x)",
-            "quantile(x, 0.9)",
-            "count_distinct(x)",
-            "top_k(x, 3)",
-            "ewma(x, \"10ms\")",
-            "max_by(x, y)",
-            "min_by(x, y)",
-        ];
         let events: Vec<Event> = (0..200i64)
             .map(|i| {
                 let x = if i % 13 == 0 {
@@ -693,7 +672,7 @@ mod tests {
                 ev((i * 7919) % 500, &[("x", x), ("y", Value::Int(i % 5))])
             })
             .collect();
-        for text in specs {
+        for text in SPECS {
             let spec = AggregateSpec::parse("a", text).unwrap();
             let (mut all, mut a, mut b) = (
                 Accumulator::new(&spec),
