@@ -114,11 +114,13 @@ impl Value {
                 }
                 a.len().cmp(&b.len())
             }
-            _ => self.rank().cmp(&other.rank()),
+            _ => self.type_rank().cmp(&other.type_rank()),
         }
     }
 
-    fn rank(&self) -> u8 {
+    /// Where the value's type sorts among types: null, bool, numbers,
+    /// strings, lists, maps (both value orders put types in this order).
+    pub fn type_rank(&self) -> u8 {
         match self {
             Value::Null => 0,
             Value::Bool(_) => 1,

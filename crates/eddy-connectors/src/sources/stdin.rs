@@ -206,6 +206,17 @@ mod tests {
     use eddy_core::limits::DEFAULT_MAX_LINE_BYTES;
     use eddy_core::{Sym, Value};
 
+    /// A stdin source reading `input`, with ingestion time.
+    fn from_bytes(input: Vec<u8>) -> LineSource {
+        LineSource::spawn(
+            std::io::Cursor::new(input),
+            "in",
+            TimestampAssigner::ingestion(),
+            DEFAULT_MAX_LINE_BYTES,
+        )
+        .unwrap()
+    }
+
     fn poll_all(src: &mut LineSource) -> (Vec<eddy_core::Event>, Vec<eddy_core::Event>) {
         let (mut ev, mut dl) = (Vec::new(), Vec::new());
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -239,13 +250,7 @@ mod tests {
             })
             .collect::<String>()
             .into_bytes();
-        let mut src = LineSource::spawn(
-            std::io::Cursor::new(input),
-            "in",
-            TimestampAssigner::ingestion(),
-            DEFAULT_MAX_LINE_BYTES,
-        )
-        .unwrap();
+        let mut src = from_bytes(input);
         let (ev, dl) = poll_all(&mut src);
         assert_eq!(ev.len(), 2499);
         assert_eq!(ev[7].get(Sym::intern("n")), Some(&Value::Int(8)));
@@ -260,13 +265,7 @@ mod tests {
     #[test]
     fn byte_order_mark_at_the_start_is_skipped() {
         let input = b"\xEF\xBB\xBF{\"n\":1}\n{\"n\":2}\n".to_vec();
-        let mut src = LineSource::spawn(
-            std::io::Cursor::new(input),
-            "in",
-            TimestampAssigner::ingestion(),
-            DEFAULT_MAX_LINE_BYTES,
-        )
-        .unwrap();
+        let mut src = from_bytes(input);
         let (ev, dl) = poll_all(&mut src);
         assert!(dl.is_empty(), "{dl:?}");
         assert_eq!(ev[0].get(Sym::intern("n")), Some(&Value::Int(1)));

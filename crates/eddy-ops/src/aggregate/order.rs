@@ -53,7 +53,7 @@ fn compare(a: &Value, b: &Value, strict: bool) -> Ordering {
                 .cmp(k2.as_str())
                 .then_with(|| compare(v1, v2, strict))
         }),
-        _ => rank(a).cmp(&rank(b)),
+        _ => a.type_rank().cmp(&b.type_rank()),
     }
 }
 
@@ -83,17 +83,6 @@ fn int_float(i: i64, f: f64) -> Ordering {
         Ordering::Equal if f > whole => Ordering::Less,
         Ordering::Equal if f < whole => Ordering::Greater,
         o => o,
-    }
-}
-
-fn rank(v: &Value) -> u8 {
-    match v {
-        Value::Null => 0,
-        Value::Bool(_) => 1,
-        Value::Int(_) | Value::Float(_) => 2,
-        Value::Str(_) => 3,
-        Value::List(_) => 4,
-        Value::Map(_) => 5,
     }
 }
 

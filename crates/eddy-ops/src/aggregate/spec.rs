@@ -212,19 +212,10 @@ impl Function {
         )
     }
 
-    /// Whether the function only accepts numbers.
+    /// Whether the function only accepts numbers: those whose float result
+    /// can overflow, and the quantiles.
     pub fn is_numeric(self) -> bool {
-        matches!(
-            self,
-            Function::Sum
-                | Function::Avg
-                | Function::Stddev
-                | Function::Variance
-                | Function::StddevPop
-                | Function::VarPop
-                | Function::Quantile(_)
-                | Function::Ewma(_)
-        )
+        self.can_overflow() || matches!(self, Function::Quantile(_))
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use eddy_core::output::Output as OutputId;
 use eddy_core::{Collector, Timestamp, Value};
+use rustc_hash::FxHashMap;
 
 use super::output::Output;
 use crate::aggregate::{
@@ -15,6 +16,46 @@ use crate::aggregate::{
 /// Lookups borrow the operator's scratch `[Value]`, so only a new key
 /// allocates.
 pub(crate) type Key = Arc<[Value]>;
+
+/// Small ids for the keys a window state holds, so its ordered indexes
+/// (timers, boundaries, expiries) store a `u64` instead of a key.
+#[derive(Default)]
+pub(crate) struct KeyIds {
+    ids: FxHashMap<Key, u64>,
+    next: u64,
+}
+
+impl KeyIds {
+    /// The id of `key`, if it has one.
+    #[inline]
+    pub(crate) fn get(&self, key: &[Value]) -> Option<u64> {
+        self.ids.get(key).copied()
+    }
+
+    /// Gives `key` a new id; returns it with the shared key.
+    pub(crate) fn add(&mut self, key: &[Value]) -> (u64, Key) {
+        let id = self.next;
+        self.next += 1;
+        let key = Key::from(key);
+        self.ids.insert(key.clone(), id);
+        (id, key)
+    }
+
+    /// Forgets `key`'s id.
+    pub(crate) fn remove(&mut self, key: &[Value]) {
+        self.ids.remove(key);
+    }
+
+    /// Number of keys with an id.
+    pub(crate) fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Forgets every key.
+    pub(crate) fn clear(&mut self) {
+        self.ids.clear();
+    }
+}
 
 /// What happened to an event offered to a window state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

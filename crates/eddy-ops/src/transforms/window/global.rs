@@ -35,7 +35,9 @@ use eddy_core::time::MAX_TIMESTAMP;
 use eddy_core::{Collector, Timestamp, Value};
 use rustc_hash::FxHashMap;
 
-use super::common::{cleanup_time, fire_time, fold, merge_all, Ctx, Key, Outcome, PlaceError};
+use super::common::{
+    cleanup_time, fire_time, fold, merge_all, Ctx, Key, KeyIds, Outcome, PlaceError,
+};
 use crate::aggregate::{Accumulator, Observation};
 
 /// What fires a global window.
@@ -91,9 +93,8 @@ struct KeyState {
 /// State of global windows.
 pub(crate) struct Global {
     opts: Options,
-    ids: FxHashMap<Key, u64>,
+    ids: KeyIds,
     keys: FxHashMap<u64, KeyState>,
-    next_id: u64,
     /// `every`: boundary → keys with a pending period ending there, in the
     /// order their first event of that period arrived.
     fires: BTreeMap<Timestamp, Vec<u64>>,
@@ -127,9 +128,8 @@ impl Global {
     pub(crate) fn new(opts: Options) -> Global {
         Global {
             opts,
-            ids: FxHashMap::default(),
+            ids: KeyIds::default(),
             keys: FxHashMap::default(),
-            next_id: 0,
             fires: BTreeMap::new(),
             expiries: BTreeSet::new(),
             dirty: Vec::new(),
@@ -155,7 +155,7 @@ impl Global {
 
     /// The id of `key`, adding it (empty) if new; `true` when new.
     fn id_for(&mut self, key: &[Value], cx: &Ctx<'_>) -> Result<(u64, bool), PlaceError> {
-        if let Some(&id) = self.ids.get(key) {
+        if let Some(id) = self.ids.get(key) {
             return Ok((id, false));
         }
         if self.opts.ttl.is_none() && self.ids.len() as u64 >= self.opts.max_keys {
@@ -163,10 +163,7 @@ impl Global {
                 limit: self.opts.max_keys,
             });
         }
-        let id = self.next_id;
-        self.next_id += 1;
-        let key = Key::from(key);
-        self.ids.insert(key.clone(), id);
+        let (id, key) = self.ids.add(key);
         self.keys.insert(
             id,
             KeyState {

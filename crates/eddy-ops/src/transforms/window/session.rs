@@ -13,7 +13,7 @@ use eddy_core::{Collector, Timestamp, Value};
 use rustc_hash::FxHashMap;
 
 use super::common::{
-    cleanup_time, fire_time, fold, merge_all, merges_admit, Ctx, Key, Outcome, PlaceError,
+    cleanup_time, fire_time, fold, merge_all, merges_admit, Ctx, Key, KeyIds, Outcome, PlaceError,
 };
 use crate::aggregate::{Accumulator, Observation};
 
@@ -36,10 +36,9 @@ struct KeySessions {
 pub(crate) struct Sessions {
     gap: i64,
     lateness: i64,
-    ids: FxHashMap<Key, u64>,
+    ids: KeyIds,
     keys: FxHashMap<u64, KeySessions>,
     timers: BTreeSet<(Timestamp, u64, Timestamp)>,
-    next_id: u64,
     dirty: Vec<u64>,
 }
 
@@ -48,10 +47,9 @@ impl Sessions {
         Sessions {
             gap,
             lateness,
-            ids: FxHashMap::default(),
+            ids: KeyIds::default(),
             keys: FxHashMap::default(),
             timers: BTreeSet::new(),
-            next_id: 0,
             dirty: Vec::new(),
         }
     }
@@ -69,13 +67,10 @@ impl Sessions {
         let end = t.checked_add(self.gap).ok_or(PlaceError::OutOfRange(t))?;
         let late_alone = cleanup_time(end, self.lateness) <= wm;
         let id = match self.ids.get(key) {
-            Some(id) => *id,
+            Some(id) => id,
             None if late_alone => return Ok(Outcome::Late),
             None => {
-                let id = self.next_id;
-                self.next_id += 1;
-                let key = Key::from(key);
-                self.ids.insert(key.clone(), id);
+                let (id, key) = self.ids.add(key);
                 self.keys.insert(
                     id,
                     KeySessions {
