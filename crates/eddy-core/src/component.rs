@@ -45,6 +45,15 @@ pub struct NodeContext {
     /// The node's outputs, resolved from its declaration when the plan
     /// was compiled.
     pub outputs: Outputs,
+    /// The pipeline's name (`[pipeline] name`, else the file stem), for
+    /// idempotency keys and staging names that must not collide across
+    /// pipelines.
+    pub pipeline: String,
+    /// Checkpoints are stored durably (`[checkpoint]` is configured), so
+    /// sinks run exactly-once: they stage what they receive between
+    /// barriers and publish it only in [`crate::Sink::commit`]; see
+    /// [`crate::Sink`] for the protocol.
+    pub exactly_once: bool,
 }
 
 /// The object a factory's `prepare` made for one run, shared by the
@@ -165,6 +174,8 @@ impl BuildContext {
                 metrics: Arc::default(),
                 limits: Limits::default(),
                 outputs: Outputs::default(),
+                pipeline: "test".into(),
+                exactly_once: false,
             },
             worker: 0,
             prepared: None,

@@ -132,12 +132,17 @@ pub trait Operator: Send {
     fn finish(&mut self, _out: &mut Collector) {}
 
     /// Serialises the operator's state for a checkpoint. Stateless operators
-    /// keep the default.
+    /// keep the default. Called between calls, never during one; a snapshot
+    /// taken after [`Operator::finish`] restores to an operator whose
+    /// `finish` emits nothing more (a run restored from its final
+    /// checkpoint must not repeat output).
     fn snapshot(&mut self) -> Result<Option<StateSnapshot>, StateError> {
         Ok(None)
     }
 
-    /// Restores state written by [`Operator::snapshot`].
+    /// Restores state written by [`Operator::snapshot`] by an instance of
+    /// the same node and worker index, before any other call. Bytes that
+    /// do not decode are a [`StateError::Corrupt`], never a panic.
     fn restore(&mut self, _snapshot: StateSnapshot) -> Result<(), StateError> {
         Ok(())
     }

@@ -42,6 +42,31 @@ impl crate::error::Classify for SinkError {
 }
 
 /// A sink instance; one runs per worker.
+///
+/// **Exactly-once protocol** (when [`crate::component::NodeContext::exactly_once`]
+/// is set; otherwise only `write`, `flush` and `on_tick` matter):
+///
+/// 1. [`Sink::recover`] is called once per instance before anything else,
+///    with the id of the checkpoint the run resumed from (`None`: a fresh
+///    start). The sink publishes what it had pre-committed for checkpoints
+///    up to that id and discards everything it staged after it.
+/// 2. [`Sink::write`] stages events; nothing is visible to readers yet.
+/// 3. [`Sink::pre_commit`]`(n)`: the barrier of checkpoint `n` arrived;
+///    everything written since the previous barrier belongs to checkpoint
+///    `n` and must now survive a crash (sealed, fsynced, or written to a
+///    staging table).
+/// 4. [`Sink::commit`]`(n)`: checkpoint `n` is stored durably; publish what
+///    was pre-committed for every checkpoint up to `n`. Must be idempotent:
+///    after a crash, `recover` may publish the same checkpoint again.
+///
+/// Barriers reach every instance in id order and none is skipped: after a
+/// fresh start they are 1, 2, 3, …; after resuming from checkpoint `c`,
+/// `c + 1`, `c + 2`, …. So what is written after `pre_commit(n - 1)` (or
+/// after `recover(Some(n - 1))`) belongs to checkpoint `n`, and a sink may
+/// tag staged data with that id as it writes. A checkpoint may fail and
+/// never be committed; its data is then published by the next `commit`
+/// (whose id is larger). At the end of bounded input the runtime calls
+/// `flush`, then `pre_commit` and `commit` of a final checkpoint.
 pub trait Sink: Send {
     /// Writes a batch. Buffers are allowed; [`Sink::flush`] makes them durable.
     fn write(&mut self, events: &[Event]) -> Result<(), SinkError>;
@@ -69,6 +94,13 @@ pub trait Sink: Send {
 
     /// Checkpoint `id` completed everywhere: commit what was pre-committed.
     fn commit(&mut self, _checkpoint: u64) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    /// The run starts from checkpoint `restored` (`None`: from the
+    /// beginning): publish what was pre-committed up to it, discard what
+    /// was staged after it. Called once per instance before any write.
+    fn recover(&mut self, _restored: Option<u64>) -> Result<(), SinkError> {
         Ok(())
     }
 }

@@ -150,6 +150,13 @@ impl RunContext<'_> {
             seed: self.opts.seed,
             limits: self.plan.settings.limits.clone(),
             outputs: self.plan.nodes[node].outputs.clone(),
+            pipeline: self
+                .plan
+                .settings
+                .name
+                .clone()
+                .unwrap_or_else(|| "pipeline".into()),
+            exactly_once: false,
         }
     }
 
