@@ -432,6 +432,11 @@ impl WatermarkGenerator {
         self.max_seen = self.max_seen.max(t);
     }
 
+    /// The largest event time observed (`MIN_TIMESTAMP`: none yet).
+    pub fn max_seen(&self) -> Timestamp {
+        self.max_seen
+    }
+
     /// The current watermark: every later event should be after it. It is
     /// one millisecond below `max_seen - bound` because another event with
     /// exactly that time may still come.

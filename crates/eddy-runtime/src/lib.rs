@@ -21,8 +21,8 @@ pub mod plan;
 pub mod registry;
 
 pub use exec::{
-    run, start, ErrorLog, Failure, Publisher, ReportedError, RunError, RunOptions, RunReport,
-    Running,
+    run, start, CheckpointMeta, ErrorLog, Failure, InstanceMeta, NodeMeta, Publisher,
+    ReportedError, Restore, RunError, RunOptions, RunReport, Running,
 };
 pub use metrics::Metrics;
 pub use plan::Plan;

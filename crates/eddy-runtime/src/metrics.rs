@@ -86,6 +86,48 @@ pub struct Metrics {
     pub backpressure_waits: AtomicU64,
     /// When the run started.
     pub started: Instant,
+    /// Durable checkpoints: progress, sizes, failures and the restore.
+    pub checkpoints: Arc<CheckpointMetrics>,
+}
+
+/// Checkpoint counters of a run (all zero without `[checkpoint]`).
+#[derive(Debug, Default)]
+pub struct CheckpointMetrics {
+    /// Id of the last checkpoint stored (0: none yet).
+    pub last_id: AtomicU64,
+    /// When it was stored, in ms since the run started.
+    pub last_at_ms: AtomicU64,
+    /// From its request to stored, in ms.
+    pub last_duration_ms: AtomicU64,
+    /// Its size in bytes (state and positions).
+    pub last_bytes: AtomicU64,
+    /// Longest time one instance waited for barrier alignment, in µs, over
+    /// the run.
+    pub max_alignment_us: AtomicU64,
+    /// Checkpoints that could not be stored.
+    pub failures: AtomicU64,
+    /// The checkpoint this run resumed from (0: none).
+    pub restored_id: AtomicU64,
+    /// How long reading and restoring it took, in ms.
+    pub restore_ms: AtomicU64,
+    started: std::sync::OnceLock<Instant>,
+}
+
+impl CheckpointMetrics {
+    /// Records checkpoint `id` as stored after `took`, `bytes` long.
+    pub fn completed(&self, id: u64, took: std::time::Duration, bytes: u64) {
+        let since = self.started.get_or_init(Instant::now).elapsed();
+        self.last_id.store(id, Relaxed);
+        self.last_at_ms.store(since.as_millis() as u64, Relaxed);
+        self.last_duration_ms
+            .store(took.as_millis() as u64, Relaxed);
+        self.last_bytes.store(bytes, Relaxed);
+    }
+
+    /// Marks the start of the run (for `last_at_ms`).
+    pub(crate) fn start(&self) {
+        let _ = self.started.set(Instant::now());
+    }
 }
 
 impl Metrics {
@@ -96,6 +138,7 @@ impl Metrics {
                 .collect(),
             backpressure_waits: AtomicU64::new(0),
             started: Instant::now(),
+            checkpoints: Arc::default(),
         }
     }
 

@@ -34,6 +34,9 @@ enum Command {
     Validate(cmd::validate::ValidateArgs),
     /// Run the built-in demo: simulated business events, windowed KPIs and threshold alerts.
     Demo(cmd::demo::DemoArgs),
+    /// List and inspect stored checkpoints and savepoints.
+    #[command(subcommand)]
+    Checkpoints(cmd::checkpoints::CheckpointsCommand),
     /// Measure throughput and latency.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => cmd::validate::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Bench(args) => cmd::bench::run(args),
+        Command::Checkpoints(args) => cmd::checkpoints::run(args),
         #[cfg(feature = "kafka")]
         Command::Topics(args) => cmd::kafka::topics(args),
         #[cfg(feature = "kafka")]

@@ -77,13 +77,7 @@ impl PipelineSettings {
     /// Checks values that deserialisation accepts but the runtime cannot
     /// honour; `table` is the `[pipeline]` table, for positions.
     fn check(&self, table: &Spanned<DeValue<'_>>) -> Vec<Diagnostic> {
-        let span = |key: &str| match table.get_ref() {
-            DeValue::Table(t) => t
-                .iter()
-                .find(|(k, _)| k.get_ref().as_ref() == key)
-                .map_or(table.span(), |(_, v)| v.span()),
-            _ => table.span(),
-        };
+        let span = |key: &str| key_span(table, key);
         let mut diags = Vec::new();
         if let Some(w) = self.workers {
             if let Some(message) = check_workers(w, &self.limits) {
@@ -105,6 +99,17 @@ impl PipelineSettings {
             }
         }
         diags
+    }
+}
+
+/// The span of `key`'s value in `table`, or of the table if it is absent.
+fn key_span(table: &Spanned<DeValue<'_>>, key: &str) -> Range<usize> {
+    match table.get_ref() {
+        DeValue::Table(t) => t
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == key)
+            .map_or(table.span(), |(_, v)| v.span()),
+        _ => table.span(),
     }
 }
 
@@ -145,6 +150,8 @@ pub struct PipelineDoc<'i> {
     pub settings: PipelineSettings,
     /// Every component, in file order per section.
     pub components: Vec<ComponentDoc<'i>>,
+    /// `[checkpoint]` settings, if checkpoints are durable.
+    pub checkpoint: Option<super::CheckpointSettings>,
 }
 
 /// Parses a pipeline file. `env` holds `(NAME, VALUE)` pairs; those starting
@@ -180,6 +187,18 @@ pub fn parse_document<'i>(
             }
             continue;
         }
+        if name == "checkpoint" {
+            match deserialize_body::<super::CheckpointSettings>(value) {
+                Ok(s) => {
+                    for (key, message, hint) in s.problems() {
+                        diags.push(Diagnostic::new(key_span(value, key), message).hint(hint));
+                    }
+                    doc.checkpoint = Some(s);
+                }
+                Err(d) => diags.push(d),
+            }
+            continue;
+        }
         let Some(section) = Section::ALL.into_iter().find(|s| s.key() == name) else {
             let mut d = Diagnostic::new(key.span(), format!("unknown section `{name}`"));
             d.hint = Some(
@@ -192,11 +211,12 @@ pub fn parse_document<'i>(
                         "alerts",
                         "receivers",
                         "pipeline",
+                        "checkpoint",
                     ],
                 ) {
                     Some(best) => format!("did you mean `{best}`?"),
                     None => {
-                        "sections are sources, transforms, sinks, alerts, receivers and pipeline"
+                        "sections are sources, transforms, sinks, alerts, receivers, pipeline and checkpoint"
                             .into()
                     }
                 },

@@ -8,9 +8,11 @@
 //! body by the registry, so every component's errors are reported, each with
 //! its line and column.
 
+mod checkpoint;
 mod diagnostic;
 mod document;
 
+pub use checkpoint::CheckpointSettings;
 pub use diagnostic::{closest, config_text, line_col, Diagnostic, Diagnostics};
 pub use document::{
     check_workers, parse_document, ComponentDoc, PipelineDoc, PipelineSettings, Section,

@@ -24,6 +24,15 @@ pub enum RunError {
     /// The run options break a `[pipeline.limits]` bound.
     #[error("{0}")]
     Limit(String),
+    /// The checkpoint to resume from cannot be read or does not fit the
+    /// pipeline (see [`super::recovery`]).
+    #[error("cannot resume from {path}: {reason}")]
+    Restore {
+        /// The checkpoint directory (or the store, when none was usable).
+        path: std::path::PathBuf,
+        /// Why, with what to do about it.
+        reason: String,
+    },
 }
 
 impl Classify for RunError {
@@ -32,6 +41,7 @@ impl Classify for RunError {
             RunError::Build { error, .. } => error.domain(),
             RunError::Thread(_) => Domain::Internal,
             RunError::Limit(_) => Domain::Config,
+            RunError::Restore { .. } => Domain::State,
         }
     }
 
@@ -40,7 +50,7 @@ impl Classify for RunError {
             RunError::Build { error, .. } => error.retryable(),
             // The machine may have threads to spare later.
             RunError::Thread(_) => true,
-            RunError::Limit(_) => false,
+            RunError::Limit(_) | RunError::Restore { .. } => false,
         }
     }
 }
@@ -79,6 +89,11 @@ pub enum Failure {
     /// A sink failed its final flush, so sources kept their positions.
     #[error("a sink failed to flush; final positions not committed")]
     FinalFlush,
+    /// The final checkpoint of an exactly-once run did not complete: the
+    /// last output stays staged, and the next run resumes from the last
+    /// completed checkpoint.
+    #[error("the final checkpoint did not complete; the next run resumes from the last one")]
+    FinalCheckpoint,
     /// A downstream instance stopped taking messages.
     #[error("`{node}` worker {worker} stopped receiving")]
     Disconnected {
@@ -104,6 +119,7 @@ impl Classify for Failure {
             Failure::Declined { cause, .. } | Failure::Commit { cause, .. } => cause.domain(),
             Failure::FinalCommit(e) => e.domain(),
             Failure::FinalFlush => Domain::Sink,
+            Failure::FinalCheckpoint => Domain::State,
             Failure::Disconnected { .. } | Failure::Panicked | Failure::Internal(_) => {
                 Domain::Internal
             }
@@ -117,6 +133,7 @@ impl Classify for Failure {
             Failure::State(e) => e.retryable(),
             Failure::Declined { cause, .. } | Failure::Commit { cause, .. } => cause.retryable(),
             Failure::FinalFlush
+            | Failure::FinalCheckpoint
             | Failure::Disconnected { .. }
             | Failure::Panicked
             | Failure::Internal(_) => false,

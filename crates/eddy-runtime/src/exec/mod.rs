@@ -10,10 +10,13 @@
 mod checkpoint;
 mod errors;
 mod instance;
+mod persist;
+mod recovery;
 mod topology;
 mod tracker;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -30,6 +33,8 @@ use crate::registry::Factory;
 
 pub use checkpoint::{CompletedCheckpoint, Coordinator, InstanceState};
 pub use errors::{ErrorLog, Failure, ReportedError, RunError};
+pub use persist::{CheckpointMeta, InstanceMeta, NodeMeta};
+pub use recovery::Restore;
 pub use topology::{Route, Topology};
 pub use tracker::InputTracker;
 
@@ -59,6 +64,11 @@ pub struct RunOptions {
     pub channel_capacity: usize,
     /// Seed for generators.
     pub seed: u64,
+    /// Which checkpoint to resume from (with `[checkpoint]`).
+    pub restore: Restore,
+    /// Resume even if some checkpointed state no longer fits the pipeline
+    /// (that state is dropped).
+    pub allow_non_restored_state: bool,
 }
 
 impl Default for RunOptions {
@@ -73,6 +83,8 @@ impl Default for RunOptions {
             tick: Duration::from_millis(100),
             channel_capacity: 64,
             seed: 0,
+            restore: Restore::Latest,
+            allow_non_restored_state: false,
         }
     }
 }
@@ -135,6 +147,14 @@ pub(crate) struct RunContext<'a> {
     pub drain: &'a Arc<Drain>,
     /// Per node, what its factory's `prepare` made for this run.
     pub prepared: &'a [Option<Prepared>],
+    /// The checkpoint the run resumes from.
+    pub restored: Option<&'a recovery::Restored>,
+    /// Checkpoints are durable and sinks exactly-once.
+    pub exactly_once: bool,
+    /// Sources stop reading after injecting this barrier (savepoints).
+    pub pause_after: Arc<AtomicU64>,
+    /// Instances leave at once, without flushing.
+    pub halt: Arc<AtomicBool>,
 }
 
 impl RunContext<'_> {
@@ -156,7 +176,7 @@ impl RunContext<'_> {
                 .name
                 .clone()
                 .unwrap_or_else(|| "pipeline".into()),
-            exactly_once: false,
+            exactly_once: self.exactly_once,
         }
     }
 
@@ -178,6 +198,11 @@ pub struct Running {
     started: Instant,
     /// Per node name, what its factory prepared for this run.
     prepared: Vec<(String, Option<Prepared>)>,
+    pause_after: Arc<AtomicU64>,
+    halt: Arc<AtomicBool>,
+    /// Where durable checkpoints are stored (with `[checkpoint]`).
+    store_dir: Option<PathBuf>,
+    restored_from: Option<PathBuf>,
 }
 
 impl Running {
@@ -209,6 +234,41 @@ impl Running {
     /// Asks the run to stop: sources end, windows flush, sinks flush.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops with a savepoint: sources stop reading after its barrier,
+    /// the checkpoint is stored and committed, and every instance leaves
+    /// without flushing open windows, so a run resumed from it continues
+    /// exactly where this one stopped. Returns the savepoint's directory,
+    /// or `None` if checkpoints are not durable or it did not complete
+    /// within `timeout` (the run then stops as [`Running::stop`] does).
+    pub fn stop_with_savepoint(&self, timeout: Duration) -> Option<PathBuf> {
+        let Some(dir) = &self.store_dir else {
+            self.stop();
+            return None;
+        };
+        self.ticker.store(true, Ordering::SeqCst);
+        self.pause_after
+            .store(self.checkpoints.requested() + 1, Ordering::SeqCst);
+        let id = self.checkpoints.request();
+        if self.checkpoints.wait_completed(id, timeout) {
+            self.halt.store(true, Ordering::SeqCst);
+            Some(dir.join(format!("chk-{id}")))
+        } else {
+            self.pause_after.store(u64::MAX, Ordering::SeqCst);
+            self.stop();
+            None
+        }
+    }
+
+    /// The checkpoint this run resumed from, if any.
+    pub fn restored_from(&self) -> Option<&PathBuf> {
+        self.restored_from.as_ref()
+    }
+
+    /// Where this run stores its checkpoints (with `[checkpoint]`).
+    pub fn checkpoint_dir(&self) -> Option<&PathBuf> {
+        self.store_dir.as_ref()
     }
 
     /// Whether every worker has finished.
@@ -294,6 +354,41 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
         }
     }
 
+    // Durable checkpoints: find what to resume from, store what completes.
+    let store_dir = persist::store_dir(plan);
+    let restore_started = Instant::now();
+    let (store, start) = match &store_dir {
+        Some(dir) => {
+            let store = eddy_state::checkpoint::CheckpointStore::open(dir).map_err(|e| {
+                RunError::Restore {
+                    path: dir.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+            let start = recovery::find(
+                plan,
+                &store,
+                &opts.restore,
+                workers,
+                opts.allow_non_restored_state,
+            )?;
+            (Some(store), Some(start))
+        }
+        None => (None, None),
+    };
+    let last_id = start.as_ref().map_or(0, |s| s.last_id);
+    let restored = start.and_then(|s| s.restored);
+    let coordinator = Arc::new(Coordinator::new(plan.nodes.len() * workers, last_id));
+    metrics.checkpoints.start();
+    if let Some(r) = &restored {
+        metrics
+            .checkpoints
+            .restored_id
+            .store(r.id, Ordering::Relaxed);
+    }
+
+    let pause_after = Arc::new(AtomicU64::new(u64::MAX));
+    let halt = Arc::new(AtomicBool::new(false));
     let mut run = RunContext {
         plan,
         topo: &topo,
@@ -301,12 +396,16 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
         metrics: &metrics,
         opts: &opts,
         deadline: opts.duration.map(|d| Instant::now() + d),
-        checkpoints: &Arc::new(Coordinator::new(plan.nodes.len() * workers)),
+        checkpoints: &coordinator,
         workers,
         batch_size,
         data_dir,
         drain: &Arc::new(Drain::default()),
         prepared: &[],
+        restored: restored.as_ref(),
+        exactly_once: store.is_some(),
+        pause_after: pause_after.clone(),
+        halt: halt.clone(),
     };
     // Per-run objects, once per node, before any instance is built.
     let mut prepared = Vec::with_capacity(plan.nodes.len());
@@ -344,19 +443,34 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
             handles.push(handle);
         }
     }
+    metrics.checkpoints.restore_ms.store(
+        restore_started.elapsed().as_millis() as u64,
+        Ordering::Relaxed,
+    );
     let checkpoints = run.checkpoints.clone();
-    let interval = plan
-        .settings
-        .checkpoint_interval
-        .map_or(DEFAULT_CHECKPOINT_INTERVAL, |d| {
-            Duration::from_millis(d.ms().max(1) as u64)
-        });
+    let pacing = Pacing::of(plan);
+    if let Some(store) = store {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        checkpoints.persist_to(tx);
+        let (plan, coordinator, stats) = (
+            Arc::new(plan.clone()),
+            checkpoints.clone(),
+            metrics.checkpoints.clone(),
+        );
+        let retain = plan.checkpoint.as_ref().map_or(3, |c| c.retain);
+        std::thread::Builder::new()
+            .name("eddy-checkpoint-writer".into())
+            .spawn(move || {
+                persist::write_checkpoints(rx, store, plan, workers, retain, coordinator, stats)
+            })
+            .map_err(RunError::Thread)?;
+    }
     let ticker = Arc::new(AtomicBool::new(false));
     {
         let (checkpoints, done) = (checkpoints.clone(), ticker.clone());
         std::thread::Builder::new()
             .name("eddy-checkpoints".into())
-            .spawn(move || trigger_checkpoints(&checkpoints, &done, interval))
+            .spawn(move || trigger_checkpoints(&checkpoints, &done, pacing))
             .map_err(RunError::Thread)?;
     }
     Ok(Running {
@@ -372,6 +486,10 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
             .map(|n| n.name.clone())
             .zip(prepared.iter().cloned())
             .collect(),
+        pause_after,
+        halt,
+        store_dir,
+        restored_from: restored.as_ref().map(|r| r.path.clone()),
     })
 }
 
@@ -379,16 +497,56 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
 /// says otherwise.
 pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Requests a checkpoint every `interval` until `done`.
-fn trigger_checkpoints(checkpoints: &Coordinator, done: &AtomicBool, interval: Duration) {
-    let mut next = Instant::now() + interval;
+/// When checkpoints are taken: `[checkpoint]`, else `[pipeline]
+/// checkpoint_interval` with one at a time and no timeout.
+struct Pacing {
+    interval: Duration,
+    min_pause: Duration,
+    max_concurrent: usize,
+    timeout: Duration,
+}
+
+impl Pacing {
+    fn of(plan: &Plan) -> Pacing {
+        let ms = |d: eddy_core::config::Duration| Duration::from_millis(d.ms().max(0) as u64);
+        match &plan.checkpoint {
+            Some(c) => Pacing {
+                interval: ms(c.interval).max(Duration::from_millis(1)),
+                min_pause: ms(c.min_pause),
+                max_concurrent: c.max_concurrent.max(1),
+                timeout: ms(c.timeout).max(Duration::from_millis(1)),
+            },
+            None => Pacing {
+                interval: plan
+                    .settings
+                    .checkpoint_interval
+                    .map_or(DEFAULT_CHECKPOINT_INTERVAL, |d| {
+                        ms(d).max(Duration::from_millis(1))
+                    }),
+                min_pause: Duration::ZERO,
+                max_concurrent: usize::MAX,
+                timeout: Duration::MAX,
+            },
+        }
+    }
+}
+
+/// Requests a checkpoint every `interval` (as pacing allows) until `done`.
+fn trigger_checkpoints(checkpoints: &Coordinator, done: &AtomicBool, pacing: Pacing) {
+    let mut next = Instant::now() + pacing.interval;
     while !done.load(Ordering::Relaxed) {
         let now = Instant::now();
-        if now >= next {
-            checkpoints.request();
-            next = now + interval;
+        if now >= next
+            && checkpoints
+                .request_paced(pacing.max_concurrent, pacing.min_pause, pacing.timeout)
+                .is_some()
+        {
+            next = now + pacing.interval;
         }
-        std::thread::sleep((next - now).min(Duration::from_millis(50)));
+        std::thread::sleep(
+            next.saturating_duration_since(now)
+                .clamp(Duration::from_millis(1), Duration::from_millis(50)),
+        );
     }
 }
 

@@ -42,6 +42,10 @@ pub struct PlanNode {
     /// What it can emit: `main`, `dead_letters` and what its factory
     /// declared, resolved to ids when the plan was compiled.
     pub outputs: Outputs,
+    /// A hash of its configuration as written (keys sorted, positions
+    /// ignored): a checkpoint's state is restored only into a node whose
+    /// configuration is unchanged.
+    pub fingerprint: u64,
 }
 
 impl PlanNode {
@@ -85,8 +89,13 @@ impl PlanNode {
 /// A validated pipeline: nodes in topological order (every node after its inputs).
 #[derive(Clone)]
 pub struct Plan {
+    /// The pipeline's name: `[pipeline] name`, else the file's stem.
+    pub name: String,
     /// `[pipeline]` settings.
     pub settings: PipelineSettings,
+    /// `[checkpoint]` settings: present, checkpoints are durable and sinks
+    /// exactly-once.
+    pub checkpoint: Option<eddy_core::config::CheckpointSettings>,
     /// The components, topologically sorted.
     pub nodes: Vec<PlanNode>,
 }
@@ -208,6 +217,7 @@ impl Plan {
                         factory,
                         inputs: vec![],
                         outputs,
+                        fingerprint: fingerprint(&c.body),
                     }))
                 }
                 Err(d) => {
@@ -374,8 +384,15 @@ impl Plan {
                 n
             })
             .collect();
+        let name = doc.settings.name.clone().unwrap_or_else(|| {
+            std::path::Path::new(file)
+                .file_stem()
+                .map_or_else(|| "pipeline".into(), |s| s.to_string_lossy().into_owned())
+        });
         Ok(Plan {
+            name,
             settings: doc.settings,
+            checkpoint: doc.checkpoint,
             nodes,
         })
     }
@@ -457,6 +474,18 @@ fn topo_order(nodes: &[Option<PlanNode>]) -> Result<Vec<usize>, Vec<usize>> {
             None => return Err(path),
         }
     }
+}
+
+/// FNV-1a of the component's table rendered canonically (a `toml::Value`
+/// has sorted keys and no spans), so moving a component in the file or
+/// reformatting it keeps its fingerprint.
+fn fingerprint(body: &eddy_core::config::Spanned<toml::de::DeValue<'_>>) -> u64 {
+    let text = eddy_core::config::deserialize_body::<toml::Value>(body)
+        .map(|v| format!("{v:?}"))
+        .unwrap_or_default();
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 impl fmt::Display for Plan {

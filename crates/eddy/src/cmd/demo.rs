@@ -38,5 +38,13 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         "(the live dashboard on port {} is not in this build; progress is shown here)",
         args.port
     );
-    super::run::execute(&plan, args.workers, args.duration, true)
+    super::run::execute(
+        &plan,
+        super::run::Execution {
+            workers: args.workers,
+            duration: args.duration,
+            progress: true,
+            ..Default::default()
+        },
+    )
 }

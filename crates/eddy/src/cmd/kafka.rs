@@ -149,7 +149,14 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<ExitCode> {
         Ok(p) => p,
         Err(diags) => bail!("invalid arguments:\n{diags}"),
     };
-    super::run::execute(&plan, Some(1), None, !args.quiet)
+    super::run::execute(
+        &plan,
+        super::run::Execution {
+            workers: Some(1),
+            progress: !args.quiet,
+            ..Default::default()
+        },
+    )
 }
 
 /// A TOML basic string.

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod checkpoints;
 pub mod demo;
 #[cfg(feature = "kafka")]
 pub mod kafka;

@@ -2,13 +2,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use eddy_runtime::{Plan, RunOptions};
+use eddy_runtime::{Plan, Restore, RunOptions};
 
 use crate::progress::Progress;
 
@@ -26,7 +26,33 @@ pub struct RunArgs {
     /// Do not print progress lines.
     #[arg(long, short)]
     quiet: bool,
+    /// Resume from this checkpoint or savepoint directory (`.../chk-<id>`)
+    /// instead of the newest complete one (needs `[checkpoint]`).
+    #[arg(long, value_name = "PATH")]
+    from_checkpoint: Option<PathBuf>,
+    /// Resume even if some checkpointed state no longer fits the pipeline
+    /// (a removed or changed operator): that state is dropped.
+    #[arg(long)]
+    allow_non_restored_state: bool,
 }
+
+/// How `execute` runs a plan beyond the plan itself.
+#[derive(Default)]
+pub struct Execution {
+    /// Worker threads (default: `[pipeline] workers`, else the cores).
+    pub workers: Option<usize>,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Print progress lines.
+    pub progress: bool,
+    /// Which checkpoint to resume from.
+    pub restore: Restore,
+    /// Drop checkpointed state that no longer fits.
+    pub allow_non_restored_state: bool,
+}
+
+/// How long a savepoint on Ctrl-C may take before the run stops without one.
+const SAVEPOINT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs the pipeline; exit 2 on config errors, 1 if the run reported errors.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -37,17 +63,29 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    execute(&plan, args.workers, args.duration, !args.quiet)
+    if args.from_checkpoint.is_some() && plan.checkpoint.is_none() {
+        eprintln!(
+            "error: --from-checkpoint needs a `[checkpoint]` table in {}",
+            args.file.display()
+        );
+        eprintln!("  hint: add `[checkpoint]` (its defaults suit most pipelines) so the run can resume and keep taking checkpoints");
+        return Ok(ExitCode::from(2));
+    }
+    execute(
+        &plan,
+        Execution {
+            workers: args.workers,
+            duration: args.duration,
+            progress: !args.quiet,
+            restore: args.from_checkpoint.map_or(Restore::Latest, Restore::From),
+            allow_non_restored_state: args.allow_non_restored_state,
+        },
+    )
 }
 
 /// Runs a compiled plan with progress on stderr and a final summary.
-pub fn execute(
-    plan: &Plan,
-    workers: Option<usize>,
-    duration: Option<Duration>,
-    progress: bool,
-) -> anyhow::Result<ExitCode> {
-    let workers = workers.or(plan.settings.workers);
+pub fn execute(plan: &Plan, how: Execution) -> anyhow::Result<ExitCode> {
+    let workers = how.workers.or(plan.settings.workers);
     if let Some(problem) =
         workers.and_then(|w| eddy_core::config::check_workers(w, &plan.settings.limits))
     {
@@ -58,24 +96,48 @@ pub fn execute(
         );
         return Ok(ExitCode::from(2));
     }
-    let stop = Arc::new(AtomicBool::new(false));
+    let signalled = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, stop.clone())
+        signal_hook::flag::register(signal, signalled.clone())
             .context("cannot install the Ctrl-C handler")?;
     }
     let mut opts = RunOptions {
-        stop,
+        restore: how.restore,
+        allow_non_restored_state: how.allow_non_restored_state,
         ..RunOptions::default()
     };
     if let Some(w) = workers {
         opts.workers = w;
     }
-    opts.duration = duration;
-    let running = eddy_runtime::start(plan, opts).context("cannot start the pipeline")?;
+    opts.duration = how.duration;
+    let running = match eddy_runtime::start(plan, opts) {
+        Ok(running) => running,
+        Err(e @ eddy_runtime::RunError::Restore { .. }) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e).context("cannot start the pipeline"),
+    };
+    if let Some(from) = running.restored_from() {
+        eprintln!("resuming from {}", from.display());
+    }
     let mut meter = Progress::new(running.metrics().clone());
     while !running.is_finished() {
         std::thread::sleep(Duration::from_millis(200));
-        if progress {
+        if signalled.swap(false, Ordering::SeqCst) {
+            // With durable checkpoints, stop with a savepoint (open windows
+            // stay open, to be resumed); otherwise flush and stop.
+            if running.checkpoint_dir().is_some() {
+                eprintln!("taking a savepoint before stopping …");
+                match running.stop_with_savepoint(SAVEPOINT_TIMEOUT) {
+                    Some(path) => eprintln!("savepoint: {}", path.display()),
+                    None => eprintln!("no savepoint could be taken; stopping with a flush"),
+                }
+            } else {
+                running.stop();
+            }
+        }
+        if how.progress {
             meter.maybe_print();
         }
     }

@@ -32,6 +32,7 @@ impl Instance {
             return;
         };
         let positions = src.source.positions();
+        let watermarks = source_progress(src);
         self.reported_positions.insert(id, positions.clone());
         let node = self.nodes[0].global;
         self.checkpoints.report(
@@ -41,14 +42,17 @@ impl Instance {
                 worker: self.worker,
                 state: None,
                 positions,
+                watermarks,
             },
         );
+        self.last_barrier = self.last_barrier.max(id);
         self.forward_barrier(0, id);
     }
 
     /// Barrier `id` reached node `local`: snapshot or pre-commit, report,
     /// and pass it on.
     pub(super) fn barrier(&mut self, local: usize, id: u64) {
+        self.last_barrier = self.last_barrier.max(id);
         let global = self.nodes[local].global;
         let result = match &mut self.nodes[local].runner {
             Runner::Op(op) => op.snapshot().map_err(Failure::State),
@@ -74,7 +78,7 @@ impl Instance {
                 node: global,
                 worker: self.worker,
                 state,
-                positions: Vec::new(),
+                ..InstanceState::default()
             },
         );
         self.forward_barrier(local, id);

@@ -111,6 +111,16 @@ pub(crate) struct Instance {
     held: VecDeque<Envelope>,
     /// The barrier being aligned, if any.
     aligning: Option<u64>,
+    /// The latest barrier that passed this instance (or the checkpoint the
+    /// run resumed from): a sink's output after it belongs to the next.
+    last_barrier: u64,
+    /// Checkpoints are durable: sinks run the exactly-once protocol and the
+    /// run ends with a final checkpoint.
+    exactly_once: bool,
+    /// Sources stop reading once they injected this barrier (a savepoint).
+    pause_after: Arc<std::sync::atomic::AtomicU64>,
+    /// Leave at once, without flushing (after a savepoint completed).
+    halt: Arc<AtomicBool>,
     drain: Arc<Drain>,
 }
 
@@ -143,7 +153,7 @@ impl Instance {
                 error,
             };
             let cx = run.build_context(g, worker);
-            let runner = match &node.factory {
+            let mut runner = match &node.factory {
                 Factory::Source(f) => Runner::Source(Box::new(SourceRt {
                     source: f.build(&cx).map_err(fail)?,
                     spec: f.watermarks(),
@@ -162,6 +172,7 @@ impl Instance {
                     })?,
                 ),
             };
+            restore(run, g, worker, &mut runner)?;
             let mut routes: Vec<Vec<Target>> = vec![Vec::new(); node.outputs.len()];
             for (j, slot, output) in plan.consumers(g) {
                 let target = if topo.fused[j] {
@@ -233,6 +244,10 @@ impl Instance {
             blocked,
             held: VecDeque::new(),
             aligning: None,
+            last_barrier: run.checkpoints.requested(),
+            exactly_once: run.exactly_once,
+            pause_after: Arc::clone(&run.pause_after),
+            halt: Arc::clone(&run.halt),
             drain: Arc::clone(run.drain),
         })
     }
@@ -240,7 +255,12 @@ impl Instance {
     pub(crate) fn run(mut self) -> InstanceResult {
         let mut next_tick = Instant::now() + self.tick;
         let is_source = matches!(self.nodes[0].runner, Runner::Source(_));
+        let mut halted = false;
         while !self.nodes[0].ended {
+            if self.halt.load(Relaxed) {
+                halted = true;
+                break;
+            }
             let mut idle_source = false;
             if is_source {
                 let stopping =
@@ -249,7 +269,8 @@ impl Instance {
                     self.end(0);
                     break;
                 }
-                idle_source = !self.poll_source();
+                let paused = self.injected >= self.pause_after.load(Relaxed);
+                idle_source = paused || !self.poll_source();
                 while !self.nodes[0].ended && self.injected < self.checkpoints.requested() {
                     self.injected += 1;
                     self.inject_barrier(self.injected);
@@ -272,9 +293,17 @@ impl Instance {
                 std::thread::sleep(Duration::from_micros(200));
             }
         }
-        if is_source {
+        if halted {
+            // A savepoint completed: commit it, leave the rest staged.
+            if self.checkpoints.completed() > self.committed {
+                self.commit(self.checkpoints.completed());
+            }
+        } else if self.exactly_once {
+            self.commit_final_checkpoint();
+        } else if is_source {
             self.commit_final_positions();
-        } else {
+        }
+        if !is_source {
             self.drain.downstream_live.fetch_sub(1, Relaxed);
         }
         let mut latency_us = Vec::new();
@@ -319,6 +348,31 @@ impl Instance {
         };
         if let Err(e) = src.source.commit(&positions) {
             self.error(0, Failure::FinalCommit(e));
+        }
+    }
+
+    /// Exactly-once end of a run: wait for the final checkpoint (taken once
+    /// every instance ended), then sinks publish their last output and
+    /// sources acknowledge their final positions.
+    fn commit_final_checkpoint(&mut self) {
+        match self.checkpoints.wait_final(FINAL_COMMIT_WAIT) {
+            Some(id) => {
+                for local in 0..self.nodes.len() {
+                    let result = match &mut self.nodes[local].runner {
+                        Runner::Sink(sink, _) => sink.commit(id).map_err(Failure::Sink),
+                        Runner::Source(src) => {
+                            let positions = src.source.positions();
+                            src.source.commit(&positions).map_err(Failure::Source)
+                        }
+                        Runner::Op(_) => Ok(()),
+                    };
+                    if let Err(e) = result {
+                        let cause = Box::new(e);
+                        self.error(local, Failure::Commit { id, cause });
+                    }
+                }
+            }
+            None => self.error(0, Failure::FinalCheckpoint),
         }
     }
 
@@ -518,8 +572,12 @@ impl Instance {
             return;
         }
         self.nodes[local].ended = true;
-        self.checkpoints
-            .finished(self.nodes[local].global, self.worker);
+        let global = self.nodes[local].global;
+        let mut last = InstanceState {
+            node: global,
+            worker: self.worker,
+            ..InstanceState::default()
+        };
         let node = &mut self.nodes[local];
         match &mut node.runner {
             Runner::Op(op) => {
@@ -527,16 +585,33 @@ impl Instance {
                 out.origin_ns = self.last_origin;
                 op.finish(&mut out);
                 self.flush_out(local, out);
+                if let Runner::Op(op) = &mut self.nodes[local].runner {
+                    match op.snapshot() {
+                        Ok(state) => last.state = state,
+                        Err(e) => self.error(local, Failure::State(e)),
+                    }
+                }
             }
             Runner::Sink(sink, _) => {
-                let result = sink.flush();
+                let mut result = sink.flush();
+                if result.is_ok() && self.exactly_once {
+                    // What came after the last barrier belongs to the next
+                    // checkpoint, which will carry this instance as ended.
+                    result = sink.pre_commit(self.last_barrier + 1);
+                }
                 if result.is_err() {
                     self.drain.flush_failed.store(true, Relaxed);
                 }
                 self.sink_done(local, result);
             }
-            Runner::Source(_) => {}
+            Runner::Source(src) => {
+                last.positions = src.source.positions();
+                last.watermarks = source_progress(src);
+            }
         }
+        // Everything this node emitted is delivered or queued ahead of its
+        // end: a checkpoint may now stand in its final state for it.
+        self.checkpoints.finished(last);
         self.propagate(local, &mut |s, node| s.end(node), || Msg::End);
     }
 
@@ -562,6 +637,74 @@ impl Instance {
             }
         }
     }
+}
+
+/// Per partition of a source, the largest event time seen: what a
+/// checkpoint keeps so the watermark resumes where it was.
+fn source_progress(src: &SourceRt) -> Vec<(u32, Timestamp)> {
+    let mut out: Vec<(u32, Timestamp)> = src
+        .partitions
+        .iter()
+        .map(|(id, p)| (*id, p.generator.max_seen()))
+        .filter(|(_, t)| *t > MIN_TIMESTAMP)
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// Restores node `global`'s instance on `worker` from the checkpoint the
+/// run resumes from: a source seeks and resumes its watermark, an operator
+/// reads its state, a sink in an exactly-once run recovers to the
+/// checkpoint (publishing what it pre-committed, discarding the rest).
+fn restore(
+    run: &RunContext<'_>,
+    global: usize,
+    worker: usize,
+    runner: &mut Runner,
+) -> Result<(), RunError> {
+    let restored = run.restored;
+    let found = restored.and_then(|r| r.instances.get(&(global, worker)));
+    let name = &run.plan.nodes[global].name;
+    let fail = |what: String| RunError::Restore {
+        path: restored.map(|r| r.path.clone()).unwrap_or_default(),
+        reason: format!("`{name}` (worker {worker}): {what}"),
+    };
+    match runner {
+        Runner::Source(src) => {
+            let Some(found) = found else { return Ok(()) };
+            if !found.positions.is_empty() {
+                src.source
+                    .seek(&found.positions)
+                    .map_err(|e| fail(format!("cannot seek: {e}")))?;
+            }
+            let now = Instant::now();
+            for &(id, max_seen) in &found.watermarks {
+                let mut generator = WatermarkGenerator::new(src.spec.max_out_of_orderness);
+                generator.observe(max_seen);
+                src.partitions.insert(
+                    id,
+                    Partition {
+                        generator,
+                        last_data: now,
+                        idle: false,
+                    },
+                );
+            }
+        }
+        Runner::Op(op) => {
+            if let Some(bytes) = found.and_then(|f| f.state.clone()) {
+                op.restore(eddy_core::state::StateSnapshot { bytes })
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+        }
+        Runner::Sink(sink, _) => {
+            if run.exactly_once {
+                sink.recover(restored.map(|r| r.id))
+                    .map_err(|e| fail(format!("cannot recover its output: {e}")))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The source's watermark: the minimum over its active partitions, if any
