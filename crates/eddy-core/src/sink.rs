@@ -59,13 +59,16 @@ impl crate::error::Classify for SinkError {
 ///    was pre-committed for every checkpoint up to `n`. Must be idempotent:
 ///    after a crash, `recover` may publish the same checkpoint again.
 ///
-/// Barriers reach every instance in id order and none is skipped: after a
-/// fresh start they are 1, 2, 3, …; after resuming from checkpoint `c`,
-/// `c + 1`, `c + 2`, …. So what is written after `pre_commit(n - 1)` (or
-/// after `recover(Some(n - 1))`) belongs to checkpoint `n`, and a sink may
-/// tag staged data with that id as it writes. A checkpoint may fail and
-/// never be committed; its data is then published by the next `commit`
-/// (whose id is larger). At the end of bounded input the runtime calls
+/// Barriers reach every instance in increasing id order, one id after
+/// another: after a fresh start 1, 2, 3, …; after resuming from checkpoint
+/// `c`, from the id after the newest checkpoint stored (at least `c + 1`:
+/// a checkpoint begun but never completed keeps its id). So what is
+/// written after `pre_commit(n - 1)` belongs to checkpoint `n`, and after
+/// `recover` to the first barrier that follows; a sink that tags staged
+/// data as it writes may use "the previous id + 1", since `commit(n)`
+/// publishes everything up to `n`. A checkpoint may fail and never be
+/// committed; its data is then published by the next `commit` (whose id
+/// is larger). At the end of bounded input the runtime calls
 /// `flush`, then `pre_commit` and `commit` of a final checkpoint.
 pub trait Sink: Send {
     /// Writes a batch. Buffers are allowed; [`Sink::flush`] makes them durable.
