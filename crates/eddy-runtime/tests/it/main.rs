@@ -7,6 +7,7 @@ mod no_loss;
 mod partitioning;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod recovery;
 mod run;
 #[cfg(all(feature = "redis", feature = "http"))]
 mod sinks;

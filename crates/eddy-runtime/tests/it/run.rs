@@ -443,9 +443,9 @@ inputs = ["w"]
             .iter()
             .flat_map(|n| [(*n, 0), (*n, 1)])
             .collect::<Vec<_>>()
-        .iter()
-        .map(|(n, w)| (n.to_string(), *w))
-        .collect();
+            .iter()
+            .map(|(n, w)| (n.to_string(), *w))
+            .collect();
         let mut sorted = reported.clone();
         sorted.sort();
         let mut want_sorted = want.clone();
