@@ -72,24 +72,10 @@ impl Default for CheckpointSettings {
 }
 
 impl CheckpointSettings {
-    /// Problems deserialisation cannot see, each with the key it concerns
-    /// and a hint.
+    /// Problems deserialisation cannot see (durations are positive by
+    /// their type), each with the key it concerns and a hint.
     pub fn problems(&self) -> Vec<(&'static str, String, &'static str)> {
         let mut out = Vec::new();
-        if self.interval.ms() < 1 {
-            out.push((
-                "interval",
-                "`interval` must be at least 1ms".to_string(),
-                "checkpoints every few seconds suit most pipelines, e.g. \"10s\"",
-            ));
-        }
-        if self.timeout.ms() < 1 {
-            out.push((
-                "timeout",
-                "`timeout` must be at least 1ms".to_string(),
-                "the default is \"10m\"",
-            ));
-        }
         if self.max_concurrent == 0 {
             out.push((
                 "max_concurrent",
@@ -164,13 +150,14 @@ mod tests {
     }
 
     #[test]
-    fn zero_retain_and_interval_are_problems() {
+    fn zero_counts_and_remote_dirs_are_problems() {
         let s = CheckpointSettings {
             retain: 0,
-            interval: Duration::from_ms(0),
+            max_concurrent: 0,
+            dir: Some("s3://bucket/chk".into()),
             ..CheckpointSettings::default()
         };
         let keys: Vec<_> = s.problems().into_iter().map(|p| p.0).collect();
-        assert_eq!(keys, ["interval", "retain"]);
+        assert_eq!(keys, ["max_concurrent", "retain", "dir"]);
     }
 }

@@ -482,3 +482,27 @@ fn limits_are_checked_and_can_be_raised() {
     ));
     assert!(e.contains("did you mean `max_workers`?"), "{e}");
 }
+
+#[test]
+fn checkpoint_settings_are_checked_with_positions() {
+    let text = "[checkpoint]\nretain = 0\ndir = \"s3://bucket/x\"\nevery = \"1s\"\n\
+                [sources.a]\ntype = \"nexmark\"\n[sinks.b]\ntype = \"blackhole\"\ninputs = [\"a\"]\n";
+    let err = eddy_runtime::Plan::compile("p.toml", text, &[])
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("unknown field `every`"), "{err}");
+    let text = text.replace("every = \"1s\"\n", "");
+    let err = eddy_runtime::Plan::compile("p.toml", &text, &[])
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains("p.toml:2:10: `retain` must be at least 1"),
+        "{err}"
+    );
+    assert!(
+        err.contains("p.toml:3:7: checkpoint storage `s3://`"),
+        "{err}"
+    );
+}
