@@ -73,7 +73,41 @@ impl Progress {
                 }
             }
         }
+        if let Some(chk) = self.checkpoint() {
+            parts.push(chk);
+        }
         parts.join(" · ")
+    }
+
+    /// `checkpoint 12 at 30.2 s (140 ms, 4,096 bytes, alignment ≤ 310 µs)`,
+    /// once one is stored;
+    /// failures and the restore when there were any.
+    fn checkpoint(&self) -> Option<String> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.metrics.checkpoints;
+        let mut parts = Vec::new();
+        let restored = c.restored_id.load(Relaxed);
+        if restored > 0 {
+            parts.push(format!(
+                "resumed from {restored} in {} ms",
+                c.restore_ms.load(Relaxed)
+            ));
+        }
+        let id = c.last_id.load(Relaxed);
+        if id > 0 {
+            parts.push(format!(
+                "checkpoint {id} at {:.1} s ({} ms, {} bytes, alignment ≤ {} µs)",
+                c.last_at_ms.load(Relaxed) as f64 / 1000.0,
+                c.last_duration_ms.load(Relaxed),
+                human(c.last_bytes.load(Relaxed)),
+                human(c.max_alignment_us.load(Relaxed))
+            ));
+        }
+        let failures = c.failures.load(Relaxed);
+        if failures > 0 {
+            parts.push(format!("{failures} checkpoints failed"));
+        }
+        (!parts.is_empty()).then(|| parts.join(" · "))
     }
 
     /// The final summary line(s).

@@ -18,6 +18,13 @@ impl Instance {
             return;
         }
         self.aligning = None;
+        if let Some(since) = self.aligning_since.take() {
+            let waited = since.elapsed().as_micros() as u64;
+            self.metrics
+                .checkpoints
+                .max_alignment_us
+                .fetch_max(waited, Relaxed);
+        }
         self.barrier(0, id);
         self.blocked.iter_mut().for_each(|b| *b = false);
         for env in std::mem::take(&mut self.held) {

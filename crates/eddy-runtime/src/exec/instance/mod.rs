@@ -109,8 +109,9 @@ pub(crate) struct Instance {
     /// sender's later messages wait in `held` until all senders delivered it.
     blocked: Vec<bool>,
     held: VecDeque<Envelope>,
-    /// The barrier being aligned, if any.
+    /// The barrier being aligned, if any, and since when.
     aligning: Option<u64>,
+    aligning_since: Option<Instant>,
     /// The latest barrier that passed this instance (or the checkpoint the
     /// run resumed from): a sink's output after it belongs to the next.
     last_barrier: u64,
@@ -244,6 +245,7 @@ impl Instance {
             blocked,
             held: VecDeque::new(),
             aligning: None,
+            aligning_since: None,
             last_barrier: run.checkpoints.requested(),
             exactly_once: run.exactly_once,
             pause_after: Arc::clone(&run.pause_after),
@@ -429,6 +431,7 @@ impl Instance {
                     *b = true;
                 }
                 self.aligning = Some(id);
+                self.aligning_since.get_or_insert_with(Instant::now);
                 self.try_align();
                 None
             }
