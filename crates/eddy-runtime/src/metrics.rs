@@ -104,6 +104,11 @@ pub struct CheckpointMetrics {
     /// Longest time one instance waited for barrier alignment, in µs, over
     /// the run.
     pub max_alignment_us: AtomicU64,
+    /// Longest time one operator spent taking its snapshot at a barrier,
+    /// in µs: how long the pipeline stalls for a checkpoint.
+    pub max_stall_us: AtomicU64,
+    /// Checkpoints stored in this run.
+    pub stored: AtomicU64,
     /// Checkpoints that could not be stored.
     pub failures: AtomicU64,
     /// The checkpoint this run resumed from (0: none).
@@ -122,6 +127,7 @@ impl CheckpointMetrics {
         self.last_duration_ms
             .store(took.as_millis() as u64, Relaxed);
         self.last_bytes.store(bytes, Relaxed);
+        self.stored.fetch_add(1, Relaxed);
     }
 
     /// Marks the start of the run (for `last_at_ms`).

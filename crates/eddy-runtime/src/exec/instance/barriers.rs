@@ -62,7 +62,16 @@ impl Instance {
         self.last_barrier = self.last_barrier.max(id);
         let global = self.nodes[local].global;
         let result = match &mut self.nodes[local].runner {
-            Runner::Op(op) => op.snapshot().map_err(Failure::State),
+            Runner::Op(op) => {
+                let started = Instant::now();
+                let state = op.snapshot().map_err(Failure::State);
+                let stall = started.elapsed().as_micros() as u64;
+                self.metrics
+                    .checkpoints
+                    .max_stall_us
+                    .fetch_max(stall, Relaxed);
+                state
+            }
             Runner::Sink(sink, _) => sink.pre_commit(id).map(|()| None).map_err(Failure::Sink),
             Runner::Source(_) => Ok(None),
         };

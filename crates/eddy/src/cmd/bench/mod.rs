@@ -61,7 +61,9 @@ pub enum BenchSource {
 #[derive(Args)]
 pub struct NexmarkArgs {
     /// The query: q0 (pass-through), q1 (currency conversion), q2 (selection),
-    /// q5 (hot items, sliding windows), q7 (highest bid, tumbling windows).
+    /// q5 (hot items, sliding windows), q7 (highest bid, tumbling windows),
+    /// state (count and sum per auction and bidder in one day-long window:
+    /// many keys of window state, for checkpoint figures).
     #[arg(long, short)]
     query: String,
     /// Events to generate.
@@ -82,6 +84,10 @@ pub struct NexmarkArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Take durable checkpoints this often (seconds), into a temporary
+    /// directory, and report their figures.
+    #[arg(long, value_parser = super::parse_seconds)]
+    checkpoint_interval: Option<Duration>,
 }
 
 /// Keeps the bids of the Nexmark stream.
@@ -138,13 +144,27 @@ window = { tumbling = "10s" }
 aggregates = { price = "max(price)", auction = "max_by(auction, price)", bidder = "max_by(bidder, price)" }
 "#
         }
-        other => bail!("unknown query `{other}`: use q0, q1, q2, q5 or q7"),
+        "state" => {
+            r#"
+[transforms.state]
+type = "window"
+inputs = ["bids"]
+key = ["auction", "bidder"]
+window = { tumbling = "1d" }
+aggregates = { n = "count()", total = "sum(price)" }
+"#
+        }
+        other => bail!("unknown query `{other}`: use q0, q1, q2, q5, q7 or state"),
     };
     Ok(format!("{BIDS}{after_bids}"))
 }
 
 /// Builds the whole pipeline text for a run.
-fn pipeline_text(args: &NexmarkArgs, file: Option<&Path>) -> anyhow::Result<String> {
+fn pipeline_text(
+    args: &NexmarkArgs,
+    file: Option<&Path>,
+    checkpoints: &Path,
+) -> anyhow::Result<String> {
     let body = query_pipeline(&args.query)?;
     let last = match args.query.as_str() {
         "q0" => "nexmark",
@@ -163,8 +183,16 @@ fn pipeline_text(args: &NexmarkArgs, file: Option<&Path>) -> anyhow::Result<Stri
             )
         }
     };
+    let checkpoint = match args.checkpoint_interval {
+        Some(every) => format!(
+            "[checkpoint]\ninterval = \"{}ms\"\ndir = {:?}\n",
+            every.as_millis().max(1),
+            checkpoints.display().to_string()
+        ),
+        None => String::new(),
+    };
     Ok(format!(
-        "[pipeline]\nbatch_size = 1024\n\n{source}\n{body}\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"{last}\"]\n"
+        "[pipeline]\nbatch_size = 1024\n\n{checkpoint}\n{source}\n{body}\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"{last}\"]\n"
     ))
 }
 
@@ -221,7 +249,8 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let text = pipeline_text(&args, file.as_deref())?;
+    let checkpoints = dir.join("checkpoints");
+    let text = pipeline_text(&args, file.as_deref(), &checkpoints)?;
     let plan = Plan::compile("<bench>", &text, &[]).map_err(|d| anyhow::anyhow!("{d}"))?;
     let opts = RunOptions {
         workers: args.workers.max(1),
@@ -318,6 +347,19 @@ fn print_report(args: &NexmarkArgs, report: &RunReport, baseline: Option<f64>) {
         );
         if let Some(m) = peak {
             println!("peak memory (resident): {m:.1} MiB");
+        }
+        if args.checkpoint_interval.is_some() {
+            use std::sync::atomic::Ordering::Relaxed;
+            let c = &report.metrics.checkpoints;
+            println!(
+                "checkpoints: {} stored, {} failed; last {} bytes in {} ms; longest stall {} µs, longest alignment {} µs",
+                c.stored.load(Relaxed),
+                c.failures.load(Relaxed),
+                crate::progress::human(c.last_bytes.load(Relaxed)),
+                c.last_duration_ms.load(Relaxed),
+                crate::progress::human(c.max_stall_us.load(Relaxed)),
+                crate::progress::human(c.max_alignment_us.load(Relaxed)),
+            );
         }
         if let Some(b) = baseline {
             println!(
