@@ -1,8 +1,8 @@
 //! Golden pipelines: each folder under `tests/golden/` holds a
 //! `pipeline.toml`, its `input.ndjson` and, under `expected/`, every output
 //! file the pipeline must write (compared as sorted lines, with the run's
-//! temporary directory shown as `<dir>`). Cases run on one and on three
-//! workers unless their first line says `# single-worker`.
+//! temporary directory shown as `<dir>`). Cases run five times each on one,
+//! two and three workers unless their first line says `# single-worker`.
 //!
 //! `EDDY_BLESS=1 cargo test -p eddy-runtime golden` rewrites the expected
 //! files from a one-worker run; read them before committing.
@@ -92,13 +92,17 @@ fn golden_pipelines() {
             expected.push((name, lines));
         }
         expected.sort();
-        for workers in if single { vec![1] } else { vec![1, 3] } {
-            assert_eq!(
-                run_case(&case, workers),
-                expected,
-                "{} on {workers} workers",
-                case.display()
-            );
+        // Five runs on each worker count: output must not depend on
+        // thread timing or on how events spread over workers.
+        for workers in if single { vec![1] } else { vec![1, 2, 3] } {
+            for run in 1..=5 {
+                assert_eq!(
+                    run_case(&case, workers),
+                    expected,
+                    "{} on {workers} workers, run {run}",
+                    case.display()
+                );
+            }
         }
     }
 }
