@@ -571,3 +571,50 @@ fn a_failed_start_does_not_truncate_the_output() {
     assert!(eddy_runtime::run(&p, on(2)).is_err());
     assert_eq!(read_json_lines(&output).len(), 1);
 }
+
+/// Whether an event is late depends on the events before it, not on where
+/// the source's batches happen to be cut.
+#[test]
+fn lateness_does_not_depend_on_the_batch_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    // Disorder up to 2 s against a bound of 1 s: many late events.
+    write_events(&input, 20_000, 20, 2_000, 11);
+    let run = |batch: usize| {
+        let output = dir.path().join(format!("out-{batch}.ndjson"));
+        let late = dir.path().join(format!("late-{batch}.ndjson"));
+        let mut p = format!("[pipeline]\nbatch_size = {batch}\n");
+        p.push_str(&window_pipeline(&input, &output, "1s", false));
+        p.push_str(&format!(
+            "\n[sinks.late]\ntype = \"file\"\ninputs = [\"w.late\"]\npath = {:?}\n",
+            late.display().to_string()
+        ));
+        let report = eddy_runtime::run(&plan(&p), on(1)).unwrap();
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        let sorted = |path: &Path| {
+            let mut lines: Vec<String> = std::fs::read_to_string(path)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_string)
+                .collect();
+            lines.sort();
+            lines
+        };
+        (sorted(&output), sorted(&late))
+    };
+    let one = run(1);
+    assert!(
+        one.1.len() > 100,
+        "the input must have late events: {}",
+        one.1.len()
+    );
+    for batch in [7, 1024] {
+        let other = run(batch);
+        assert_eq!(
+            other.1.len(),
+            one.1.len(),
+            "late events with batches of {batch}"
+        );
+        assert!(other == one, "results differ with batches of {batch}");
+    }
+}

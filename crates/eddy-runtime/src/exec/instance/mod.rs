@@ -470,6 +470,8 @@ impl Instance {
                 let origin = now_ns();
                 self.last_origin = origin;
                 let now = Instant::now();
+                let before = source_watermark(src);
+                let others = others_watermark(src, sb.partition);
                 let part = src
                     .partitions
                     .entry(sb.partition)
@@ -478,9 +480,7 @@ impl Instance {
                         last_data: now,
                         idle: false,
                     });
-                for e in &sb.events {
-                    part.generator.observe(e.time);
-                }
+                let cuts = lateness_cuts(&sb.events, &mut part.generator, others, before);
                 if !sb.events.is_empty() {
                     part.last_data = now;
                     part.idle = false;
@@ -491,7 +491,20 @@ impl Instance {
                 self.metrics.nodes[self.nodes[0].global]
                     .events_in
                     .fetch_add(sb.events.len() as u64, Relaxed);
-                self.dispatch(0, Output::MAIN, sb.events, origin);
+                // Rare: an event behind the watermark its predecessors in
+                // this batch set. Those predecessors and that watermark go
+                // first, so whether it is late does not depend on where
+                // the batch was cut.
+                let mut events = sb.events;
+                let mut sent = 0;
+                for (at, mark) in cuts {
+                    let tail = events.split_off(at - sent);
+                    self.dispatch(0, Output::MAIN, events, origin);
+                    self.advance(0, mark);
+                    events = tail;
+                    sent = at;
+                }
+                self.dispatch(0, Output::MAIN, events, origin);
                 self.dispatch(0, Output::DEAD_LETTERS, sb.dead_letters, origin);
                 if let Some(wm) = wm {
                     self.advance(0, wm);
@@ -640,6 +653,44 @@ impl Instance {
             }
         }
     }
+}
+
+/// The watermark of a source's active partitions other than `partition`.
+fn others_watermark(src: &SourceRt, partition: u32) -> Option<Timestamp> {
+    src.partitions
+        .iter()
+        .filter(|(id, p)| **id != partition && !p.idle)
+        .map(|(_, p)| p.generator.watermark())
+        .min()
+}
+
+/// Observes `events` (one partition's, in order) in `generator` and returns
+/// where to cut the batch: before each event whose time is behind the
+/// source watermark its predecessors set (`others` is the other partitions'
+/// watermark, `before` what was sent before this batch), with that
+/// watermark. Sending it there makes each event meet the watermark of the
+/// events before it, as with batches of one, whatever the batch size.
+fn lateness_cuts(
+    events: &[Event],
+    generator: &mut WatermarkGenerator,
+    others: Option<Timestamp>,
+    before: Option<Timestamp>,
+) -> Vec<(usize, Timestamp)> {
+    let mut cuts = Vec::new();
+    let mut sent = before.unwrap_or(MIN_TIMESTAMP);
+    for (i, e) in events.iter().enumerate() {
+        // Only an event behind its partition's watermark can be late.
+        let own = generator.watermark();
+        if e.time < own && i > 0 {
+            let mark = others.map_or(own, |o| o.min(own));
+            if e.time < mark && mark > sent && mark < MAX_TIMESTAMP {
+                cuts.push((i, mark));
+                sent = mark;
+            }
+        }
+        generator.observe(e.time);
+    }
+    cuts
 }
 
 /// Per partition of a source, the largest event time seen: what a
