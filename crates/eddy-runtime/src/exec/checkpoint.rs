@@ -56,6 +56,17 @@ struct Pending {
     started: Option<Instant>,
 }
 
+/// Where the final checkpoint of a run stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Final {
+    /// Stored; sinks may commit it.
+    Completed(u64),
+    /// It cannot complete (declined or not stored).
+    Failed,
+    /// Not yet: some instance still runs, or it is being stored.
+    Pending,
+}
+
 /// Tracks requested, pending and completed checkpoints of one run.
 pub struct Coordinator {
     instances: usize,
@@ -222,25 +233,30 @@ impl Coordinator {
         self.changed.notify_all();
     }
 
-    /// Waits until every instance ended and the final checkpoint completed
-    /// (or failed, or `timeout` passed); returns its id if it completed.
-    pub(crate) fn wait_final(&self, timeout: Duration) -> Option<u64> {
+    /// Waits up to `timeout` for the final checkpoint (taken once every
+    /// instance ended) to complete or fail.
+    pub(crate) fn wait_final(&self, timeout: Duration) -> Final {
         let deadline = Instant::now() + timeout;
-        let mut inner = self.inner.lock().ok()?;
+        let Ok(mut inner) = self.inner.lock() else {
+            return Final::Failed;
+        };
         loop {
             if let Some(id) = inner.final_id {
                 if self.completed() >= id {
-                    return Some(id);
+                    return Final::Completed(id);
                 }
                 if inner.final_failed {
-                    return None;
+                    return Final::Failed;
                 }
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return None;
+                return Final::Pending;
             }
-            inner = self.changed.wait_timeout(inner, left).ok()?.0;
+            match self.changed.wait_timeout(inner, left) {
+                Ok((guard, _)) => inner = guard,
+                Err(_) => return Final::Failed,
+            }
         }
     }
 
@@ -441,7 +457,10 @@ mod final_tests {
             worker: 0,
             ..InstanceState::default()
         });
-        assert_eq!(c.wait_final(Duration::from_secs(1)), Some(first + 1));
+        assert_eq!(
+            c.wait_final(Duration::from_secs(1)),
+            Final::Completed(first + 1)
+        );
         assert!(c.latest().unwrap().finished);
     }
 }

@@ -17,7 +17,7 @@ use eddy_core::{
 use hdrhistogram::Histogram;
 use rustc_hash::FxHashMap;
 
-use super::checkpoint::{Coordinator, InstanceState};
+use super::checkpoint::{Coordinator, Final, InstanceState};
 use super::errors::{ErrorLog, Failure, ReportedError};
 use super::topology::Route;
 use super::tracker::InputTracker;
@@ -357,8 +357,18 @@ impl Instance {
     /// every instance ended), then sinks publish their last output and
     /// sources acknowledge their final positions.
     fn commit_final_checkpoint(&mut self) {
-        match self.checkpoints.wait_final(FINAL_COMMIT_WAIT) {
-            Some(id) => {
+        // Checked in slices: a savepoint may halt the run meanwhile, and
+        // then there is no final checkpoint to wait for.
+        let give_up = Instant::now() + FINAL_COMMIT_WAIT;
+        let mut state = Final::Pending;
+        while state == Final::Pending && Instant::now() < give_up && !self.halt.load(Relaxed) {
+            state = self.checkpoints.wait_final(Duration::from_millis(100));
+        }
+        if self.halt.load(Relaxed) {
+            return;
+        }
+        match state {
+            Final::Completed(id) => {
                 for local in 0..self.nodes.len() {
                     let result = match &mut self.nodes[local].runner {
                         Runner::Sink(sink, _) => sink.commit(id).map_err(Failure::Sink),
@@ -374,7 +384,7 @@ impl Instance {
                     }
                 }
             }
-            None => self.error(0, Failure::FinalCheckpoint),
+            Final::Failed | Final::Pending => self.error(0, Failure::FinalCheckpoint),
         }
     }
 
