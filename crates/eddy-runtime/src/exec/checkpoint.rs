@@ -46,7 +46,9 @@ pub struct CompletedCheckpoint {
     pub id: u64,
     /// What each instance reported, ordered by (node, worker).
     pub instances: Vec<InstanceState>,
-    /// Taken after every instance ended: the whole input was processed.
+    /// Taken after every instance ended at the end of its input: the whole
+    /// input was processed (a run stopped early resumes from its last
+    /// checkpoint instead).
     pub finished: bool,
 }
 
@@ -75,6 +77,9 @@ pub struct Coordinator {
     inner: Mutex<Inner>,
     /// Signalled whenever `completed` or the finished set changes.
     changed: Condvar,
+    /// A source was stopped before the end of its input: the final
+    /// checkpoint is one to resume from, not a finished run.
+    input_left: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -106,6 +111,7 @@ impl Coordinator {
             completed: AtomicU64::new(last_id),
             inner: Mutex::new(Inner::default()),
             changed: Condvar::new(),
+            input_left: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -233,6 +239,11 @@ impl Coordinator {
         self.changed.notify_all();
     }
 
+    /// A source stops before the end of its input (a stop or `--duration`).
+    pub(crate) fn input_left(&self) {
+        self.input_left.store(true, Ordering::SeqCst);
+    }
+
     /// Waits up to `timeout` for the final checkpoint (taken once every
     /// instance ended) to complete or fail.
     pub(crate) fn wait_final(&self, timeout: Duration) -> Final {
@@ -343,7 +354,7 @@ impl Coordinator {
             let checkpoint = CompletedCheckpoint {
                 id,
                 instances,
-                finished: inner.final_id == Some(id),
+                finished: inner.final_id == Some(id) && !self.input_left.load(Ordering::SeqCst),
             };
             let started = done.started.unwrap_or_else(Instant::now);
             match &inner.persist {

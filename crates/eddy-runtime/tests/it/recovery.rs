@@ -167,6 +167,8 @@ fn an_incompatible_change_is_refused_naming_the_operator_unless_allowed() {
     running.wait();
 
     // A different worker count is refused with the count to use.
+    let dir = tempfile::tempdir().unwrap();
+    let plan = pipeline(dir.path(), "");
     let (_, savepoint) = run_to_savepoint(&plan, on(Restore::Latest, false));
     let two = RunOptions {
         workers: 2,
@@ -208,4 +210,29 @@ fn a_finished_run_is_not_resumed_and_its_ids_go_on() {
     );
     let (again, _) = store.latest_complete().unwrap();
     assert!(again.unwrap().id > latest.id);
+}
+
+/// A run stopped before its input ended (a stop, `--duration`) flushes
+/// and leaves a checkpoint to resume from, not a finished one.
+#[test]
+fn a_stopped_run_resumes_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = pipeline(dir.path(), "");
+    let running = eddy_runtime::start(&plan, on(Restore::Latest, false)).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    running.stop();
+    let report = running.wait();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let store = eddy_state::checkpoint::CheckpointStore::open(chk_dir(dir.path())).unwrap();
+    let (latest, _) = store.latest_complete().unwrap();
+    let latest = latest.expect("a last checkpoint");
+    assert!(
+        !eddy_runtime::CheckpointMeta::read(&latest)
+            .unwrap()
+            .finished
+    );
+    let running = eddy_runtime::start(&plan, on(Restore::Latest, false)).unwrap();
+    assert_eq!(running.restored_from(), Some(&latest.dir));
+    running.stop();
+    running.wait();
 }

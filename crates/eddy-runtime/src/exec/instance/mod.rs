@@ -268,6 +268,7 @@ impl Instance {
                 let stopping =
                     self.stop.load(Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d);
                 if stopping {
+                    self.checkpoints.input_left();
                     self.end(0);
                     break;
                 }
