@@ -293,3 +293,63 @@ fn library_log_events_go_to_stderr_at_the_chosen_level() {
     let unknown = stderr(Some("loud"));
     assert!(unknown.contains("EDDY_LOG is not one of"), "{unknown}");
 }
+
+/// `eddy checkpoints list` shows a run's checkpoints, the finished one
+/// marked, and a damaged one skipped with its reason; `inspect` shows what
+/// one holds; a path that is not a checkpoint is a usage error.
+#[test]
+fn checkpoints_are_listed_and_inspected() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    let text: String = (0..2_000)
+        .map(|i| format!("{{\"ts\":{},\"n\":{i}}}\n", 1_700_000_000_000i64 + i * 10))
+        .collect();
+    std::fs::write(&input, text).unwrap();
+    let pipeline = dir.path().join("p.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "[pipeline]\nname = \"listed\"\ndata_dir = {data:?}\n[checkpoint]\n\
+             [sources.tx]\ntype = \"file\"\npath = {input:?}\n\
+             event_time = {{ field = \"ts\", format = \"epoch_ms\" }}\n\
+             [sinks.out]\ntype = \"blackhole\"\ninputs = [\"tx\"]\n",
+            data = dir.path().display().to_string(),
+            input = input.display().to_string()
+        ),
+    )
+    .unwrap();
+    succeed(eddy().arg("run").arg(&pipeline).arg("-q"));
+    let store = dir.path().join("checkpoints/listed");
+    let listed = succeed(eddy().args(["checkpoints", "list"]).arg(&store));
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    let finished = listed
+        .lines()
+        .find(|l| l.contains("finished"))
+        .unwrap_or_else(|| panic!("no finished checkpoint listed:\n{listed}"));
+    let path = finished.split_whitespace().last().unwrap().to_string();
+    let shown = succeed(eddy().args(["checkpoints", "inspect"]).arg(&path));
+    let shown = String::from_utf8_lossy(&shown.stdout).to_string();
+    assert!(shown.contains("of pipeline `listed`"), "{shown}");
+    assert!(shown.contains("tx (file)"), "{shown}");
+    let size = std::fs::metadata(&input).unwrap().len();
+    assert!(
+        shown.contains(&format!("0@{size}")),
+        "the end position of the file: {shown}"
+    );
+
+    std::fs::remove_file(Path::new(&path).join("_manifest")).unwrap();
+    let listed = succeed(eddy().args(["checkpoints", "list"]).arg(&store));
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(
+        listed.contains("skipped") && listed.contains("never completed"),
+        "{listed}"
+    );
+
+    let bad = eddy()
+        .args(["checkpoints", "inspect"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a checkpoint directory"));
+}
