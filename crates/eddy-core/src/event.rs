@@ -349,19 +349,36 @@ impl Event {
 }
 
 /// A batch of events: the unit that moves between operators and workers.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Batch {
     /// The events, in arrival order.
     pub events: Vec<Event>,
     /// Wall-clock time (ns since the Unix epoch) at which the oldest source
     /// read that led to this batch happened; used for end-to-end latency.
     pub origin_ns: u64,
+    /// The watermark of the source partition these events were read from,
+    /// as the events before them in that partition set it
+    /// (`MIN_TIMESTAMP`: none, e.g. results an operator emitted on a
+    /// watermark). A window judges lateness against it as well as against
+    /// its own watermark, so whether an event is late depends on the input
+    /// rather than on how channels interleave.
+    pub stamp: crate::Timestamp,
 }
 
 impl Batch {
-    /// A batch of `events` created by a read at `origin_ns`.
+    /// A batch of `events` created by a read at `origin_ns`, unstamped.
     pub fn new(events: Vec<Event>, origin_ns: u64) -> Batch {
-        Batch { events, origin_ns }
+        Batch {
+            events,
+            origin_ns,
+            stamp: crate::time::MIN_TIMESTAMP,
+        }
+    }
+
+    /// This batch carrying `stamp` (see [`Batch::stamp`]).
+    pub fn stamped(mut self, stamp: crate::Timestamp) -> Batch {
+        self.stamp = stamp;
+        self
     }
 
     /// Number of events.

@@ -18,17 +18,30 @@ use crate::time::Timestamp;
 /// Buffers are created on first use, so an operator that only writes
 /// `main` costs one vector; the runtime keeps one collector per node and
 /// reuses it, so steady-state emission allocates nothing here.
-#[derive(Default, Debug)]
+#[derive(Debug)]
 pub struct Collector {
     outputs: Vec<Vec<Event>>,
     /// Largest origin time (ns) of the inputs that produced the current output.
     pub origin_ns: u64,
+    /// The stamp of the batch being processed, carried by what the operator
+    /// emits from it (see [`Batch::stamp`]); the runtime sets it.
+    pub stamp: Timestamp,
+}
+
+impl Default for Collector {
+    fn default() -> Self {
+        Collector::new()
+    }
 }
 
 impl Collector {
     /// An empty collector.
     pub fn new() -> Collector {
-        Collector::default()
+        Collector {
+            outputs: Vec::new(),
+            origin_ns: 0,
+            stamp: crate::time::MIN_TIMESTAMP,
+        }
     }
 
     #[inline]
@@ -58,6 +71,7 @@ impl Collector {
 
     /// Emits a batch on the main output and records its origin time.
     pub fn emit_batch(&mut self, batch: Batch) {
+        self.stamp = self.stamp.max(batch.stamp);
         self.origin_ns = self.origin_ns.max(batch.origin_ns);
         self.extend(Output::MAIN, batch.events);
     }

@@ -491,7 +491,8 @@ impl Instance {
                         last_data: now,
                         idle: false,
                     });
-                let cuts = lateness_cuts(&sb.events, &mut part.generator, others, before);
+                let (mut stamp, cuts) =
+                    lateness_cuts(&sb.events, &mut part.generator, others, before);
                 if !sb.events.is_empty() {
                     part.last_data = now;
                     part.idle = false;
@@ -508,15 +509,22 @@ impl Instance {
                 // the batch was cut.
                 let mut events = sb.events;
                 let mut sent = 0;
-                for (at, mark) in cuts {
-                    let tail = events.split_off(at - sent);
-                    self.dispatch(0, Output::MAIN, events, origin);
-                    self.advance(0, mark);
-                    events = tail;
-                    sent = at;
+                for cut in cuts {
+                    let tail = events.split_off(cut.at - sent);
+                    self.dispatch(0, Output::MAIN, events, origin, stamp);
+                    if let Some(mark) = cut.mark {
+                        self.advance(0, mark);
+                    }
+                    (events, sent, stamp) = (tail, cut.at, cut.stamp);
                 }
-                self.dispatch(0, Output::MAIN, events, origin);
-                self.dispatch(0, Output::DEAD_LETTERS, sb.dead_letters, origin);
+                self.dispatch(0, Output::MAIN, events, origin, stamp);
+                self.dispatch(
+                    0,
+                    Output::DEAD_LETTERS,
+                    sb.dead_letters,
+                    origin,
+                    MIN_TIMESTAMP,
+                );
                 if let Some(wm) = wm {
                     self.advance(0, wm);
                 }
@@ -589,7 +597,7 @@ impl Instance {
         if let Runner::Sink(sink, _) = &mut self.nodes[local].runner {
             let dead = sink.take_dead_letters();
             let origin = self.last_origin;
-            self.dispatch(local, Output::DEAD_LETTERS, dead, origin);
+            self.dispatch(local, Output::DEAD_LETTERS, dead, origin, MIN_TIMESTAMP);
         }
     }
 
@@ -675,33 +683,51 @@ fn others_watermark(src: &SourceRt, partition: u32) -> Option<Timestamp> {
         .min()
 }
 
+/// Where a source batch is cut: before event `at`, with `stamp` (its
+/// partition's watermark there) for the events from `at` on, and the
+/// source watermark `mark` to send first, if it advanced.
+#[derive(Debug, PartialEq)]
+struct Cut {
+    at: usize,
+    stamp: Timestamp,
+    mark: Option<Timestamp>,
+}
+
 /// Observes `events` (one partition's, in order) in `generator` and returns
-/// where to cut the batch: before each event whose time is behind the
-/// source watermark its predecessors set (`others` is the other partitions'
-/// watermark, `before` what was sent before this batch), with that
-/// watermark. Sending it there makes each event meet the watermark of the
-/// events before it, as with batches of one, whatever the batch size.
+/// the batch's first stamp and where to cut it: before each event whose
+/// time is behind the watermark its predecessors set (`others` is the other
+/// partitions' watermark, `before` what was sent before this batch). Each
+/// event then meets the watermark of the events before it, as with batches
+/// of one, whatever the batch size.
 fn lateness_cuts(
     events: &[Event],
     generator: &mut WatermarkGenerator,
     others: Option<Timestamp>,
     before: Option<Timestamp>,
-) -> Vec<(usize, Timestamp)> {
+) -> (Timestamp, Vec<Cut>) {
+    let first = generator.watermark();
+    let mut stamp = first;
     let mut cuts = Vec::new();
     let mut sent = before.unwrap_or(MIN_TIMESTAMP);
     for (i, e) in events.iter().enumerate() {
         // Only an event behind its partition's watermark can be late.
         let own = generator.watermark();
-        if e.time < own && i > 0 {
+        if e.time < own && own > stamp && i > 0 {
             let mark = others.map_or(own, |o| o.min(own));
-            if e.time < mark && mark > sent && mark < MAX_TIMESTAMP {
-                cuts.push((i, mark));
-                sent = mark;
+            let mark = (mark > sent && mark < MAX_TIMESTAMP).then_some(mark);
+            if let Some(m) = mark {
+                sent = m;
             }
+            cuts.push(Cut {
+                at: i,
+                stamp: own,
+                mark,
+            });
+            stamp = own;
         }
         generator.observe(e.time);
     }
-    cuts
+    (first, cuts)
 }
 
 /// Per partition of a source, the largest event time seen: what a

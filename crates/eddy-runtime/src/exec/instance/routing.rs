@@ -13,6 +13,7 @@ impl Instance {
         output: Output,
         mut events: Vec<Event>,
         origin: u64,
+        stamp: Timestamp,
     ) {
         if events.is_empty() {
             return;
@@ -48,7 +49,8 @@ impl Instance {
                 Batch::new(std::mem::take(&mut events), origin)
             } else {
                 Batch::new(events.clone(), origin)
-            };
+            }
+            .stamped(stamp);
             match target {
                 Target::Local { node, slot } => self.deliver(node, slot, batch),
                 Target::Channel { head, slot } => self.send_data(head, slot, batch),
@@ -67,6 +69,7 @@ impl Instance {
             Runner::Op(op) => {
                 let mut out = std::mem::take(&mut node.out);
                 out.origin_ns = batch.origin_ns;
+                out.stamp = batch.stamp;
                 op.process(slot, batch, &mut out);
                 self.flush_out(local, out);
             }
@@ -95,10 +98,11 @@ impl Instance {
             for index in 0..out.width() {
                 let output = Output::from_index(index);
                 let events = out.take(output);
-                self.dispatch(local, output, events, origin);
+                self.dispatch(local, output, events, origin, out.stamp);
             }
         }
         out.origin_ns = 0;
+        out.stamp = MIN_TIMESTAMP;
         self.nodes[local].out = out;
     }
 
@@ -211,6 +215,6 @@ fn partition_by_key(keys: &[Expression], batch: Batch, workers: usize) -> Vec<(u
         .into_iter()
         .enumerate()
         .filter(|(_, events)| !events.is_empty())
-        .map(|(w, events)| (w, Batch::new(events, batch.origin_ns)))
+        .map(|(w, events)| (w, Batch::new(events, batch.origin_ns).stamped(batch.stamp)))
         .collect()
 }
