@@ -618,3 +618,54 @@ fn lateness_does_not_depend_on_the_batch_size() {
         assert!(other == one, "results differ with batches of {batch}");
     }
 }
+
+/// Events up to 2 s out of order against a bound of 1 s: which are late,
+/// and so every window's result, is the same on one, two and three
+/// workers and in every run.
+#[test]
+fn late_events_are_the_same_whatever_the_worker_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    write_events(&input, 30_000, 40, 2_000, 5);
+    let run = |workers: usize, round: usize| {
+        let output = dir.path().join(format!("out-{workers}-{round}.ndjson"));
+        let late = dir.path().join(format!("late-{workers}-{round}.ndjson"));
+        let mut p = window_pipeline(&input, &output, "1s", false);
+        p.push_str(&format!(
+            "\n[sinks.late]\ntype = \"file\"\ninputs = [\"w.late\"]\npath = {:?}\n",
+            late.display().to_string()
+        ));
+        let report = eddy_runtime::run(&plan(&p), on(workers)).unwrap();
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        let sorted = |path: &Path| {
+            let mut lines: Vec<String> = std::fs::read_to_string(path)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_string)
+                .collect();
+            lines.sort();
+            lines
+        };
+        (sorted(&output), sorted(&late))
+    };
+    let one = run(1, 0);
+    assert!(
+        one.1.len() > 100,
+        "the input must have late events: {}",
+        one.1.len()
+    );
+    for workers in [2, 3] {
+        for round in 0..3 {
+            let other = run(workers, round);
+            assert_eq!(
+                other.1.len(),
+                one.1.len(),
+                "late events on {workers} workers, run {round}"
+            );
+            assert!(
+                other == one,
+                "results differ on {workers} workers, run {round}"
+            );
+        }
+    }
+}

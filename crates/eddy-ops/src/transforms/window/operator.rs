@@ -158,6 +158,11 @@ impl Operator for WindowOperator {
             0
         };
         let cx = Ctx::new(&self.specs, &self.output);
+        // Lateness is judged against the watermark the event's own source
+        // partition had reached before it (the batch's stamp), which
+        // depends only on the input, and against this operator's, which
+        // bounds what state is still here.
+        let judge = self.watermark.max(batch.stamp);
         for event in batch.events {
             let time = if processing { now } else { event.time };
             if let Err(reason) = evaluate(&mut self.scratch, &self.keys, &self.specs, &event, time)
@@ -166,28 +171,11 @@ impl Operator for WindowOperator {
                 continue;
             }
             let placed = match &mut self.state {
-                State::Aligned(a) => a.add(
-                    time,
-                    &self.scratch.key,
-                    &self.scratch.obs,
-                    self.watermark,
-                    &cx,
-                ),
-                State::Sessions(s) => s.add(
-                    time,
-                    &self.scratch.key,
-                    &self.scratch.obs,
-                    self.watermark,
-                    &cx,
-                ),
-                State::Global(g) => g.add(
-                    time,
-                    &self.scratch.key,
-                    &self.scratch.obs,
-                    self.watermark,
-                    &cx,
-                    out,
-                ),
+                State::Aligned(a) => a.add(time, &self.scratch.key, &self.scratch.obs, judge, &cx),
+                State::Sessions(s) => s.add(time, &self.scratch.key, &self.scratch.obs, judge, &cx),
+                State::Global(g) => {
+                    g.add(time, &self.scratch.key, &self.scratch.obs, judge, &cx, out)
+                }
             };
             match placed {
                 Ok(Outcome::Accepted) => {}
