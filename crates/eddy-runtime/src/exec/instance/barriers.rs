@@ -1,9 +1,77 @@
-//! Checkpoint barriers inside an instance: injection at source heads,
-//! alignment at channel heads, reports to the coordinator, and commits.
+//! Checkpoints inside an instance: restoring from one at start, barrier
+//! injection at source heads, alignment at channel heads, reports to the
+//! coordinator, commits, and the commits at the end of a run.
 
 use super::*;
 
 impl Instance {
+    /// The source ended: once everything downstream has flushed, acknowledge
+    /// the positions reached (Kafka commits offsets), so a restart resumes
+    /// after the last event that was fully processed.
+    pub(super) fn commit_final_positions(&mut self) {
+        let Runner::Source(src) = &self.nodes[0].runner else {
+            return;
+        };
+        let positions = src.source.positions();
+        if positions.is_empty() {
+            return;
+        }
+        let give_up = Instant::now() + FINAL_COMMIT_WAIT;
+        while self.drain.downstream_live.load(Relaxed) > 0 {
+            if Instant::now() >= give_up {
+                // Other sources keep the run going: leave the positions of
+                // the last completed checkpoint in place (at-least-once).
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if self.drain.flush_failed.load(Relaxed) {
+            self.error(0, Failure::FinalFlush);
+            return;
+        }
+        let Runner::Source(src) = &mut self.nodes[0].runner else {
+            return;
+        };
+        if let Err(e) = src.source.commit(&positions) {
+            self.error(0, Failure::FinalCommit(e));
+        }
+    }
+
+    /// Exactly-once end of a run: wait for the final checkpoint (taken once
+    /// every instance ended), then sinks publish their last output and
+    /// sources acknowledge their final positions.
+    pub(super) fn commit_final_checkpoint(&mut self) {
+        // Checked in slices: a savepoint may halt the run meanwhile, and
+        // then there is no final checkpoint to wait for.
+        let give_up = Instant::now() + FINAL_COMMIT_WAIT;
+        let mut state = Final::Pending;
+        while state == Final::Pending && Instant::now() < give_up && !self.halt.load(Relaxed) {
+            state = self.checkpoints.wait_final(Duration::from_millis(100));
+        }
+        if self.halt.load(Relaxed) {
+            return;
+        }
+        match state {
+            Final::Completed(id) => {
+                for local in 0..self.nodes.len() {
+                    let result = match &mut self.nodes[local].runner {
+                        Runner::Sink(sink, _) => sink.commit(id).map_err(Failure::Sink),
+                        Runner::Source(src) => {
+                            let positions = src.source.positions();
+                            src.source.commit(&positions).map_err(Failure::Source)
+                        }
+                        Runner::Op(_) => Ok(()),
+                    };
+                    if let Err(e) = result {
+                        let cause = Box::new(e);
+                        self.error(local, Failure::Commit { id, cause });
+                    }
+                }
+            }
+            Final::Failed | Final::Pending => self.error(0, Failure::FinalCheckpoint),
+        }
+    }
+
     /// Once every live sender delivered the barrier being aligned: pass it
     /// through the group, unblock the senders and replay what they sent
     /// after it.
@@ -129,4 +197,59 @@ impl Instance {
             }
         }
     }
+}
+
+/// Restores node `global`'s instance on `worker` from the checkpoint the
+/// run resumes from: a source seeks and resumes its watermark, an operator
+/// reads its state, a sink in an exactly-once run recovers to the
+/// checkpoint (publishing what it pre-committed, discarding the rest).
+pub(super) fn restore(
+    run: &RunContext<'_>,
+    global: usize,
+    worker: usize,
+    runner: &mut Runner,
+) -> Result<(), RunError> {
+    let restored = run.restored;
+    let found = restored.and_then(|r| r.instances.get(&(global, worker)));
+    let name = &run.plan.nodes[global].name;
+    let fail = |what: String| RunError::Restore {
+        path: restored.map(|r| r.path.clone()).unwrap_or_default(),
+        reason: format!("`{name}` (worker {worker}): {what}"),
+    };
+    match runner {
+        Runner::Source(src) => {
+            let Some(found) = found else { return Ok(()) };
+            if !found.positions.is_empty() {
+                src.source
+                    .seek(&found.positions)
+                    .map_err(|e| fail(format!("cannot seek: {e}")))?;
+            }
+            let now = Instant::now();
+            for &(id, max_seen) in &found.watermarks {
+                let mut generator = WatermarkGenerator::new(src.spec.max_out_of_orderness);
+                generator.observe(max_seen);
+                src.partitions.insert(
+                    id,
+                    Partition {
+                        generator,
+                        last_data: now,
+                        idle: false,
+                    },
+                );
+            }
+        }
+        Runner::Op(op) => {
+            if let Some(bytes) = found.and_then(|f| f.state.clone()) {
+                op.restore(eddy_core::state::StateSnapshot { bytes })
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+        }
+        Runner::Sink(sink, _) => {
+            if run.exactly_once {
+                sink.recover(restored.map(|r| r.id))
+                    .map_err(|e| fail(format!("cannot recover its output: {e}")))?;
+            }
+        }
+    }
+    Ok(())
 }
