@@ -1,5 +1,13 @@
 //! The running `parquet` sink: one open file per partition, closed on every
 //! flush.
+//!
+//! With `[checkpoint]` (exactly-once), a file is written under a hidden
+//! name `.pending-<checkpoint>-part-<worker>-<seq>.parquet`, where
+//! `<checkpoint>` is the checkpoint its rows belong to; the barrier closes
+//! it, and once that checkpoint is stored `commit` renames it to
+//! `part-<worker>-<seq>.parquet`. A rename already done is simply not found
+//! again, so a commit redone after a crash does nothing twice; on restart,
+//! pending files of checkpoints after the restored one are deleted.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -14,6 +22,8 @@ use parquet::basic::ZstdLevel;
 use parquet::file::properties::WriterProperties;
 
 use super::schema::{RowBuffer, TableSchema};
+use object_store::path::Path as ObjectPath;
+
 use super::store::{Store, Upload};
 use super::{Compression, ParquetConfig};
 
@@ -45,6 +55,9 @@ pub struct ParquetSink {
     /// Partitions whose directory was scanned for existing sequence numbers.
     scanned: BTreeSet<Partition>,
     next_seq: u64,
+    /// Exactly-once: the checkpoint the rows written now belong to (files
+    /// are pending until it is stored); `None` without `[checkpoint]`.
+    pending_for: Option<u64>,
     dead: Vec<Event>,
     files_written: Counter,
     records_out: Counter,
@@ -85,6 +98,7 @@ impl ParquetSink {
             open: BTreeMap::new(),
             scanned: BTreeSet::new(),
             next_seq: 0,
+            pending_for: cx.exactly_once.then_some(1),
             dead: Vec::new(),
             files_written: cx.metrics.counter("files_written", &[]),
             records_out: cx.metrics.counter("records_out", &[]),
@@ -144,6 +158,7 @@ impl ParquetSink {
                 .store
                 .file_names(&dir)?
                 .iter()
+                .map(|name| pending_of(name).map_or(name.as_str(), |(_, final_name)| final_name))
                 .filter_map(|name| name.strip_prefix(&prefix)?.strip_suffix(".parquet"))
                 .filter_map(|seq| seq.parse::<u64>().ok())
                 .max();
@@ -151,7 +166,10 @@ impl ParquetSink {
                 self.next_seq = self.next_seq.max(max.saturating_add(1));
             }
         }
-        let name = format!("part-{}-{}.parquet", self.worker, self.next_seq);
+        let mut name = format!("part-{}-{}.parquet", self.worker, self.next_seq);
+        if let Some(id) = self.pending_for {
+            name = format!(".pending-{id:020}-{name}");
+        }
         self.next_seq += 1;
         let location = self
             .store
@@ -197,6 +215,49 @@ impl ParquetSink {
         self.files_written.inc();
         self.records_out.add(file.records);
         self.bytes_out.add(file.writer.bytes_written() as u64);
+        Ok(())
+    }
+}
+
+/// A pending file's checkpoint and final name.
+fn pending_of(name: &str) -> Option<(u64, &str)> {
+    let rest = name.strip_prefix(".pending-")?;
+    let (id, final_name) = rest.split_once('-')?;
+    Some((id.parse().ok()?, final_name))
+}
+
+impl ParquetSink {
+    /// This worker's pending files: (checkpoint, location, final location).
+    fn pending(&self) -> Result<Vec<(u64, ObjectPath, ObjectPath)>, SinkError> {
+        let mine = format!("part-{}-", self.worker);
+        let mut out = Vec::new();
+        for location in self.store.all_files()? {
+            let Some(name) = location.filename() else {
+                continue;
+            };
+            if let Some((id, final_name)) = pending_of(name) {
+                if final_name.starts_with(&mine) {
+                    let parts: Vec<_> = location.parts().collect();
+                    let dir = parts[..parts.len().saturating_sub(1)].iter().cloned();
+                    let target = dir.chain([final_name.into()]).collect::<ObjectPath>();
+                    out.push((id, location.clone(), target));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Makes this worker's files of checkpoints up to `upto` visible and,
+    /// with `discard_later`, deletes those of later checkpoints.
+    fn publish(&self, upto: u64, discard_later: bool) -> Result<(), SinkError> {
+        for (id, pending, target) in self.pending()? {
+            if id <= upto {
+                self.store.rename(&pending, &target)?;
+            } else if discard_later {
+                self.store.delete(&pending)?;
+            }
+        }
         Ok(())
     }
 }
@@ -263,6 +324,30 @@ impl Sink for ParquetSink {
 
     fn take_dead_letters(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.dead)
+    }
+
+    fn pre_commit(&mut self, checkpoint: u64) -> Result<(), SinkError> {
+        self.flush()?;
+        if let Some(next) = &mut self.pending_for {
+            *next = checkpoint + 1;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self, checkpoint: u64) -> Result<(), SinkError> {
+        match self.pending_for {
+            Some(_) => self.publish(checkpoint, false),
+            None => Ok(()),
+        }
+    }
+
+    fn recover(&mut self, restored: Option<u64>) -> Result<(), SinkError> {
+        if self.pending_for.is_none() {
+            return Ok(());
+        }
+        let restored = restored.unwrap_or(0);
+        self.pending_for = Some(restored + 1);
+        self.publish(restored, true)
     }
 }
 
@@ -459,5 +544,62 @@ mod tests {
         assert_eq!(sink.take_dead_letters().len(), 1);
         sink.flush().unwrap();
         assert!(files(dir.path()).is_empty());
+    }
+
+    /// Exactly-once: files appear only when their checkpoint is committed;
+    /// after a crash, the restored checkpoint's files are published and
+    /// later ones deleted; a redone commit changes nothing.
+    #[test]
+    fn exactly_once_files_appear_at_commit_and_survive_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = with_options(dir.path(), "partition_by = \"t\"");
+        let mut cx = BuildContext::single("lake");
+        cx.node.exactly_once = true;
+        cx.metrics = Arc::new(ComponentMetrics::default());
+        let rows = |from: i64, n: i64| -> Vec<Event> {
+            (from..from + n)
+                .map(|i| event(&[("n", Value::Int(i)), ("t", Value::Int(i * 1_800_000))]))
+                .collect()
+        };
+        let visible = |dir: &Path| -> Vec<i64> {
+            let mut all: Vec<i64> = files(dir)
+                .iter()
+                .filter(|f| !f.file_name().unwrap().to_string_lossy().starts_with('.'))
+                .flat_map(|f| read_n(&dir.join(f)).0)
+                .collect();
+            all.sort();
+            all
+        };
+        let mut sink = cfg.build(&cx).unwrap();
+        sink.recover(None).unwrap();
+        sink.write(&rows(0, 4)).unwrap();
+        sink.pre_commit(1).unwrap();
+        assert!(visible(dir.path()).is_empty(), "nothing before the commit");
+        sink.write(&rows(4, 4)).unwrap();
+        sink.commit(1).unwrap();
+        sink.commit(1).unwrap();
+        assert_eq!(visible(dir.path()), (0..4).collect::<Vec<_>>());
+        sink.pre_commit(2).unwrap();
+        sink.write(&rows(8, 4)).unwrap();
+        sink.pre_commit(3).unwrap();
+        drop(sink);
+
+        // Checkpoint 2 was stored, 3 was not: 4..8 appear, 8..12 never.
+        let mut again = cfg.build(&cx).unwrap();
+        again.recover(Some(2)).unwrap();
+        assert_eq!(visible(dir.path()), (0..8).collect::<Vec<_>>());
+        again.write(&rows(8, 2)).unwrap();
+        again.pre_commit(3).unwrap();
+        again.commit(3).unwrap();
+        assert_eq!(visible(dir.path()), (0..10).collect::<Vec<_>>());
+        assert!(
+            files(dir.path()).iter().all(|f| !f
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with('.')),
+            "no pending file is left: {:?}",
+            files(dir.path())
+        );
     }
 }

@@ -116,6 +116,36 @@ impl Store {
         }
     }
 
+    /// Every file under the prefix, at any depth.
+    pub fn all_files(&self) -> Result<Vec<ObjectPath>, SinkError> {
+        use futures_util::TryStreamExt;
+        let listing = self.block_on(
+            self.store
+                .list(Some(&self.prefix))
+                .map_ok(|meta| meta.location)
+                .try_collect::<Vec<_>>(),
+        );
+        match listing {
+            Ok(files) => Ok(files),
+            Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
+            Err(e) => Err(self.error(&self.prefix, e)),
+        }
+    }
+
+    /// Renames `from` to `to` (atomically on a local directory).
+    pub fn rename(&self, from: &ObjectPath, to: &ObjectPath) -> Result<(), SinkError> {
+        self.block_on(self.store.rename(from, to))
+            .map_err(|e| self.error(from, e))
+    }
+
+    /// Deletes `location`; a missing file is not an error.
+    pub fn delete(&self, location: &ObjectPath) -> Result<(), SinkError> {
+        match self.block_on(self.store.delete(location)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error(location, e)),
+        }
+    }
+
     /// Starts writing the object at `location`; it appears there only when
     /// [`Upload::complete`] succeeds.
     pub fn create(&self, location: ObjectPath) -> Result<Upload, SinkError> {
