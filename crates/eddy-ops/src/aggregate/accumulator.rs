@@ -6,6 +6,7 @@
 
 use std::cmp::Ordering;
 
+use eddy_core::codec::{Decode, DecodeError, Decoder, Encode, Encoder};
 use eddy_core::{Timestamp, Value};
 
 use super::distinct::DistinctCount;
@@ -449,6 +450,194 @@ fn merge_best(slot: &mut Option<Best>, other: &Best, want: Ordering) {
     }
 }
 
+impl Accumulator {
+    /// A one-byte code of the variant (and moment kind), the tag of the
+    /// self-describing encoding.
+    fn tag(&self) -> u8 {
+        match self {
+            Accumulator::Count(_) => 0,
+            Accumulator::CountNonNull(_) => 1,
+            Accumulator::Sum(_) => 2,
+            Accumulator::Avg(_) => 3,
+            Accumulator::Min(_) => 4,
+            Accumulator::Max(_) => 5,
+            Accumulator::Moments(_, MomentKind::Stddev) => 6,
+            Accumulator::Moments(_, MomentKind::Variance) => 7,
+            Accumulator::Moments(_, MomentKind::StddevPop) => 8,
+            Accumulator::Moments(_, MomentKind::VarPop) => 9,
+            Accumulator::First(_) => 10,
+            Accumulator::Last(_) => 11,
+            Accumulator::Quantile(..) => 12,
+            Accumulator::CountDistinct(_) => 13,
+            Accumulator::TopK(_) => 14,
+            Accumulator::Ewma(_) => 15,
+            Accumulator::MaxBy(_) => 16,
+            Accumulator::MinBy(_) => 17,
+        }
+    }
+
+    /// Writes the state without its variant: the reader knows the
+    /// aggregate (a window's specs), see [`Accumulator::decode_state`].
+    pub fn encode_state(&self, enc: &mut Encoder) {
+        match self {
+            Accumulator::Count(n) | Accumulator::CountNonNull(n) => enc.varint(*n),
+            Accumulator::Sum(s) | Accumulator::Avg(s) => enc.put(s),
+            Accumulator::Min(m) | Accumulator::Max(m) => enc.put(m),
+            Accumulator::Moments(m, _) => enc.put(&**m),
+            Accumulator::First(s) | Accumulator::Last(s) => match s {
+                None => enc.u8(0),
+                Some(s) => {
+                    enc.u8(1);
+                    enc.zigzag(s.time);
+                    enc.put(&s.value);
+                }
+            },
+            Accumulator::Quantile(s, _) => enc.put(&**s),
+            Accumulator::CountDistinct(d) => enc.put(&**d),
+            Accumulator::TopK(t) => enc.put(&**t),
+            Accumulator::Ewma(e) => enc.put(e),
+            Accumulator::MaxBy(b) | Accumulator::MinBy(b) => match b {
+                None => enc.u8(0),
+                Some(b) => {
+                    enc.u8(1);
+                    enc.put(&b.by);
+                    enc.put(&b.value);
+                }
+            },
+        }
+    }
+
+    /// Reads a state written by [`Accumulator::encode_state`] for the
+    /// aggregate of `like` (an accumulator of the same spec, whose
+    /// parameters the state must match).
+    pub fn decode_state(like: &Accumulator, dec: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let opt = |dec: &mut Decoder<'_>| super::codec::get_bool(dec, "option flag");
+        Ok(match like {
+            Accumulator::Count(_) => Accumulator::Count(dec.varint()?),
+            Accumulator::CountNonNull(_) => Accumulator::CountNonNull(dec.varint()?),
+            Accumulator::Sum(_) => Accumulator::Sum(dec.get()?),
+            Accumulator::Avg(_) => Accumulator::Avg(dec.get()?),
+            Accumulator::Min(_) => Accumulator::Min(dec.get()?),
+            Accumulator::Max(_) => Accumulator::Max(dec.get()?),
+            Accumulator::Moments(_, kind) => Accumulator::Moments(Box::new(dec.get()?), *kind),
+            Accumulator::First(_) | Accumulator::Last(_) => {
+                let s = if opt(dec)? {
+                    Some(Stamped {
+                        time: dec.zigzag()?,
+                        value: dec.get()?,
+                    })
+                } else {
+                    None
+                };
+                if matches!(like, Accumulator::First(_)) {
+                    Accumulator::First(s)
+                } else {
+                    Accumulator::Last(s)
+                }
+            }
+            Accumulator::Quantile(_, q) => Accumulator::Quantile(Box::new(dec.get()?), *q),
+            Accumulator::CountDistinct(_) => Accumulator::CountDistinct(Box::new(dec.get()?)),
+            Accumulator::TopK(like) => {
+                let t: SpaceSaving = dec.get()?;
+                if (t.k(), t.capacity()) != (like.k(), like.capacity()) {
+                    return Err(DecodeError::OutOfRange(
+                        "top_k size (the aggregate changed)",
+                    ));
+                }
+                Accumulator::TopK(Box::new(t))
+            }
+            Accumulator::Ewma(like) => {
+                let e: Ewma = dec.get()?;
+                if e.half_life() != like.half_life() {
+                    return Err(DecodeError::OutOfRange(
+                        "ewma half-life (the aggregate changed)",
+                    ));
+                }
+                Accumulator::Ewma(e)
+            }
+            Accumulator::MaxBy(_) | Accumulator::MinBy(_) => {
+                let b = if opt(dec)? {
+                    Some(Best {
+                        by: dec.get()?,
+                        value: dec.get()?,
+                    })
+                } else {
+                    None
+                };
+                if matches!(like, Accumulator::MaxBy(_)) {
+                    Accumulator::MaxBy(b)
+                } else {
+                    Accumulator::MinBy(b)
+                }
+            }
+        })
+    }
+
+    /// An empty accumulator of the variant `tag`, with placeholder
+    /// parameters (the state read next carries the real ones).
+    fn empty_for_tag(tag: u8, q: f64) -> Option<Accumulator> {
+        Some(match tag {
+            0 => Accumulator::Count(0),
+            1 => Accumulator::CountNonNull(0),
+            2 => Accumulator::Sum(NumericSum::default()),
+            3 => Accumulator::Avg(NumericSum::default()),
+            4 => Accumulator::Min(None),
+            5 => Accumulator::Max(None),
+            6 => Accumulator::Moments(Box::default(), MomentKind::Stddev),
+            7 => Accumulator::Moments(Box::default(), MomentKind::Variance),
+            8 => Accumulator::Moments(Box::default(), MomentKind::StddevPop),
+            9 => Accumulator::Moments(Box::default(), MomentKind::VarPop),
+            10 => Accumulator::First(None),
+            11 => Accumulator::Last(None),
+            12 => Accumulator::Quantile(Box::default(), q),
+            13 => Accumulator::CountDistinct(Box::default()),
+            14 => Accumulator::TopK(Box::new(SpaceSaving::new(1))),
+            15 => Accumulator::Ewma(Ewma::new(1)),
+            16 => Accumulator::MaxBy(None),
+            17 => Accumulator::MinBy(None),
+            _ => return None,
+        })
+    }
+}
+
+impl Encode for Accumulator {
+    /// The variant tag, the quantile's q for `quantile`, then the state.
+    fn encode(&self, enc: &mut Encoder) {
+        enc.u8(self.tag());
+        if let Accumulator::Quantile(_, q) = self {
+            enc.f64(*q);
+        }
+        self.encode_state(enc);
+    }
+}
+
+impl Decode for Accumulator {
+    fn decode(dec: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let offset = dec.position();
+        let tag = dec.u8()?;
+        let q = if tag == 12 {
+            let q = dec.f64()?;
+            if !(0.0..=1.0).contains(&q) {
+                return Err(DecodeError::OutOfRange("quantile q"));
+            }
+            q
+        } else {
+            0.0
+        };
+        let like = Accumulator::empty_for_tag(tag, q).ok_or(DecodeError::UnknownTag {
+            what: "accumulator",
+            tag,
+            offset,
+        })?;
+        // Self-described: the parameters are those the state carries.
+        match like {
+            Accumulator::TopK(_) => Ok(Accumulator::TopK(Box::new(dec.get()?))),
+            Accumulator::Ewma(_) => Ok(Accumulator::Ewma(dec.get()?)),
+            like => Accumulator::decode_state(&like, dec),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -813,6 +1002,102 @@ mod tests {
                 prop_assert_eq!(&bits(&merged), &want, "{} merged", text);
             }
         }
+    }
+
+    /// Every aggregate that the codec tests feed: the property-test list
+    /// plus sketches beyond their exact range.
+    fn codec_specs() -> Vec<AggregateSpec> {
+        SPECS
+            .iter()
+            .chain(&["top_k(x, 1)", "quantile(x, 0.5)"])
+            .map(|t| AggregateSpec::parse("a", t).unwrap())
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Encoding then decoding gives the same state: the same result,
+        /// the same bytes again, and the same results after more updates,
+        /// both self-described and by the spec.
+        #[test]
+        fn accumulators_round_trip(
+            obs in prop::collection::vec(observation(), 0..60),
+            more in prop::collection::vec(observation(), 0..30),
+        ) {
+            use eddy_core::codec::{decode_from, encode_to_vec};
+            for spec in codec_specs() {
+                let mut acc = Accumulator::new(&spec);
+                for o in &obs {
+                    acc.update(o).unwrap();
+                }
+                let bytes = encode_to_vec(&acc);
+                let mut back: Accumulator = decode_from(&bytes).unwrap();
+                prop_assert_eq!(bits(&back.result()), bits(&acc.result()), "{}", spec.text);
+                prop_assert_eq!(&encode_to_vec(&back), &bytes, "{}", spec.text);
+                let mut enc = Encoder::new();
+                acc.encode_state(&mut enc);
+                let state = enc.into_bytes();
+                let mut dec = Decoder::new(&state);
+                let mut by_spec = Accumulator::decode_state(&Accumulator::new(&spec), &mut dec).unwrap();
+                prop_assert!(dec.is_empty());
+                for o in &more {
+                    let want = acc.update(o).is_ok();
+                    prop_assert_eq!(back.update(o).is_ok(), want);
+                    prop_assert_eq!(by_spec.update(o).is_ok(), want);
+                }
+                prop_assert_eq!(bits(&back.result()), bits(&acc.result()), "{} updated", spec.text);
+                prop_assert_eq!(bits(&by_spec.result()), bits(&acc.result()), "{} updated", spec.text);
+                prop_assert_eq!(encode_to_vec(&back), encode_to_vec(&acc), "{} updated", spec.text);
+            }
+        }
+
+        /// Truncated, flipped or random bytes decode to an error or to some
+        /// accumulator that can be used, never to a panic.
+        #[test]
+        fn bad_bytes_never_panic(
+            obs in prop::collection::vec(observation(), 0..40),
+            cut in any::<usize>(),
+            flip in any::<(usize, u8)>(),
+            noise in prop::collection::vec(any::<u8>(), 0..64),
+        ) {
+            use eddy_core::codec::{decode_from, encode_to_vec};
+            for spec in codec_specs() {
+                let mut acc = Accumulator::new(&spec);
+                for o in &obs {
+                    acc.update(o).unwrap();
+                }
+                let bytes = encode_to_vec(&acc);
+                if !bytes.is_empty() {
+                    let cut = cut % bytes.len();
+                    prop_assert!(decode_from::<Accumulator>(&bytes[..cut]).is_err());
+                    let mut flipped = bytes.clone();
+                    flipped[flip.0 % bytes.len()] ^= flip.1 | 1;
+                    if let Ok(mut a) = decode_from::<Accumulator>(&flipped) {
+                        exercise(&mut a, &obs);
+                    }
+                }
+                let mut dec = Decoder::new(&noise);
+                if let Ok(mut a) = Accumulator::decode_state(&acc, &mut dec) {
+                    exercise(&mut a, &obs);
+                }
+                if let Ok(mut a) = decode_from::<Accumulator>(&noise) {
+                    exercise(&mut a, &obs);
+                }
+            }
+        }
+    }
+
+    /// Reads, updates, merges and re-encodes a decoded accumulator.
+    fn exercise(a: &mut Accumulator, obs: &[Observation]) {
+        let _ = a.result();
+        for o in obs {
+            let _ = a.update(o);
+        }
+        let copy = a.clone();
+        let _ = a.merge(&copy);
+        let _ = a.result();
+        let _ = eddy_core::codec::encode_to_vec(&*a);
     }
 }
 

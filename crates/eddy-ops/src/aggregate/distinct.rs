@@ -16,7 +16,7 @@ pub const DISTINCT_PRECISION: u8 = 14;
 /// reproducible and sketches from different workers merge) followed by the
 /// SplitMix64 finaliser, because HyperLogLog needs well-mixed high bits and
 /// FxHash alone does not provide them.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct MixedFx;
 
 /// The hasher built by [`MixedFx`].
@@ -101,6 +101,99 @@ impl DistinctCount {
             None => 0,
         }
     }
+}
+
+/// Registers of the dense representation, six bits each, five per word.
+const DENSE_WORDS: usize = (1usize << DISTINCT_PRECISION).div_ceil(5);
+
+impl eddy_core::codec::Encode for DistinctCount {
+    /// The sketch's own serialised form as a [`Value`] tree (integers as
+    /// varints, field names once per encoder), with its temporary set
+    /// sorted so equal sketches give equal bytes.
+    fn encode(&self, enc: &mut eddy_core::codec::Encoder) {
+        let tree = self
+            .hll
+            .as_ref()
+            .and_then(|h| serde_json::to_value(h).ok())
+            .map_or(Value::Null, |mut json| {
+                if let Some(serde_json::Value::Array(set)) = json.get_mut("tmpset") {
+                    set.sort_by_key(|v| v.as_u64());
+                }
+                from_json(&json)
+            });
+        enc.put(&tree);
+    }
+}
+
+impl eddy_core::codec::Decode for DistinctCount {
+    fn decode(
+        dec: &mut eddy_core::codec::Decoder<'_>,
+    ) -> Result<Self, eddy_core::codec::DecodeError> {
+        use eddy_core::codec::DecodeError;
+        let bad = || DecodeError::OutOfRange("count_distinct sketch");
+        let tree: Value = dec.get()?;
+        if tree.is_null() {
+            return Ok(DistinctCount { hll: None });
+        }
+        let json = to_json(&tree).ok_or_else(bad)?;
+        // The parts the sketch indexes without checking must have the
+        // shape of precision 14.
+        let precision = json.get("precision").and_then(serde_json::Value::as_u64);
+        let registers = json.get("registers").ok_or_else(bad)?;
+        let dense_ok = registers.is_null()
+            || (registers.get("count").and_then(serde_json::Value::as_u64)
+                == Some(1 << DISTINCT_PRECISION)
+                && registers
+                    .get("buf")
+                    .and_then(serde_json::Value::as_array)
+                    .is_some_and(|b| b.len() == DENSE_WORDS));
+        if precision != Some(u64::from(DISTINCT_PRECISION)) || !dense_ok {
+            return Err(bad());
+        }
+        let hll = serde_json::from_value(json).map_err(|_| bad())?;
+        Ok(DistinctCount { hll: Some(hll) })
+    }
+}
+
+/// A JSON tree as a value (numbers the sketch writes are unsigned integers).
+fn from_json(j: &serde_json::Value) -> Value {
+    match j {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .map(Value::Int)
+            .or_else(|| n.as_f64().map(Value::Float))
+            .unwrap_or(Value::Null),
+        serde_json::Value::String(s) => Value::str(s),
+        serde_json::Value::Array(a) => {
+            Value::List(std::sync::Arc::new(a.iter().map(from_json).collect()))
+        }
+        serde_json::Value::Object(o) => {
+            let mut f = eddy_core::Fields::with_capacity(o.len());
+            for (k, v) in o {
+                f.push(eddy_core::Sym::intern(k), from_json(v));
+            }
+            Value::Map(std::sync::Arc::new(f))
+        }
+    }
+}
+
+/// The inverse of [`from_json`]; `None` for values it never makes.
+fn to_json(v: &Value) -> Option<serde_json::Value> {
+    Some(match v {
+        Value::Null => serde_json::Value::Null,
+        Value::Bool(b) => serde_json::Value::Bool(*b),
+        Value::Int(i) => serde_json::Value::from(*i),
+        Value::Float(f) => serde_json::Value::from(*f),
+        Value::Str(s) => serde_json::Value::from(&**s),
+        Value::List(l) => serde_json::Value::Array(l.iter().map(to_json).collect::<Option<_>>()?),
+        Value::Map(m) => serde_json::Value::Object(
+            m.iter()
+                .map(|(k, v)| Some((k.as_str().to_string(), to_json(v)?)))
+                .collect::<Option<_>>()?,
+        ),
+    })
 }
 
 #[cfg(test)]

@@ -65,6 +65,11 @@ impl Ewma {
         }
     }
 
+    /// The half-life in milliseconds.
+    pub fn half_life(&self) -> i64 {
+        self.half_life
+    }
+
     /// Adds value `v` observed at event time `t`.
     #[inline]
     pub fn add(&mut self, v: f64, t: Timestamp) {
@@ -146,6 +151,72 @@ impl Ewma {
             .iter()
             .all(|b| b.weighted.is_finite() && b.weights.is_finite())
             && self.value().is_none_or(f64::is_finite)
+    }
+}
+
+impl eddy_core::codec::Encode for Ewma {
+    /// Half-life, `huge`, then the blocks (index deltas and sums).
+    fn encode(&self, enc: &mut eddy_core::codec::Encoder) {
+        enc.zigzag(self.half_life);
+        enc.u8(u8::from(self.huge));
+        enc.varint(self.blocks.len() as u64);
+        let mut prev = 0i64;
+        for (i, b) in self.blocks.iter().enumerate() {
+            if i == 0 {
+                enc.zigzag(b.index);
+            } else {
+                // Ascending, at most KEPT_BLOCKS apart: a small delta.
+                enc.varint(b.index.wrapping_sub(prev) as u64);
+            }
+            prev = b.index;
+            enc.put(&b.weighted);
+            enc.put(&b.weights);
+        }
+    }
+}
+
+impl eddy_core::codec::Decode for Ewma {
+    fn decode(
+        dec: &mut eddy_core::codec::Decoder<'_>,
+    ) -> Result<Self, eddy_core::codec::DecodeError> {
+        use eddy_core::codec::DecodeError;
+        let half_life = super::codec::get_in(dec, 1, i64::MAX, "ewma half-life")?;
+        let huge = super::codec::get_bool(dec, "ewma flag")?;
+        let n = dec.len(3)?;
+        if n as i64 > KEPT_BLOCKS + 1 {
+            return Err(DecodeError::OutOfRange("ewma blocks"));
+        }
+        let mut blocks: Vec<Block> = Vec::with_capacity(n);
+        for _ in 0..n {
+            let index = match blocks.last() {
+                None => dec.zigzag()?,
+                Some(last) => {
+                    let delta = dec.varint()?;
+                    if delta == 0 || delta > KEPT_BLOCKS as u64 {
+                        return Err(DecodeError::OutOfRange("ewma block index"));
+                    }
+                    last.index
+                        .checked_add(delta as i64)
+                        .ok_or(DecodeError::OutOfRange("ewma block index"))?
+                }
+            };
+            if blocks
+                .first()
+                .is_some_and(|f| index - f.index > KEPT_BLOCKS)
+            {
+                return Err(DecodeError::OutOfRange("ewma block span"));
+            }
+            blocks.push(Block {
+                index,
+                weighted: dec.get()?,
+                weights: dec.get()?,
+            });
+        }
+        Ok(Ewma {
+            half_life,
+            blocks,
+            huge,
+        })
     }
 }
 

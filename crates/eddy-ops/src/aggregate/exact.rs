@@ -362,6 +362,69 @@ pub fn exponent(x: f64) -> i32 {
     ((x.to_bits() >> 52) & 0x7ff) as i32 - 1023
 }
 
+/// Most parts a decoded sum may hold: non-overlapping doubles over the
+/// double range, one bit each at worst.
+const MAX_PARTS: usize = 2200;
+
+/// Lowest exponent of the fixed-point part (that of the smallest subnormal).
+const FIXED_EXP_MIN: i64 = -1074;
+/// Highest exponent of the fixed-point part (values from 2^800 up skip it).
+const FIXED_EXP_MAX: i64 = 800;
+
+impl eddy_core::codec::Encode for ExactSum {
+    /// `parts << 1 | has_fixed`, then the fixed part (`i128`, exponent),
+    /// then the parts: a zero sum is one byte.
+    fn encode(&self, enc: &mut eddy_core::codec::Encoder) {
+        let parts = self.parts();
+        enc.varint(((parts.len() as u64) << 1) | u64::from(self.fixed != 0));
+        if self.fixed != 0 {
+            super::codec::put_i128(enc, self.fixed);
+            enc.zigzag(i64::from(self.fixed_exp));
+        }
+        for &p in parts {
+            enc.f64(p);
+        }
+    }
+}
+
+impl eddy_core::codec::Decode for ExactSum {
+    fn decode(
+        dec: &mut eddy_core::codec::Decoder<'_>,
+    ) -> Result<Self, eddy_core::codec::DecodeError> {
+        use super::codec::{get_finite, get_i128, get_in};
+        use eddy_core::codec::DecodeError;
+        let head = dec.varint()?;
+        let mut sum = ExactSum::default();
+        if head & 1 == 1 {
+            sum.fixed = get_i128(dec)?;
+            if sum.fixed == 0 || sum.fixed.unsigned_abs() >> (FIXED_BITS + 1) != 0 {
+                return Err(DecodeError::OutOfRange("exact sum fixed part"));
+            }
+            sum.fixed_exp = get_in(dec, FIXED_EXP_MIN, FIXED_EXP_MAX, "exact sum exponent")? as i32;
+        }
+        let n = usize::try_from(head >> 1).map_err(|_| DecodeError::OutOfRange("parts"))?;
+        if n > MAX_PARTS || n.saturating_mul(8) > dec.remaining() {
+            return Err(DecodeError::OutOfRange("exact sum parts"));
+        }
+        let mut parts = Vec::with_capacity(n);
+        for _ in 0..n {
+            let p = get_finite(dec, "exact sum part")?;
+            // Non-overlapping parts by increasing magnitude, none zero.
+            if p == 0.0 || parts.last().is_some_and(|q: &f64| q.abs() > p.abs()) {
+                return Err(DecodeError::OutOfRange("exact sum parts order"));
+            }
+            parts.push(p);
+        }
+        sum.len = n as u32;
+        if n <= INLINE {
+            sum.inline[..n].copy_from_slice(&parts);
+        } else {
+            sum.heap = Some(Box::new(parts));
+        }
+        Ok(sum)
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

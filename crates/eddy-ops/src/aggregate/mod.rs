@@ -61,6 +61,7 @@
 //! another (1e308, −1e308, 1e308).
 
 mod accumulator;
+mod codec;
 mod distinct;
 mod ewma;
 mod exact;

@@ -196,6 +196,44 @@ impl Moments {
     }
 }
 
+impl eddy_core::codec::Encode for Moments {
+    /// `n << 1 | has_wide`, the three sums, then the wide sums if any.
+    fn encode(&self, enc: &mut eddy_core::codec::Encoder) {
+        enc.varint((self.n << 1) | u64::from(self.wide.is_some()));
+        enc.put(&self.sum);
+        enc.put(&self.squares);
+        enc.put(&self.square_errors);
+        if let Some(w) = &self.wide {
+            enc.put(&w.big);
+            enc.put(&w.small);
+        }
+    }
+}
+
+impl eddy_core::codec::Decode for Moments {
+    fn decode(
+        dec: &mut eddy_core::codec::Decoder<'_>,
+    ) -> Result<Self, eddy_core::codec::DecodeError> {
+        let head = dec.varint()?;
+        let (sum, squares, square_errors) = (dec.get()?, dec.get()?, dec.get()?);
+        let wide = if head & 1 == 1 {
+            Some(Box::new(WideSquares {
+                big: dec.get()?,
+                small: dec.get()?,
+            }))
+        } else {
+            None
+        };
+        Ok(Moments {
+            n: head >> 1,
+            sum,
+            squares,
+            square_errors,
+            wide,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -282,6 +282,124 @@ impl QuantileSketch {
     }
 }
 
+impl Store {
+    /// Pages as `count, then per page: page delta, occupancy mask, counts`.
+    fn encode(&self, enc: &mut eddy_core::codec::Encoder) {
+        enc.varint(self.pages.len() as u64);
+        let mut prev = 0i32;
+        for (i, (page, counts)) in self.pages.iter().enumerate() {
+            if i == 0 {
+                enc.zigzag(i64::from(*page));
+            } else {
+                enc.varint(u64::from(page.abs_diff(prev)));
+            }
+            prev = *page;
+            let mask = counts
+                .iter()
+                .enumerate()
+                .fold(0u64, |m, (slot, n)| m | (u64::from(*n > 0) << slot));
+            enc.varint(mask);
+            for &n in counts.iter().filter(|n| **n > 0) {
+                enc.varint(n);
+            }
+        }
+    }
+
+    /// Reads a store, checking that pages ascend within the bins a double
+    /// can reach and hold an occupied bin; returns it with its total count.
+    fn decode(
+        dec: &mut eddy_core::codec::Decoder<'_>,
+    ) -> Result<(Store, u64), eddy_core::codec::DecodeError> {
+        use eddy_core::codec::DecodeError;
+        let bad = DecodeError::OutOfRange("quantile sketch page");
+        let lo = i64::from(bin_of(SUBNORMAL_UNIT).div_euclid(PAGE as i32));
+        let hi = i64::from(bin_of(f64::MAX).div_euclid(PAGE as i32));
+        let n = dec.len(3)?;
+        let mut store = Store {
+            pages: Vec::with_capacity(n),
+        };
+        let mut total = 0u64;
+        for _ in 0..n {
+            let page = match store.pages.last() {
+                None => dec.zigzag()?,
+                Some(last) => match dec.varint()? {
+                    0 => return Err(bad),
+                    d => {
+                        i64::from(last.0).saturating_add(i64::try_from(d).map_err(|_| bad.clone())?)
+                    }
+                },
+            };
+            if !(lo..=hi).contains(&page) {
+                return Err(bad);
+            }
+            let mask = dec.varint()?;
+            if mask == 0 || mask >> PAGE != 0 {
+                return Err(bad);
+            }
+            let mut counts = [0u64; PAGE];
+            for (slot, c) in counts.iter_mut().enumerate() {
+                if mask >> slot & 1 == 1 {
+                    *c = dec.varint()?;
+                    if *c == 0 {
+                        return Err(bad);
+                    }
+                    total = total
+                        .checked_add(*c)
+                        .ok_or(DecodeError::OutOfRange("count"))?;
+                }
+            }
+            store.pages.push((page as i32, counts));
+        }
+        Ok((store, total))
+    }
+}
+
+impl eddy_core::codec::Encode for QuantileSketch {
+    /// Both stores and the zeros; the extremes only when not empty (the
+    /// count is their sum).
+    fn encode(&self, enc: &mut eddy_core::codec::Encoder) {
+        self.negative.encode(enc);
+        self.positive.encode(enc);
+        enc.varint(self.zeros);
+        if self.count > 0 {
+            enc.f64(self.min);
+            enc.f64(self.max);
+        }
+    }
+}
+
+impl eddy_core::codec::Decode for QuantileSketch {
+    fn decode(
+        dec: &mut eddy_core::codec::Decoder<'_>,
+    ) -> Result<Self, eddy_core::codec::DecodeError> {
+        use eddy_core::codec::DecodeError;
+        let (negative, n) = Store::decode(dec)?;
+        let (positive, p) = Store::decode(dec)?;
+        let zeros = dec.varint()?;
+        let count = n
+            .checked_add(p)
+            .and_then(|c| c.checked_add(zeros))
+            .ok_or(DecodeError::OutOfRange("count"))?;
+        let (mut min, mut max) = (0.0, 0.0);
+        if count > 0 {
+            min = super::codec::get_finite(dec, "quantile minimum")?;
+            max = super::codec::get_finite(dec, "quantile maximum")?;
+            // The answers are clamped to [min, max].
+            if min > max {
+                return Err(DecodeError::OutOfRange("quantile extremes"));
+            }
+        }
+        Ok(QuantileSketch {
+            negative,
+            positive,
+            zeros,
+            count,
+            min,
+            max,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -126,6 +126,29 @@ fn add_i128(sum: &mut ExactSum, v: i128) {
     sum.add((low & 0xffff_ffff) as f64);
 }
 
+impl eddy_core::codec::Encode for NumericSum {
+    /// `count << 1 | any_float`, the integer total, the float total.
+    fn encode(&self, enc: &mut eddy_core::codec::Encoder) {
+        enc.varint((self.count << 1) | u64::from(self.any_float));
+        super::codec::put_i128(enc, self.ints);
+        enc.put(&self.floats);
+    }
+}
+
+impl eddy_core::codec::Decode for NumericSum {
+    fn decode(
+        dec: &mut eddy_core::codec::Decoder<'_>,
+    ) -> Result<Self, eddy_core::codec::DecodeError> {
+        let head = dec.varint()?;
+        Ok(NumericSum {
+            count: head >> 1,
+            any_float: head & 1 == 1,
+            ints: super::codec::get_i128(dec)?,
+            floats: dec.get()?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

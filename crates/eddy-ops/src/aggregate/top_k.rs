@@ -77,6 +77,11 @@ impl SpaceSaving {
         }
     }
 
+    /// The number of values reported.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
     /// The number of counters.
     pub fn capacity(&self) -> usize {
         self.capacity
@@ -260,6 +265,64 @@ impl SpaceSaving {
             self.swap(i, smallest);
             i = smallest;
         }
+    }
+}
+
+impl eddy_core::codec::Encode for SpaceSaving {
+    /// `k`, capacity, N, lossy, then the counters in their slot order
+    /// (which decides nothing but is the summary's own order).
+    fn encode(&self, enc: &mut eddy_core::codec::Encoder) {
+        enc.varint(self.k as u64);
+        enc.varint(self.capacity as u64);
+        enc.varint(self.total);
+        enc.u8(u8::from(self.lossy));
+        enc.varint(self.counters.len() as u64);
+        for c in &self.counters {
+            enc.put(&c.value);
+            enc.varint(c.count);
+            enc.varint(c.error);
+        }
+    }
+}
+
+impl eddy_core::codec::Decode for SpaceSaving {
+    fn decode(
+        dec: &mut eddy_core::codec::Decoder<'_>,
+    ) -> Result<Self, eddy_core::codec::DecodeError> {
+        use eddy_core::codec::DecodeError;
+        let range = |what| DecodeError::OutOfRange(what);
+        let k = usize::try_from(dec.varint()?).map_err(|_| range("top_k k"))?;
+        let capacity = usize::try_from(dec.varint()?).map_err(|_| range("top_k capacity"))?;
+        if k == 0 || capacity < k {
+            return Err(range("top_k capacity"));
+        }
+        let total = dec.varint()?;
+        let lossy = super::codec::get_bool(dec, "top_k flag")?;
+        let n = dec.len(3)?;
+        if n > capacity {
+            return Err(range("top_k counters"));
+        }
+        let mut s = SpaceSaving::with_capacity(k, capacity);
+        s.total = total;
+        s.lossy = lossy;
+        for _ in 0..n {
+            let value: Value = dec.get()?;
+            let (count, error) = (dec.varint()?, dec.varint()?);
+            if error > count || s.index.contains_key(&value) {
+                return Err(range("top_k counter"));
+            }
+            let i = s.counters.len();
+            s.counters.push(Counter {
+                value: value.clone(),
+                count,
+                error,
+            });
+            s.index.insert(value, i);
+            s.heap.push(i);
+            s.pos.push(i);
+            s.sift_up(i);
+        }
+        Ok(s)
     }
 }
 

@@ -7,7 +7,10 @@ use eddy_core::time::MIN_TIMESTAMP;
 use eddy_core::{Collector, Timestamp, Value};
 use rustc_hash::FxHashMap;
 
+use eddy_core::codec::{Decoder, Encoder};
+
 use super::common::{cleanup_time, fire_time, fold, Ctx, Key, Outcome, PlaceError};
+use super::snapshot::{get_accs, get_key, key_order, put_accs, put_key, Reader, SnapshotError};
 use crate::aggregate::{admit_all, Accumulator, Observation};
 
 struct Slot {
@@ -174,4 +177,60 @@ fn update(
     let newly = fired && !slot.dirty;
     slot.dirty |= fired;
     Ok(newly)
+}
+
+impl Aligned {
+    /// Writes the open windows by start, each window's keys in key order.
+    /// Snapshots are taken between calls, when `flush` has cleared every
+    /// dirty mark, so the marks are not written.
+    pub(crate) fn encode(&self, enc: &mut Encoder) {
+        debug_assert!(self.dirty.is_empty());
+        enc.varint(self.windows.len() as u64);
+        let mut keys: Vec<(&Key, &Slot)> = Vec::new();
+        for (&start, slots) in &self.windows {
+            enc.zigzag(start);
+            enc.varint(slots.len() as u64);
+            keys.clear();
+            keys.extend(slots.iter());
+            keys.sort_unstable_by(|a, b| key_order(a.0, b.0));
+            for (key, slot) in &keys {
+                debug_assert!(!slot.dirty);
+                put_key(enc, key);
+                put_accs(enc, &slot.accs);
+            }
+        }
+    }
+
+    /// Replaces the state with one written by [`Aligned::encode`].
+    pub(crate) fn decode(
+        &mut self,
+        dec: &mut Decoder<'_>,
+        r: &Reader<'_>,
+    ) -> Result<(), SnapshotError> {
+        let mut windows = BTreeMap::new();
+        let n = dec.len(2)?;
+        let mut prev: Option<Timestamp> = None;
+        for _ in 0..n {
+            let start = dec.zigzag()?;
+            if prev.is_some_and(|p| p >= start) || start.checked_add(self.size).is_none() {
+                return Err(SnapshotError::Inconsistent("window starts"));
+            }
+            prev = Some(start);
+            let count = dec.len(1)?;
+            let mut slots = FxHashMap::with_capacity_and_hasher(count, rustc_hash::FxBuildHasher);
+            for _ in 0..count {
+                let key = get_key(dec, r.key_len)?;
+                let accs = get_accs(dec, r.like)?;
+                if slots.insert(key, Slot { accs, dirty: false }).is_some() {
+                    return Err(SnapshotError::Inconsistent(
+                        "a key appears twice in a window",
+                    ));
+                }
+            }
+            windows.insert(start, slots);
+        }
+        self.windows = windows;
+        self.dirty.clear();
+        Ok(())
+    }
 }

@@ -55,6 +55,24 @@ impl KeyIds {
     pub(crate) fn clear(&mut self) {
         self.ids.clear();
     }
+
+    /// The id the next new key will get (snapshots keep it: ids decide
+    /// the order of emission among keys).
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next
+    }
+
+    /// Starts a restore: no keys, the next new key gets `next`.
+    pub(crate) fn reset(&mut self, next: u64) {
+        self.ids.clear();
+        self.next = next;
+    }
+
+    /// Restores `key` with the id it had; `false` when the id is not below
+    /// the next id or the key already has one.
+    pub(crate) fn restore(&mut self, key: Key, id: u64) -> bool {
+        id < self.next && self.ids.insert(key, id).is_none()
+    }
 }
 
 /// What happened to an event offered to a window state.

@@ -31,6 +31,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use eddy_core::codec::{Decoder, Encoder};
 use eddy_core::time::MAX_TIMESTAMP;
 use eddy_core::{Collector, Timestamp, Value};
 use rustc_hash::FxHashMap;
@@ -38,6 +39,7 @@ use rustc_hash::FxHashMap;
 use super::common::{
     cleanup_time, fire_time, fold, merge_all, Ctx, Key, KeyIds, Outcome, PlaceError,
 };
+use super::snapshot::{get_accs, get_key, put_accs, put_key, Reader, SnapshotError};
 use crate::aggregate::{Accumulator, Observation};
 
 /// What fires a global window.
@@ -382,6 +384,134 @@ impl Global {
         self.ids.clear();
         self.fires.clear();
         self.expiries.clear();
+    }
+}
+
+impl Global {
+    /// Writes the keys by id, then the boundary index (ids in arrival
+    /// order: it decides the order of emission) and the expiry index.
+    pub(crate) fn encode(&self, enc: &mut Encoder) {
+        debug_assert!(self.dirty.is_empty());
+        enc.varint(self.ids.next_id());
+        let mut ids: Vec<u64> = self.keys.keys().copied().collect();
+        ids.sort_unstable();
+        enc.varint(ids.len() as u64);
+        for id in ids {
+            let Some(s) = self.keys.get(&id) else {
+                continue;
+            };
+            enc.varint(id);
+            put_key(enc, &s.key);
+            put_accs(enc, &s.accs);
+            enc.zigzag(s.first);
+            enc.zigzag(s.last);
+            enc.varint(s.count);
+            enc.varint(s.pending.len() as u64);
+            for p in &s.pending {
+                enc.zigzag(p.end);
+                enc.zigzag(p.first);
+                put_accs(enc, &p.accs);
+            }
+            enc.zigzag(s.label);
+            match s.dirty {
+                None => enc.u8(u8::from(s.scheduled) << 1),
+                Some(label) => {
+                    enc.u8(1 | u8::from(s.scheduled) << 1);
+                    enc.zigzag(label);
+                }
+            }
+        }
+        enc.varint(self.fires.len() as u64);
+        for (&b, ids) in &self.fires {
+            enc.zigzag(b);
+            enc.varint(ids.len() as u64);
+            for &id in ids {
+                enc.varint(id);
+            }
+        }
+        enc.varint(self.expiries.len() as u64);
+        for &(due, id) in &self.expiries {
+            enc.zigzag(due);
+            enc.varint(id);
+        }
+    }
+
+    /// Replaces the state with one written by [`Global::encode`].
+    pub(crate) fn decode(
+        &mut self,
+        dec: &mut Decoder<'_>,
+        r: &Reader<'_>,
+    ) -> Result<(), SnapshotError> {
+        let bad = SnapshotError::Inconsistent;
+        self.ids.reset(dec.varint()?);
+        self.keys.clear();
+        self.fires.clear();
+        self.expiries.clear();
+        self.dirty.clear();
+        let n = dec.len(8)?;
+        for _ in 0..n {
+            let id = dec.varint()?;
+            let key = get_key(dec, r.key_len)?;
+            let accs = get_accs(dec, r.like)?;
+            let (first, last, count) = (dec.zigzag()?, dec.zigzag()?, dec.varint()?);
+            let periods = dec.len(2)?;
+            let mut pending: Vec<Period> = Vec::with_capacity(periods);
+            for _ in 0..periods {
+                let (end, first) = (dec.zigzag()?, dec.zigzag()?);
+                if pending.last().is_some_and(|p| p.end >= end) {
+                    return Err(bad("pending periods"));
+                }
+                pending.push(Period {
+                    end,
+                    first,
+                    accs: get_accs(dec, r.like)?,
+                });
+            }
+            let label = dec.zigzag()?;
+            let flags = dec.u8()?;
+            if flags > 3 {
+                return Err(bad("key flags"));
+            }
+            let dirty = if flags & 1 == 1 {
+                Some(dec.zigzag()?)
+            } else {
+                None
+            };
+            if !self.ids.restore(key.clone(), id) || self.keys.contains_key(&id) {
+                return Err(bad("key ids"));
+            }
+            self.keys.insert(
+                id,
+                KeyState {
+                    key,
+                    accs,
+                    first,
+                    last,
+                    count,
+                    pending,
+                    label,
+                    dirty,
+                    scheduled: flags & 2 == 2,
+                },
+            );
+        }
+        let n = dec.len(2)?;
+        for _ in 0..n {
+            let b = dec.zigzag()?;
+            let count = dec.len(1)?;
+            let ids = (0..count)
+                .map(|_| dec.varint())
+                .collect::<Result<Vec<u64>, _>>()?;
+            if self.fires.insert(b, ids).is_some() {
+                return Err(bad("boundaries"));
+            }
+        }
+        let n = dec.len(2)?;
+        for _ in 0..n {
+            let entry = (dec.zigzag()?, dec.varint()?);
+            self.expiries.insert(entry);
+        }
+        Ok(())
     }
 }
 

@@ -53,6 +53,9 @@ mod global_tests;
 mod operator;
 mod output;
 mod session;
+mod snapshot;
+#[cfg(test)]
+mod snapshot_tests;
 #[cfg(test)]
 mod tests;
 

@@ -1,7 +1,9 @@
 //! The window operator: evaluates keys and aggregate inputs, routes events
 //! to the state of its window kind, and emits results.
 
+use eddy_core::codec::Encoder;
 use eddy_core::output::Output as OutputId;
+use eddy_core::state::{StateError, StateSnapshot};
 use eddy_core::time::{now_ms, MAX_TIMESTAMP, MIN_TIMESTAMP};
 use eddy_core::{Batch, Collector, Event, Expression, Operator, Timestamp, Value};
 
@@ -11,7 +13,8 @@ use super::config::{Emit, TimeDomain, WindowConfig, WindowKind};
 use super::global::{Global, Options, Trigger};
 use super::output::Output;
 use super::session::Sessions;
-use crate::aggregate::{AggregateSpec, Observation};
+use super::snapshot::{self, Reader, SnapshotError};
+use crate::aggregate::{Accumulator, AggregateSpec, Observation};
 
 enum State {
     Aligned(Aligned),
@@ -138,6 +141,48 @@ impl WindowOperator {
     }
 }
 
+impl WindowOperator {
+    /// The snapshot kind of this operator's state.
+    fn kind(&self) -> u8 {
+        match self.state {
+            State::Aligned(_) => snapshot::KIND_ALIGNED,
+            State::Sessions(_) => snapshot::KIND_SESSIONS,
+            State::Global(_) => snapshot::KIND_GLOBAL,
+        }
+    }
+
+    /// The snapshot's bytes (see the `snapshot` module for the format).
+    fn snapshot_bytes(&self) -> Vec<u8> {
+        let mut enc = Encoder::new();
+        snapshot::begin(&mut enc, self.kind(), self.watermark);
+        match &self.state {
+            State::Aligned(a) => a.encode(&mut enc),
+            State::Sessions(s) => s.encode(&mut enc),
+            State::Global(g) => g.encode(&mut enc),
+        }
+        snapshot::seal(enc)
+    }
+
+    /// Restores the state and watermark from a snapshot's bytes.
+    fn restore_bytes(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        let (mut dec, watermark) = snapshot::open(bytes, self.kind())?;
+        let like = Accumulator::for_specs(&self.specs);
+        let r = Reader {
+            like: &like,
+            key_len: self.keys.len(),
+        };
+        match &mut self.state {
+            State::Aligned(a) => a.decode(&mut dec, &r)?,
+            State::Sessions(s) => s.decode(&mut dec, &r)?,
+            State::Global(g) => g.decode(&mut dec, &r)?,
+        }
+        dec.finish()?;
+        self.watermark = watermark;
+        self.pending_origin = 0;
+        Ok(())
+    }
+}
+
 /// Puts the origin time of the batches that contributed since the last
 /// emission on the collector, when results were emitted.
 fn stamp(pending: &mut u64, out: &mut Collector, emitted: usize) {
@@ -214,5 +259,19 @@ impl Operator for WindowOperator {
             g.finish(&cx, out);
             stamp(&mut self.pending_origin, out, cx.emitted());
         }
+    }
+
+    /// Writes the open windows, keys, accumulators, timers and the
+    /// watermark. After `finish` the watermark is +infinity and nothing is
+    /// open, so a restored operator's `finish` emits nothing.
+    fn snapshot(&mut self) -> Result<Option<StateSnapshot>, StateError> {
+        Ok(Some(StateSnapshot {
+            bytes: self.snapshot_bytes(),
+        }))
+    }
+
+    fn restore(&mut self, snapshot: StateSnapshot) -> Result<(), StateError> {
+        self.restore_bytes(&snapshot.bytes)
+            .map_err(|e| StateError::Corrupt(format!("window `{}`: {e}", self.name)))
     }
 }

@@ -9,12 +9,14 @@
 
 use std::collections::BTreeSet;
 
+use eddy_core::codec::{Decoder, Encoder};
 use eddy_core::{Collector, Timestamp, Value};
 use rustc_hash::FxHashMap;
 
 use super::common::{
     cleanup_time, fire_time, fold, merge_all, merges_admit, Ctx, Key, KeyIds, Outcome, PlaceError,
 };
+use super::snapshot::{get_accs, get_key, put_accs, put_key, Reader, SnapshotError};
 use crate::aggregate::{Accumulator, Observation};
 
 struct Session {
@@ -190,5 +192,82 @@ impl Sessions {
                 self.timers.insert((cleanup, id, end));
             }
         }
+    }
+}
+
+impl Sessions {
+    /// Writes the keys by id with their sessions, then the timers (stale
+    /// ones too: they fire nothing, but the set stays the same). Between
+    /// calls no session awaits a flush, so the dirty list is not written.
+    pub(crate) fn encode(&self, enc: &mut Encoder) {
+        debug_assert!(self.dirty.is_empty());
+        enc.varint(self.ids.next_id());
+        let mut ids: Vec<u64> = self.keys.keys().copied().collect();
+        ids.sort_unstable();
+        enc.varint(ids.len() as u64);
+        for id in ids {
+            let Some(ks) = self.keys.get(&id) else {
+                continue;
+            };
+            enc.varint(id);
+            put_key(enc, &ks.key);
+            enc.varint(ks.list.len() as u64);
+            for s in &ks.list {
+                enc.zigzag(s.start);
+                enc.zigzag(s.end);
+                enc.u8(u8::from(s.fired) | u8::from(s.dirty) << 1);
+                put_accs(enc, &s.accs);
+            }
+        }
+        enc.varint(self.timers.len() as u64);
+        for &(due, id, end) in &self.timers {
+            enc.zigzag(due);
+            enc.varint(id);
+            enc.zigzag(end);
+        }
+    }
+
+    /// Replaces the state with one written by [`Sessions::encode`].
+    pub(crate) fn decode(
+        &mut self,
+        dec: &mut Decoder<'_>,
+        r: &Reader<'_>,
+    ) -> Result<(), SnapshotError> {
+        let bad = SnapshotError::Inconsistent;
+        self.ids.reset(dec.varint()?);
+        self.keys.clear();
+        self.timers.clear();
+        self.dirty.clear();
+        let n = dec.len(2)?;
+        for _ in 0..n {
+            let id = dec.varint()?;
+            let key = get_key(dec, r.key_len)?;
+            let count = dec.len(3)?;
+            let mut list: Vec<Session> = Vec::with_capacity(count);
+            for _ in 0..count {
+                let (start, end) = (dec.zigzag()?, dec.zigzag()?);
+                let flags = dec.u8()?;
+                if start >= end || flags > 3 || list.last().is_some_and(|p| p.end >= start) {
+                    return Err(bad("sessions of a key"));
+                }
+                list.push(Session {
+                    start,
+                    end,
+                    accs: get_accs(dec, r.like)?,
+                    fired: flags & 1 == 1,
+                    dirty: flags & 2 == 2,
+                });
+            }
+            if !self.ids.restore(key.clone(), id) || self.keys.contains_key(&id) {
+                return Err(bad("key ids"));
+            }
+            self.keys.insert(id, KeySessions { key, list });
+        }
+        let n = dec.len(3)?;
+        for _ in 0..n {
+            let timer = (dec.zigzag()?, dec.varint()?, dec.zigzag()?);
+            self.timers.insert(timer);
+        }
+        Ok(())
     }
 }

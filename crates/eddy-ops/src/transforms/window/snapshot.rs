@@ -1,0 +1,186 @@
+//! The window operator's checkpoint format: what the state machines share
+//! to write and read their state (keys, accumulators, the header and the
+//! checksum), so a run restored from a snapshot continues exactly as the
+//! uninterrupted run would.
+//!
+//! A snapshot is `version, kind, watermark, state, checksum`: the state is
+//! written by [`Aligned`](super::aligned), [`Sessions`](super::session) or
+//! [`Global`](super::global) in an order of their own (window start then
+//! key, or key id), never in hash order, so the same state always gives the
+//! same bytes. Every number is a varint; accumulators are written without
+//! their variant (the specs give it, see [`Accumulator::encode_state`]).
+//! The trailing 64-bit checksum catches truncation and bit flips before
+//! anything is decoded; whatever passes it is still decoded with every
+//! length and range checked.
+
+use std::cmp::Ordering;
+use std::hash::Hasher;
+
+use eddy_core::codec::{DecodeError, Decoder, Encoder};
+use eddy_core::{Timestamp, Value};
+use rustc_hash::FxHasher;
+
+use super::common::Key;
+use crate::aggregate::{value_order, Accumulator};
+
+/// The format written by this version of the operator.
+pub(crate) const VERSION: u8 = 1;
+
+/// Which state machine wrote a snapshot.
+pub(crate) const KIND_ALIGNED: u8 = 0;
+/// Session windows.
+pub(crate) const KIND_SESSIONS: u8 = 1;
+/// Global windows.
+pub(crate) const KIND_GLOBAL: u8 = 2;
+
+/// Why a snapshot cannot be restored; the operator turns it into
+/// [`StateError::Corrupt`](eddy_core::state::StateError::Corrupt).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SnapshotError {
+    /// Shorter than a header and checksum.
+    #[error("{0} bytes is too short for a window snapshot")]
+    TooShort(usize),
+    /// The checksum does not match the bytes.
+    #[error("checksum mismatch (the snapshot is truncated or damaged)")]
+    Checksum,
+    /// Written by another version of the format.
+    #[error("snapshot format version {found}, this version of Eddy reads version {VERSION}")]
+    Version {
+        /// The version byte found.
+        found: u8,
+    },
+    /// Written by a window of another kind.
+    #[error("snapshot of a {found} window, this window is a {want} window")]
+    Kind {
+        /// The kind in the snapshot.
+        found: &'static str,
+        /// This operator's kind.
+        want: &'static str,
+    },
+    /// The state does not decode.
+    #[error("state does not decode: {0}")]
+    Decode(#[from] DecodeError),
+    /// The state decodes but contradicts itself.
+    #[error("inconsistent state: {0}")]
+    Inconsistent(&'static str),
+}
+
+/// The name of a state kind in messages.
+pub(crate) fn kind_name(kind: u8) -> &'static str {
+    match kind {
+        KIND_ALIGNED => "tumbling or sliding",
+        KIND_SESSIONS => "session",
+        KIND_GLOBAL => "global",
+        _ => "unknown",
+    }
+}
+
+/// The checksum appended to a snapshot.
+fn checksum(bytes: &[u8]) -> u64 {
+    let mut h = FxHasher::default();
+    h.write(bytes);
+    h.write_usize(bytes.len());
+    h.finish()
+}
+
+/// Writes the header of a snapshot.
+pub(crate) fn begin(enc: &mut Encoder, kind: u8, watermark: Timestamp) {
+    enc.u8(VERSION);
+    enc.u8(kind);
+    enc.zigzag(watermark);
+}
+
+/// Appends the checksum and returns the snapshot's bytes.
+pub(crate) fn seal(enc: Encoder) -> Vec<u8> {
+    let mut bytes = enc.into_bytes();
+    let sum = checksum(&bytes);
+    bytes.extend_from_slice(&sum.to_le_bytes());
+    bytes
+}
+
+/// Checks the checksum, version and kind; returns the body (after the
+/// checksum is removed) and the watermark, with the decoder positioned at
+/// the state.
+pub(crate) fn open(bytes: &[u8], kind: u8) -> Result<(Decoder<'_>, Timestamp), SnapshotError> {
+    if bytes.len() < 2 + 1 + 8 {
+        return Err(SnapshotError::TooShort(bytes.len()));
+    }
+    let (body, sum) = bytes.split_at(bytes.len() - 8);
+    let mut stored = [0u8; 8];
+    stored.copy_from_slice(sum);
+    if u64::from_le_bytes(stored) != checksum(body) {
+        // A snapshot of another version may use another checksum: report
+        // the version when the first byte is not ours.
+        if body[0] != VERSION {
+            return Err(SnapshotError::Version { found: body[0] });
+        }
+        return Err(SnapshotError::Checksum);
+    }
+    let mut dec = Decoder::new(body);
+    let version = dec.u8()?;
+    if version != VERSION {
+        return Err(SnapshotError::Version { found: version });
+    }
+    let found = dec.u8()?;
+    if found != kind {
+        return Err(SnapshotError::Kind {
+            found: kind_name(found),
+            want: kind_name(kind),
+        });
+    }
+    let watermark = dec.zigzag()?;
+    Ok((dec, watermark))
+}
+
+/// Key order of a snapshot: the values in turn, by the value order (a
+/// strict total order, so distinct keys never tie).
+pub(crate) fn key_order(a: &[Value], b: &[Value]) -> Ordering {
+    for (x, y) in a.iter().zip(b) {
+        match value_order(x, y) {
+            Ordering::Equal => {}
+            o => return o,
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+/// Writes a key (its length is the operator's number of key expressions).
+pub(crate) fn put_key(enc: &mut Encoder, key: &[Value]) {
+    for v in key {
+        enc.put(v);
+    }
+}
+
+/// Reads a key of `len` values.
+pub(crate) fn get_key(dec: &mut Decoder<'_>, len: usize) -> Result<Key, DecodeError> {
+    let mut values = Vec::with_capacity(len);
+    for _ in 0..len {
+        values.push(dec.get::<Value>()?);
+    }
+    Ok(Key::from(values))
+}
+
+/// Writes a window's accumulators (their number and kinds are the specs').
+pub(crate) fn put_accs(enc: &mut Encoder, accs: &[Accumulator]) {
+    for a in accs {
+        a.encode_state(enc);
+    }
+}
+
+/// Reads accumulators of the kinds of `like` (fresh ones of the specs).
+pub(crate) fn get_accs(
+    dec: &mut Decoder<'_>,
+    like: &[Accumulator],
+) -> Result<Vec<Accumulator>, DecodeError> {
+    like.iter()
+        .map(|l| Accumulator::decode_state(l, dec))
+        .collect()
+}
+
+/// What reading a state needs from the operator.
+pub(crate) struct Reader<'a> {
+    /// Fresh accumulators of the operator's specs.
+    pub(crate) like: &'a [Accumulator],
+    /// Number of key expressions.
+    pub(crate) key_len: usize,
+}
