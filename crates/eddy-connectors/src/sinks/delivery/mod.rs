@@ -154,6 +154,12 @@ impl<W: Deliver> Delivery<W> {
         &self.writer
     }
 
+    /// The wrapped writer, for sinks that drive it between batches
+    /// (exactly-once commits).
+    pub fn writer_mut(&mut self) -> &mut W {
+        &mut self.writer
+    }
+
     /// The breaker's state.
     pub fn circuit(&self) -> CircuitState {
         self.breaker.state()

@@ -26,6 +26,7 @@ use super::schema::{
     columns_from_catalog, columns_to_create, create_table_sql, quote, Column, TableName,
     COLUMNS_SQL,
 };
+use super::stage::{self, Publishing, Staging, Tag};
 use super::types::PgType;
 use crate::sinks::delivery::{Deliver, Delivered, DeliveryError};
 
@@ -54,6 +55,9 @@ pub struct Settings {
     pub timeout: Duration,
     /// Connections; a large batch is split over them.
     pub pool: usize,
+    /// Exactly-once: stage batches for commit instead of writing the
+    /// target (see [`super::stage`]).
+    pub staging: Option<Staging>,
 }
 
 /// A connection and whether its staging table exists.
@@ -73,6 +77,10 @@ struct State {
     /// The reusable `COPY` buffer.
     buf: Vec<u8>,
     connected: Gauge,
+    /// The checkpoint and batch number of the next staged batch.
+    tag: Tag,
+    /// Whether the staging table is known to exist.
+    stage_ready: bool,
 }
 
 /// Writes batches to one PostgreSQL table over one connection.
@@ -95,6 +103,8 @@ impl PgWriter {
                 target: None,
                 buf: Vec::new(),
                 connected,
+                tag: Tag::default(),
+                stage_ready: false,
             },
         })
     }
@@ -107,6 +117,26 @@ impl PgWriter {
         let result = self
             .rt
             .block_on(async { limit(timeout, state.ready()).await });
+        state.after(result)
+    }
+
+    /// The tag new staged rows get.
+    pub fn tag(&self) -> Tag {
+        self.state.tag
+    }
+
+    /// Sets the tag of the next staged batches (at a barrier or recovery).
+    pub fn set_tag(&mut self, tag: Tag) {
+        self.state.tag = tag;
+    }
+
+    /// Publishes or discards this instance's staged rows.
+    pub fn publish(&mut self, what: Publishing) -> Result<(), DeliveryError> {
+        let timeout = self.state.settings.timeout;
+        let state = &mut self.state;
+        let result = self
+            .rt
+            .block_on(async { limit(timeout, state.publish(what)).await });
         state.after(result)
     }
 }
@@ -291,22 +321,82 @@ impl State {
         Ok(())
     }
 
+    /// Creates the staging table unless known to exist.
+    async fn ensure_stage(&mut self) -> Result<(), DeliveryError> {
+        if self.stage_ready || self.settings.staging.is_none() {
+            return Ok(());
+        }
+        let sql = stage::create_sql(&self.settings.table);
+        self.client()?
+            .client
+            .batch_execute(&sql)
+            .await
+            .map_err(classify)?;
+        self.stage_ready = true;
+        Ok(())
+    }
+
+    /// Publishes or discards the staged rows this instance owns, in one
+    /// transaction.
+    async fn publish(&mut self, what: Publishing) -> Result<(), DeliveryError> {
+        let Some(staging) = self.settings.staging.clone() else {
+            return Ok(());
+        };
+        self.ready().await?;
+        let Some(target) = &self.target else {
+            // No target yet (create_table), so nothing was ever staged.
+            return Ok(());
+        };
+        let columns: Vec<String> = target.columns.iter().map(|c| quote(&c.name)).collect();
+        let key: Option<Vec<String>> = (self.settings.mode == Mode::Upsert).then(|| {
+            target
+                .key
+                .iter()
+                .map(|&i| quote(&target.columns[i].name))
+                .collect()
+        });
+        let sql = stage::publish_sql(&self.settings.table, &columns, key.as_deref());
+        self.ensure_stage().await?;
+        let (upto, keep_later) = match what {
+            Publishing::Commit(n) => (Some(n), true),
+            Publishing::Recover(n) => (Some(n), false),
+            Publishing::Discard => (None, false),
+        };
+        let conn = self.client()?;
+        let tx = conn.client.transaction().await.map_err(classify)?;
+        let params = |n: i64| (staging.sink.clone(), staging.worker, n, staging.workers);
+        if let Some(n) = upto {
+            let (s, w, c, ws) = params(n);
+            tx.execute(&sql.moved, &[&s, &w, &c, &ws])
+                .await
+                .map_err(classify)?;
+        }
+        let (s, w, c, ws) = params(upto.unwrap_or(0));
+        let delete = if keep_later { &sql.done } else { &sql.all };
+        tx.execute(delete, &[&s, &w, &c, &ws])
+            .await
+            .map_err(classify)?;
+        tx.commit().await.map_err(classify)
+    }
+
     async fn deliver(&mut self, events: &[Event]) -> Result<Delivered, DeliveryError> {
         self.ready().await?;
         if self.target.is_none() {
             self.create(events).await?;
         }
+        self.ensure_stage().await?;
         let upsert = self.settings.mode == Mode::Upsert;
         let target = self
             .target
             .as_ref()
             .ok_or_else(|| DeliveryError::Transient("table not ready".into()))?;
         let parts = split(target, events, self.conns.len(), upsert);
+        let tag = self.tag;
         let mut bytes = 0;
         let mut rejected = Vec::new();
         let mut jobs = Vec::with_capacity(parts.len());
         let mut buf = std::mem::take(&mut self.buf);
-        for part in &parts {
+        for (p, part) in parts.iter().enumerate() {
             let encoded = target.encode(part.events(events), upsert, std::mem::take(&mut buf))?;
             bytes += encoded.data.len() as u64;
             rejected.extend(
@@ -316,8 +406,11 @@ impl State {
                     .map(|(i, r)| (part.origin(*i), r.clone())),
             );
             let job = (encoded.rows > 0).then(|| {
+                // Parts of one batch get consecutive seqs, batches keep
+                // room for every connection.
+                let seq = tag.batch * self.settings.pool as i64 + p as i64;
                 (
-                    self.statements(target, &encoded),
+                    self.statements(target, &encoded, tag.checkpoint, seq),
                     Bytes::copy_from_slice(&encoded.data),
                 )
             });
@@ -336,11 +429,18 @@ impl State {
         for result in join_all(writes).await {
             result?;
         }
+        self.tag.batch += 1;
         Ok(Delivered { bytes, rejected })
     }
 
     /// The SQL for a batch filling `encoded.columns`.
-    fn statements(&self, target: &Target, encoded: &Encoded) -> Statements {
+    fn statements(
+        &self,
+        target: &Target,
+        encoded: &Encoded,
+        checkpoint: i64,
+        seq: i64,
+    ) -> Statements {
         let names: Vec<String> = encoded
             .columns
             .iter()
@@ -348,6 +448,20 @@ impl State {
             .collect();
         let list = names.join(", ");
         let table = &target.table;
+        let temp = format!(
+            "CREATE TEMP TABLE IF NOT EXISTS eddy_stage ON COMMIT DELETE ROWS \
+             AS SELECT * FROM {table} WITH NO DATA"
+        );
+        if let Some(staging) = &self.settings.staging {
+            let (clear, insert) = stage::stage_sql(&self.settings.table, &list, STAGE);
+            return Statements::Staged {
+                stage: temp,
+                copy: format!("COPY {STAGE} ({list}) FROM STDIN (FORMAT binary)"),
+                clear,
+                insert,
+                tag: (staging.sink.clone(), staging.worker, checkpoint, seq),
+            };
+        }
         if self.settings.mode == Mode::Append {
             return Statements::Append {
                 copy: format!("COPY {table} ({list}) FROM STDIN (FORMAT binary)"),
@@ -371,10 +485,7 @@ impl State {
         Statements::Upsert {
             // Without constraints or defaults, so any subset of columns can
             // be copied in; emptied by every commit.
-            stage: format!(
-                "CREATE TEMP TABLE IF NOT EXISTS eddy_stage ON COMMIT DELETE ROWS \
-                 AS SELECT * FROM {table} WITH NO DATA"
-            ),
+            stage: temp,
             copy: format!("COPY {STAGE} ({list}) FROM STDIN (FORMAT binary)"),
             insert: format!(
                 "INSERT INTO {table} ({list}) SELECT {list} FROM {STAGE} \
@@ -394,6 +505,16 @@ enum Statements {
         stage: String,
         copy: String,
         insert: String,
+    },
+    /// Exactly-once: into the session's temporary table, then replacing
+    /// this batch part's rows in the staging table.
+    Staged {
+        stage: String,
+        copy: String,
+        clear: String,
+        insert: String,
+        /// Sink, worker, checkpoint, seq.
+        tag: (String, i32, i64, i64),
     },
 }
 
@@ -486,6 +607,28 @@ async fn write(conn: &mut Conn, sql: Statements, data: Bytes) -> Result<(), Deli
             let sink = tx.copy_in(&copy).await.map_err(classify)?;
             send_copy(sink, data).await?;
             tx.batch_execute(&insert).await.map_err(classify)?;
+            tx.commit().await.map_err(classify)
+        }
+        Statements::Staged {
+            stage,
+            copy,
+            clear,
+            insert,
+            tag: (s, w, c, q),
+        } => {
+            if !conn.staged {
+                conn.client.batch_execute(&stage).await.map_err(classify)?;
+                conn.staged = true;
+            }
+            let tx = conn.client.transaction().await.map_err(classify)?;
+            let sink = tx.copy_in(&copy).await.map_err(classify)?;
+            send_copy(sink, data).await?;
+            tx.execute(&clear, &[&s, &w, &c, &q])
+                .await
+                .map_err(classify)?;
+            tx.execute(&insert, &[&s, &w, &c, &q])
+                .await
+                .map_err(classify)?;
             tx.commit().await.map_err(classify)
         }
     }

@@ -18,18 +18,22 @@
 //! transaction, keeping only the last event per key of the batch.
 //!
 //! Delivery goes through [`crate::sinks::delivery`]: batching, retries,
-//! circuit breaker, dead letters. The guarantee is at-least-once; in upsert
-//! mode a replayed batch rewrites the same rows with the same values, so the
-//! effect is exactly-once.
+//! circuit breaker, dead letters. Without durable checkpoints the guarantee
+//! is at-least-once; in upsert mode a replayed batch rewrites the same rows
+//! with the same values, so the effect is exactly-once. With durable
+//! checkpoints (`exactly_once`) batches go to a staging table and are
+//! published when their checkpoint completes: see `stage`.
 //!
 //! Modules: `config` (options), `types` (column types and their binary
 //! encoding), `copy` (a batch as a `COPY` stream), `schema` (table name,
-//! catalog, `CREATE TABLE`), `deliver` (connection and statements).
+//! catalog, `CREATE TABLE`), `deliver` (connection and statements), `stage`
+//! (exactly-once through a staging table).
 
 mod config;
 mod copy;
 mod deliver;
 mod schema;
+mod stage;
 mod types;
 
 #[cfg(test)]
@@ -44,6 +48,7 @@ use eddy_core::Sink;
 pub use config::{Mode, PostgresConfig};
 use deliver::{PgWriter, Settings};
 use schema::TableName;
+use stage::{StagedSink, Staging};
 use types::PgType;
 
 use super::delivery::{Delivery, DeliveryError, DeliveryOptions};
@@ -117,6 +122,7 @@ impl PostgresConfig {
             create_table: self.create_table,
             timeout,
             pool: self.pool_size.unwrap_or(1).max(1),
+            staging: None,
         })
     }
 }
@@ -128,7 +134,15 @@ impl SinkFactory for PostgresConfig {
             message: format!("sink `{}`: {e}", cx.name),
             retryable: false,
         };
-        let settings = self.settings().map_err(config)?;
+        let mut settings = self.settings().map_err(config)?;
+        if cx.exactly_once {
+            settings.staging = Some(Staging {
+                sink: format!("{}/{}", cx.pipeline, cx.name),
+                worker: i32::try_from(cx.worker).map_err(|_| config("too many workers".into()))?,
+                workers: i32::try_from(cx.workers)
+                    .map_err(|_| config("too many workers".into()))?,
+            });
+        }
         let connected = cx.metrics.gauge("connected", &[]);
         let mut writer = PgWriter::new(settings, connected)
             .map_err(|e| sink(format!("cannot start the PostgreSQL client runtime: {e}")))?;
@@ -148,7 +162,11 @@ impl SinkFactory for PostgresConfig {
             self.circuit_breaker,
             (DEFAULT_BATCH, DEFAULT_LINGER),
         );
-        Ok(Box::new(Delivery::new(writer, &cx.name, opts, &cx.metrics)))
+        let delivery = Delivery::new(writer, &cx.name, opts, &cx.metrics);
+        if cx.exactly_once {
+            return Ok(Box::new(StagedSink::new(delivery, self.retry)));
+        }
+        Ok(Box::new(delivery))
     }
 
     fn buffer(&self) -> Option<usize> {

@@ -313,3 +313,186 @@ fn tls_connects_verified_and_a_clear_text_sink_is_refused() {
     }
     assert_eq!(pg.query("SELECT count(*) FROM secure").trim(), "50");
 }
+
+/// An exactly-once instance `worker` of `workers`.
+fn build_staged(cfg: &PostgresConfig, worker: usize, workers: usize) -> Box<dyn Sink> {
+    let mut cx = BuildContext::single("db");
+    cx.node.exactly_once = true;
+    cx.node.workers = workers;
+    cx.worker = worker;
+    cfg.build(&cx).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn keyed(k: i64, n: i64) -> Event {
+    let mut f = Fields::default();
+    f.push(Sym::intern("k"), Value::str(&format!("k{k}")));
+    f.push(Sym::intern("n"), Value::Int(n));
+    Event::new(n, f)
+}
+
+/// One step of an exactly-once run.
+#[derive(Clone, Debug)]
+enum Step {
+    Write(Vec<Event>),
+    PreCommit(u64),
+    Commit(u64),
+}
+
+/// Three checkpoints of two writes each; upsert keys repeat across them.
+fn script(worker: i64) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for c in 1..=3u64 {
+        for w in 0..2i64 {
+            let base = worker * 1000 + c as i64 * 100 + w * 10;
+            steps.push(Step::Write(
+                (0..5)
+                    .map(|i| keyed(worker * 10 + (base + i) % 7, base + i))
+                    .collect(),
+            ));
+        }
+        steps.push(Step::PreCommit(c));
+        steps.push(Step::Commit(c));
+    }
+    steps
+}
+
+/// Runs `steps` on instance `worker`, dropping the sink before step
+/// `crash` (if any) and resuming from the last completed checkpoint as the
+/// runtime would: replaying the input after it. `completed_at_commit`:
+/// whether the checkpoint counts as completed when its commit is reached
+/// (the crash hit between storing it and committing).
+fn run(cfg: &PostgresConfig, steps: &[Step], crash: Option<usize>, completed_at_commit: bool) {
+    let mut sink = build_staged(cfg, 0, 1);
+    sink.recover(None).unwrap();
+    let mut completed = 0u64;
+    let mut i = 0;
+    let mut crashed = false;
+    while i < steps.len() {
+        if crash == Some(i) && !crashed {
+            crashed = true;
+            if let Step::Commit(n) = steps[i] {
+                if completed_at_commit {
+                    completed = n;
+                }
+            }
+            drop(sink);
+            sink = build_staged(cfg, 0, 1);
+            sink.recover((completed > 0).then_some(completed)).unwrap();
+            // Replay from the first write after checkpoint `completed`.
+            i = steps
+                .iter()
+                .position(|s| matches!(s, Step::Commit(n) if *n == completed))
+                .map_or(0, |p| p + 1);
+            continue;
+        }
+        match &steps[i] {
+            Step::Write(events) => sink.write(events).unwrap(),
+            Step::PreCommit(n) => sink.pre_commit(*n).unwrap(),
+            Step::Commit(n) => {
+                completed = *n;
+                sink.commit(*n).unwrap();
+            }
+        }
+        i += 1;
+    }
+    assert!(sink.take_dead_letters().is_empty());
+}
+
+fn exactly_once_under_crashes(mode: &str, create: &str, rows: &str) {
+    let Some(pg) = Postgres::start() else { return };
+    pg.query(create);
+    let cfg = config(&pg, &format!("table = \"t\"\n{mode}\nbatch_size = 3"));
+    let steps = script(0);
+    run(&cfg, &steps, None, false);
+    let want = pg.query(rows);
+    assert!(want.lines().count() > 5, "{want}");
+    for crash in 0..steps.len() {
+        for completed_at_commit in [false, true] {
+            pg.query("TRUNCATE t; DELETE FROM t__eddy_stage");
+            run(&cfg, &steps, Some(crash), completed_at_commit);
+            assert_eq!(
+                pg.query(rows),
+                want,
+                "crash before step {crash} ({completed_at_commit})"
+            );
+            assert_eq!(pg.query("SELECT count(*) FROM t__eddy_stage").trim(), "0");
+        }
+    }
+}
+
+#[test]
+fn append_exactly_once_survives_a_crash_at_every_step() {
+    exactly_once_under_crashes(
+        "",
+        "CREATE TABLE t (k text, n bigint)",
+        "SELECT k, n FROM t ORDER BY k, n",
+    );
+}
+
+#[test]
+fn upsert_exactly_once_survives_a_crash_at_every_step() {
+    exactly_once_under_crashes(
+        "mode = \"upsert\"\nkey = [\"k\"]",
+        "CREATE TABLE t (k text PRIMARY KEY, n bigint)",
+        "SELECT k, n FROM t ORDER BY k",
+    );
+}
+
+#[test]
+fn staged_rows_stay_invisible_until_commit_and_a_declined_checkpoint_is_published_next() {
+    let Some(pg) = Postgres::start() else { return };
+    pg.query("CREATE TABLE t (k text, n bigint, note text DEFAULT 'none')");
+    let cfg = config(&pg, "table = \"t\"\nbatch_size = 2");
+    let mut sink = build_staged(&cfg, 0, 1);
+    sink.recover(None).unwrap();
+    sink.write(&(0..5).map(|i| keyed(i, i)).collect::<Vec<_>>())
+        .unwrap();
+    sink.pre_commit(1).unwrap();
+    // Checkpoint 1 fails: no commit(1).
+    sink.write(&(5..8).map(|i| keyed(i, i)).collect::<Vec<_>>())
+        .unwrap();
+    assert_eq!(pg.query("SELECT count(*) FROM t").trim(), "0");
+    sink.pre_commit(2).unwrap();
+    assert_eq!(pg.query("SELECT count(*) FROM t").trim(), "0");
+    assert_eq!(
+        pg.query("SELECT eddy_checkpoint, count(*) FROM t__eddy_stage GROUP BY 1 ORDER BY 1"),
+        "1|5\n2|3\n"
+    );
+    sink.commit(2).unwrap();
+    assert_eq!(
+        pg.query("SELECT count(*), sum(n), min(note) FROM t").trim(),
+        format!("8|{}|none", (0..8).sum::<i64>())
+    );
+    sink.commit(2).unwrap();
+    assert_eq!(pg.query("SELECT count(*) FROM t").trim(), "8", "idempotent");
+}
+
+#[test]
+fn two_workers_publish_only_their_own_rows() {
+    let Some(pg) = Postgres::start() else { return };
+    pg.query("CREATE TABLE t (k text, n bigint)");
+    let cfg = config(&pg, "table = \"t\"\nbatch_size = 2");
+    let mut w0 = build_staged(&cfg, 0, 2);
+    let mut w1 = build_staged(&cfg, 1, 2);
+    w0.recover(None).unwrap();
+    w1.recover(None).unwrap();
+    w0.write(&[keyed(0, 0), keyed(0, 1), keyed(0, 2)]).unwrap();
+    w1.write(&[keyed(1, 10), keyed(1, 11)]).unwrap();
+    w0.pre_commit(1).unwrap();
+    w1.pre_commit(1).unwrap();
+    w0.commit(1).unwrap();
+    assert_eq!(pg.query("SELECT count(*) FROM t").trim(), "3");
+    // Worker 1 crashes after its pre-commit: checkpoint 1 completed, so
+    // recovery publishes its rows; what it wrote after is discarded.
+    w1.write(&[keyed(1, 99)]).unwrap();
+    w1.flush().unwrap();
+    drop(w1);
+    let mut w1 = build_staged(&cfg, 1, 2);
+    w1.recover(Some(1)).unwrap();
+    assert_eq!(
+        pg.query("SELECT string_agg(n::text, ',' ORDER BY n) FROM t")
+            .trim(),
+        "0,1,2,10,11"
+    );
+    assert_eq!(pg.query("SELECT count(*) FROM t__eddy_stage").trim(), "0");
+}
