@@ -253,6 +253,9 @@ struct Session {
     actions_left: u32,
 }
 
+/// Events generated (and dropped) per step of [`Simulator::skip_to`].
+const SKIP_CHUNK: usize = 4096;
+
 /// A scheduled scenario in ms offsets from the start.
 struct Scheduled {
     kind: ScenarioKind,
@@ -474,6 +477,59 @@ impl Simulator {
             }
         }
         out
+    }
+
+    /// How many events this worker has generated: with the configuration
+    /// and seed, what fixes every later event in `fast` mode.
+    pub fn generated(&self) -> u64 {
+        self.seq
+    }
+
+    /// Event time elapsed since the start of the stream at wall-clock
+    /// (or, in `fast` mode, synthetic) time `now`.
+    pub fn elapsed(&self, now: Timestamp) -> i64 {
+        if self.fast {
+            self.clock.floor() as Timestamp - self.start
+        } else {
+            now.saturating_sub(self.start)
+        }
+    }
+
+    /// Rate mode: moves the start of the stream so that `elapsed` ms have
+    /// passed at wall-clock time `now`, and scheduled scenarios continue
+    /// where they were instead of starting over. No effect in `fast` mode,
+    /// whose synthetic clock is fixed by the number of events.
+    pub fn resume_elapsed(&mut self, elapsed: i64, now: Timestamp) {
+        if !self.fast {
+            self.start = now.saturating_sub(elapsed.max(0));
+        }
+    }
+
+    /// Generates and drops events until `generated() == n` (or the
+    /// configured count runs out), so that the next event is the one an
+    /// uninterrupted run would produce after `n`. In rate mode the skipped
+    /// events are generated at event time `at` (their wall-clock times are
+    /// not known). Costs as much as generating them, about a second per
+    /// few million events.
+    pub fn skip_to(&mut self, n: u64, at: Timestamp) {
+        let mut scratch = Vec::with_capacity(SKIP_CHUNK);
+        while self.seq < n && !self.is_finished() {
+            let chunk = (n - self.seq).min(SKIP_CHUNK as u64) as usize;
+            scratch.clear();
+            if self.fast {
+                self.next_batch(&mut scratch, chunk);
+            } else {
+                for _ in 0..chunk {
+                    match self.next_event_at(at) {
+                        Some(e) => scratch.push(e),
+                        None => break,
+                    }
+                }
+            }
+            if scratch.is_empty() {
+                break;
+            }
+        }
     }
 
     /// Whether event time is synthetic (`fast = true`).

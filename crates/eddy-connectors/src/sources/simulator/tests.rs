@@ -550,3 +550,144 @@ fn integer_rates_are_accepted() {
     let nx: crate::sources::NexmarkConfig = toml::from_str("rate = 50_000").unwrap();
     assert_eq!(nx.rate, Some(50_000.0));
 }
+
+/// Instance `worker` of `workers` of `cfg`, through the factory.
+fn instance(cfg: &SimulatorConfig, worker: usize, workers: usize) -> Box<dyn Source> {
+    let mut cx = BuildContext::single("sim");
+    cx.workers = workers;
+    cx.worker = worker;
+    build(cfg, &cx).unwrap()
+}
+
+/// Polls `src` in batches of `batch` until it has given `n` events (or
+/// finished); the events are compared as (time, fields).
+fn take(src: &mut dyn Source, n: usize, batch: usize) -> Vec<(i64, String)> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        match src.poll(batch.min(n - out.len())).unwrap() {
+            SourcePoll::Ready(b) => {
+                out.extend(b.events.iter().map(|e| (e.time, format!("{:?}", e.fields))))
+            }
+            SourcePoll::Finished => break,
+            SourcePoll::Pending => panic!("fast mode is never pending"),
+        }
+    }
+    out
+}
+
+fn seek_config(events: u64, burst: bool) -> SimulatorConfig {
+    let mut cfg = fast(events);
+    cfg.rate = 250.0;
+    cfg.scenarios = vec![ScenarioConfig {
+        name: ScenarioKind::BudgetCrisis,
+        start: Duration::from_ms(2_000),
+        duration: Some(Duration::from_ms(3_000)),
+        intensity: 1.5,
+    }];
+    if burst {
+        cfg.scenarios.push(ScenarioConfig {
+            name: ScenarioKind::Burst,
+            start: Duration::from_ms(4_000),
+            duration: Some(Duration::from_ms(500)),
+            intensity: 1.0,
+        });
+    }
+    cfg
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// Events up to a checkpoint, then those of a new instance seeked to
+    /// the checkpoint's positions, are the uninterrupted stream.
+    #[test]
+    fn seek_continues_the_uninterrupted_stream(
+        cut in 0usize..3_000,
+        workers in 1usize..4,
+        batch in 1usize..700,
+        burst in proptest::bool::ANY,
+        bounded in proptest::bool::ANY,
+    ) {
+        let total = if bounded { 2_500 } else { 1_000_000 };
+        let cfg = seek_config(total, burst);
+        for worker in 0..workers {
+            let want = take(&mut *instance(&cfg, worker, workers), 3_000, 512);
+            let mut first = instance(&cfg, worker, workers);
+            let mut got = take(&mut *first, cut, batch);
+            let positions = first.positions();
+            let mut resumed = instance(&cfg, worker, workers);
+            resumed.seek(&positions).unwrap();
+            got.extend(take(&mut *resumed, 3_000 - got.len(), batch));
+            proptest::prop_assert_eq!(got.len(), want.len());
+            proptest::prop_assert!(got == want, "worker {} of {}: streams differ", worker, workers);
+        }
+    }
+}
+
+#[test]
+fn seek_at_the_end_of_a_bounded_stream_finishes() {
+    let cfg = fast(300);
+    let mut first = instance(&cfg, 0, 1);
+    assert_eq!(take(&mut *first, 1_000, 128).len(), 300);
+    let mut resumed = instance(&cfg, 0, 1);
+    resumed.seek(&first.positions()).unwrap();
+    assert!(matches!(resumed.poll(10).unwrap(), SourcePoll::Finished));
+}
+
+#[test]
+fn seek_backwards_is_refused() {
+    let cfg = fast(1_000);
+    let mut src = instance(&cfg, 0, 1);
+    take(&mut *src, 100, 100);
+    let back = [eddy_core::source::SourcePosition {
+        partition: 0,
+        offset: 10,
+    }];
+    assert!(src.seek(&back).is_err());
+}
+
+#[test]
+fn rate_mode_seek_keeps_ids_and_the_scenario_schedule() {
+    let cfg: SimulatorConfig = toml::from_str(
+        "rate = 1000.0\nseed = 3\nscenarios = [{ name = \"burst\", start = \"1h\" }]",
+    )
+    .unwrap();
+    let mut first = instance(&cfg, 1, 2);
+    let mut before = Vec::new();
+    while before.len() < 20 {
+        if let SourcePoll::Ready(b) = first.poll(20 - before.len()).unwrap() {
+            before.extend(b.events.iter().map(|e| num(e, "event_id") as u64));
+        }
+    }
+    let positions = first.positions();
+    let mut resumed = instance(&cfg, 1, 2);
+    resumed.seek(&positions).unwrap();
+    let mut after = Vec::new();
+    let begin = std::time::Instant::now();
+    while after.len() < 20 && begin.elapsed() < std::time::Duration::from_secs(5) {
+        match resumed.poll(20 - after.len()).unwrap() {
+            SourcePoll::Ready(b) => {
+                after.extend(b.events.iter().map(|e| num(e, "event_id") as u64))
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(1)),
+        }
+    }
+    let ids: Vec<u64> = before.into_iter().chain(after).collect();
+    assert_eq!(ids, (0..40).map(|i| i * 2 + 1).collect::<Vec<_>>());
+    assert_eq!(
+        positions[0].offset, 20,
+        "position 0 counts this worker's events"
+    );
+}
+
+#[test]
+fn rate_mode_resumes_the_scenario_schedule_at_the_stored_elapsed_time() {
+    let cfg: SimulatorConfig =
+        toml::from_str("rate = 10.0\nscenarios = [{ name = \"burst\", start = \"1h\" }]").unwrap();
+    let mut sim = Simulator::new(&cfg, 0, 0, 1).unwrap();
+    let now = eddy_core::time::now_ms();
+    assert_eq!(sim.intensities(now)[ScenarioKind::Burst as usize], 0.0);
+    sim.resume_elapsed(2 * 3_600_000, now);
+    assert_eq!(sim.elapsed(now), 2 * 3_600_000);
+    assert_eq!(sim.intensities(now)[ScenarioKind::Burst as usize], 1.0);
+}
