@@ -268,7 +268,8 @@ fn snapshot_cost() {
     const KEYS: i64 = 1_000_000;
     let body = "key = \"k\"\nwindow = { tumbling = \"1m\" }\n\
                 aggregates = { n = \"count()\", total = \"sum(amount)\" }";
-    let cases: [(&str, fn(i64) -> Value, fn(i64) -> Value); 3] = [
+    type Case = (&'static str, fn(i64) -> Value, fn(i64) -> Value);
+    let cases: [Case; 3] = [
         ("int keys, int amounts", Value::Int, |i| {
             Value::Int(i % 1000)
         }),
