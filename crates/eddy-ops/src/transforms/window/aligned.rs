@@ -10,7 +10,7 @@ use rustc_hash::FxHashMap;
 use eddy_core::codec::{Decoder, Encoder};
 
 use super::common::{cleanup_time, fire_time, fold, Ctx, Key, Outcome, PlaceError};
-use super::snapshot::{get_accs, get_key, key_order, put_accs, put_key, Reader, SnapshotError};
+use super::snapshot::{get_accs, get_key, put_accs, put_key, sort_by_key, Reader, SnapshotError};
 use crate::aggregate::{admit_all, Accumulator, Observation};
 
 struct Slot {
@@ -186,14 +186,14 @@ impl Aligned {
     pub(crate) fn encode(&self, enc: &mut Encoder) {
         debug_assert!(self.dirty.is_empty());
         enc.varint(self.windows.len() as u64);
-        let mut keys: Vec<(&Key, &Slot)> = Vec::new();
+        let mut keys: Vec<(u64, &Key, &Slot)> = Vec::new();
         for (&start, slots) in &self.windows {
             enc.zigzag(start);
             enc.varint(slots.len() as u64);
             keys.clear();
-            keys.extend(slots.iter());
-            keys.sort_unstable_by(|a, b| key_order(a.0, b.0));
-            for (key, slot) in &keys {
+            keys.extend(slots.iter().map(|(k, s)| (0, k, s)));
+            sort_by_key(&mut keys);
+            for (_, key, slot) in &keys {
                 debug_assert!(!slot.dirty);
                 put_key(enc, key);
                 put_accs(enc, &slot.accs);
