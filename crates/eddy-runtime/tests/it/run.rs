@@ -572,6 +572,38 @@ fn a_failed_start_does_not_truncate_the_output() {
     assert_eq!(read_json_lines(&output).len(), 1);
 }
 
+/// Runs `input` through the window pipeline with a `late` sink, on
+/// `workers` workers in batches of `batch`; returns the sorted results and
+/// late events (files named by `tag` under `dir`).
+fn window_and_late(
+    dir: &Path,
+    input: &Path,
+    tag: &str,
+    batch: usize,
+    workers: usize,
+) -> (Vec<String>, Vec<String>) {
+    let output = dir.join(format!("out-{tag}.ndjson"));
+    let late = dir.join(format!("late-{tag}.ndjson"));
+    let mut p = format!("[pipeline]\nbatch_size = {batch}\n");
+    p.push_str(&window_pipeline(input, &output, "1s", false));
+    p.push_str(&format!(
+        "\n[sinks.late]\ntype = \"file\"\ninputs = [\"w.late\"]\npath = {:?}\n",
+        late.display().to_string()
+    ));
+    let report = eddy_runtime::run(&plan(&p), on(workers)).unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let sorted = |path: &Path| {
+        let mut lines: Vec<String> = std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        lines
+    };
+    (sorted(&output), sorted(&late))
+}
+
 /// Whether an event is late depends on the events before it, not on where
 /// the source's batches happen to be cut.
 #[test]
@@ -580,36 +612,14 @@ fn lateness_does_not_depend_on_the_batch_size() {
     let input = dir.path().join("in.ndjson");
     // Disorder up to 2 s against a bound of 1 s: many late events.
     write_events(&input, 20_000, 20, 2_000, 11);
-    let run = |batch: usize| {
-        let output = dir.path().join(format!("out-{batch}.ndjson"));
-        let late = dir.path().join(format!("late-{batch}.ndjson"));
-        let mut p = format!("[pipeline]\nbatch_size = {batch}\n");
-        p.push_str(&window_pipeline(&input, &output, "1s", false));
-        p.push_str(&format!(
-            "\n[sinks.late]\ntype = \"file\"\ninputs = [\"w.late\"]\npath = {:?}\n",
-            late.display().to_string()
-        ));
-        let report = eddy_runtime::run(&plan(&p), on(1)).unwrap();
-        assert!(report.errors.is_empty(), "{:?}", report.errors);
-        let sorted = |path: &Path| {
-            let mut lines: Vec<String> = std::fs::read_to_string(path)
-                .unwrap_or_default()
-                .lines()
-                .map(str::to_string)
-                .collect();
-            lines.sort();
-            lines
-        };
-        (sorted(&output), sorted(&late))
-    };
-    let one = run(1);
+    let one = window_and_late(dir.path(), &input, "b1", 1, 1);
     assert!(
         one.1.len() > 100,
         "the input must have late events: {}",
         one.1.len()
     );
     for batch in [7, 1024] {
-        let other = run(batch);
+        let other = window_and_late(dir.path(), &input, &format!("b{batch}"), batch, 1);
         assert_eq!(
             other.1.len(),
             one.1.len(),
@@ -627,28 +637,7 @@ fn late_events_are_the_same_whatever_the_worker_count() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.ndjson");
     write_events(&input, 30_000, 40, 2_000, 5);
-    let run = |workers: usize, round: usize| {
-        let output = dir.path().join(format!("out-{workers}-{round}.ndjson"));
-        let late = dir.path().join(format!("late-{workers}-{round}.ndjson"));
-        let mut p = window_pipeline(&input, &output, "1s", false);
-        p.push_str(&format!(
-            "\n[sinks.late]\ntype = \"file\"\ninputs = [\"w.late\"]\npath = {:?}\n",
-            late.display().to_string()
-        ));
-        let report = eddy_runtime::run(&plan(&p), on(workers)).unwrap();
-        assert!(report.errors.is_empty(), "{:?}", report.errors);
-        let sorted = |path: &Path| {
-            let mut lines: Vec<String> = std::fs::read_to_string(path)
-                .unwrap_or_default()
-                .lines()
-                .map(str::to_string)
-                .collect();
-            lines.sort();
-            lines
-        };
-        (sorted(&output), sorted(&late))
-    };
-    let one = run(1, 0);
+    let one = window_and_late(dir.path(), &input, "w1", 1024, 1);
     assert!(
         one.1.len() > 100,
         "the input must have late events: {}",
@@ -656,7 +645,13 @@ fn late_events_are_the_same_whatever_the_worker_count() {
     );
     for workers in [2, 3] {
         for round in 0..3 {
-            let other = run(workers, round);
+            let other = window_and_late(
+                dir.path(),
+                &input,
+                &format!("w{workers}-{round}"),
+                1024,
+                workers,
+            );
             assert_eq!(
                 other.1.len(),
                 one.1.len(),
