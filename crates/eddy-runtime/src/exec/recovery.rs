@@ -23,7 +23,6 @@ use rustc_hash::FxHashMap;
 use super::persist::CheckpointMeta;
 use super::RunError;
 use crate::plan::Plan;
-use crate::registry::Factory;
 
 /// Which checkpoint a run starts from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -221,28 +220,6 @@ fn matched(
                 continue;
             }
             return Err(refuse(dir, format!("{problem}; {hint}")));
-        }
-        // Partitions may move between instances: each gets every position
-        // and watermark, and uses those of the partitions it is assigned.
-        let shared = matches!(&now.factory, Factory::Source(f) if f.positions_follow_partitions());
-        if shared {
-            let mut all = RestoredInstance::default();
-            for inst in &node.instances {
-                all.positions.extend(inst.positions.iter().cloned());
-                all.watermarks.extend(inst.watermarks.iter().copied());
-            }
-            // A partition that moved is reported by its old owner too,
-            // with an older offset: the furthest one is the current owner's.
-            all.positions
-                .sort_by_key(|p| (p.partition, std::cmp::Reverse(p.offset)));
-            all.positions.dedup_by_key(|p| p.partition);
-            all.watermarks
-                .sort_by_key(|&(p, t)| (p, std::cmp::Reverse(t)));
-            all.watermarks.dedup_by_key(|w| w.0);
-            for worker in 0..workers {
-                restored.instances.insert((index, worker), all.clone());
-            }
-            continue;
         }
         for inst in &node.instances {
             let state = match &inst.state_file {

@@ -29,23 +29,6 @@
 //! Offsets are committed to the group only when a checkpoint completes, that
 //! is after every event read before it has reached the sinks, and once more
 //! when the run ends after the sinks flushed: at-least-once delivery.
-//!
-//! A run restored from a checkpoint resumes each partition at the offset
-//! stored in the checkpoint, which wins over the group's committed offset
-//! (a crash between storing a checkpoint and committing would otherwise
-//! replay events into restored state). Partitions reach a member only when
-//! the group assigns them, so the stored offsets wait until then and are
-//! handed to librdkafka with the assignment itself; an offset for a
-//! partition this member never gets stays waiting (and is kept in later
-//! checkpoints). Once applied, a partition that moves to another member
-//! and back resumes from the group's offset, as after any rebalance.
-//!
-//! Checkpoints name partitions by ids that are the same in every run: the
-//! topic's place in the sorted `topics` list (with `topic_pattern`, a
-//! 16-bit hash of its name) times 65536, plus the partition number. Two
-//! matched topics whose names hash alike, or a partition number past 65535,
-//! get the next free id instead, which depends on the order they were
-//! first seen: list the topics for exact resumption in that case.
 
 mod config;
 mod records;
@@ -59,8 +42,7 @@ use eddy_core::metrics::{ComponentMetrics, Counter, Gauge};
 use eddy_core::source::{SourcePosition, TimestampAssigner};
 use eddy_core::time::now_ms;
 use eddy_core::{Event, Source, SourceBatch, SourceError, SourcePoll};
-use rdkafka::client::ClientContext;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::client::MetricsContext;
@@ -78,84 +60,35 @@ pub struct KafkaSource {
     stash: Option<(u32, Vec<Event>, Vec<Event>)>,
     /// Bounded mode: the offset each partition id ends at.
     end_offsets: Option<HashMap<u32, i64>>,
-    /// Bounded mode: the partitions assigned and their start offsets.
-    bounded_assignment: Option<TopicPartitionList>,
     records: Records,
     commits: Counter,
     commit_failures: Counter,
 }
 
-/// Ids for (topic, partition) pairs, the same in every run (see the
-/// module documentation): the runtime's partition ids, under which
-/// checkpoints store offsets and watermarks.
+/// Small ids for (topic, partition) pairs: the runtime's partition ids.
 #[derive(Default)]
 struct PartitionIds {
-    slots: TopicSlots,
-    pairs: HashMap<u32, (Arc<str>, i32)>,
+    pairs: Vec<(Arc<str>, i32)>,
     /// Per topic, partition → id; looked up by `&str` so a record costs
     /// no allocation.
     ids: HashMap<Arc<str>, HashMap<i32, u32>>,
 }
 
 impl PartitionIds {
-    fn new(slots: TopicSlots) -> PartitionIds {
-        PartitionIds {
-            slots,
-            ..PartitionIds::default()
-        }
-    }
-
     fn id(&mut self, topic: &str, partition: i32) -> u32 {
         if let Some(&id) = self.ids.get(topic).and_then(|p| p.get(&partition)) {
             return id;
         }
-        let mut id = self.slots.preferred_id(topic, partition);
-        // A hash collision or a partition past 65535: the next free id.
-        while self.pairs.contains_key(&id) {
-            id = id.wrapping_add(1 << 16);
-        }
+        let id = self.pairs.len() as u32;
         let topic: Arc<str> = Arc::from(topic);
-        self.pairs.insert(id, (topic.clone(), partition));
+        self.pairs.push((topic.clone(), partition));
         self.ids.entry(topic).or_default().insert(partition, id);
         id
     }
 
     fn get(&self, id: u32) -> Option<&(Arc<str>, i32)> {
-        self.pairs.get(&id)
+        self.pairs.get(id as usize)
     }
-}
-
-/// The upper 16 bits of partition ids: a topic's place in the sorted list
-/// of configured topics, or a hash of a pattern-matched topic's name.
-#[derive(Clone, Default)]
-struct TopicSlots(Arc<Vec<String>>);
-
-impl TopicSlots {
-    fn new(topics: &[String]) -> TopicSlots {
-        let mut sorted = topics.to_vec();
-        sorted.sort();
-        sorted.dedup();
-        TopicSlots(Arc::new(sorted))
-    }
-
-    /// The id of a pair unless another pair took it first.
-    fn preferred_id(&self, topic: &str, partition: i32) -> u32 {
-        let slot = match self.0.binary_search_by(|t| t.as_str().cmp(topic)) {
-            Ok(i) => i as u32,
-            Err(_) => fnv1a16(topic),
-        };
-        (slot << 16) | (partition as u32 & 0xFFFF)
-    }
-}
-
-/// A 16-bit FNV-1a hash, stable across runs and builds.
-fn fnv1a16(text: &str) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in text.bytes() {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    (h >> 16) ^ (h & 0xFFFF)
 }
 
 /// The consumer's context: client errors and per-partition lag (from
@@ -167,13 +100,9 @@ pub struct SourceContext {
     /// Set by every rebalance (or the bounded assignment) until the
     /// source reports the new assignment to the runtime.
     assignment_changed: std::sync::atomic::AtomicBool,
-    /// Offsets from a restored checkpoint by partition id, waiting for
-    /// their partition to be assigned.
-    restored: std::sync::Mutex<HashMap<u32, i64>>,
-    slots: TopicSlots,
 }
 
-impl ClientContext for SourceContext {
+impl rdkafka::client::ClientContext for SourceContext {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         self.client.error(error, reason);
     }
@@ -202,62 +131,9 @@ impl ClientContext for SourceContext {
 }
 
 impl ConsumerContext for SourceContext {
-    /// Assigns as librdkafka's default does, but with the restored offsets
-    /// of newly assigned partitions set in the assignment, so fetching
-    /// starts there and never at the group's offset.
-    fn rebalance(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        err: rdkafka::types::RDKafkaRespErr,
-        tpl: &mut TopicPartitionList,
-    ) {
-        use rdkafka::consumer::RebalanceProtocol;
-        use rdkafka::types::RDKafkaRespErr;
-        let cooperative = matches!(
-            consumer.rebalance_protocol(),
-            RebalanceProtocol::Cooperative
-        );
-        let result = if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
-            self.apply_restored(tpl);
-            if cooperative {
-                consumer.incremental_assign(tpl)
-            } else {
-                consumer.assign(tpl)
-            }
-        } else if cooperative {
-            consumer.incremental_unassign(tpl)
-        } else {
-            consumer.unassign()
-        };
-        if let Err(e) = result {
-            self.client.error(e, "rebalance");
-        }
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {
         self.assignment_changed
             .store(true, std::sync::atomic::Ordering::Release);
-    }
-}
-
-impl SourceContext {
-    /// Sets the restored offset of each partition in `tpl` that has one,
-    /// and forgets it: later assignments follow the group.
-    fn apply_restored(&self, tpl: &mut TopicPartitionList) {
-        let Ok(mut restored) = self.restored.lock() else {
-            return;
-        };
-        if restored.is_empty() {
-            return;
-        }
-        let pairs: Vec<(String, i32)> = tpl
-            .elements()
-            .iter()
-            .map(|e| (e.topic().to_string(), e.partition()))
-            .collect();
-        for (topic, partition) in pairs {
-            let id = self.slots.preferred_id(&topic, partition);
-            if let Some(offset) = restored.remove(&id) {
-                let _ = tpl.set_partition_offset(&topic, partition, Offset::Offset(offset));
-            }
-        }
     }
 }
 
@@ -283,15 +159,12 @@ impl KafkaSource {
             cc.set(*k, *v);
         }
         conn.apply_overrides(&mut cc);
-        let slots = TopicSlots::new(&cfg.topics);
         let consumer: BaseConsumer<SourceContext> = cc
             .create_with_context(SourceContext {
                 client: MetricsContext::new(&cx.metrics),
                 metrics: cx.metrics.clone(),
                 lag: std::sync::Mutex::new(HashMap::new()),
                 assignment_changed: std::sync::atomic::AtomicBool::new(false),
-                restored: std::sync::Mutex::new(HashMap::new()),
-                slots: slots.clone(),
             })
             .map_err(|e| format!("cannot create a consumer for {}: {e}", cfg.brokers))?;
         if !cfg.bounded {
@@ -308,7 +181,6 @@ impl KafkaSource {
             started: std::collections::HashSet::new(),
             stash: None,
             end_offsets: None,
-            bounded_assignment: None,
             records: Records {
                 name: cx.name.clone(),
                 format: cfg.format,
@@ -316,7 +188,7 @@ impl KafkaSource {
                 max_record_bytes: cfg.max_record_bytes.unwrap_or(DEFAULT_MAX_RECORD_BYTES),
                 decoder: PayloadDecoder::new(cfg.format, &cfg.schema)?,
                 assigner: TimestampAssigner::from_config(cfg.event_time.as_ref()),
-                partitions: PartitionIds::new(slots),
+                partitions: PartitionIds::default(),
                 next_offset: HashMap::new(),
                 records_in: m.counter("records_in", &[]),
                 bytes_in: m.counter("bytes_in", &[]),
@@ -402,7 +274,6 @@ impl KafkaSource {
         self.consumer
             .assign(&assign)
             .map_err(|e| format!("cannot assign partitions: {e}"))?;
-        self.bounded_assignment = Some(assign);
         self.end_offsets = Some(ends);
         self.consumer
             .context()
@@ -543,60 +414,6 @@ impl Source for KafkaSource {
         out
     }
 
-    /// Stores the offsets for the rebalance callback to apply when the
-    /// group assigns their partitions (bounded mode: reassigns at once).
-    fn seek(&mut self, positions: &[SourcePosition]) -> Result<(), SourceError> {
-        let mut offsets = HashMap::new();
-        for p in positions {
-            let offset = i64::try_from(p.offset).map_err(|_| SourceError::Other {
-                message: format!("kafka: checkpointed offset {} is out of range", p.offset),
-                retryable: false,
-            })?;
-            offsets.insert(p.partition, offset);
-            // Carried into later checkpoints until the partition is read,
-            // and kept from `start = earliest` or a time.
-            self.records.next_offset.insert(p.partition, offset);
-            self.started.insert(p.partition);
-        }
-        if let Some(assigned) = &self.bounded_assignment {
-            let mut tpl = TopicPartitionList::new();
-            for e in assigned.elements() {
-                let id = self.records.partitions.id(e.topic(), e.partition());
-                let offset = match offsets.get(&id) {
-                    Some(&o) => Offset::Offset(o),
-                    None => e.offset(),
-                };
-                let _ = tpl.add_partition_offset(e.topic(), e.partition(), offset);
-            }
-            return self.consumer.assign(&tpl).map_err(|e| SourceError::Other {
-                message: format!("kafka: cannot assign restored offsets: {e}"),
-                retryable: true,
-            });
-        }
-        // Partitions assigned before the seek (normally none: `restore`
-        // runs before the first poll, which joins the group) move now.
-        let assigned = self.consumer.assignment().unwrap_or_default();
-        let mut now = TopicPartitionList::new();
-        for e in assigned.elements() {
-            let id = self.records.partitions.id(e.topic(), e.partition());
-            if let Some(o) = offsets.remove(&id) {
-                let _ = now.add_partition_offset(e.topic(), e.partition(), Offset::Offset(o));
-            }
-        }
-        if now.count() > 0 {
-            self.consumer
-                .seek_partitions(now, Duration::from_secs(10))
-                .map_err(|e| SourceError::Other {
-                    message: format!("kafka: cannot seek to restored offsets: {e}"),
-                    retryable: true,
-                })?;
-        }
-        if let Ok(mut restored) = self.consumer.context().restored.lock() {
-            restored.extend(offsets);
-        }
-        Ok(())
-    }
-
     fn commit(&mut self, positions: &[SourcePosition]) -> Result<(), SourceError> {
         // Only partitions this member still owns: after a rebalance the new
         // owner resumes from the last offsets committed here.
@@ -724,148 +541,5 @@ mod tests {
             "{e}"
         );
         assert!(d.decode(b"nope").unwrap_err().contains("JSON"));
-    }
-}
-
-/// Against a real broker (tansu, started by the test kit; skipped outside
-/// CI when it is not installed).
-#[cfg(test)]
-mod broker_tests {
-    use std::collections::BTreeMap;
-    use std::time::{Duration, Instant};
-
-    use eddy_core::component::{BuildContext, SourceFactory};
-    use eddy_testkit::kafka::Broker;
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-
-    use super::*;
-    use crate::kafka::{apply_topics, Connection, TopicsFile};
-
-    const PARTITIONS: i32 = 3;
-    const PER_PARTITION: i64 = 40;
-
-    fn source(brokers: &str) -> Box<dyn Source> {
-        let cfg: KafkaSourceConfig = toml::from_str(&format!(
-            "brokers = \"{brokers}\"\ntopics = [\"seek\"]\ngroup = \"seekers\"\nstart = \"earliest\""
-        ))
-        .unwrap();
-        cfg.build(&BuildContext::single("k")).unwrap()
-    }
-
-    /// Reads until `n` events arrived (or a minute passed); returns their
-    /// `(partition, n)` keys.
-    fn read(src: &mut dyn Source, n: usize) -> Vec<(i64, i64)> {
-        let key = |e: &Event, f: &str| match e.get(eddy_core::Sym::intern(f)) {
-            Some(eddy_core::Value::Int(i)) => *i,
-            other => panic!("field {f}: {other:?}"),
-        };
-        let mut out = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while out.len() < n && Instant::now() < deadline {
-            let _ = src.assignment_changed();
-            // Errors while the group forms are retried; the checks below
-            // catch anything lost.
-            if let Ok(SourcePoll::Ready(b)) = src.poll(n - out.len()) {
-                assert!(b.dead_letters.is_empty(), "{:?}", b.dead_letters);
-                out.extend(b.events.iter().map(|e| (key(e, "p"), key(e, "n"))));
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn seek_wins_over_older_committed_offsets() {
-        let Some(broker) = Broker::start() else {
-            return;
-        };
-        let b = broker.brokers();
-        let topics = TopicsFile::parse(
-            "topics.toml",
-            &format!("[topics.seek]\npartitions = {PARTITIONS}\n"),
-        )
-        .unwrap();
-        apply_topics(&Connection::plain(&b), &topics).unwrap();
-        let producer: BaseProducer = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", &b)
-            .create()
-            .unwrap();
-        for p in 0..PARTITIONS {
-            for n in 0..PER_PARTITION {
-                let payload = format!("{{\"p\": {p}, \"n\": {n}}}");
-                producer
-                    .send(
-                        BaseRecord::<(), [u8]>::to("seek")
-                            .partition(p)
-                            .payload(payload.as_bytes()),
-                    )
-                    .unwrap();
-            }
-        }
-        producer.flush(Duration::from_secs(30)).unwrap();
-        let total = (PARTITIONS as i64 * PER_PARTITION) as usize;
-
-        let mut first = source(&b);
-        let before = read(&mut *first, total / 2);
-        assert_eq!(before.len(), total / 2);
-        let positions = first.positions();
-        // The group holds older offsets than the checkpoint, as after a
-        // crash between storing a checkpoint and committing it.
-        let older: Vec<SourcePosition> = positions
-            .iter()
-            .map(|p| SourcePosition {
-                partition: p.partition,
-                offset: p.offset / 2,
-            })
-            .collect();
-        first.commit(&older).unwrap();
-        drop(first);
-
-        let mut second = source(&b);
-        second.seek(&positions).unwrap();
-        let after = read(&mut *second, total - before.len());
-
-        let mut seen: BTreeMap<(i64, i64), usize> = BTreeMap::new();
-        for k in before.iter().chain(&after) {
-            *seen.entry(*k).or_default() += 1;
-        }
-        let twice: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).collect();
-        assert!(twice.is_empty(), "read twice: {twice:?}");
-        let want: Vec<(i64, i64)> = (0..PARTITIONS as i64)
-            .flat_map(|p| (0..PER_PARTITION).map(move |n| (p, n)))
-            .collect();
-        assert_eq!(seen.keys().copied().collect::<Vec<_>>(), want, "gap");
-        // The second source started exactly at the stored positions.
-        for p in 0..PARTITIONS as i64 {
-            let first_after = after.iter().find(|(q, _)| *q == p).map(|(_, n)| *n);
-            let read_before = before.iter().filter(|(q, _)| *q == p).count() as i64;
-            if read_before < PER_PARTITION {
-                assert_eq!(first_after, Some(read_before), "partition {p}");
-            }
-        }
-    }
-
-    #[test]
-    fn partition_ids_are_the_same_in_every_run() {
-        let slots = TopicSlots::new(&["b".to_string(), "a".to_string()]);
-        let mut one = PartitionIds::new(slots.clone());
-        let mut two = PartitionIds::new(slots);
-        assert_eq!(one.id("b", 2), (1 << 16) | 2);
-        assert_eq!(two.id("a", 7), 7);
-        assert_eq!(two.id("b", 2), one.id("b", 2));
-        assert_eq!(
-            one.get((1 << 16) | 2).map(|(t, p)| (&**t, *p)),
-            Some(("b", 2))
-        );
-        // Pattern-matched topics hash; a taken id moves to the next slot.
-        let pattern = TopicSlots::default();
-        let mut ids = PartitionIds::new(pattern.clone());
-        let x = ids.id("payments-eu", 0);
-        assert_eq!(x, pattern.preferred_id("payments-eu", 0));
-        ids.pairs
-            .insert(pattern.preferred_id("payments-us", 0), ("other".into(), 0));
-        assert_ne!(
-            ids.id("payments-us", 0),
-            pattern.preferred_id("payments-us", 0)
-        );
     }
 }
