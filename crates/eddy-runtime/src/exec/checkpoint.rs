@@ -122,11 +122,15 @@ impl Coordinator {
         }
     }
 
-    /// Requests a new checkpoint; returns its id.
+    /// Requests a new checkpoint; returns its id. Once every instance
+    /// ended there is nothing more to checkpoint: the final one's id.
     pub fn request(&self) -> u64 {
         let Ok(mut inner) = self.inner.lock() else {
             return self.requested();
         };
+        if let Some(last) = inner.final_id {
+            return last;
+        }
         let id = self.requested.fetch_add(1, Ordering::SeqCst) + 1;
         inner.pending.entry(id).or_default().started = Some(Instant::now());
         id
