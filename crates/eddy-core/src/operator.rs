@@ -1,7 +1,9 @@
 //! The operator interface: what every transform implements.
 //!
-//! The runtime calls an operator with batches, watermarks and processing-time
-//! ticks; the operator writes its results into a [`Collector`] by
+//! The runtime calls an operator with batches, watermarks, timers and
+//! processing-time ticks, passing the instance's [`OperatorContext`]
+//! (watermark, timers, key groups); the operator writes its results into a
+//! [`Collector`] by
 //! [`Output`] id (`main`, `dead_letters`, and the outputs its factory
 //! declared, see [`crate::output`]). The runtime then routes each output's
 //! events to the nodes that named it as an input (`NAME` for the main
@@ -9,7 +11,7 @@
 
 use crate::event::{Batch, Event, Fields, Value};
 use crate::output::Output;
-use crate::state::{StateError, StateSnapshot};
+use crate::state::{GroupRange, StateTable, TimeDomain, Timer, Timers};
 use crate::symbol::Sym;
 use crate::time::Timestamp;
 
@@ -127,37 +129,192 @@ pub fn with_position(mut dl: Event, source: &str, position: String) -> Event {
     dl
 }
 
-/// A processing step in a pipeline. One instance runs per worker; instances
-/// never share mutable state.
-pub trait Operator: Send {
-    /// Processes a batch that arrived on input `input` (the index in the
-    /// node's `inputs`).
-    fn process(&mut self, input: usize, batch: Batch, out: &mut Collector);
+/// What the runtime keeps for one operator instance and passes to every
+/// call: the instance's watermark, its per-key timers on both clocks, and
+/// the key groups it owns. The runtime checkpoints the timers and the
+/// watermark with the operator's tables and restores them before the first
+/// call.
+pub struct OperatorContext {
+    watermark: Timestamp,
+    event_timers: Box<dyn Timers>,
+    processing_timers: Box<dyn Timers>,
+    groups: GroupRange,
+}
 
-    /// The combined watermark of all inputs advanced to `watermark`: fire
-    /// event-time timers (close windows, expire patterns).
-    fn on_watermark(&mut self, _watermark: Timestamp, _out: &mut Collector) {}
-
-    /// Called periodically with the processing time, for processing-time
-    /// windows, timeouts and escalations.
-    fn on_tick(&mut self, _now: Timestamp, _out: &mut Collector) {}
-
-    /// All inputs ended: emit whatever is still open.
-    fn finish(&mut self, _out: &mut Collector) {}
-
-    /// Serialises the operator's state for a checkpoint. Stateless operators
-    /// keep the default. Called between calls, never during one; a snapshot
-    /// taken after [`Operator::finish`] restores to an operator whose
-    /// `finish` emits nothing more (a run restored from its final
-    /// checkpoint must not repeat output).
-    fn snapshot(&mut self) -> Result<Option<StateSnapshot>, StateError> {
-        Ok(None)
+impl OperatorContext {
+    /// A context owning `groups`, with empty timer tables on event and
+    /// processing time (the runtime makes them; `eddy_state::context`
+    /// makes one for tests).
+    pub fn new(
+        groups: GroupRange,
+        event_timers: Box<dyn Timers>,
+        processing_timers: Box<dyn Timers>,
+    ) -> OperatorContext {
+        OperatorContext {
+            watermark: crate::time::MIN_TIMESTAMP,
+            event_timers,
+            processing_timers,
+            groups,
+        }
     }
 
-    /// Restores state written by [`Operator::snapshot`] by an instance of
-    /// the same node and worker index, before any other call. Bytes that
-    /// do not decode are a [`StateError::Corrupt`], never a panic.
-    fn restore(&mut self, _snapshot: StateSnapshot) -> Result<(), StateError> {
-        Ok(())
+    /// The instance's event-time watermark: every event at or before it
+    /// has arrived (`MIN_TIMESTAMP` until the first watermark). During
+    /// [`Operator::on_watermark`] it is still the previous watermark.
+    pub fn watermark(&self) -> Timestamp {
+        self.watermark
+    }
+
+    /// Sets the watermark (the runtime, after `on_watermark` and on restore).
+    pub fn set_watermark(&mut self, watermark: Timestamp) {
+        self.watermark = watermark;
+    }
+
+    /// The key groups this instance owns: every key routed to it is in one.
+    pub fn groups(&self) -> &GroupRange {
+        &self.groups
+    }
+
+    /// The timers on `domain`'s clock. Event-time timers fire through
+    /// [`Operator::on_timer`] when the watermark reaches them (and all at
+    /// the end of input), processing-time timers at the first tick at or
+    /// after their time, in (time, key, group) order either way.
+    pub fn timers(&mut self, domain: TimeDomain) -> &mut dyn Timers {
+        match domain {
+            TimeDomain::EventTime => &mut *self.event_timers,
+            TimeDomain::ProcessingTime => &mut *self.processing_timers,
+        }
+    }
+}
+
+/// Driving an operator as the runtime does (tests drive it the same way).
+impl OperatorContext {
+    /// Moves the watermark to `watermark` if it advances: calls
+    /// [`Operator::on_watermark`], then fires the event-time timers due by
+    /// then. Returns whether it advanced.
+    pub fn advance(
+        &mut self,
+        op: &mut dyn Operator,
+        watermark: Timestamp,
+        out: &mut Collector,
+    ) -> bool {
+        if watermark <= self.watermark {
+            return false;
+        }
+        op.on_watermark(watermark, self, out);
+        self.watermark = watermark;
+        self.fire(op, TimeDomain::EventTime, watermark, out);
+        true
+    }
+
+    /// A processing-time tick at `now`: fires the processing-time timers
+    /// due by then, then calls [`Operator::on_tick`].
+    pub fn tick(&mut self, op: &mut dyn Operator, now: Timestamp, out: &mut Collector) {
+        self.fire(op, TimeDomain::ProcessingTime, now, out);
+        op.on_tick(now, self, out);
+    }
+
+    /// The end of input: the watermark moves to +infinity (firing every
+    /// event-time timer), then [`Operator::finish`].
+    pub fn end(&mut self, op: &mut dyn Operator, out: &mut Collector) {
+        self.advance(op, crate::time::MAX_TIMESTAMP, out);
+        op.finish(self, out);
+    }
+
+    /// Fires `domain`'s timers due at `now` in order, including those
+    /// registered at or before `now` while firing.
+    fn fire(
+        &mut self,
+        op: &mut dyn Operator,
+        domain: TimeDomain,
+        now: Timestamp,
+        out: &mut Collector,
+    ) {
+        loop {
+            let due = self.timers(domain).due(now);
+            if due.is_empty() {
+                return;
+            }
+            for timer in due {
+                op.on_timer(domain, timer, self, out);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for OperatorContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperatorContext")
+            .field("watermark", &self.watermark)
+            .field("groups", &self.groups)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A state table an operator keeps, named for checkpoints (names are
+/// unique per operator and stable across versions: a checkpoint's table
+/// is restored into the table of the same name).
+pub type NamedTable<'a> = (&'static str, &'a mut dyn StateTable);
+
+/// A processing step in a pipeline. One instance runs per worker; instances
+/// never share mutable state.
+///
+/// State lives in tables (`eddy_state::{ValueTable, ListTable, MapTable}`
+/// or a kind of the operator's own that implements [`StateTable`]) that the
+/// operator lists in [`Operator::tables`], and in the context's timers: the
+/// runtime snapshots both at every checkpoint barrier, between calls, and
+/// restores them before [`Operator::open`]. An operator never serialises
+/// itself.
+pub trait Operator: Send {
+    /// Called once after state was restored (or found empty), before any
+    /// other call.
+    fn open(&mut self, _cx: &mut OperatorContext) {}
+
+    /// Processes a batch that arrived on input `input` (the index in the
+    /// node's `inputs`).
+    fn process(
+        &mut self,
+        input: usize,
+        batch: Batch,
+        cx: &mut OperatorContext,
+        out: &mut Collector,
+    );
+
+    /// The combined watermark of all inputs advanced to `watermark`
+    /// (`cx.watermark()` is still the previous one): close windows,
+    /// expire patterns. Event-time timers due by then fire right after.
+    fn on_watermark(
+        &mut self,
+        _watermark: Timestamp,
+        _cx: &mut OperatorContext,
+        _out: &mut Collector,
+    ) {
+    }
+
+    /// A timer registered through the context fired.
+    fn on_timer(
+        &mut self,
+        _domain: TimeDomain,
+        _timer: Timer,
+        _cx: &mut OperatorContext,
+        _out: &mut Collector,
+    ) {
+    }
+
+    /// Called periodically with the processing time, for processing-time
+    /// windows, timeouts and escalations (due processing-time timers fire
+    /// first).
+    fn on_tick(&mut self, _now: Timestamp, _cx: &mut OperatorContext, _out: &mut Collector) {}
+
+    /// All inputs ended (every event-time timer has fired): emit whatever
+    /// is still open. State left afterwards is checkpointed as the
+    /// instance's final state, so it must not make a restored operator's
+    /// `finish` repeat output.
+    fn finish(&mut self, _cx: &mut OperatorContext, _out: &mut Collector) {}
+
+    /// The operator's state tables, by name, for the runtime to snapshot,
+    /// expire and restore. Stateless operators keep the default.
+    fn tables(&mut self) -> Vec<NamedTable<'_>> {
+        Vec::new()
     }
 }

@@ -1,15 +1,22 @@
-//! Keyed state and checkpoint snapshots (the seam that checkpoints and
-//! exactly-once recovery build on).
+//! The state contract between operators and the runtime: key groups, the
+//! [`StateTable`] interface every table kind implements, timers, and the
+//! errors of state.
 //!
-//! Operators keep their per-key state in a [`KeyedState`], which knows each
-//! entry's key group and last access, so the runtime can expire entries by
-//! TTL, snapshot them per key group at a checkpoint barrier, and hand a key
-//! group to another worker or process when ownership moves.
+//! Operators keep per-key state in tables (the kinds live in the
+//! `eddy-state` crate) and list them in [`crate::Operator::tables`]; the
+//! runtime snapshots them at checkpoint barriers, writes the snapshots out
+//! on another thread and restores them before the operator's first call.
+//! State is partitioned into [`KEY_GROUPS`] key groups, the unit in which it
+//! is snapshotted and handed between workers.
 
+use std::any::Any;
 use std::hash::{BuildHasher, Hash};
+use std::ops::Range;
+use std::path::PathBuf;
 
-use rustc_hash::{FxBuildHasher, FxHashMap};
+use rustc_hash::FxBuildHasher;
 
+use crate::codec::DecodeError;
 use crate::time::Timestamp;
 
 /// Number of key groups: the unit of state ownership and rescaling. Fixed per
@@ -27,22 +34,177 @@ pub fn owner_of(group: u32, workers: usize) -> usize {
     (group as usize * workers) / KEY_GROUPS as usize
 }
 
-/// Serialised operator state for one checkpoint.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct StateSnapshot {
-    /// The bytes, in the operator's own format.
-    pub bytes: Vec<u8>,
+/// A key group, `0..KEY_GROUPS`: the unit in which state is partitioned,
+/// snapshotted and moved between workers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyGroup(u16);
+
+impl KeyGroup {
+    /// The first key group.
+    pub const MIN: KeyGroup = KeyGroup(0);
+
+    /// Key group `g`, or `None` past [`KEY_GROUPS`].
+    pub fn new(g: u32) -> Option<KeyGroup> {
+        (g < KEY_GROUPS).then_some(KeyGroup(g as u16))
+    }
+
+    /// The key group of a key, as the runtime's partitioning computes it
+    /// (the same hash of the same value routes the key to its owner).
+    pub fn of<K: Hash + ?Sized>(key: &K) -> KeyGroup {
+        KeyGroup((key_group(key) % KEY_GROUPS) as u16)
+    }
+
+    /// The group's number.
+    pub fn get(self) -> u32 {
+        u32::from(self.0)
+    }
+
+    /// The group's number as an index into per-group arrays.
+    pub fn index(self) -> usize {
+        usize::from(self.0)
+    }
+
+    /// Every key group.
+    pub fn all() -> impl Iterator<Item = KeyGroup> {
+        (0..KEY_GROUPS as u16).map(KeyGroup)
+    }
 }
 
-/// Why state could not be written or read.
+/// Key groups `start..end` (clamped to `0..KEY_GROUPS`): what one operator
+/// instance owns, and what a restore may select.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupRange(Range<u32>);
+
+impl GroupRange {
+    /// Groups `start..end`, clamped to the valid groups.
+    pub fn new(range: Range<u32>) -> GroupRange {
+        GroupRange(range.start.min(KEY_GROUPS)..range.end.min(KEY_GROUPS))
+    }
+
+    /// Every key group.
+    pub fn all() -> GroupRange {
+        GroupRange(0..KEY_GROUPS)
+    }
+
+    /// Whether `g` is in the range.
+    pub fn contains(&self, g: KeyGroup) -> bool {
+        self.0.contains(&g.get())
+    }
+
+    /// The first group.
+    pub fn start(&self) -> u32 {
+        self.0.start
+    }
+
+    /// One past the last group.
+    pub fn end(&self) -> u32 {
+        self.0.end
+    }
+}
+
+/// The clock a table's TTL and a timer run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TimeDomain {
+    /// Event time: `now` is the operator's watermark, so expiry and firing
+    /// depend only on the input (deterministic on replay).
+    EventTime,
+    /// Processing time: `now` is the wall clock in ms.
+    ProcessingTime,
+}
+
+/// A table's state frozen at a checkpoint barrier: taking it is cheap (the
+/// synchronous part), writing it out runs on the checkpoint writer's thread.
+pub trait TableSnapshot: Send + Sync {
+    /// Appends the snapshot's bytes to `out`.
+    fn write(&self, out: &mut Vec<u8>);
+    /// Stored entries (expired ones not yet removed included).
+    fn len(&self) -> usize;
+    /// Whether it holds no entries.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What the runtime does with any state table, whatever its kind.
+pub trait StateTable: Send {
+    /// A consistent view of the table now; later writes do not change it.
+    fn snapshot(&self) -> Box<dyn TableSnapshot>;
+    /// Replaces the key groups in `groups` that `bytes` (a snapshot of a
+    /// table of the same kind) holds; returns how many entries came back.
+    /// On an error the table is unchanged. Bytes that do not decode are a
+    /// [`StateError`], never a panic.
+    fn restore(&mut self, bytes: &[u8], groups: &GroupRange) -> Result<usize, StateError>;
+    /// The clock of the table's TTL, if it has one: the runtime removes
+    /// expired entries before each snapshot with `now` read from it.
+    fn ttl_domain(&self) -> Option<TimeDomain> {
+        None
+    }
+    /// Removes every entry expired at `now`; returns how many.
+    fn expire(&mut self, _now: Timestamp) -> usize {
+        0
+    }
+    /// Drops the key groups in `groups` (state handed to another instance).
+    fn clear(&mut self, groups: &GroupRange);
+    /// Stored entries (expired ones not yet removed included).
+    fn stored(&self) -> usize;
+}
+
+/// A timer that fired.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timer {
+    /// When it was due.
+    pub time: Timestamp,
+    /// The key it was registered for.
+    pub key: Box<[u8]>,
+    /// The key's group.
+    pub group: KeyGroup,
+}
+
+/// Per-key timers on one clock, kept by the runtime for an operator (see
+/// [`crate::OperatorContext::timers`]).
+pub trait Timers: StateTable + Any {
+    /// Registers a timer for `key` at `time`; returns false if it existed.
+    fn register(&mut self, g: KeyGroup, key: &[u8], time: Timestamp) -> bool;
+    /// Deletes the timer for `key` at `time`; returns whether it existed.
+    fn delete(&mut self, g: KeyGroup, key: &[u8], time: Timestamp) -> bool;
+    /// Removes and returns every timer due at `now` (time <= now), ordered
+    /// by (time, key, group).
+    fn due(&mut self, now: Timestamp) -> Vec<Timer>;
+    /// The earliest registered time, if any.
+    fn next_time(&self) -> Option<Timestamp>;
+}
+
+/// Why state could not be read, written or restored.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    /// The snapshot is corrupt or of another operator version.
+    /// A snapshot's bytes are not a snapshot of this kind of table, or
+    /// contradict themselves.
     #[error("state snapshot is unreadable: {0}")]
     Corrupt(String),
-    /// The backend failed.
-    #[error("state backend failed: {0}")]
-    Backend(String),
+    /// A snapshot's records could not be decoded.
+    #[error("state snapshot is unreadable: {0}")]
+    Decode(#[from] DecodeError),
+    /// A file or directory operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// A name that cannot be a checkpoint file name.
+    #[error("{0:?} is not a valid checkpoint file name (letters, digits, '-', '_', '.'; not starting with '_' or '.')")]
+    FileName(String),
+}
+
+impl StateError {
+    /// An I/O error on `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> StateError {
+        StateError::Io {
+            path: path.into(),
+            source,
+        }
+    }
 }
 
 impl crate::error::Classify for StateError {
@@ -51,103 +213,13 @@ impl crate::error::Classify for StateError {
     }
 
     fn retryable(&self) -> bool {
-        matches!(self, StateError::Backend(_))
-    }
-}
-
-struct Entry<V> {
-    value: V,
-    touched: Timestamp,
-}
-
-/// A map from key to value with per-entry TTL, the one API operators use for
-/// keyed state.
-pub struct KeyedState<K, V> {
-    entries: FxHashMap<K, Entry<V>>,
-    ttl: Option<i64>,
-}
-
-impl<K: Hash + Eq + Clone, V> KeyedState<K, V> {
-    /// Empty state; entries not touched for `ttl` ms are expired by
-    /// [`KeyedState::expire`].
-    pub fn new(ttl: Option<i64>) -> Self {
-        KeyedState {
-            entries: FxHashMap::default(),
-            ttl,
-        }
-    }
-
-    /// The value for `key`, created with `init` if absent; marks it touched at `now`.
-    pub fn get_or_insert_with(
-        &mut self,
-        key: &K,
-        now: Timestamp,
-        init: impl FnOnce() -> V,
-    ) -> &mut V {
-        let e = self.entries.entry(key.clone()).or_insert_with(|| Entry {
-            value: init(),
-            touched: now,
-        });
-        e.touched = e.touched.max(now);
-        &mut e.value
-    }
-
-    /// The value for `key`, if present.
-    pub fn get(&self, key: &K) -> Option<&V> {
-        self.entries.get(key).map(|e| &e.value)
-    }
-
-    /// Removes `key`.
-    pub fn remove(&mut self, key: &K) -> Option<V> {
-        self.entries.remove(key).map(|e| e.value)
-    }
-
-    /// Drops entries idle for longer than the TTL; returns how many.
-    pub fn expire(&mut self, now: Timestamp) -> usize {
-        let Some(ttl) = self.ttl else { return 0 };
-        let before = self.entries.len();
-        self.entries
-            .retain(|_, e| now.saturating_sub(e.touched) < ttl);
-        before - self.entries.len()
-    }
-
-    /// Number of keys.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether there are no keys.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Iterates entries whose key falls in key group `group` (snapshot per group).
-    pub fn iter_group(&self, group: u32) -> impl Iterator<Item = (&K, &V)> {
-        self.entries
-            .iter()
-            .filter(move |(k, _)| key_group(*k) == group)
-            .map(|(k, e)| (k, &e.value))
-    }
-
-    /// Iterates all entries.
-    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.entries.iter().map(|(k, e)| (k, &e.value))
+        matches!(self, StateError::Io { .. })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ttl_expires_idle_keys_only() {
-        let mut s: KeyedState<String, i32> = KeyedState::new(Some(1_000));
-        *s.get_or_insert_with(&"a".into(), 0, || 0) += 1;
-        *s.get_or_insert_with(&"b".into(), 900, || 0) += 1;
-        assert_eq!(s.expire(1_500), 1);
-        assert!(s.get(&"a".to_string()).is_none());
-        assert_eq!(s.get(&"b".to_string()), Some(&1));
-    }
 
     #[test]
     fn key_groups_spread_over_workers() {
@@ -157,11 +229,7 @@ mod tests {
         }
         assert!(seen.iter().all(|&n| n > 600), "{seen:?}");
         assert_eq!(owner_of(KEY_GROUPS - 1, 3), 2);
-        let mut s: KeyedState<i32, i32> = KeyedState::new(None);
-        for k in 0..100 {
-            s.get_or_insert_with(&k, 0, || k);
-        }
-        let per_group: usize = (0..KEY_GROUPS).map(|g| s.iter_group(g).count()).sum();
-        assert_eq!(per_group, 100, "every key is in exactly one group");
+        assert_eq!(KeyGroup::of(&7).get(), key_group(&7));
+        assert_eq!(KeyGroup::new(KEY_GROUPS), None);
     }
 }

@@ -60,6 +60,8 @@
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod checkpoint;
+#[cfg(test)]
+mod context_tests;
 mod error;
 mod groups;
 mod key;
@@ -69,8 +71,19 @@ mod table;
 mod timers;
 mod ttl;
 
+pub use eddy_core::state::{StateTable, TableSnapshot, Timer, Timers};
 pub use error::StateError;
 pub use key::{GroupRange, KeyGroup};
-pub use table::{ListTable, MapState, MapTable, StateTable, TableSnapshot, ValueTable};
-pub use timers::{Timer, TimerTable};
+pub use table::{ListTable, MapState, MapTable, ValueTable};
+pub use timers::TimerTable;
 pub use ttl::{TimeDomain, Ttl};
+
+/// An operator context owning `groups`, with empty in-memory timer tables
+/// on both clocks: what the runtime gives each operator instance.
+pub fn context(groups: GroupRange) -> eddy_core::OperatorContext {
+    eddy_core::OperatorContext::new(
+        groups,
+        Box::new(TimerTable::new(TimeDomain::EventTime)),
+        Box::new(TimerTable::new(TimeDomain::ProcessingTime)),
+    )
+}

@@ -1,5 +1,6 @@
 //! The three table kinds operators declare (value, list, map) and the
-//! [`StateTable`] interface the runtime snapshots and restores them through.
+//! [`StateTable`] interface (from the operator contract in
+//! [`eddy_core::state`]) the runtime snapshots and restores them through.
 //!
 //! Every call names the key's [`KeyGroup`] and its encoded key bytes, and
 //! passes `now` on the table's TTL clock ([`crate::TimeDomain`]); without a
@@ -11,41 +12,13 @@
 use std::collections::BTreeMap;
 
 use eddy_core::codec::{Decode, DecodeError, Decoder, Encode, Encoder};
+use eddy_core::state::{StateTable, TableSnapshot, TimeDomain};
 use eddy_core::Timestamp;
 
 use crate::error::StateError;
 use crate::groups::{kind, Groups, GroupsSnapshot};
 use crate::key::{GroupRange, KeyGroup};
 use crate::ttl::Ttl;
-
-/// A table's state frozen at a checkpoint barrier: taking it is cheap (the
-/// synchronous part), writing it out can run on another thread.
-pub trait TableSnapshot: Send + Sync {
-    /// Appends the snapshot's bytes to `out`.
-    fn write(&self, out: &mut Vec<u8>);
-    /// Stored entries (expired ones not yet removed included).
-    fn len(&self) -> usize;
-    /// Whether it holds no entries.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// What the runtime needs of every table, whatever its kind.
-pub trait StateTable {
-    /// A consistent view of the table now; later writes do not change it.
-    fn snapshot(&self) -> Box<dyn TableSnapshot>;
-    /// Replaces the key groups in `groups` that `bytes` (a snapshot of a
-    /// table of the same kind) holds; returns how many entries came back.
-    /// On an error the table is unchanged.
-    fn restore(&mut self, bytes: &[u8], groups: &GroupRange) -> Result<usize, StateError>;
-    /// Removes every entry expired at `now`; returns how many.
-    fn expire(&mut self, now: Timestamp) -> usize;
-    /// Drops the key groups in `groups` (state handed to another instance).
-    fn clear(&mut self, groups: &GroupRange);
-    /// Stored entries (expired ones not yet removed included).
-    fn stored(&self) -> usize;
-}
 
 struct Frozen<S> {
     kind: u8,
@@ -72,6 +45,9 @@ macro_rules! state_table {
             }
             fn restore(&mut self, bytes: &[u8], groups: &GroupRange) -> Result<usize, StateError> {
                 self.groups.restore($kind, bytes, groups)
+            }
+            fn ttl_domain(&self) -> Option<TimeDomain> {
+                self.groups.ttl.map(|t| t.domain)
             }
             fn expire(&mut self, now: Timestamp) -> usize {
                 self.groups.expire(now)

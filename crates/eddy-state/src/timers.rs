@@ -16,19 +16,7 @@ use eddy_core::Timestamp;
 use crate::error::StateError;
 use crate::groups::{kind, Groups};
 use crate::key::{GroupRange, KeyGroup};
-use crate::table::{StateTable, TableSnapshot};
-use crate::ttl::TimeDomain;
-
-/// A timer that fired.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Timer {
-    /// When it was due.
-    pub time: Timestamp,
-    /// The key it was registered for.
-    pub key: Box<[u8]>,
-    /// The key's group.
-    pub group: KeyGroup,
-}
+use eddy_core::state::{StateTable, TableSnapshot, TimeDomain, Timer, Timers};
 
 /// The times registered for one key, as snapshots store them.
 #[derive(Clone, Debug, Default)]
@@ -202,11 +190,6 @@ impl StateTable for TimerTable {
         Ok(n)
     }
 
-    /// Timers do not expire; they fire.
-    fn expire(&mut self, _now: Timestamp) -> usize {
-        0
-    }
-
     fn clear(&mut self, groups: &GroupRange) {
         self.by_key.clear(groups);
         self.rebuild_index(groups);
@@ -214,5 +197,20 @@ impl StateTable for TimerTable {
 
     fn stored(&self) -> usize {
         self.len()
+    }
+}
+
+impl Timers for TimerTable {
+    fn register(&mut self, g: KeyGroup, key: &[u8], time: Timestamp) -> bool {
+        TimerTable::register(self, g, key, time)
+    }
+    fn delete(&mut self, g: KeyGroup, key: &[u8], time: Timestamp) -> bool {
+        TimerTable::delete(self, g, key, time)
+    }
+    fn due(&mut self, now: Timestamp) -> Vec<Timer> {
+        TimerTable::due(self, now)
+    }
+    fn next_time(&self) -> Option<Timestamp> {
+        TimerTable::next_time(self)
     }
 }

@@ -2,15 +2,7 @@
 
 use eddy_core::Timestamp;
 
-/// The clock a table's TTL and a timer run on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TimeDomain {
-    /// Event time: the runtime passes the current watermark as `now`, so
-    /// expiry depends only on the input (deterministic on replay).
-    EventTime,
-    /// Processing time: the runtime passes the wall clock in ms as `now`.
-    ProcessingTime,
-}
+pub use eddy_core::state::TimeDomain;
 
 /// How long an entry lives after it was last written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,7 +12,7 @@
 //! reason; they are not kept.
 
 use eddy_core::component::{BuildContext, BuildError, TransformFactory};
-use eddy_core::{Batch, Collector, Expression, Operator};
+use eddy_core::{Batch, Collector, Expression, Operator, OperatorContext};
 use serde::Deserialize;
 
 /// Configuration of a `filter` transform.
@@ -50,7 +50,13 @@ impl Filter {
 }
 
 impl Operator for Filter {
-    fn process(&mut self, _input: usize, mut batch: Batch, out: &mut Collector) {
+    fn process(
+        &mut self,
+        _input: usize,
+        mut batch: Batch,
+        _cx: &mut OperatorContext,
+        out: &mut Collector,
+    ) {
         let (name, condition) = (&self.name, &self.condition);
         // Filtering in place keeps the batch's allocation for the output.
         batch
@@ -74,6 +80,7 @@ impl Operator for Filter {
 
 #[cfg(test)]
 mod tests {
+    use crate::test_util::driven_box;
     use eddy_core::config::{deserialize_body, line_col, parse_document};
 
     use eddy_core::{Event, Output, Sym, Value};
@@ -88,7 +95,7 @@ mod tests {
         let config = FilterConfig {
             condition: Expression::compile(condition).unwrap(),
         };
-        let mut op = config.build(&BuildContext::single("big")).unwrap();
+        let mut op = driven_box(config.build(&BuildContext::single("big")).unwrap());
         let mut out = Collector::new();
         op.process(0, batch(lines, 42), &mut out);
         (

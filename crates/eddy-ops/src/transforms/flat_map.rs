@@ -17,7 +17,7 @@
 //! non-array `field` sends the event to `NAME.dead_letters` with the reason.
 
 use eddy_core::component::{BuildContext, BuildError, TransformFactory};
-use eddy_core::{Batch, Collector, Event, Operator, Value};
+use eddy_core::{Batch, Collector, Event, Operator, OperatorContext, Value};
 use serde::Deserialize;
 
 use super::map::FieldPath;
@@ -96,7 +96,13 @@ impl FlatMap {
 }
 
 impl Operator for FlatMap {
-    fn process(&mut self, _input: usize, batch: Batch, out: &mut Collector) {
+    fn process(
+        &mut self,
+        _input: usize,
+        batch: Batch,
+        _cx: &mut OperatorContext,
+        out: &mut Collector,
+    ) {
         let mut outs = Vec::with_capacity(batch.events.len());
         for event in batch.events {
             if let Err((reason, event)) = self.explode(event, &mut outs) {
@@ -111,6 +117,7 @@ impl Operator for FlatMap {
 
 #[cfg(test)]
 mod tests {
+    use crate::test_util::driven_box;
     use eddy_core::config::{deserialize_body, line_col, parse_document};
     use eddy_core::json::fields_to_json_string;
     use eddy_core::{Output, Sym};
@@ -126,7 +133,7 @@ mod tests {
 
     fn run(config: &FlatMapConfig, lines: &[&str]) -> (Vec<String>, Vec<Event>) {
         let events = crate::test_util::events(lines);
-        let mut op = config.build(&BuildContext::single("f")).unwrap();
+        let mut op = driven_box(config.build(&BuildContext::single("f")).unwrap());
         let mut out = Collector::new();
         op.process(0, Batch::new(events, 77), &mut out);
         let main = out.take(Output::MAIN);

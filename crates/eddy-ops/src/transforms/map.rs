@@ -37,7 +37,7 @@
 use std::fmt;
 
 use eddy_core::component::{BuildContext, BuildError, TransformFactory};
-use eddy_core::{Batch, Collector, Expression, Fields, Operator, Sym, Value};
+use eddy_core::{Batch, Collector, Expression, Fields, Operator, OperatorContext, Sym, Value};
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
@@ -230,7 +230,13 @@ impl Map {
 }
 
 impl Operator for Map {
-    fn process(&mut self, _input: usize, mut batch: Batch, out: &mut Collector) {
+    fn process(
+        &mut self,
+        _input: usize,
+        mut batch: Batch,
+        _cx: &mut OperatorContext,
+        out: &mut Collector,
+    ) {
         let Map {
             name,
             set,
@@ -367,6 +373,7 @@ fn value_before<'v>(
 
 #[cfg(test)]
 mod tests {
+    use crate::test_util::driven_box;
     use eddy_core::config::{deserialize_body, line_col, parse_document};
     use eddy_core::json::fields_to_json_string;
     use eddy_core::{Event, Output};
@@ -382,7 +389,7 @@ mod tests {
 
     fn run(config: &MapConfig, lines: &[&str]) -> (Vec<String>, Vec<Event>) {
         let events = crate::test_util::events(lines);
-        let mut op = config.build(&BuildContext::single("m")).unwrap();
+        let mut op = driven_box(config.build(&BuildContext::single("m")).unwrap());
         let mut out = Collector::new();
         op.process(0, Batch::new(events, 9), &mut out);
         let main = out.take(Output::MAIN);
@@ -586,7 +593,7 @@ ts = "event_time"
             let c = config(&text);
             let input = format!(r#"{{"a": {a}}}"#);
             let events = crate::test_util::events(&[input.as_str()]);
-            let mut op = c.build(&BuildContext::single("m")).unwrap();
+            let mut op = driven_box(c.build(&BuildContext::single("m")).unwrap());
             let mut out = Collector::new();
             op.process(0, Batch::new(events.clone(), 0), &mut out);
             let main = out.take(Output::MAIN);

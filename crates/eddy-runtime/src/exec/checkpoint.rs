@@ -19,8 +19,8 @@ use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
+use eddy_core::operator_state::OperatorState;
 use eddy_core::source::SourcePosition;
-use eddy_core::state::StateSnapshot;
 use eddy_core::Timestamp;
 
 /// What one instance (a node on one worker) stored for a checkpoint.
@@ -31,7 +31,7 @@ pub struct InstanceState {
     /// Worker index.
     pub worker: usize,
     /// Operator state, if the operator keeps any.
-    pub state: Option<StateSnapshot>,
+    pub state: Option<OperatorState>,
     /// Source positions to resume from (sources only).
     pub positions: Vec<SourcePosition>,
     /// Per source partition, the largest event time seen (sources only):

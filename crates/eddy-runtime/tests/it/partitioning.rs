@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use eddy_core::component::{BuildContext, BuildError, Partitioning, TransformFactory};
 use eddy_core::state::{key_group, owner_of};
-use eddy_core::{Batch, Collector, Event, Expression, Fields, Operator, Output, Sym, Value};
+use eddy_core::{
+    Batch, Collector, Event, Expression, Fields, Operator, OperatorContext, Output, Sym, Value,
+};
 use eddy_runtime::registry::Factory;
 use eddy_runtime::{Plan, RunOptions};
 
@@ -48,7 +50,13 @@ struct CountJoin {
 }
 
 impl Operator for CountJoin {
-    fn process(&mut self, input: usize, batch: Batch, _out: &mut Collector) {
+    fn process(
+        &mut self,
+        input: usize,
+        batch: Batch,
+        _cx: &mut OperatorContext,
+        _out: &mut Collector,
+    ) {
         let mut seen = self.seen.lock().unwrap();
         for e in &batch.events {
             let key = self.keys[input].eval(e).unwrap();
@@ -58,7 +66,7 @@ impl Operator for CountJoin {
         }
     }
 
-    fn finish(&mut self, out: &mut Collector) {
+    fn finish(&mut self, _cx: &mut OperatorContext, out: &mut Collector) {
         for (key, [left, right]) in std::mem::take(&mut self.counts) {
             let mut f = Fields::default();
             f.push(Sym::intern("key"), Value::str(&key));

@@ -32,6 +32,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use eddy_core::codec::{Decoder, Encoder};
+use eddy_core::state::KeyGroup;
 use eddy_core::time::MAX_TIMESTAMP;
 use eddy_core::{Collector, Timestamp, Value};
 use rustc_hash::FxHashMap;
@@ -39,7 +40,7 @@ use rustc_hash::FxHashMap;
 use super::common::{
     cleanup_time, fire_time, fold, merge_all, Ctx, Key, KeyIds, Outcome, PlaceError,
 };
-use super::snapshot::{get_accs, get_key, put_accs, put_key, Reader, SnapshotError};
+use super::snapshot::{get_accs, get_key, group_of, put_accs, put_key, Reader, SnapshotError};
 use crate::aggregate::{Accumulator, Observation};
 
 /// What fires a global window.
@@ -629,4 +630,34 @@ fn emit_through_last(cx: &Ctx<'_>, out: &mut Collector, state: &KeyState) {
         &state.key,
         &state.accs,
     );
+}
+
+impl Global {
+    /// Keeps only the keys whose group `keep` accepts.
+    pub(crate) fn retain_groups(&mut self, keep: impl Fn(KeyGroup) -> bool) {
+        let ids = &mut self.ids;
+        let mut dropped = rustc_hash::FxHashSet::default();
+        self.keys.retain(|&id, ks| {
+            let kept = keep(group_of(&ks.key));
+            if !kept {
+                ids.remove(&ks.key);
+                dropped.insert(id);
+            }
+            kept
+        });
+        if dropped.is_empty() {
+            // Entries of keys already gone stay, as they would have.
+            return;
+        }
+        for list in self.fires.values_mut() {
+            list.retain(|id| !dropped.contains(id));
+        }
+        self.fires.retain(|_, list| !list.is_empty());
+        self.expiries.retain(|(_, id)| !dropped.contains(id));
+    }
+
+    /// Stored keys.
+    pub(crate) fn stored(&self) -> usize {
+        self.keys.len()
+    }
 }

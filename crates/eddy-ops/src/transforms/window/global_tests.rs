@@ -5,8 +5,10 @@
 use std::collections::BTreeMap;
 
 use eddy_core::component::{BuildContext, TransformFactory};
-use eddy_core::{Batch, Collector, Event, Operator, Output, Value};
+use eddy_core::{Batch, Collector, Event, Output, Value};
 use proptest::prelude::*;
+
+use crate::test_util::driven;
 
 use super::tests::{
     body, config, ev, expected, get, late, operator, run, simulation, ts, In, Op, AGG_NAMES,
@@ -259,7 +261,7 @@ fn summary(results: &[Event]) -> Vec<(String, Value, Value, Value)> {
 /// belong to the next result (they were counted under the earlier label).
 #[test]
 fn a_result_covers_only_events_before_its_boundary() {
-    let mut op = operator(EVERY);
+    let mut op = driven(operator(EVERY));
     let mut out = Collector::new();
     op.process(0, Batch::new(vec![k(1, "a"), k(15, "a")], 0), &mut out);
     op.on_watermark(9, &mut out);
@@ -275,7 +277,7 @@ fn a_result_covers_only_events_before_its_boundary() {
 #[test]
 fn results_do_not_depend_on_batch_size() {
     let feed = |batches: Vec<Vec<Event>>| {
-        let mut op = operator(EVERY);
+        let mut op = driven(operator(EVERY));
         let mut out = Collector::new();
         for b in batches {
             op.process(0, Batch::new(b, 0), &mut out);
@@ -300,7 +302,7 @@ fn results_do_not_depend_on_batch_size() {
 /// before its start.
 #[test]
 fn window_end_is_never_before_window_start() {
-    let mut op = operator(EVERY);
+    let mut op = driven(operator(EVERY));
     let mut out = Collector::new();
     op.process(0, Batch::new(vec![k(50, "a")], 0), &mut out);
     op.on_watermark(19, &mut out);
@@ -314,7 +316,7 @@ fn window_end_is_never_before_window_start() {
 /// in order, as separate results.
 #[test]
 fn a_jump_fires_each_boundary_in_order() {
-    let mut op = operator(EVERY);
+    let mut op = driven(operator(EVERY));
     let mut out = Collector::new();
     let batch = vec![k(31, "b"), k(2, "a"), k(12, "a"), k(35, "a")];
     op.process(0, Batch::new(batch, 0), &mut out);
@@ -333,7 +335,9 @@ fn a_jump_fires_each_boundary_in_order() {
 
 #[test]
 fn late_events_within_lateness_re_emit_the_same_boundary() {
-    let mut op = operator(&EVERY.replace("aggregates", "allowed_lateness = \"15ms\"\naggregates"));
+    let mut op = driven(operator(
+        &EVERY.replace("aggregates", "allowed_lateness = \"15ms\"\naggregates"),
+    ));
     let mut out = Collector::new();
     op.process(0, Batch::new(vec![k(3, "a"), k(14, "a")], 0), &mut out);
     op.on_watermark(19, &mut out);
@@ -352,7 +356,7 @@ fn late_events_within_lateness_re_emit_the_same_boundary() {
 
 #[test]
 fn emit_all_repeats_unchanged_keys_at_firing_boundaries() {
-    let mut op = operator(&format!("emit = \"all\"\n{EVERY}"));
+    let mut op = driven(operator(&format!("emit = \"all\"\n{EVERY}")));
     let mut out = Collector::new();
     op.process(
         0,
@@ -380,7 +384,9 @@ fn emit_all_repeats_unchanged_keys_at_firing_boundaries() {
 
 #[test]
 fn ttl_drops_idle_keys_and_they_start_afresh() {
-    let mut op = operator(&EVERY.replace("aggregates", "ttl = \"20ms\"\naggregates"));
+    let mut op = driven(operator(
+        &EVERY.replace("aggregates", "ttl = \"20ms\"\naggregates"),
+    ));
     let mut out = Collector::new();
     op.process(0, Batch::new(vec![k(5, "a")], 0), &mut out);
     op.on_watermark(24, &mut out);
@@ -392,7 +398,7 @@ fn ttl_drops_idle_keys_and_they_start_afresh() {
     let r = summary(&out.take(Output::MAIN));
     assert_eq!(r, vec![("a".into(), ts(30), ts(40), Value::Int(1))]);
 
-    let mut count = operator("key = \"k\"\nwindow = { global = true, count = 5 }\nttl = \"20ms\"\naggregates = { n = \"count()\" }");
+    let mut count = driven(operator("key = \"k\"\nwindow = { global = true, count = 5 }\nttl = \"20ms\"\naggregates = { n = \"count()\" }"));
     count.process(0, Batch::new(vec![k(5, "a"), k(7, "a")], 0), &mut out);
     count.on_watermark(26, &mut out);
     assert!(out.take(Output::MAIN).is_empty(), "idle for 19 ms only");
@@ -413,9 +419,10 @@ fn keys_beyond_max_keys_are_dead_letters_without_ttl() {
         let c = config(&format!(
             "key = \"k\"\nwindow = {window}\n{ttl}aggregates = {{ n = \"count()\" }}"
         ));
-        let mut op = c
-            .build(&cx.clone().with_outputs(&c.outputs()).unwrap())
-            .unwrap();
+        let mut op = crate::test_util::driven_box(
+            c.build(&cx.clone().with_outputs(&c.outputs()).unwrap())
+                .unwrap(),
+        );
         let mut out = Collector::new();
         let batch = vec![k(1, "a"), k(2, "b"), k(3, "c"), k(4, "a")];
         op.process(0, Batch::new(batch, 0), &mut out);
@@ -442,9 +449,9 @@ fn keys_beyond_max_keys_are_dead_letters_without_ttl() {
 
 #[test]
 fn count_windows_label_their_own_events() {
-    let mut op = operator(
+    let mut op = driven(operator(
         "key = \"k\"\nwindow = { global = true, count = 2 }\naggregates = { n = \"count()\" }",
-    );
+    ));
     let mut out = Collector::new();
     op.process(
         0,
@@ -474,7 +481,8 @@ fn fv(t: i64, v: f64) -> Event {
 }
 
 /// Runs `events` through `op` to the end; returns `(results (n, s), dead-letter reasons)`.
-fn sums(mut op: WindowOperator, events: Vec<Event>) -> (Vec<(Value, Value)>, Vec<String>) {
+fn sums(op: WindowOperator, events: Vec<Event>) -> (Vec<(Value, Value)>, Vec<String>) {
+    let mut op = driven(op);
     let mut out = Collector::new();
     op.process(0, Batch::new(events, 0), &mut out);
     op.finish(&mut out);
@@ -536,7 +544,7 @@ fn a_session_merge_leaving_the_range_is_refused() {
 
 #[test]
 fn a_global_total_never_overflows_when_periods_fire() {
-    let mut op = float_sums("{ global = true, every = \"10ms\" }");
+    let mut op = driven(float_sums("{ global = true, every = \"10ms\" }"));
     let mut out = Collector::new();
     op.process(0, Batch::new(vec![fv(1, 1.5e308)], 0), &mut out);
     op.on_watermark(9, &mut out);
@@ -560,9 +568,9 @@ fn a_global_total_never_overflows_when_periods_fire() {
 #[test]
 fn variance_overflow_is_refused_but_huge_ewma_is_not() {
     let feed = |aggs: &str, values: &[f64]| {
-        let mut op = operator(&format!(
+        let mut op = driven(operator(&format!(
             "window = {{ tumbling = \"10ms\" }}\naggregates = {{ {aggs} }}"
-        ));
+        )));
         let mut out = Collector::new();
         let batch = values
             .iter()

@@ -43,6 +43,16 @@
 //! changed keys or all keys, and late events handled as for tumbling
 //! windows of size `every`. Without `ttl` at most `max_keys` keys are kept.
 //! See the `global` module for the details.
+//!
+//! # State
+//!
+//! The open windows, keys and accumulators are one state table, `windows`,
+//! that the runtime checkpoints with the context's watermark (lateness after
+//! a restore is judged exactly as it would have been). Tumbling and sliding
+//! windows keep each window's keys per key group behind shared pointers, so
+//! the snapshot at a barrier is copy-on-write; session and global windows
+//! are still encoded at the barrier, which stalls the pipeline for a time
+//! proportional to their state.
 
 mod aligned;
 mod common;

@@ -3,9 +3,11 @@
 
 use eddy_core::codec::Encoder;
 use eddy_core::output::Output as OutputId;
-use eddy_core::state::{StateError, StateSnapshot};
+use eddy_core::state::{GroupRange, StateError, StateTable, TableSnapshot};
 use eddy_core::time::{now_ms, MAX_TIMESTAMP, MIN_TIMESTAMP};
-use eddy_core::{Batch, Collector, Event, Expression, Operator, Timestamp, Value};
+use eddy_core::{
+    Batch, Collector, Event, Expression, NamedTable, Operator, OperatorContext, Timestamp, Value,
+};
 
 use super::aligned::Aligned;
 use super::common::{Ctx, Outcome};
@@ -22,6 +24,108 @@ enum State {
     Global(Global),
 }
 
+/// The window's state table: open windows, keys and accumulators of one of
+/// the three kinds. The runtime snapshots it at barriers (aligned windows
+/// copy-on-write; sessions and global windows are encoded at the barrier)
+/// and restores it before the operator's first call.
+struct WindowTable {
+    state: State,
+    /// Fresh accumulators of the specs: what decoding needs to know.
+    like: Vec<Accumulator>,
+    /// Number of key expressions.
+    key_len: usize,
+}
+
+/// A snapshot already encoded at the barrier.
+struct Encoded {
+    bytes: Vec<u8>,
+    entries: usize,
+}
+
+impl TableSnapshot for Encoded {
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.bytes);
+    }
+    fn len(&self) -> usize {
+        self.entries
+    }
+}
+
+impl WindowTable {
+    fn header(&self) -> snapshot::Header {
+        let kind = match self.state {
+            State::Aligned(_) => snapshot::KIND_ALIGNED,
+            State::Sessions(_) => snapshot::KIND_SESSIONS,
+            State::Global(_) => snapshot::KIND_GLOBAL,
+        };
+        snapshot::Header { kind }
+    }
+
+    fn decode(&mut self, bytes: &[u8], groups: &GroupRange) -> Result<usize, SnapshotError> {
+        let header = self.header();
+        let mut dec = snapshot::open(bytes, header.kind)?;
+        let r = Reader {
+            like: &self.like,
+            key_len: self.key_len,
+        };
+        let keep = |g| groups.contains(g);
+        let restored = match &mut self.state {
+            State::Aligned(a) => a.decode(&mut dec, &r, groups)?,
+            State::Sessions(s) => {
+                s.decode(&mut dec, &r)?;
+                s.retain_groups(keep);
+                s.stored()
+            }
+            State::Global(g) => {
+                g.decode(&mut dec, &r)?;
+                g.retain_groups(keep);
+                g.stored()
+            }
+        };
+        dec.finish()?;
+        Ok(restored)
+    }
+}
+
+impl StateTable for WindowTable {
+    fn snapshot(&self) -> Box<dyn TableSnapshot> {
+        let header = self.header();
+        let mut enc = Encoder::new();
+        header.begin(&mut enc);
+        match &self.state {
+            State::Aligned(a) => return a.snapshot(header),
+            State::Sessions(s) => s.encode(&mut enc),
+            State::Global(g) => g.encode(&mut enc),
+        }
+        Box::new(Encoded {
+            bytes: snapshot::seal(enc),
+            entries: self.stored(),
+        })
+    }
+
+    fn restore(&mut self, bytes: &[u8], groups: &GroupRange) -> Result<usize, StateError> {
+        self.decode(bytes, groups)
+            .map_err(|e| StateError::Corrupt(format!("window state: {e}")))
+    }
+
+    fn clear(&mut self, groups: &GroupRange) {
+        let drop = |g| !groups.contains(g);
+        match &mut self.state {
+            State::Aligned(a) => a.clear(groups),
+            State::Sessions(s) => s.retain_groups(drop),
+            State::Global(g) => g.retain_groups(drop),
+        }
+    }
+
+    fn stored(&self) -> usize {
+        match &self.state {
+            State::Aligned(a) => a.stored(),
+            State::Sessions(s) => s.stored(),
+            State::Global(g) => g.stored(),
+        }
+    }
+}
+
 /// A running window transform (one instance per worker).
 pub struct WindowOperator {
     name: String,
@@ -31,10 +135,10 @@ pub struct WindowOperator {
     /// Where events later than their window's allowed lateness go.
     late: OutputId,
     time: TimeDomain,
-    state: State,
-    /// The highest watermark (event time) or tick time (processing time,
-    /// as `now - 1`) seen.
-    watermark: Timestamp,
+    table: WindowTable,
+    /// Processing time: the highest tick time seen, as `now - 1` (event
+    /// time uses the context's watermark, which the runtime checkpoints).
+    clock_mark: Timestamp,
     /// Largest `origin_ns` of batches processed since the last emission.
     pending_origin: u64,
     clock: fn() -> Timestamp,
@@ -109,10 +213,14 @@ impl WindowOperator {
             output: Output::new(&config.key.0, &specs),
             late,
             keys: config.key.0.clone(),
+            table: WindowTable {
+                state,
+                like: Accumulator::for_specs(&specs),
+                key_len: config.key.0.len(),
+            },
             specs,
             time: config.time,
-            state,
-            watermark: MIN_TIMESTAMP,
+            clock_mark: MIN_TIMESTAMP,
             pending_origin: 0,
             clock: now_ms,
             scratch: Scratch::default(),
@@ -125,61 +233,26 @@ impl WindowOperator {
         self
     }
 
-    /// Moves the watermark to `wm` (ignoring regressions) and fires.
-    fn advance(&mut self, wm: Timestamp, out: &mut Collector) {
-        if wm <= self.watermark {
+    /// The watermark lateness is judged against and windows fired to.
+    fn mark(&self, cx: &OperatorContext) -> Timestamp {
+        match self.time {
+            TimeDomain::Event => cx.watermark(),
+            TimeDomain::Processing => self.clock_mark,
+        }
+    }
+
+    /// The watermark moved from `prev` to `wm`: fire and drop windows.
+    fn advance(&mut self, prev: Timestamp, wm: Timestamp, out: &mut Collector) {
+        if wm <= prev {
             return;
         }
-        let prev = std::mem::replace(&mut self.watermark, wm);
         let cx = Ctx::new(&self.specs, &self.output);
-        match &mut self.state {
+        match &mut self.table.state {
             State::Aligned(a) => a.advance(prev, wm, &cx, out),
             State::Sessions(s) => s.advance(wm, &cx, out),
             State::Global(g) => g.advance(wm, &cx, out),
         }
         stamp(&mut self.pending_origin, out, cx.emitted());
-    }
-}
-
-impl WindowOperator {
-    /// The snapshot kind of this operator's state.
-    fn kind(&self) -> u8 {
-        match self.state {
-            State::Aligned(_) => snapshot::KIND_ALIGNED,
-            State::Sessions(_) => snapshot::KIND_SESSIONS,
-            State::Global(_) => snapshot::KIND_GLOBAL,
-        }
-    }
-
-    /// The snapshot's bytes (see the `snapshot` module for the format).
-    fn snapshot_bytes(&self) -> Vec<u8> {
-        let mut enc = Encoder::new();
-        snapshot::begin(&mut enc, self.kind(), self.watermark);
-        match &self.state {
-            State::Aligned(a) => a.encode(&mut enc),
-            State::Sessions(s) => s.encode(&mut enc),
-            State::Global(g) => g.encode(&mut enc),
-        }
-        snapshot::seal(enc)
-    }
-
-    /// Restores the state and watermark from a snapshot's bytes.
-    fn restore_bytes(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
-        let (mut dec, watermark) = snapshot::open(bytes, self.kind())?;
-        let like = Accumulator::for_specs(&self.specs);
-        let r = Reader {
-            like: &like,
-            key_len: self.keys.len(),
-        };
-        match &mut self.state {
-            State::Aligned(a) => a.decode(&mut dec, &r)?,
-            State::Sessions(s) => s.decode(&mut dec, &r)?,
-            State::Global(g) => g.decode(&mut dec, &r)?,
-        }
-        dec.finish()?;
-        self.watermark = watermark;
-        self.pending_origin = 0;
-        Ok(())
     }
 }
 
@@ -193,12 +266,19 @@ fn stamp(pending: &mut u64, out: &mut Collector, emitted: usize) {
 }
 
 impl Operator for WindowOperator {
-    fn process(&mut self, _input: usize, batch: Batch, out: &mut Collector) {
+    fn process(
+        &mut self,
+        _input: usize,
+        batch: Batch,
+        ocx: &mut OperatorContext,
+        out: &mut Collector,
+    ) {
         self.pending_origin = self.pending_origin.max(batch.origin_ns);
         let processing = self.time == TimeDomain::Processing;
+        let mark = self.mark(ocx);
         let now = if processing {
             // Never place an event in a window the clock already closed.
-            (self.clock)().max(self.watermark.saturating_add(1))
+            (self.clock)().max(mark.saturating_add(1))
         } else {
             0
         };
@@ -207,7 +287,7 @@ impl Operator for WindowOperator {
         // partition had reached before it (the batch's stamp), which
         // depends only on the input, and against this operator's, which
         // bounds what state is still here.
-        let judge = self.watermark.max(batch.stamp);
+        let judge = mark.max(batch.stamp);
         for event in batch.events {
             let time = if processing { now } else { event.time };
             if let Err(reason) = evaluate(&mut self.scratch, &self.keys, &self.specs, &event, time)
@@ -215,7 +295,7 @@ impl Operator for WindowOperator {
                 out.dead_letter(&self.name, reason, &event);
                 continue;
             }
-            let placed = match &mut self.state {
+            let placed = match &mut self.table.state {
                 State::Aligned(a) => a.add(time, &self.scratch.key, &self.scratch.obs, judge, &cx),
                 State::Sessions(s) => s.add(time, &self.scratch.key, &self.scratch.obs, judge, &cx),
                 State::Global(g) => {
@@ -230,7 +310,7 @@ impl Operator for WindowOperator {
                 }
             }
         }
-        match &mut self.state {
+        match &mut self.table.state {
             State::Aligned(a) => a.flush(&cx, out),
             State::Sessions(s) => s.flush(&cx, out),
             State::Global(g) => g.flush(&cx, out),
@@ -238,40 +318,42 @@ impl Operator for WindowOperator {
         stamp(&mut self.pending_origin, out, cx.emitted());
     }
 
-    fn on_watermark(&mut self, watermark: Timestamp, out: &mut Collector) {
+    fn on_watermark(
+        &mut self,
+        watermark: Timestamp,
+        cx: &mut OperatorContext,
+        out: &mut Collector,
+    ) {
         if self.time == TimeDomain::Event {
-            self.advance(watermark, out);
+            self.advance(cx.watermark(), watermark, out);
         }
     }
 
-    fn on_tick(&mut self, now: Timestamp, out: &mut Collector) {
+    fn on_tick(&mut self, now: Timestamp, _cx: &mut OperatorContext, out: &mut Collector) {
         if self.time == TimeDomain::Processing {
             // At wall time `now`, everything before `now` is complete.
-            self.advance(now.saturating_sub(1), out);
+            let wm = now.saturating_sub(1);
+            if wm > self.clock_mark {
+                let prev = std::mem::replace(&mut self.clock_mark, wm);
+                self.advance(prev, wm, out);
+            }
         }
     }
 
-    fn finish(&mut self, out: &mut Collector) {
-        // As a final watermark of +infinity; global windows emit what is open.
-        self.advance(MAX_TIMESTAMP, out);
-        if let State::Global(g) = &mut self.state {
+    fn finish(&mut self, cx: &mut OperatorContext, out: &mut Collector) {
+        // As a final watermark of +infinity (the runtime has usually sent
+        // it already); global windows then emit what is open.
+        let prev = self.mark(cx);
+        self.clock_mark = MAX_TIMESTAMP;
+        self.advance(prev, MAX_TIMESTAMP, out);
+        if let State::Global(g) = &mut self.table.state {
             let cx = Ctx::new(&self.specs, &self.output);
             g.finish(&cx, out);
             stamp(&mut self.pending_origin, out, cx.emitted());
         }
     }
 
-    /// Writes the open windows, keys, accumulators, timers and the
-    /// watermark. After `finish` the watermark is +infinity and nothing is
-    /// open, so a restored operator's `finish` emits nothing.
-    fn snapshot(&mut self) -> Result<Option<StateSnapshot>, StateError> {
-        Ok(Some(StateSnapshot {
-            bytes: self.snapshot_bytes(),
-        }))
-    }
-
-    fn restore(&mut self, snapshot: StateSnapshot) -> Result<(), StateError> {
-        self.restore_bytes(&snapshot.bytes)
-            .map_err(|e| StateError::Corrupt(format!("window `{}`: {e}", self.name)))
+    fn tables(&mut self) -> Vec<NamedTable<'_>> {
+        vec![("windows", &mut self.table)]
     }
 }

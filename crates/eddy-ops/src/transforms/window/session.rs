@@ -10,13 +10,14 @@
 use std::collections::BTreeSet;
 
 use eddy_core::codec::{Decoder, Encoder};
+use eddy_core::state::KeyGroup;
 use eddy_core::{Collector, Timestamp, Value};
 use rustc_hash::FxHashMap;
 
 use super::common::{
     cleanup_time, fire_time, fold, merge_all, merges_admit, Ctx, Key, KeyIds, Outcome, PlaceError,
 };
-use super::snapshot::{get_accs, get_key, put_accs, put_key, Reader, SnapshotError};
+use super::snapshot::{get_accs, get_key, group_of, put_accs, put_key, Reader, SnapshotError};
 use crate::aggregate::{Accumulator, Observation};
 
 struct Session {
@@ -269,5 +270,29 @@ impl Sessions {
             self.timers.insert(timer);
         }
         Ok(())
+    }
+
+    /// Keeps only the keys whose group `keep` accepts.
+    pub(crate) fn retain_groups(&mut self, keep: impl Fn(KeyGroup) -> bool) {
+        let ids = &mut self.ids;
+        let mut dropped = rustc_hash::FxHashSet::default();
+        self.keys.retain(|&id, ks| {
+            let kept = keep(group_of(&ks.key));
+            if !kept {
+                ids.remove(&ks.key);
+                dropped.insert(id);
+            }
+            kept
+        });
+        if dropped.is_empty() {
+            // Entries of keys already gone stay, as they would have.
+            return;
+        }
+        self.timers.retain(|(_, id, _)| !dropped.contains(id));
+    }
+
+    /// Stored sessions.
+    pub(crate) fn stored(&self) -> usize {
+        self.keys.values().map(|k| k.list.len()).sum()
     }
 }

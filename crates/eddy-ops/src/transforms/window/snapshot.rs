@@ -3,7 +3,8 @@
 //! checksum), so a run restored from a snapshot continues exactly as the
 //! uninterrupted run would.
 //!
-//! A snapshot is `version, kind, watermark, state, checksum`: the state is
+//! A snapshot is `version, kind, state, checksum` (the runtime keeps the
+//! watermark beside it): the state is
 //! written by [`Aligned`](super::aligned), [`Sessions`](super::session) or
 //! [`Global`](super::global) in an order of their own (window start, then
 //! key group and key; or key id), never in hash-table order, so the same state always gives the
@@ -17,14 +18,15 @@ use std::cmp::Ordering;
 use std::hash::Hasher;
 
 use eddy_core::codec::{DecodeError, Decoder, Encoder};
-use eddy_core::{Timestamp, Value};
+use eddy_core::state::KeyGroup;
+use eddy_core::Value;
 use rustc_hash::FxHasher;
 
 use super::common::Key;
 use crate::aggregate::{value_order, Accumulator};
 
 /// The format written by this version of the operator.
-pub(crate) const VERSION: u8 = 1;
+pub(crate) const VERSION: u8 = 2;
 
 /// Which state machine wrote a snapshot.
 pub(crate) const KIND_ALIGNED: u8 = 0;
@@ -83,11 +85,18 @@ fn checksum(bytes: &[u8]) -> u64 {
     h.finish()
 }
 
-/// Writes the header of a snapshot.
-pub(crate) fn begin(enc: &mut Encoder, kind: u8, watermark: Timestamp) {
-    enc.u8(VERSION);
-    enc.u8(kind);
-    enc.zigzag(watermark);
+/// The header of a snapshot: the format version and the state's kind.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Header {
+    pub(crate) kind: u8,
+}
+
+impl Header {
+    /// Writes the header.
+    pub(crate) fn begin(&self, enc: &mut Encoder) {
+        enc.u8(VERSION);
+        enc.u8(self.kind);
+    }
 }
 
 /// Appends the checksum and returns the snapshot's bytes.
@@ -98,11 +107,10 @@ pub(crate) fn seal(enc: Encoder) -> Vec<u8> {
     bytes
 }
 
-/// Checks the checksum, version and kind; returns the body (after the
-/// checksum is removed) and the watermark, with the decoder positioned at
-/// the state.
-pub(crate) fn open(bytes: &[u8], kind: u8) -> Result<(Decoder<'_>, Timestamp), SnapshotError> {
-    if bytes.len() < 2 + 1 + 8 {
+/// Checks the checksum, version and kind; returns a decoder of the body
+/// (the checksum removed) positioned at the state.
+pub(crate) fn open(bytes: &[u8], kind: u8) -> Result<Decoder<'_>, SnapshotError> {
+    if bytes.len() < 2 + 8 {
         return Err(SnapshotError::TooShort(bytes.len()));
     }
     let (body, sum) = bytes.split_at(bytes.len() - 8);
@@ -128,8 +136,7 @@ pub(crate) fn open(bytes: &[u8], kind: u8) -> Result<(Decoder<'_>, Timestamp), S
             want: kind_name(kind),
         });
     }
-    let watermark = dec.zigzag()?;
-    Ok((dec, watermark))
+    Ok(dec)
 }
 
 /// Key order of a snapshot: the values in turn, by the value order (a
@@ -154,6 +161,13 @@ pub(crate) fn group_prefix(key: &[Value]) -> u64 {
     };
     let group = hash % u64::from(eddy_core::state::KEY_GROUPS);
     (group << 57) | (hash >> 7)
+}
+
+/// The key group of a key, as the runtime routes it.
+#[inline]
+pub(crate) fn group_of(key: &[Value]) -> KeyGroup {
+    // The prefix's top 7 bits are a group below KEY_GROUPS.
+    KeyGroup::new((group_prefix(key) >> 57) as u32).unwrap_or(KeyGroup::MIN)
 }
 
 /// Sorts `entries` by key group, then hash, then [`key_order`]: an order

@@ -7,8 +7,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use eddy_core::component::{BuildContext, Partitioning, TransformFactory};
 use eddy_core::config::{deserialize_body, parse_document};
 use eddy_core::time::format_rfc3339;
-use eddy_core::{Batch, Collector, Event, Fields, Operator, Output, Sym, Value};
+use eddy_core::{Batch, Collector, Event, Fields, Output, Sym, Value};
 use proptest::prelude::*;
+
+use crate::test_util::driven;
 
 use super::{WindowConfig, WindowKind, WindowOperator};
 
@@ -171,7 +173,7 @@ const TUMBLING: &str = "key = \"k\"\nwindow = { tumbling = \"10ms\" }\naggregate
 
 #[test]
 fn tumbling_fires_at_end_minus_one_with_field_order_and_origin() {
-    let mut op = operator(TUMBLING);
+    let mut op = driven(operator(TUMBLING));
     let mut out = Collector::new();
     let batch = vec![
         ev(3, &[("k", Value::str("a")), ("v", Value::Int(1))]),
@@ -207,7 +209,7 @@ fn tumbling_fires_at_end_minus_one_with_field_order_and_origin() {
 
 #[test]
 fn late_events_go_to_the_late_port_unchanged() {
-    let mut op = operator(TUMBLING);
+    let mut op = driven(operator(TUMBLING));
     let mut out = Collector::new();
     op.on_watermark(100, &mut out);
     let late = ev(5, &[("k", Value::str("a")), ("v", Value::Int(1))]);
@@ -219,7 +221,7 @@ fn late_events_go_to_the_late_port_unchanged() {
 #[test]
 fn in_lateness_updates_re_emit_once_per_batch() {
     let body = TUMBLING.replace("aggregates", "allowed_lateness = \"20ms\"\naggregates");
-    let mut op = operator(&body);
+    let mut op = driven(operator(&body));
     let mut out = Collector::new();
     let e = |v: i64| ev(2, &[("k", Value::str("a")), ("v", Value::Int(v))]);
     op.process(0, Batch::new(vec![e(1)], 1), &mut out);
@@ -239,7 +241,7 @@ fn in_lateness_updates_re_emit_once_per_batch() {
 
 #[test]
 fn failed_evaluation_is_a_dead_letter_and_updates_nothing() {
-    let mut op = operator("key = \"10 / d\"\nwindow = { tumbling = \"10ms\" }\naggregates = { n = \"count()\", s = \"sum(v)\" }");
+    let mut op = driven(operator("key = \"10 / d\"\nwindow = { tumbling = \"10ms\" }\naggregates = { n = \"count()\", s = \"sum(v)\" }"));
     let mut out = Collector::new();
     let events = vec![
         ev(1, &[("d", Value::Int(0)), ("v", Value::Int(1))]),
@@ -265,7 +267,7 @@ fn failed_evaluation_is_a_dead_letter_and_updates_nothing() {
 
 #[test]
 fn multi_key_fields_are_named_after_paths() {
-    let mut op = operator("key = [\"user.id\", \"country\"]\nwindow = { session = \"5ms\" }\naggregates = { n = \"count()\" }");
+    let mut op = driven(operator("key = [\"user.id\", \"country\"]\nwindow = { session = \"5ms\" }\naggregates = { n = \"count()\" }"));
     let mut user = Fields::default();
     user.push(Sym::intern("id"), Value::Int(7));
     let user = Value::Map(std::sync::Arc::new(user));
@@ -287,7 +289,7 @@ fn multi_key_fields_are_named_after_paths() {
 
 #[test]
 fn global_every_emits_running_totals_without_purging() {
-    let mut op = operator("key = \"k\"\nwindow = { global = true, every = \"10ms\" }\naggregates = { n = \"count()\" }");
+    let mut op = driven(operator("key = \"k\"\nwindow = { global = true, every = \"10ms\" }\naggregates = { n = \"count()\" }"));
     let mut out = Collector::new();
     let e = |t| ev(t, &[("k", Value::Int(1))]);
     op.process(0, Batch::new(vec![e(1), e(3)], 0), &mut out);
@@ -317,10 +319,10 @@ fn fake_clock() -> i64 {
 
 #[test]
 fn processing_time_windows_use_the_operator_clock() {
-    let mut op = operator(
+    let mut op = driven(operator(
         "window = { tumbling = \"10ms\" }\ntime = \"processing\"\naggregates = { n = \"count()\" }",
     )
-    .with_clock(fake_clock);
+    .with_clock(fake_clock));
     let mut out = Collector::new();
     CLOCK.store(1_003, Ordering::SeqCst);
     // The event time is ignored: the operator's clock places it.
@@ -442,7 +444,7 @@ pub(super) struct Run {
 
 /// Feeds the simulation to a fresh operator, then finishes it.
 pub(super) fn run(body: &str, events: &[In], ops: &[Op], keyed: bool) -> Run {
-    let mut op = operator(body);
+    let mut op = driven(operator(body));
     let mut out = Collector::new();
     let mut run = Run {
         results: Vec::new(),

@@ -130,15 +130,15 @@ impl Instance {
         self.last_barrier = self.last_barrier.max(id);
         let global = self.nodes[local].global;
         let result = match &mut self.nodes[local].runner {
-            Runner::Op(op) => {
+            Runner::Op(rt) => {
                 let started = Instant::now();
-                let state = op.snapshot().map_err(Failure::State);
+                let state = OperatorState::take(&mut *rt.op, &mut rt.cx);
                 let stall = started.elapsed().as_micros() as u64;
                 self.metrics
                     .checkpoints
                     .max_stall_us
                     .fetch_max(stall, Relaxed);
-                state
+                Ok(state)
             }
             Runner::Sink(sink, _) => sink.pre_commit(id).map(|()| None).map_err(Failure::Sink),
             Runner::Source(_) => Ok(None),
@@ -238,11 +238,14 @@ pub(super) fn restore(
                 );
             }
         }
-        Runner::Op(op) => {
-            if let Some(bytes) = found.and_then(|f| f.state.clone()) {
-                op.restore(eddy_core::state::StateSnapshot { bytes })
+        Runner::Op(rt) => {
+            if let Some(bytes) = found.and_then(|f| f.state.as_deref()) {
+                // The file is this worker's own (worker counts must match),
+                // so it holds exactly the keys routed here.
+                OperatorState::restore(bytes, &GroupRange::all(), &mut *rt.op, &mut rt.cx)
                     .map_err(|e| fail(e.to_string()))?;
             }
+            rt.op.open(&mut rt.cx);
         }
         Runner::Sink(sink, _) => {
             if run.exactly_once {

@@ -8,17 +8,20 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use eddy_core::component::WatermarkSpec;
+use eddy_core::operator_state::OperatorState;
 use eddy_core::source::{SourcePosition, WatermarkGenerator};
-use eddy_core::state::{key_group, owner_of};
+use eddy_core::state::{key_group, owner_of, GroupRange};
 use eddy_core::time::{now_ms, now_ns, MAX_TIMESTAMP, MIN_TIMESTAMP};
 use eddy_core::{
-    Batch, Collector, Event, Operator, Output, Sink, Source, SourcePoll, Timestamp, Value,
+    Batch, Collector, Event, Operator, OperatorContext, Output, Sink, Source, SourcePoll,
+    Timestamp, Value,
 };
 use hdrhistogram::Histogram;
 use rustc_hash::FxHashMap;
 
 use super::checkpoint::{Coordinator, Final, InstanceState};
 use super::errors::{ErrorLog, Failure, ReportedError};
+use super::persist::groups_of;
 use super::topology::Route;
 use super::tracker::InputTracker;
 use super::{Drain, Envelope, Msg, Publisher, RunContext, RunError};
@@ -56,8 +59,14 @@ struct SourceRt {
 
 enum Runner {
     Source(Box<SourceRt>),
-    Op(Box<dyn Operator>),
+    Op(Box<OpRt>),
     Sink(Box<dyn Sink>, Histogram<u64>),
+}
+
+/// An operator instance and the context the runtime keeps for it.
+struct OpRt {
+    op: Box<dyn Operator>,
+    cx: OperatorContext,
 }
 
 #[derive(Clone, Copy)]
@@ -167,7 +176,10 @@ impl Instance {
                     idle: false,
                     backoff: Duration::from_millis(10),
                 })),
-                Factory::Transform(f) => Runner::Op(f.build(&cx).map_err(fail)?),
+                Factory::Transform(f) => Runner::Op(Box::new(OpRt {
+                    op: f.build(&cx).map_err(fail)?,
+                    cx: eddy_state::context(GroupRange::new(groups_of(worker, workers))),
+                })),
                 Factory::Sink(f) => Runner::Sink(
                     f.build(&cx).map_err(fail)?,
                     Histogram::new_with_bounds(1, 60_000_000, 3).map_err(|e| {
@@ -435,17 +447,12 @@ impl Instance {
         };
         let node = &mut self.nodes[local];
         match &mut node.runner {
-            Runner::Op(op) => {
+            Runner::Op(rt) => {
                 let mut out = std::mem::take(&mut node.out);
                 out.origin_ns = self.last_origin;
-                op.finish(&mut out);
+                rt.cx.end(&mut *rt.op, &mut out);
+                last.state = OperatorState::take(&mut *rt.op, &mut rt.cx);
                 self.flush_out(local, out);
-                if let Runner::Op(op) = &mut self.nodes[local].runner {
-                    match op.snapshot() {
-                        Ok(state) => last.state = state,
-                        Err(e) => self.error(local, Failure::State(e)),
-                    }
-                }
             }
             Runner::Sink(sink, _) => {
                 let mut result = sink.flush();
@@ -478,10 +485,10 @@ impl Instance {
             }
             let node = &mut self.nodes[local];
             match &mut node.runner {
-                Runner::Op(op) => {
+                Runner::Op(rt) => {
                     let mut out = std::mem::take(&mut node.out);
                     out.origin_ns = self.last_origin;
-                    op.on_tick(now, &mut out);
+                    rt.cx.tick(&mut *rt.op, now, &mut out);
                     self.flush_out(local, out);
                 }
                 Runner::Sink(sink, _) => {

@@ -66,11 +66,11 @@ impl Instance {
             .fetch_add(batch.len() as u64, Relaxed);
         let node = &mut self.nodes[local];
         match &mut node.runner {
-            Runner::Op(op) => {
+            Runner::Op(rt) => {
                 let mut out = std::mem::take(&mut node.out);
                 out.origin_ns = batch.origin_ns;
                 out.stamp = batch.stamp;
-                op.process(slot, batch, &mut out);
+                rt.op.process(slot, batch, &mut rt.cx, &mut out);
                 self.flush_out(local, out);
             }
             Runner::Sink(sink, hist) => {
@@ -111,10 +111,10 @@ impl Instance {
         let global = self.nodes[local].global;
         self.metrics.nodes[global].watermark.fetch_max(wm, Relaxed);
         let node = &mut self.nodes[local];
-        if let Runner::Op(op) = &mut node.runner {
+        if let Runner::Op(rt) = &mut node.runner {
             let mut out = std::mem::take(&mut node.out);
             out.origin_ns = self.last_origin;
-            op.on_watermark(wm, &mut out);
+            rt.cx.advance(&mut *rt.op, wm, &mut out);
             self.flush_out(local, out);
         }
         self.propagate(local, &mut |s, node| s.advance(node, wm), || {
