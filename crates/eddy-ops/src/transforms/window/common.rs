@@ -4,10 +4,12 @@ use std::cell::Cell;
 use std::sync::Arc;
 
 use eddy_core::output::Output as OutputId;
+use eddy_core::state::KeyGroup;
 use eddy_core::{Collector, Timestamp, Value};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::output::Output;
+use super::snapshot::group_of;
 use crate::aggregate::{
     fold_all, Accumulator, AggregateError, AggregateSpec, NonFinite, Observation,
 };
@@ -66,6 +68,27 @@ impl KeyIds {
     pub(crate) fn reset(&mut self, next: u64) {
         self.ids.clear();
         self.next = next;
+    }
+
+    /// Keeps the entries of `keys` (by id) whose key's group `keep`
+    /// accepts, forgetting the others' ids; returns the ids dropped.
+    pub(crate) fn retain<T>(
+        &mut self,
+        keys: &mut FxHashMap<u64, T>,
+        key_of: impl Fn(&T) -> &Key,
+        keep: impl Fn(KeyGroup) -> bool,
+    ) -> FxHashSet<u64> {
+        let mut dropped = FxHashSet::default();
+        keys.retain(|&id, entry| {
+            let key = key_of(entry);
+            let kept = keep(group_of(key));
+            if !kept {
+                self.ids.remove(key);
+                dropped.insert(id);
+            }
+            kept
+        });
+        dropped
     }
 
     /// Restores `key` with the id it had; `false` when the id is not below

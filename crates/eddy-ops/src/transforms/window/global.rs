@@ -40,7 +40,7 @@ use rustc_hash::FxHashMap;
 use super::common::{
     cleanup_time, fire_time, fold, merge_all, Ctx, Key, KeyIds, Outcome, PlaceError,
 };
-use super::snapshot::{get_accs, get_key, group_of, put_accs, put_key, Reader, SnapshotError};
+use super::snapshot::{get_accs, get_key, put_accs, put_key, Reader, SnapshotError};
 use crate::aggregate::{Accumulator, Observation};
 
 /// What fires a global window.
@@ -635,16 +635,7 @@ fn emit_through_last(cx: &Ctx<'_>, out: &mut Collector, state: &KeyState) {
 impl Global {
     /// Keeps only the keys whose group `keep` accepts.
     pub(crate) fn retain_groups(&mut self, keep: impl Fn(KeyGroup) -> bool) {
-        let ids = &mut self.ids;
-        let mut dropped = rustc_hash::FxHashSet::default();
-        self.keys.retain(|&id, ks| {
-            let kept = keep(group_of(&ks.key));
-            if !kept {
-                ids.remove(&ks.key);
-                dropped.insert(id);
-            }
-            kept
-        });
+        let dropped = self.ids.retain(&mut self.keys, |ks| &ks.key, keep);
         if dropped.is_empty() {
             // Entries of keys already gone stay, as they would have.
             return;

@@ -17,7 +17,7 @@ use rustc_hash::FxHashMap;
 use super::common::{
     cleanup_time, fire_time, fold, merge_all, merges_admit, Ctx, Key, KeyIds, Outcome, PlaceError,
 };
-use super::snapshot::{get_accs, get_key, group_of, put_accs, put_key, Reader, SnapshotError};
+use super::snapshot::{get_accs, get_key, put_accs, put_key, Reader, SnapshotError};
 use crate::aggregate::{Accumulator, Observation};
 
 struct Session {
@@ -274,16 +274,7 @@ impl Sessions {
 
     /// Keeps only the keys whose group `keep` accepts.
     pub(crate) fn retain_groups(&mut self, keep: impl Fn(KeyGroup) -> bool) {
-        let ids = &mut self.ids;
-        let mut dropped = rustc_hash::FxHashSet::default();
-        self.keys.retain(|&id, ks| {
-            let kept = keep(group_of(&ks.key));
-            if !kept {
-                ids.remove(&ks.key);
-                dropped.insert(id);
-            }
-            kept
-        });
+        let dropped = self.ids.retain(&mut self.keys, |ks| &ks.key, keep);
         if dropped.is_empty() {
             // Entries of keys already gone stay, as they would have.
             return;
