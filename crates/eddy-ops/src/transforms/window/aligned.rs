@@ -105,6 +105,8 @@ impl Aligned {
         let mut start = self.last_start(t).ok_or_else(range)?;
         start.checked_add(self.size).ok_or_else(range)?;
         let mut outcome = Outcome::Late;
+        // Hashed once for all the windows the event falls in.
+        let group = group_of(key);
         if cx.can_overflow() && self.size != self.slide {
             // An event in several windows updates all of them or none.
             self.admits(start, t, key, obs, wm, cx)?;
@@ -119,7 +121,7 @@ impl Aligned {
                     .windows
                     .entry(start)
                     .or_insert_with(Window::new)
-                    .shard_mut(group_of(key));
+                    .shard_mut(group);
                 // One hash lookup on the hot path; a new key is inserted
                 // after its first update.
                 let newly_dirty = match keys.get_mut(key) {
