@@ -122,6 +122,14 @@ impl Coordinator {
         }
     }
 
+    /// The run is over: no checkpoint completes any more, so the writer
+    /// may end once it stored what it was given.
+    pub(crate) fn close_persist(&self) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.persist = None;
+        }
+    }
+
     /// Requests a new checkpoint; returns its id. Once every instance
     /// ended there is nothing more to checkpoint: the final one's id.
     pub fn request(&self) -> u64 {

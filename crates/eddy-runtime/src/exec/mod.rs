@@ -190,6 +190,9 @@ impl RunContext<'_> {
 /// A running pipeline.
 pub struct Running {
     handles: Vec<JoinHandle<instance::InstanceResult>>,
+    /// The checkpoint writer: the run is over only once it stored the
+    /// final checkpoint.
+    writer: Option<JoinHandle<()>>,
     metrics: Arc<Metrics>,
     checkpoints: Arc<Coordinator>,
     stop: Arc<AtomicBool>,
@@ -302,6 +305,12 @@ impl Running {
             }
         }
         self.ticker.store(true, Ordering::Relaxed);
+        // Every instance ended or halted: wait for the writer to store what
+        // completed (the final checkpoint of a finished run among it).
+        self.checkpoints.close_persist();
+        if let Some(writer) = self.writer {
+            let _ = writer.join();
+        }
         RunReport {
             elapsed: self.started.elapsed(),
             metrics: self.metrics,
@@ -449,6 +458,7 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
     );
     let checkpoints = run.checkpoints.clone();
     let pacing = Pacing::of(plan);
+    let mut writer = None;
     if let Some(store) = store {
         let (tx, rx) = crossbeam_channel::unbounded();
         checkpoints.persist_to(tx);
@@ -458,12 +468,14 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
             metrics.checkpoints.clone(),
         );
         let retain = plan.checkpoint.as_ref().map_or(3, |c| c.retain);
-        std::thread::Builder::new()
-            .name("eddy-checkpoint-writer".into())
-            .spawn(move || {
-                persist::write_checkpoints(rx, store, plan, workers, retain, coordinator, stats)
-            })
-            .map_err(RunError::Thread)?;
+        writer = Some(
+            std::thread::Builder::new()
+                .name("eddy-checkpoint-writer".into())
+                .spawn(move || {
+                    persist::write_checkpoints(rx, store, plan, workers, retain, coordinator, stats)
+                })
+                .map_err(RunError::Thread)?,
+        );
     }
     let ticker = Arc::new(AtomicBool::new(false));
     {
@@ -475,6 +487,7 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
     }
     Ok(Running {
         handles,
+        writer,
         metrics,
         checkpoints,
         stop: opts.stop.clone(),
