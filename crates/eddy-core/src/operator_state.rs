@@ -4,7 +4,7 @@
 //!
 //! Taking it is the synchronous part of a checkpoint: expired entries are
 //! removed, then every table is frozen ([`StateTable::snapshot`], a
-//! copy-on-write view for the built-in kinds). [`OperatorState::write`]
+//! copy-on-write view for the built-in kinds). [`OperatorState::encode`]
 //! encodes the frozen views on the checkpoint writer's thread as
 //! `version, watermark, [name, bytes]*`; tables are matched by name on
 //! restore.
@@ -16,7 +16,7 @@ use crate::operator::{Operator, OperatorContext};
 use crate::state::{GroupRange, StateError, TableSnapshot, TimeDomain};
 use crate::time::{now_ms, Timestamp};
 
-/// The format of [`OperatorState::write`].
+/// The format of [`OperatorState::encode`].
 const VERSION: u8 = 1;
 
 /// Names of the context's timer tables in a snapshot (operators' table
@@ -66,7 +66,7 @@ impl OperatorState {
     }
 
     /// Encodes the state (runs on the checkpoint writer's thread).
-    pub fn write(&self, out: &mut Vec<u8>) {
+    pub fn encode(&self) -> Vec<u8> {
         let mut enc = Encoder::new();
         enc.u8(VERSION);
         enc.zigzag(self.watermark);
@@ -78,15 +78,10 @@ impl OperatorState {
             table.write(&mut bytes);
             enc.bytes_field(&bytes);
         }
-        out.extend_from_slice(enc.bytes());
+        enc.into_bytes()
     }
 
-    /// Stored entries over all tables.
-    pub fn entries(&self) -> usize {
-        self.tables.iter().map(|(_, t)| t.len()).sum()
-    }
-
-    /// Restores bytes written by [`OperatorState::write`] into `op`'s
+    /// Restores bytes written by [`OperatorState::encode`] into `op`'s
     /// tables and `cx`'s timers and watermark, keeping the key groups in
     /// `groups`; returns the entries restored. A table the operator no
     /// longer keeps is an error naming it.
@@ -138,15 +133,5 @@ impl std::fmt::Debug for OperatorState {
             .field("watermark", &self.watermark)
             .field("tables", &names)
             .finish()
-    }
-}
-
-impl PartialEq for OperatorState {
-    /// Equal when they encode to the same bytes.
-    fn eq(&self, other: &OperatorState) -> bool {
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        self.write(&mut a);
-        other.write(&mut b);
-        a == b
     }
 }

@@ -9,7 +9,6 @@
 //! State is partitioned into [`KEY_GROUPS`] key groups, the unit in which it
 //! is snapshotted and handed between workers.
 
-use std::any::Any;
 use std::hash::{BuildHasher, Hash};
 use std::ops::Range;
 use std::path::PathBuf;
@@ -51,7 +50,7 @@ impl KeyGroup {
     /// The key group of a key, as the runtime's partitioning computes it
     /// (the same hash of the same value routes the key to its owner).
     pub fn of<K: Hash + ?Sized>(key: &K) -> KeyGroup {
-        KeyGroup((key_group(key) % KEY_GROUPS) as u16)
+        KeyGroup(key_group(key) as u16)
     }
 
     /// The group's number.
@@ -162,7 +161,7 @@ pub struct Timer {
 
 /// Per-key timers on one clock, kept by the runtime for an operator (see
 /// [`crate::OperatorContext::timers`]).
-pub trait Timers: StateTable + Any {
+pub trait Timers: StateTable {
     /// Registers a timer for `key` at `time`; returns false if it existed.
     fn register(&mut self, g: KeyGroup, key: &[u8], time: Timestamp) -> bool;
     /// Deletes the timer for `key` at `time`; returns whether it existed.

@@ -55,11 +55,9 @@ impl Driven {
 
     /// The state as a checkpoint stores it (empty without state).
     pub(crate) fn snapshot(&mut self) -> Vec<u8> {
-        let mut bytes = Vec::new();
-        if let Some(state) = OperatorState::take(&mut *self.op, &mut self.cx) {
-            state.write(&mut bytes);
-        }
-        bytes
+        OperatorState::take(&mut *self.op, &mut self.cx)
+            .map(|state| state.encode())
+            .unwrap_or_default()
     }
 
     /// Restores what [`Driven::snapshot`] returned.

@@ -151,12 +151,9 @@ fn run(steps: &[Step], cuts: &[usize]) -> Vec<String> {
         apply(&mut inst, step, &mut out);
         seen.extend(render(&mut out));
         if cuts.contains(&i) {
-            let mut bytes = Vec::new();
-            if let Some(state) = OperatorState::take(&mut inst.op, &mut inst.cx) {
-                state.write(&mut bytes);
-            }
+            let state = OperatorState::take(&mut inst.op, &mut inst.cx);
             let mut restored = fresh();
-            if !bytes.is_empty() {
+            if let Some(bytes) = state.map(|s| s.encode()) {
                 OperatorState::restore(
                     &bytes,
                     &GroupRange::all(),
@@ -199,10 +196,9 @@ fn a_table_the_operator_no_longer_keeps_is_named() {
     let mut inst = fresh();
     let mut out = Collector::new();
     apply(&mut inst, &Step::Events(vec![(1, 1)]), &mut out);
-    let mut bytes = Vec::new();
-    OperatorState::take(&mut inst.op, &mut inst.cx)
+    let bytes = OperatorState::take(&mut inst.op, &mut inst.cx)
         .unwrap()
-        .write(&mut bytes);
+        .encode();
 
     struct Stateless;
     impl Operator for Stateless {

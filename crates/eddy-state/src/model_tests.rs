@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use proptest::prelude::*;
 
 use crate::{
-    GroupRange, KeyGroup, ListTable, MapTable, StateTable, TimeDomain, TimerTable, Ttl, ValueTable,
+    GroupRange, KeyGroup, ListTable, MapTable, StateTable, TimeDomain, TimerTable, Timers, Ttl,
+    ValueTable,
 };
 
 const GROUPS: [u32; 4] = [0, 1, 64, 127];

@@ -57,6 +57,9 @@ pub struct TimerTable {
     by_key: Groups<Times>,
     /// (time, key) per key group, for popping in order; rebuilt on restore.
     by_time: Vec<Arc<TimeIndex>>,
+    /// Registered timers, so that finding none due costs nothing (the
+    /// runtime asks at every watermark of every operator).
+    count: usize,
 }
 
 impl TimerTable {
@@ -66,36 +69,13 @@ impl TimerTable {
             domain,
             by_key: Groups::new(None),
             by_time: KeyGroup::all().map(|_| Arc::default()).collect(),
+            count: 0,
         }
     }
 
     /// The clock these timers run on.
     pub fn domain(&self) -> TimeDomain {
         self.domain
-    }
-
-    /// Registers a timer for `key` at `time`; returns false if it existed.
-    pub fn register(&mut self, g: KeyGroup, key: &[u8], time: Timestamp) -> bool {
-        let fresh = self.by_key.upsert(g, key, 0, Times::default).0.insert(time);
-        if fresh {
-            Arc::make_mut(&mut self.by_time[g.index()]).insert((time, key.into()));
-        }
-        fresh
-    }
-
-    /// Deletes the timer for `key` at `time`; returns whether it existed.
-    pub fn delete(&mut self, g: KeyGroup, key: &[u8], time: Timestamp) -> bool {
-        let Some(times) = self.by_key.get_mut(g, key, 0) else {
-            return false;
-        };
-        if !times.0.remove(&time) {
-            return false;
-        }
-        if times.0.is_empty() {
-            self.by_key.remove(g, key, 0);
-        }
-        Arc::make_mut(&mut self.by_time[g.index()]).remove(&(time, key.into()));
-        true
     }
 
     /// The times registered for `key`, in order.
@@ -106,49 +86,9 @@ impl TimerTable {
             .flat_map(|t| t.0.iter().copied())
     }
 
-    /// The earliest registered time, if any.
-    pub fn next_time(&self) -> Option<Timestamp> {
-        self.by_time
-            .iter()
-            .filter_map(|s| s.first().map(|(t, _)| *t))
-            .min()
-    }
-
-    /// Removes and returns every timer due at `now` (time <= now), ordered by
-    /// (time, key, group).
-    pub fn due(&mut self, now: Timestamp) -> Vec<Timer> {
-        let mut fired = Vec::new();
-        for (i, set) in self.by_time.iter_mut().enumerate() {
-            if set.first().is_none_or(|(t, _)| *t > now) {
-                continue;
-            }
-            let Some(group) = u32::try_from(i).ok().and_then(KeyGroup::new) else {
-                continue;
-            };
-            let set = Arc::make_mut(set);
-            while let Some((time, key)) = set.pop_first() {
-                if time > now {
-                    set.insert((time, key));
-                    break;
-                }
-                fired.push(Timer { time, key, group });
-            }
-        }
-        for timer in &fired {
-            if let Some(times) = self.by_key.get_mut(timer.group, &timer.key, 0) {
-                times.0.remove(&timer.time);
-                if times.0.is_empty() {
-                    self.by_key.remove(timer.group, &timer.key, 0);
-                }
-            }
-        }
-        fired.sort_unstable_by(|a, b| (a.time, &a.key, a.group).cmp(&(b.time, &b.key, b.group)));
-        fired
-    }
-
     /// Registered timers.
     pub fn len(&self) -> usize {
-        self.by_time.iter().map(|s| s.len()).sum()
+        self.count
     }
 
     /// Whether no timer is registered.
@@ -165,6 +105,7 @@ impl TimerTable {
                 .collect();
             self.by_time[g.index()] = Arc::new(index);
         }
+        self.count = self.by_time.iter().map(|s| s.len()).sum();
     }
 }
 
@@ -201,16 +142,73 @@ impl StateTable for TimerTable {
 }
 
 impl Timers for TimerTable {
+    /// Registers a timer for `key` at `time`; returns false if it existed.
     fn register(&mut self, g: KeyGroup, key: &[u8], time: Timestamp) -> bool {
-        TimerTable::register(self, g, key, time)
+        let fresh = self.by_key.upsert(g, key, 0, Times::default).0.insert(time);
+        if fresh {
+            self.count += 1;
+            Arc::make_mut(&mut self.by_time[g.index()]).insert((time, key.into()));
+        }
+        fresh
     }
+
+    /// Deletes the timer for `key` at `time`; returns whether it existed.
     fn delete(&mut self, g: KeyGroup, key: &[u8], time: Timestamp) -> bool {
-        TimerTable::delete(self, g, key, time)
+        let Some(times) = self.by_key.get_mut(g, key, 0) else {
+            return false;
+        };
+        if !times.0.remove(&time) {
+            return false;
+        }
+        if times.0.is_empty() {
+            self.by_key.remove(g, key, 0);
+        }
+        Arc::make_mut(&mut self.by_time[g.index()]).remove(&(time, key.into()));
+        self.count -= 1;
+        true
     }
-    fn due(&mut self, now: Timestamp) -> Vec<Timer> {
-        TimerTable::due(self, now)
-    }
+
+    /// The earliest registered time, if any.
     fn next_time(&self) -> Option<Timestamp> {
-        TimerTable::next_time(self)
+        self.by_time
+            .iter()
+            .filter_map(|s| s.first().map(|(t, _)| *t))
+            .min()
+    }
+
+    /// Removes and returns every timer due at `now` (time <= now), ordered by
+    /// (time, key, group).
+    fn due(&mut self, now: Timestamp) -> Vec<Timer> {
+        let mut fired = Vec::new();
+        if self.count == 0 {
+            return fired;
+        }
+        for (i, set) in self.by_time.iter_mut().enumerate() {
+            if set.first().is_none_or(|(t, _)| *t > now) {
+                continue;
+            }
+            let Some(group) = u32::try_from(i).ok().and_then(KeyGroup::new) else {
+                continue;
+            };
+            let set = Arc::make_mut(set);
+            while let Some((time, key)) = set.pop_first() {
+                if time > now {
+                    set.insert((time, key));
+                    break;
+                }
+                fired.push(Timer { time, key, group });
+            }
+        }
+        for timer in &fired {
+            if let Some(times) = self.by_key.get_mut(timer.group, &timer.key, 0) {
+                times.0.remove(&timer.time);
+                if times.0.is_empty() {
+                    self.by_key.remove(timer.group, &timer.key, 0);
+                }
+            }
+        }
+        self.count -= fired.len();
+        fired.sort_unstable_by(|a, b| (a.time, &a.key, a.group).cmp(&(b.time, &b.key, b.group)));
+        fired
     }
 }

@@ -24,7 +24,7 @@ use eddy_core::source::SourcePosition;
 use eddy_core::Timestamp;
 
 /// What one instance (a node on one worker) stored for a checkpoint.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct InstanceState {
     /// Node index in the plan.
     pub node: usize,
@@ -40,7 +40,7 @@ pub struct InstanceState {
 }
 
 /// A checkpoint every live instance has reported for.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct CompletedCheckpoint {
     /// Its id (1, 2, ...).
     pub id: u64,

@@ -231,8 +231,7 @@ fn store_one(
         if let Some(state) = &inst.state {
             let range = GroupRange::new(groups_of(inst.worker, workers));
             let name = format!("{}-w{}", state_file_name(&node.name, &range), inst.worker);
-            let mut bytes = Vec::new();
-            state.write(&mut bytes);
+            let bytes = state.encode();
             writer.write_file(&name, &bytes)?;
             im.state_bytes = bytes.len() as u64;
             total += im.state_bytes;

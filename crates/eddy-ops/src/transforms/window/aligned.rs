@@ -45,8 +45,8 @@ impl Window {
         }
     }
 
-    fn get(&self, key: &[Value]) -> Option<&Slot> {
-        self.shards[group_of(key).index()].get(key)
+    fn get(&self, g: KeyGroup, key: &[Value]) -> Option<&Slot> {
+        self.shards[g.index()].get(key)
     }
 
     /// The shard of `key`'s group, for writing (copied first if a snapshot
@@ -109,7 +109,7 @@ impl Aligned {
         let group = group_of(key);
         if cx.can_overflow() && self.size != self.slide {
             // An event in several windows updates all of them or none.
-            self.admits(start, t, key, obs, wm, cx)?;
+            self.admits(start, t, (group, key), obs, wm, cx)?;
         }
         // Windows [start, start + size) containing t, latest first.
         while start > t.saturating_sub(self.size) {
@@ -154,14 +154,14 @@ impl Aligned {
         &self,
         mut start: Timestamp,
         t: Timestamp,
-        key: &[Value],
+        (group, key): (KeyGroup, &[Value]),
         obs: &[Observation],
         wm: Timestamp,
         cx: &Ctx<'_>,
     ) -> Result<(), PlaceError> {
         while start > t.saturating_sub(self.size) {
             if cleanup_time(start + self.size, self.lateness) > wm {
-                if let Some(slot) = self.windows.get(&start).and_then(|w| w.get(key)) {
+                if let Some(slot) = self.windows.get(&start).and_then(|w| w.get(group, key)) {
                     admit_all(&slot.accs, obs).map_err(|e| cx.refused(e))?;
                 }
             }

@@ -90,17 +90,20 @@ impl WindowTable {
 impl StateTable for WindowTable {
     fn snapshot(&self) -> Box<dyn TableSnapshot> {
         let header = self.header();
-        let mut enc = Encoder::new();
-        header.begin(&mut enc);
+        let encode = |write: &dyn Fn(&mut Encoder)| {
+            let mut enc = Encoder::new();
+            header.begin(&mut enc);
+            write(&mut enc);
+            Box::new(Encoded {
+                bytes: snapshot::seal(enc),
+                entries: self.stored(),
+            })
+        };
         match &self.state {
-            State::Aligned(a) => return a.snapshot(header),
-            State::Sessions(s) => s.encode(&mut enc),
-            State::Global(g) => g.encode(&mut enc),
+            State::Aligned(a) => a.snapshot(header),
+            State::Sessions(s) => encode(&|enc| s.encode(enc)),
+            State::Global(g) => encode(&|enc| g.encode(enc)),
         }
-        Box::new(Encoded {
-            bytes: snapshot::seal(enc),
-            entries: self.stored(),
-        })
     }
 
     fn restore(&mut self, bytes: &[u8], groups: &GroupRange) -> Result<usize, StateError> {
@@ -333,10 +336,9 @@ impl Operator for WindowOperator {
         if self.time == TimeDomain::Processing {
             // At wall time `now`, everything before `now` is complete.
             let wm = now.saturating_sub(1);
-            if wm > self.clock_mark {
-                let prev = std::mem::replace(&mut self.clock_mark, wm);
-                self.advance(prev, wm, out);
-            }
+            let prev = self.clock_mark;
+            self.clock_mark = prev.max(wm);
+            self.advance(prev, wm, out);
         }
     }
 

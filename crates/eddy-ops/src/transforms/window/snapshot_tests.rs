@@ -324,8 +324,7 @@ fn snapshot_cost() {
         let frozen = OperatorState::take(&mut *op.op, &mut op.cx).unwrap();
         let stall = start.elapsed();
         let (start, cpu) = (Instant::now(), cpu_ms());
-        let mut snap = Vec::new();
-        frozen.write(&mut snap);
+        let snap = frozen.encode();
         let (took, took_cpu) = (start.elapsed(), cpu_ms() - cpu);
         let bytes = snap.len();
         let (start, cpu) = (Instant::now(), cpu_ms());
