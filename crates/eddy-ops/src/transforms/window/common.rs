@@ -76,7 +76,7 @@ impl KeyIds {
         &mut self,
         keys: &mut FxHashMap<u64, T>,
         key_of: impl Fn(&T) -> &Key,
-        keep: impl Fn(KeyGroup) -> bool,
+        keep: &impl Fn(KeyGroup) -> bool,
     ) -> FxHashSet<u64> {
         let mut dropped = FxHashSet::default();
         keys.retain(|&id, entry| {

@@ -635,7 +635,7 @@ fn emit_through_last(cx: &Ctx<'_>, out: &mut Collector, state: &KeyState) {
 impl Global {
     /// Keeps only the keys whose group `keep` accepts.
     pub(crate) fn retain_groups(&mut self, keep: impl Fn(KeyGroup) -> bool) {
-        let dropped = self.ids.retain(&mut self.keys, |ks| &ks.key, keep);
+        let dropped = self.ids.retain(&mut self.keys, |ks| &ks.key, &keep);
         if dropped.is_empty() {
             // Entries of keys already gone stay, as they would have.
             return;

@@ -49,10 +49,10 @@
 //! The open windows, keys and accumulators are one state table, `windows`,
 //! that the runtime checkpoints with the context's watermark (lateness after
 //! a restore is judged exactly as it would have been). Tumbling and sliding
-//! windows keep each window's keys per key group behind shared pointers, so
-//! the snapshot at a barrier is copy-on-write; session and global windows
-//! are still encoded at the barrier, which stalls the pipeline for a time
-//! proportional to their state.
+//! windows keep each window's keys per key group behind shared pointers,
+//! session windows their keys in shards, so the snapshot at a barrier is
+//! copy-on-write; global windows are still encoded at the barrier, which
+//! stalls the pipeline for a time proportional to their state.
 
 mod aligned;
 mod common;

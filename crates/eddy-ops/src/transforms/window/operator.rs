@@ -25,8 +25,9 @@ enum State {
 }
 
 /// The window's state table: open windows, keys and accumulators of one of
-/// the three kinds. The runtime snapshots it at barriers (aligned windows
-/// copy-on-write; sessions and global windows are encoded at the barrier)
+/// the three kinds. The runtime snapshots it at barriers (tumbling, sliding
+/// and session windows copy-on-write; global windows are encoded at the
+/// barrier)
 /// and restores it before the operator's first call.
 struct WindowTable {
     state: State,
@@ -101,7 +102,7 @@ impl StateTable for WindowTable {
         };
         match &self.state {
             State::Aligned(a) => a.snapshot(header),
-            State::Sessions(s) => encode(&|enc| s.encode(enc)),
+            State::Sessions(s) => s.snapshot(header),
             State::Global(g) => encode(&|enc| g.encode(enc)),
         }
     }

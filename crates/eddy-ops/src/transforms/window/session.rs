@@ -6,20 +6,29 @@
 //! drives firing and cleanup without scanning keys. Timers of sessions that
 //! merged away are stale and skipped when they come due (the session
 //! with that end no longer exists).
+//!
+//! Keys are spread over shards by id, each behind an `Arc`: a checkpoint
+//! snapshot copies the shard pointers, and while it is being written out
+//! the first update of a shard copies only that shard. Timers are not in
+//! snapshots: a restore derives each live session's one timer that matters
+//! (its firing, or once fired its cleanup), which fires and drops exactly
+//! what the stored set would have.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use eddy_core::codec::{Decoder, Encoder};
-use eddy_core::state::KeyGroup;
+use eddy_core::state::{KeyGroup, TableSnapshot};
 use eddy_core::{Collector, Timestamp, Value};
 use rustc_hash::FxHashMap;
 
 use super::common::{
     cleanup_time, fire_time, fold, merge_all, merges_admit, Ctx, Key, KeyIds, Outcome, PlaceError,
 };
-use super::snapshot::{get_accs, get_key, put_accs, put_key, Reader, SnapshotError};
+use super::snapshot::{self, get_accs, get_key, put_accs, put_key, Reader, SnapshotError};
 use crate::aggregate::{Accumulator, Observation};
 
+#[derive(Clone)]
 struct Session {
     start: Timestamp,
     end: Timestamp,
@@ -30,9 +39,20 @@ struct Session {
     dirty: bool,
 }
 
+#[derive(Clone)]
 struct KeySessions {
     key: Key,
     list: Vec<Session>,
+}
+
+/// One shard's keys by id.
+type Shard = FxHashMap<u64, KeySessions>;
+
+/// Shards of the keys: the unit copied on write while a snapshot is alive.
+const SHARDS: usize = 128;
+
+fn shard_of(id: u64) -> usize {
+    (id % SHARDS as u64) as usize
 }
 
 /// State of session windows.
@@ -40,7 +60,8 @@ pub(crate) struct Sessions {
     gap: i64,
     lateness: i64,
     ids: KeyIds,
-    keys: FxHashMap<u64, KeySessions>,
+    /// Key id → its sessions, in [`SHARDS`] shards by id.
+    keys: Vec<Arc<Shard>>,
     timers: BTreeSet<(Timestamp, u64, Timestamp)>,
     dirty: Vec<u64>,
 }
@@ -51,7 +72,7 @@ impl Sessions {
             gap,
             lateness,
             ids: KeyIds::default(),
-            keys: FxHashMap::default(),
+            keys: (0..SHARDS).map(|_| Arc::default()).collect(),
             timers: BTreeSet::new(),
             dirty: Vec::new(),
         }
@@ -74,7 +95,7 @@ impl Sessions {
             None if late_alone => return Ok(Outcome::Late),
             None => {
                 let (id, key) = self.ids.add(key);
-                self.keys.insert(
+                self.shard_mut(id).insert(
                     id,
                     KeySessions {
                         key,
@@ -84,7 +105,7 @@ impl Sessions {
                 id
             }
         };
-        let Some(ks) = self.keys.get_mut(&id) else {
+        let Some(ks) = Arc::make_mut(&mut self.keys[shard_of(id)]).get_mut(&id) else {
             return Ok(Outcome::Late);
         };
         let list = &mut ks.list;
@@ -150,8 +171,8 @@ impl Sessions {
     pub(crate) fn flush(&mut self, cx: &Ctx<'_>, out: &mut Collector) {
         self.dirty.sort_unstable();
         self.dirty.dedup();
-        for id in self.dirty.drain(..) {
-            let Some(ks) = self.keys.get_mut(&id) else {
+        for id in std::mem::take(&mut self.dirty) {
+            let Some(ks) = self.shard_mut(id).get_mut(&id) else {
                 continue;
             };
             for s in ks.list.iter_mut().filter(|s| s.dirty) {
@@ -169,7 +190,7 @@ impl Sessions {
                 break;
             }
             self.timers.pop_first();
-            let Some(ks) = self.keys.get_mut(&id) else {
+            let Some(ks) = Arc::make_mut(&mut self.keys[shard_of(id)]).get_mut(&id) else {
                 continue;
             };
             let Some(i) = ks.list.iter().position(|s| s.end == end) else {
@@ -186,7 +207,7 @@ impl Sessions {
                 ks.list.remove(i);
                 if ks.list.is_empty() {
                     let key = ks.key.clone();
-                    self.keys.remove(&id);
+                    self.shard_mut(id).remove(&id);
                     self.ids.remove(&key);
                 }
             } else if due < cleanup {
@@ -197,38 +218,25 @@ impl Sessions {
 }
 
 impl Sessions {
-    /// Writes the keys by id with their sessions, then the timers (stale
-    /// ones too: they fire nothing, but the set stays the same). Between
-    /// calls no session awaits a flush, so the dirty list is not written.
-    pub(crate) fn encode(&self, enc: &mut Encoder) {
-        debug_assert!(self.dirty.is_empty());
-        enc.varint(self.ids.next_id());
-        let mut ids: Vec<u64> = self.keys.keys().copied().collect();
-        ids.sort_unstable();
-        enc.varint(ids.len() as u64);
-        for id in ids {
-            let Some(ks) = self.keys.get(&id) else {
-                continue;
-            };
-            enc.varint(id);
-            put_key(enc, &ks.key);
-            enc.varint(ks.list.len() as u64);
-            for s in &ks.list {
-                enc.zigzag(s.start);
-                enc.zigzag(s.end);
-                enc.u8(u8::from(s.fired) | u8::from(s.dirty) << 1);
-                put_accs(enc, &s.accs);
-            }
-        }
-        enc.varint(self.timers.len() as u64);
-        for &(due, id, end) in &self.timers {
-            enc.zigzag(due);
-            enc.varint(id);
-            enc.zigzag(end);
-        }
+    /// The shard holding key `id`, for writing (copied first if a snapshot
+    /// still shares it).
+    fn shard_mut(&mut self, id: u64) -> &mut Shard {
+        Arc::make_mut(&mut self.keys[shard_of(id)])
     }
 
-    /// Replaces the state with one written by [`Sessions::encode`].
+    /// The sessions as they are now; later updates do not change them
+    /// (copy-on-write). Taken between calls, when no session awaits a
+    /// flush, so the dirty list is not written.
+    pub(crate) fn snapshot(&self, header: snapshot::Header) -> Box<dyn TableSnapshot> {
+        debug_assert!(self.dirty.is_empty());
+        Box::new(Frozen {
+            header,
+            next_id: self.ids.next_id(),
+            shards: self.keys.clone(),
+        })
+    }
+
+    /// Replaces the state with one written by a [`Frozen`] snapshot.
     pub(crate) fn decode(
         &mut self,
         dec: &mut Decoder<'_>,
@@ -236,7 +244,7 @@ impl Sessions {
     ) -> Result<(), SnapshotError> {
         let bad = SnapshotError::Inconsistent;
         self.ids.reset(dec.varint()?);
-        self.keys.clear();
+        self.keys = (0..SHARDS).map(|_| Arc::default()).collect();
         self.timers.clear();
         self.dirty.clear();
         let n = dec.len(2)?;
@@ -251,30 +259,38 @@ impl Sessions {
                 if start >= end || flags > 3 || list.last().is_some_and(|p| p.end >= start) {
                     return Err(bad("sessions of a key"));
                 }
+                let fired = flags & 1 == 1;
+                let due = if fired {
+                    cleanup_time(end, self.lateness)
+                } else {
+                    fire_time(end)
+                };
+                self.timers.insert((due, id, end));
                 list.push(Session {
                     start,
                     end,
                     accs: get_accs(dec, r.like)?,
-                    fired: flags & 1 == 1,
+                    fired,
                     dirty: flags & 2 == 2,
                 });
             }
-            if !self.ids.restore(key.clone(), id) || self.keys.contains_key(&id) {
+            if !self.ids.restore(key.clone(), id) || self.shard_mut(id).contains_key(&id) {
                 return Err(bad("key ids"));
             }
-            self.keys.insert(id, KeySessions { key, list });
-        }
-        let n = dec.len(3)?;
-        for _ in 0..n {
-            let timer = (dec.zigzag()?, dec.varint()?, dec.zigzag()?);
-            self.timers.insert(timer);
+            self.shard_mut(id).insert(id, KeySessions { key, list });
         }
         Ok(())
     }
 
     /// Keeps only the keys whose group `keep` accepts.
     pub(crate) fn retain_groups(&mut self, keep: impl Fn(KeyGroup) -> bool) {
-        let dropped = self.ids.retain(&mut self.keys, |ks| &ks.key, keep);
+        let mut dropped = rustc_hash::FxHashSet::default();
+        for shard in &mut self.keys {
+            if shard.is_empty() {
+                continue;
+            }
+            dropped.extend(self.ids.retain(Arc::make_mut(shard), |ks| &ks.key, &keep));
+        }
         if dropped.is_empty() {
             // Entries of keys already gone stay, as they would have.
             return;
@@ -284,6 +300,53 @@ impl Sessions {
 
     /// Stored sessions.
     pub(crate) fn stored(&self) -> usize {
-        self.keys.values().map(|k| k.list.len()).sum()
+        self.keys
+            .iter()
+            .flat_map(|s| s.values())
+            .map(|k| k.list.len())
+            .sum()
+    }
+}
+
+/// Sessions frozen at a barrier: shared shards, written out later.
+struct Frozen {
+    header: snapshot::Header,
+    next_id: u64,
+    shards: Vec<Arc<Shard>>,
+}
+
+impl TableSnapshot for Frozen {
+    /// Writes the keys by id with their sessions.
+    fn write(&self, out: &mut Vec<u8>) {
+        let mut enc = Encoder::new();
+        self.header.begin(&mut enc);
+        enc.varint(self.next_id);
+        let mut keys: Vec<(u64, &KeySessions)> = self
+            .shards
+            .iter()
+            .flat_map(|s| s.iter().map(|(&id, ks)| (id, ks)))
+            .collect();
+        keys.sort_unstable_by_key(|(id, _)| *id);
+        enc.varint(keys.len() as u64);
+        for (id, ks) in keys {
+            enc.varint(id);
+            put_key(&mut enc, &ks.key);
+            enc.varint(ks.list.len() as u64);
+            for s in &ks.list {
+                enc.zigzag(s.start);
+                enc.zigzag(s.end);
+                enc.u8(u8::from(s.fired) | u8::from(s.dirty) << 1);
+                put_accs(&mut enc, &s.accs);
+            }
+        }
+        out.extend_from_slice(&snapshot::seal(enc));
+    }
+
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .flat_map(|s| s.values())
+            .map(|k| k.list.len())
+            .sum()
     }
 }

@@ -26,7 +26,7 @@ use super::common::Key;
 use crate::aggregate::{value_order, Accumulator};
 
 /// The format written by this version of the operator.
-pub(crate) const VERSION: u8 = 2;
+pub(crate) const VERSION: u8 = 3;
 
 /// Which state machine wrote a snapshot.
 pub(crate) const KIND_ALIGNED: u8 = 0;

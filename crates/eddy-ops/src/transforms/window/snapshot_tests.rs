@@ -278,8 +278,8 @@ fn other_versions_and_kinds_are_named_in_the_error() {
     assert!(err.contains("too short"), "{err}");
 }
 
-/// Snapshot size and speed for a count + sum tumbling window with a
-/// million keys:
+/// Snapshot size and speed for a count + sum tumbling window, and a
+/// session window, with a million keys:
 /// `cargo test -p eddy-ops --release -- --ignored snapshot_cost --nocapture`.
 #[test]
 #[ignore = "timing; run in release mode"]
@@ -287,8 +287,6 @@ fn snapshot_cost() {
     use eddy_core::operator_state::OperatorState;
     use std::time::Instant;
     const KEYS: i64 = 1_000_000;
-    let body = "key = \"k\"\nwindow = { tumbling = \"1m\" }\n\
-                aggregates = { n = \"count()\", total = \"sum(amount)\" }";
     type Case = (&'static str, fn(i64) -> Value, fn(i64) -> Value);
     let cases: [Case; 3] = [
         ("int keys, int amounts", Value::Int, |i| {
@@ -305,7 +303,18 @@ fn snapshot_cost() {
             |i| Value::Float((i % 100_000) as f64 / 100.0),
         ),
     ];
-    for (what, key, amount) in cases {
+    let bodies = [
+        ("tumbling", "tumbling = \"1m\""),
+        ("session", "session = \"1m\""),
+    ];
+    for ((window, shape), (what, key, amount)) in bodies
+        .iter()
+        .flat_map(|b| cases.iter().map(move |c| (*b, *c)))
+    {
+        let body = &format!(
+            "key = \"k\"\nwindow = {{ {shape} }}\n\
+             aggregates = {{ n = \"count()\", total = \"sum(amount)\" }}"
+        );
         let mut op = driven(operator(body));
         let mut out = Collector::new();
         for chunk in (0..KEYS).collect::<Vec<_>>().chunks(10_000) {
@@ -335,7 +344,7 @@ fn snapshot_cost() {
         fresh.finish(&mut out);
         assert_eq!(out.take(Output::MAIN).len(), KEYS as usize);
         println!(
-            "{what}: {bytes} bytes, {:.2} bytes/key; stall {:.0} µs; written in {:.0} ms \
+            "{window}, {what}: {bytes} bytes, {:.2} bytes/key; stall {:.0} µs; written in {:.0} ms \
              ({took_cpu} ms CPU), restore {:.0} ms ({restored_cpu} ms CPU)",
             bytes as f64 / KEYS as f64,
             stall.as_secs_f64() * 1e6,
