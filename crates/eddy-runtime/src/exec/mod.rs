@@ -439,23 +439,9 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
     run.drain
         .downstream_live
         .store(downstream * workers, Ordering::SeqCst);
-    let mut handles = Vec::new();
-    for &head in &topo.heads {
-        for worker in 0..workers {
-            let rx = receivers[head].get_mut(worker).and_then(Option::take);
-            let inst = instance::Instance::build(&run, head, worker, rx)?;
-            let name = format!("eddy-{}-{worker}", plan.nodes[head].name);
-            let handle = std::thread::Builder::new()
-                .name(name)
-                .spawn(move || inst.run())
-                .map_err(RunError::Thread)?;
-            handles.push(handle);
-        }
-    }
-    metrics.checkpoints.restore_ms.store(
-        restore_started.elapsed().as_millis() as u64,
-        Ordering::Relaxed,
-    );
+    // The writer is attached before any instance runs: a checkpoint that
+    // completed before it would count as completed without being stored
+    // (a short run's final checkpoint did, and its sinks committed it).
     let checkpoints = run.checkpoints.clone();
     let pacing = Pacing::of(plan);
     let mut writer = None;
@@ -477,6 +463,23 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
                 .map_err(RunError::Thread)?,
         );
     }
+    let mut handles = Vec::new();
+    for &head in &topo.heads {
+        for worker in 0..workers {
+            let rx = receivers[head].get_mut(worker).and_then(Option::take);
+            let inst = instance::Instance::build(&run, head, worker, rx)?;
+            let name = format!("eddy-{}-{worker}", plan.nodes[head].name);
+            let handle = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || inst.run())
+                .map_err(RunError::Thread)?;
+            handles.push(handle);
+        }
+    }
+    metrics.checkpoints.restore_ms.store(
+        restore_started.elapsed().as_millis() as u64,
+        Ordering::Relaxed,
+    );
     let ticker = Arc::new(AtomicBool::new(false));
     {
         let (checkpoints, done) = (checkpoints.clone(), ticker.clone());
