@@ -70,31 +70,119 @@ impl KeyIds {
         self.next = next;
     }
 
-    /// Keeps the entries of `keys` (by id) whose key's group `keep`
-    /// accepts, forgetting the others' ids; returns the ids dropped.
-    pub(crate) fn retain<T>(
+    /// Keeps the entries of `keys` whose key's group `keep` accepts,
+    /// forgetting the others' ids; returns the ids dropped.
+    pub(crate) fn retain<T: Clone>(
         &mut self,
-        keys: &mut FxHashMap<u64, T>,
+        keys: &mut Sharded<T>,
         key_of: impl Fn(&T) -> &Key,
-        keep: &impl Fn(KeyGroup) -> bool,
+        keep: impl Fn(KeyGroup) -> bool,
     ) -> FxHashSet<u64> {
-        let mut dropped = FxHashSet::default();
-        keys.retain(|&id, entry| {
-            let key = key_of(entry);
-            let kept = keep(group_of(key));
-            if !kept {
-                self.ids.remove(key);
-                dropped.insert(id);
-            }
-            kept
-        });
-        dropped
+        let removed = keys.retain(|_, entry| keep(group_of(key_of(entry))));
+        removed
+            .into_iter()
+            .map(|(id, entry)| {
+                self.ids.remove(key_of(&entry));
+                id
+            })
+            .collect()
     }
 
     /// Restores `key` with the id it had; `false` when the id is not below
     /// the next id or the key already has one.
     pub(crate) fn restore(&mut self, key: Key, id: u64) -> bool {
         id < self.next && self.ids.insert(key, id).is_none()
+    }
+}
+
+/// Shards per [`Sharded`] map.
+pub(crate) const SHARDS: usize = 128;
+
+/// Per-key state by key id, in shards behind shared pointers: a checkpoint
+/// snapshot clones 128 pointers (microseconds, whatever the state's size),
+/// and while it is alive the first write to a shard copies only that shard.
+#[derive(Clone)]
+pub(crate) struct Sharded<T> {
+    shards: Vec<Arc<FxHashMap<u64, T>>>,
+}
+
+impl<T: Clone> Sharded<T> {
+    pub(crate) fn new() -> Sharded<T> {
+        Sharded {
+            shards: (0..SHARDS).map(|_| Arc::default()).collect(),
+        }
+    }
+
+    #[inline]
+    fn shard(id: u64) -> usize {
+        (id % SHARDS as u64) as usize
+    }
+
+    pub(crate) fn get(&self, id: u64) -> Option<&T> {
+        self.shards[Self::shard(id)].get(&id)
+    }
+
+    /// The state of `id` for writing (its shard copied first if a snapshot
+    /// still shares it).
+    #[inline]
+    pub(crate) fn get_mut(&mut self, id: u64) -> Option<&mut T> {
+        let shard = &mut self.shards[Self::shard(id)];
+        if !shard.contains_key(&id) {
+            return None;
+        }
+        Arc::make_mut(shard).get_mut(&id)
+    }
+
+    pub(crate) fn insert(&mut self, id: u64, value: T) -> Option<T> {
+        Arc::make_mut(&mut self.shards[Self::shard(id)]).insert(id, value)
+    }
+
+    pub(crate) fn remove(&mut self, id: u64) -> Option<T> {
+        Arc::make_mut(&mut self.shards[Self::shard(id)]).remove(&id)
+    }
+
+    pub(crate) fn contains(&self, id: u64) -> bool {
+        self.get(id).is_some()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.len()).sum()
+    }
+
+    /// Every entry, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, &T)> {
+        self.shards
+            .iter()
+            .flat_map(|s| s.iter().map(|(&id, v)| (id, v)))
+    }
+
+    /// Every entry by ascending id (the order snapshots are written in).
+    pub(crate) fn sorted(&self) -> Vec<(u64, &T)> {
+        let mut all: Vec<(u64, &T)> = self.iter().collect();
+        all.sort_unstable_by_key(|(id, _)| *id);
+        all
+    }
+
+    /// Keeps the entries `keep` accepts and returns the others (shards it
+    /// keeps whole are not copied).
+    pub(crate) fn retain(&mut self, keep: impl Fn(u64, &T) -> bool) -> Vec<(u64, T)> {
+        let mut removed = Vec::new();
+        for shard in &mut self.shards {
+            let gone: Vec<u64> = shard
+                .iter()
+                .filter(|(&id, v)| !keep(id, v))
+                .map(|(&id, _)| id)
+                .collect();
+            if gone.is_empty() {
+                continue;
+            }
+            let shard = Arc::make_mut(shard);
+            removed.extend(
+                gone.into_iter()
+                    .filter_map(|id| Some((id, shard.remove(&id)?))),
+            );
+        }
+        removed
     }
 }
 

@@ -30,17 +30,18 @@
 //! more is refused.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use eddy_core::codec::{Decoder, Encoder};
-use eddy_core::state::KeyGroup;
+use eddy_core::state::{KeyGroup, TableSnapshot};
 use eddy_core::time::MAX_TIMESTAMP;
 use eddy_core::{Collector, Timestamp, Value};
-use rustc_hash::FxHashMap;
 
 use super::common::{
-    cleanup_time, fire_time, fold, merge_all, Ctx, Key, KeyIds, Outcome, PlaceError,
+    cleanup_time, fire_time, fold, merge_all, Ctx, Key, KeyIds, Outcome, PlaceError, Sharded,
+    SHARDS,
 };
-use super::snapshot::{get_accs, get_key, put_accs, put_key, Reader, SnapshotError};
+use super::snapshot::{self, get_accs, get_key, put_accs, put_key, Reader, SnapshotError};
 use crate::aggregate::{Accumulator, Observation};
 
 /// What fires a global window.
@@ -67,12 +68,14 @@ pub(crate) struct Options {
 }
 
 /// A period `[end − every, end)` of one key with events not yet fired.
+#[derive(Clone)]
 struct Period {
     end: Timestamp,
     first: Timestamp,
     accs: Vec<Accumulator>,
 }
 
+#[derive(Clone)]
 struct KeyState {
     key: Key,
     /// `count`: the open window. `every`: the total of fired periods.
@@ -97,13 +100,12 @@ struct KeyState {
 pub(crate) struct Global {
     opts: Options,
     ids: KeyIds,
-    keys: FxHashMap<u64, KeyState>,
+    keys: Sharded<KeyState>,
     /// `every`: boundary → keys with a pending period ending there, in the
     /// order their first event of that period arrived.
-    fires: BTreeMap<Timestamp, Vec<u64>>,
-    /// `(due, key id)`: when to look at a key's `ttl` again. An entry may be
-    /// early (the key was updated since); it is then moved to the new time.
-    expiries: BTreeSet<(Timestamp, u64)>,
+    fires: BTreeMap<Timestamp, Arc<Vec<u64>>>,
+    /// When to look at a key's `ttl` again.
+    expiries: Expiries,
     /// Keys to re-emit at the end of the batch.
     dirty: Vec<u64>,
 }
@@ -132,9 +134,9 @@ impl Global {
         Global {
             opts,
             ids: KeyIds::default(),
-            keys: FxHashMap::default(),
+            keys: Sharded::new(),
             fires: BTreeMap::new(),
-            expiries: BTreeSet::new(),
+            expiries: Expiries::new(),
             dirty: Vec::new(),
         }
     }
@@ -185,7 +187,7 @@ impl Global {
     }
 
     fn forget(&mut self, id: u64) {
-        if let Some(state) = self.keys.remove(&id) {
+        if let Some(state) = self.keys.remove(id) {
             self.ids.remove(&state.key);
         }
     }
@@ -195,11 +197,10 @@ impl Global {
         let Some(ttl) = self.opts.ttl else {
             return;
         };
-        if let Some(state) = self.keys.get_mut(&id) {
+        if let Some(state) = self.keys.get_mut(id) {
             if !state.scheduled {
                 state.scheduled = true;
-                self.expiries
-                    .insert((drop_time(&self.opts, ttl, state), id));
+                self.expiries.insert(drop_time(&self.opts, ttl, state), id);
             }
         }
     }
@@ -214,7 +215,7 @@ impl Global {
         out: &mut Collector,
     ) -> Result<Outcome, PlaceError> {
         let (id, new) = self.id_for(key, cx)?;
-        let Some(state) = self.keys.get_mut(&id) else {
+        let Some(state) = self.keys.get_mut(id) else {
             return Ok(Outcome::Accepted);
         };
         if let Err(e) = fold(cx, &mut state.accs, obs) {
@@ -251,7 +252,7 @@ impl Global {
         }
         let late = fire_time(end) <= wm;
         let (id, new) = self.id_for(key, cx)?;
-        let Some(state) = self.keys.get_mut(&id) else {
+        let Some(state) = self.keys.get_mut(id) else {
             return Ok(Outcome::Accepted);
         };
         let was_dirty = state.dirty.is_some();
@@ -263,7 +264,7 @@ impl Global {
         match placed {
             Ok(opened) => {
                 if opened {
-                    self.fires.entry(end).or_default().push(id);
+                    Arc::make_mut(self.fires.entry(end).or_default()).push(id);
                 }
                 if !was_dirty && state.dirty.is_some() {
                     self.dirty.push(id);
@@ -284,7 +285,7 @@ impl Global {
     /// Re-emits keys that late events updated in this batch.
     pub(crate) fn flush(&mut self, cx: &Ctx<'_>, out: &mut Collector) {
         for id in self.dirty.drain(..) {
-            let Some(state) = self.keys.get_mut(&id) else {
+            let Some(state) = self.keys.get_mut(id) else {
                 continue;
             };
             if let Some(label) = state.dirty.take() {
@@ -303,7 +304,7 @@ impl Global {
                 break;
             }
             let ids = entry.remove();
-            for id in &ids {
+            for &id in ids.iter() {
                 let Some(state) = self.keys.get_mut(id) else {
                     continue;
                 };
@@ -323,11 +324,11 @@ impl Global {
                     .keys
                     .iter()
                     .filter(|(_, s)| s.first < b)
-                    .map(|(id, _)| *id)
+                    .map(|(id, _)| id)
                     .collect();
                 all.sort_unstable();
                 for id in all {
-                    if let Some(state) = self.keys.get_mut(&id) {
+                    if let Some(state) = self.keys.get_mut(id) {
                         state.label = b;
                         cx.emit(out, state.first, b, &state.key, &state.accs);
                     }
@@ -342,12 +343,12 @@ impl Global {
         let Some(ttl) = self.opts.ttl else {
             return;
         };
-        while let Some(&(due, id)) = self.expiries.first() {
+        while let Some((due, id)) = self.expiries.first() {
             if due > now {
                 break;
             }
-            self.expiries.pop_first();
-            let Some(state) = self.keys.get_mut(&id) else {
+            self.expiries.remove((due, id));
+            let Some(state) = self.keys.get_mut(id) else {
                 continue;
             };
             let due = drop_time(&self.opts, ttl, state);
@@ -359,7 +360,7 @@ impl Global {
                 } else {
                     now.saturating_add(1)
                 };
-                self.expiries.insert((later, id));
+                self.expiries.insert(later, id);
                 continue;
             }
             if let Trigger::Count(_) = self.opts.trigger {
@@ -373,71 +374,32 @@ impl Global {
     /// pending period): emit every open `count` window.
     pub(crate) fn finish(&mut self, cx: &Ctx<'_>, out: &mut Collector) {
         if let Trigger::Count(_) = self.opts.trigger {
-            let mut ids: Vec<u64> = self.keys.keys().copied().collect();
-            ids.sort_unstable();
-            for id in ids {
-                if let Some(state) = self.keys.get(&id) {
-                    emit_through_last(cx, out, state);
-                }
+            for (_, state) in self.keys.sorted() {
+                emit_through_last(cx, out, state);
             }
         }
-        self.keys.clear();
+        self.keys = Sharded::new();
         self.ids.clear();
         self.fires.clear();
-        self.expiries.clear();
+        self.expiries = Expiries::new();
     }
 }
 
 impl Global {
-    /// Writes the keys by id, then the boundary index (ids in arrival
-    /// order: it decides the order of emission) and the expiry index.
-    pub(crate) fn encode(&self, enc: &mut Encoder) {
+    /// The state as it is now; later updates do not change it
+    /// (copy-on-write). Taken between calls, when no key awaits a flush.
+    pub(crate) fn snapshot(&self, header: snapshot::Header) -> Box<dyn TableSnapshot> {
         debug_assert!(self.dirty.is_empty());
-        enc.varint(self.ids.next_id());
-        let mut ids: Vec<u64> = self.keys.keys().copied().collect();
-        ids.sort_unstable();
-        enc.varint(ids.len() as u64);
-        for id in ids {
-            let Some(s) = self.keys.get(&id) else {
-                continue;
-            };
-            enc.varint(id);
-            put_key(enc, &s.key);
-            put_accs(enc, &s.accs);
-            enc.zigzag(s.first);
-            enc.zigzag(s.last);
-            enc.varint(s.count);
-            enc.varint(s.pending.len() as u64);
-            for p in &s.pending {
-                enc.zigzag(p.end);
-                enc.zigzag(p.first);
-                put_accs(enc, &p.accs);
-            }
-            enc.zigzag(s.label);
-            match s.dirty {
-                None => enc.u8(u8::from(s.scheduled) << 1),
-                Some(label) => {
-                    enc.u8(1 | u8::from(s.scheduled) << 1);
-                    enc.zigzag(label);
-                }
-            }
-        }
-        enc.varint(self.fires.len() as u64);
-        for (&b, ids) in &self.fires {
-            enc.zigzag(b);
-            enc.varint(ids.len() as u64);
-            for &id in ids {
-                enc.varint(id);
-            }
-        }
-        enc.varint(self.expiries.len() as u64);
-        for &(due, id) in &self.expiries {
-            enc.zigzag(due);
-            enc.varint(id);
-        }
+        Box::new(Frozen {
+            header,
+            next_id: self.ids.next_id(),
+            keys: self.keys.clone(),
+            fires: self.fires.clone(),
+            expiries: self.expiries.clone(),
+        })
     }
 
-    /// Replaces the state with one written by [`Global::encode`].
+    /// Replaces the state with one written by a [`Frozen`] snapshot.
     pub(crate) fn decode(
         &mut self,
         dec: &mut Decoder<'_>,
@@ -445,9 +407,9 @@ impl Global {
     ) -> Result<(), SnapshotError> {
         let bad = SnapshotError::Inconsistent;
         self.ids.reset(dec.varint()?);
-        self.keys.clear();
+        self.keys = Sharded::new();
         self.fires.clear();
-        self.expiries.clear();
+        self.expiries = Expiries::new();
         self.dirty.clear();
         let n = dec.len(8)?;
         for _ in 0..n {
@@ -478,7 +440,7 @@ impl Global {
             } else {
                 None
             };
-            if !self.ids.restore(key.clone(), id) || self.keys.contains_key(&id) {
+            if !self.ids.restore(key.clone(), id) || self.keys.contains(id) {
                 return Err(bad("key ids"));
             }
             self.keys.insert(
@@ -503,14 +465,14 @@ impl Global {
             let ids = (0..count)
                 .map(|_| dec.varint())
                 .collect::<Result<Vec<u64>, _>>()?;
-            if self.fires.insert(b, ids).is_some() {
+            if self.fires.insert(b, Arc::new(ids)).is_some() {
                 return Err(bad("boundaries"));
             }
         }
         let n = dec.len(2)?;
         for _ in 0..n {
-            let entry = (dec.zigzag()?, dec.varint()?);
-            self.expiries.insert(entry);
+            let (due, id) = (dec.zigzag()?, dec.varint()?);
+            self.expiries.insert(due, id);
         }
         Ok(())
     }
@@ -635,20 +597,134 @@ fn emit_through_last(cx: &Ctx<'_>, out: &mut Collector, state: &KeyState) {
 impl Global {
     /// Keeps only the keys whose group `keep` accepts.
     pub(crate) fn retain_groups(&mut self, keep: impl Fn(KeyGroup) -> bool) {
-        let dropped = self.ids.retain(&mut self.keys, |ks| &ks.key, &keep);
+        let dropped = self.ids.retain(&mut self.keys, |ks| &ks.key, keep);
         if dropped.is_empty() {
             // Entries of keys already gone stay, as they would have.
             return;
         }
         for list in self.fires.values_mut() {
-            list.retain(|id| !dropped.contains(id));
+            if list.iter().any(|id| dropped.contains(id)) {
+                Arc::make_mut(list).retain(|id| !dropped.contains(id));
+            }
         }
         self.fires.retain(|_, list| !list.is_empty());
-        self.expiries.retain(|(_, id)| !dropped.contains(id));
+        self.expiries.retain(|id| !dropped.contains(&id));
     }
 
     /// Stored keys.
     pub(crate) fn stored(&self) -> usize {
+        self.keys.len()
+    }
+}
+
+/// `(due, key id)`: when to look at a key's `ttl` again. An entry may be
+/// early (the key was updated since); it is then moved to the new time.
+/// Kept in shards by key id, each behind a shared pointer (copy-on-write
+/// like the keys); entries come out in (due, id) order across shards.
+#[derive(Clone)]
+struct Expiries {
+    shards: Vec<Arc<BTreeSet<(Timestamp, u64)>>>,
+}
+
+impl Expiries {
+    fn new() -> Expiries {
+        Expiries {
+            shards: (0..SHARDS).map(|_| Arc::default()).collect(),
+        }
+    }
+
+    fn shard(id: u64) -> usize {
+        (id % SHARDS as u64) as usize
+    }
+
+    fn insert(&mut self, due: Timestamp, id: u64) {
+        Arc::make_mut(&mut self.shards[Self::shard(id)]).insert((due, id));
+    }
+
+    fn remove(&mut self, entry: (Timestamp, u64)) {
+        Arc::make_mut(&mut self.shards[Self::shard(entry.1)]).remove(&entry);
+    }
+
+    /// The earliest entry.
+    fn first(&self) -> Option<(Timestamp, u64)> {
+        self.shards.iter().filter_map(|s| s.first().copied()).min()
+    }
+
+    fn retain(&mut self, keep: impl Fn(u64) -> bool) {
+        for shard in &mut self.shards {
+            if shard.iter().any(|&(_, id)| !keep(id)) {
+                Arc::make_mut(shard).retain(|&(_, id)| keep(id));
+            }
+        }
+    }
+
+    /// Every entry in (due, id) order.
+    fn sorted(&self) -> Vec<(Timestamp, u64)> {
+        let mut all: Vec<(Timestamp, u64)> =
+            self.shards.iter().flat_map(|s| s.iter().copied()).collect();
+        all.sort_unstable();
+        all
+    }
+}
+
+/// Global windows frozen at a barrier: shared shards, written out later.
+struct Frozen {
+    header: snapshot::Header,
+    next_id: u64,
+    keys: Sharded<KeyState>,
+    fires: BTreeMap<Timestamp, Arc<Vec<u64>>>,
+    expiries: Expiries,
+}
+
+impl TableSnapshot for Frozen {
+    /// Writes the keys by id, then the boundary index (ids in arrival
+    /// order: it decides the order of emission) and the expiry index.
+    fn write(&self, out: &mut Vec<u8>) {
+        let mut enc = Encoder::new();
+        self.header.begin(&mut enc);
+        enc.varint(self.next_id);
+        let keys = self.keys.sorted();
+        enc.varint(keys.len() as u64);
+        for (id, s) in keys {
+            enc.varint(id);
+            put_key(&mut enc, &s.key);
+            put_accs(&mut enc, &s.accs);
+            enc.zigzag(s.first);
+            enc.zigzag(s.last);
+            enc.varint(s.count);
+            enc.varint(s.pending.len() as u64);
+            for p in &s.pending {
+                enc.zigzag(p.end);
+                enc.zigzag(p.first);
+                put_accs(&mut enc, &p.accs);
+            }
+            enc.zigzag(s.label);
+            match s.dirty {
+                None => enc.u8(u8::from(s.scheduled) << 1),
+                Some(label) => {
+                    enc.u8(1 | u8::from(s.scheduled) << 1);
+                    enc.zigzag(label);
+                }
+            }
+        }
+        enc.varint(self.fires.len() as u64);
+        for (&b, ids) in &self.fires {
+            enc.zigzag(b);
+            enc.varint(ids.len() as u64);
+            for &id in ids.iter() {
+                enc.varint(id);
+            }
+        }
+        let expiries = self.expiries.sorted();
+        enc.varint(expiries.len() as u64);
+        for (due, id) in expiries {
+            enc.zigzag(due);
+            enc.varint(id);
+        }
+        out.extend_from_slice(&snapshot::seal(enc));
+    }
+
+    fn len(&self) -> usize {
         self.keys.len()
     }
 }

@@ -50,9 +50,9 @@
 //! that the runtime checkpoints with the context's watermark (lateness after
 //! a restore is judged exactly as it would have been). Tumbling and sliding
 //! windows keep each window's keys per key group behind shared pointers,
-//! session windows their keys in shards, so the snapshot at a barrier is
-//! copy-on-write; global windows are still encoded at the barrier, which
-//! stalls the pipeline for a time proportional to their state.
+//! session and global windows their keys in shards by key id, so the
+//! snapshot at a barrier is copy-on-write: microseconds, whatever the
+//! state's size.
 
 mod aligned;
 mod common;

@@ -1,7 +1,6 @@
 //! The window operator: evaluates keys and aggregate inputs, routes events
 //! to the state of its window kind, and emits results.
 
-use eddy_core::codec::Encoder;
 use eddy_core::output::Output as OutputId;
 use eddy_core::state::{GroupRange, StateError, StateTable, TableSnapshot};
 use eddy_core::time::{now_ms, MAX_TIMESTAMP, MIN_TIMESTAMP};
@@ -25,9 +24,7 @@ enum State {
 }
 
 /// The window's state table: open windows, keys and accumulators of one of
-/// the three kinds. The runtime snapshots it at barriers (tumbling, sliding
-/// and session windows copy-on-write; global windows are encoded at the
-/// barrier)
+/// the three kinds. The runtime snapshots it at barriers (copy-on-write)
 /// and restores it before the operator's first call.
 struct WindowTable {
     state: State,
@@ -35,21 +32,6 @@ struct WindowTable {
     like: Vec<Accumulator>,
     /// Number of key expressions.
     key_len: usize,
-}
-
-/// A snapshot already encoded at the barrier.
-struct Encoded {
-    bytes: Vec<u8>,
-    entries: usize,
-}
-
-impl TableSnapshot for Encoded {
-    fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.bytes);
-    }
-    fn len(&self) -> usize {
-        self.entries
-    }
 }
 
 impl WindowTable {
@@ -91,19 +73,10 @@ impl WindowTable {
 impl StateTable for WindowTable {
     fn snapshot(&self) -> Box<dyn TableSnapshot> {
         let header = self.header();
-        let encode = |write: &dyn Fn(&mut Encoder)| {
-            let mut enc = Encoder::new();
-            header.begin(&mut enc);
-            write(&mut enc);
-            Box::new(Encoded {
-                bytes: snapshot::seal(enc),
-                entries: self.stored(),
-            })
-        };
         match &self.state {
             State::Aligned(a) => a.snapshot(header),
             State::Sessions(s) => s.snapshot(header),
-            State::Global(g) => encode(&|enc| g.encode(enc)),
+            State::Global(g) => g.snapshot(header),
         }
     }
 

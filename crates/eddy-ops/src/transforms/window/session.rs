@@ -7,23 +7,21 @@
 //! merged away are stale and skipped when they come due (the session
 //! with that end no longer exists).
 //!
-//! Keys are spread over shards by id, each behind an `Arc`: a checkpoint
-//! snapshot copies the shard pointers, and while it is being written out
-//! the first update of a shard copies only that shard. Timers are not in
+//! Keys are [`Sharded`] by id, so a checkpoint snapshot is copy-on-write.
+//! Timers are not in
 //! snapshots: a restore derives each live session's one timer that matters
 //! (its firing, or once fired its cleanup), which fires and drops exactly
 //! what the stored set would have.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use eddy_core::codec::{Decoder, Encoder};
 use eddy_core::state::{KeyGroup, TableSnapshot};
 use eddy_core::{Collector, Timestamp, Value};
-use rustc_hash::FxHashMap;
 
 use super::common::{
     cleanup_time, fire_time, fold, merge_all, merges_admit, Ctx, Key, KeyIds, Outcome, PlaceError,
+    Sharded,
 };
 use super::snapshot::{self, get_accs, get_key, put_accs, put_key, Reader, SnapshotError};
 use crate::aggregate::{Accumulator, Observation};
@@ -45,23 +43,13 @@ struct KeySessions {
     list: Vec<Session>,
 }
 
-/// One shard's keys by id.
-type Shard = FxHashMap<u64, KeySessions>;
-
-/// Shards of the keys: the unit copied on write while a snapshot is alive.
-const SHARDS: usize = 128;
-
-fn shard_of(id: u64) -> usize {
-    (id % SHARDS as u64) as usize
-}
-
 /// State of session windows.
 pub(crate) struct Sessions {
     gap: i64,
     lateness: i64,
     ids: KeyIds,
-    /// Key id → its sessions, in [`SHARDS`] shards by id.
-    keys: Vec<Arc<Shard>>,
+    /// Key id → its sessions.
+    keys: Sharded<KeySessions>,
     timers: BTreeSet<(Timestamp, u64, Timestamp)>,
     dirty: Vec<u64>,
 }
@@ -72,7 +60,7 @@ impl Sessions {
             gap,
             lateness,
             ids: KeyIds::default(),
-            keys: (0..SHARDS).map(|_| Arc::default()).collect(),
+            keys: Sharded::new(),
             timers: BTreeSet::new(),
             dirty: Vec::new(),
         }
@@ -95,7 +83,7 @@ impl Sessions {
             None if late_alone => return Ok(Outcome::Late),
             None => {
                 let (id, key) = self.ids.add(key);
-                self.shard_mut(id).insert(
+                self.keys.insert(
                     id,
                     KeySessions {
                         key,
@@ -105,7 +93,7 @@ impl Sessions {
                 id
             }
         };
-        let Some(ks) = Arc::make_mut(&mut self.keys[shard_of(id)]).get_mut(&id) else {
+        let Some(ks) = self.keys.get_mut(id) else {
             return Ok(Outcome::Late);
         };
         let list = &mut ks.list;
@@ -171,8 +159,8 @@ impl Sessions {
     pub(crate) fn flush(&mut self, cx: &Ctx<'_>, out: &mut Collector) {
         self.dirty.sort_unstable();
         self.dirty.dedup();
-        for id in std::mem::take(&mut self.dirty) {
-            let Some(ks) = self.shard_mut(id).get_mut(&id) else {
+        for id in self.dirty.drain(..) {
+            let Some(ks) = self.keys.get_mut(id) else {
                 continue;
             };
             for s in ks.list.iter_mut().filter(|s| s.dirty) {
@@ -190,7 +178,7 @@ impl Sessions {
                 break;
             }
             self.timers.pop_first();
-            let Some(ks) = Arc::make_mut(&mut self.keys[shard_of(id)]).get_mut(&id) else {
+            let Some(ks) = self.keys.get_mut(id) else {
                 continue;
             };
             let Some(i) = ks.list.iter().position(|s| s.end == end) else {
@@ -207,7 +195,7 @@ impl Sessions {
                 ks.list.remove(i);
                 if ks.list.is_empty() {
                     let key = ks.key.clone();
-                    self.shard_mut(id).remove(&id);
+                    self.keys.remove(id);
                     self.ids.remove(&key);
                 }
             } else if due < cleanup {
@@ -218,12 +206,6 @@ impl Sessions {
 }
 
 impl Sessions {
-    /// The shard holding key `id`, for writing (copied first if a snapshot
-    /// still shares it).
-    fn shard_mut(&mut self, id: u64) -> &mut Shard {
-        Arc::make_mut(&mut self.keys[shard_of(id)])
-    }
-
     /// The sessions as they are now; later updates do not change them
     /// (copy-on-write). Taken between calls, when no session awaits a
     /// flush, so the dirty list is not written.
@@ -232,7 +214,7 @@ impl Sessions {
         Box::new(Frozen {
             header,
             next_id: self.ids.next_id(),
-            shards: self.keys.clone(),
+            keys: self.keys.clone(),
         })
     }
 
@@ -244,7 +226,7 @@ impl Sessions {
     ) -> Result<(), SnapshotError> {
         let bad = SnapshotError::Inconsistent;
         self.ids.reset(dec.varint()?);
-        self.keys = (0..SHARDS).map(|_| Arc::default()).collect();
+        self.keys = Sharded::new();
         self.timers.clear();
         self.dirty.clear();
         let n = dec.len(2)?;
@@ -274,23 +256,17 @@ impl Sessions {
                     dirty: flags & 2 == 2,
                 });
             }
-            if !self.ids.restore(key.clone(), id) || self.shard_mut(id).contains_key(&id) {
+            if !self.ids.restore(key.clone(), id) || self.keys.contains(id) {
                 return Err(bad("key ids"));
             }
-            self.shard_mut(id).insert(id, KeySessions { key, list });
+            self.keys.insert(id, KeySessions { key, list });
         }
         Ok(())
     }
 
     /// Keeps only the keys whose group `keep` accepts.
     pub(crate) fn retain_groups(&mut self, keep: impl Fn(KeyGroup) -> bool) {
-        let mut dropped = rustc_hash::FxHashSet::default();
-        for shard in &mut self.keys {
-            if shard.is_empty() {
-                continue;
-            }
-            dropped.extend(self.ids.retain(Arc::make_mut(shard), |ks| &ks.key, &keep));
-        }
+        let dropped = self.ids.retain(&mut self.keys, |ks| &ks.key, keep);
         if dropped.is_empty() {
             // Entries of keys already gone stay, as they would have.
             return;
@@ -300,11 +276,7 @@ impl Sessions {
 
     /// Stored sessions.
     pub(crate) fn stored(&self) -> usize {
-        self.keys
-            .iter()
-            .flat_map(|s| s.values())
-            .map(|k| k.list.len())
-            .sum()
+        self.keys.iter().map(|(_, k)| k.list.len()).sum()
     }
 }
 
@@ -312,7 +284,7 @@ impl Sessions {
 struct Frozen {
     header: snapshot::Header,
     next_id: u64,
-    shards: Vec<Arc<Shard>>,
+    keys: Sharded<KeySessions>,
 }
 
 impl TableSnapshot for Frozen {
@@ -321,12 +293,7 @@ impl TableSnapshot for Frozen {
         let mut enc = Encoder::new();
         self.header.begin(&mut enc);
         enc.varint(self.next_id);
-        let mut keys: Vec<(u64, &KeySessions)> = self
-            .shards
-            .iter()
-            .flat_map(|s| s.iter().map(|(&id, ks)| (id, ks)))
-            .collect();
-        keys.sort_unstable_by_key(|(id, _)| *id);
+        let keys = self.keys.sorted();
         enc.varint(keys.len() as u64);
         for (id, ks) in keys {
             enc.varint(id);
@@ -343,10 +310,6 @@ impl TableSnapshot for Frozen {
     }
 
     fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .flat_map(|s| s.values())
-            .map(|k| k.list.len())
-            .sum()
+        self.keys.iter().map(|(_, k)| k.list.len()).sum()
     }
 }

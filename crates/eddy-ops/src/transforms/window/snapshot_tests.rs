@@ -278,8 +278,8 @@ fn other_versions_and_kinds_are_named_in_the_error() {
     assert!(err.contains("too short"), "{err}");
 }
 
-/// Snapshot size and speed for a count + sum tumbling window, and a
-/// session window, with a million keys:
+/// Snapshot size and speed for a count + sum tumbling, session and global
+/// window with a million keys:
 /// `cargo test -p eddy-ops --release -- --ignored snapshot_cost --nocapture`.
 #[test]
 #[ignore = "timing; run in release mode"]
@@ -306,6 +306,7 @@ fn snapshot_cost() {
     let bodies = [
         ("tumbling", "tumbling = \"1m\""),
         ("session", "session = \"1m\""),
+        ("global", "global = true, every = \"1m\""),
     ];
     for ((window, shape), (what, key, amount)) in bodies
         .iter()
