@@ -126,11 +126,7 @@ impl<T: Clone> Sharded<T> {
     /// still shares it).
     #[inline]
     pub(crate) fn get_mut(&mut self, id: u64) -> Option<&mut T> {
-        let shard = &mut self.shards[Self::shard(id)];
-        if !shard.contains_key(&id) {
-            return None;
-        }
-        Arc::make_mut(shard).get_mut(&id)
+        Arc::make_mut(&mut self.shards[Self::shard(id)]).get_mut(&id)
     }
 
     pub(crate) fn insert(&mut self, id: u64, value: T) -> Option<T> {
