@@ -357,25 +357,25 @@ impl State {
         });
         let sql = stage::publish_sql(&self.settings.table, &columns, key.as_deref());
         self.ensure_stage().await?;
-        let (upto, keep_later) = match what {
-            Publishing::Commit(n) => (Some(n), true),
-            Publishing::Recover(n) => (Some(n), false),
-            Publishing::Discard => (None, false),
+        let (upto, drop_later) = match what {
+            Publishing::Commit(n) => (Some(n), false),
+            Publishing::Recover(n) => (Some(n), true),
+            Publishing::Discard => (None, true),
         };
         let conn = self.client()?;
         let tx = conn.client.transaction().await.map_err(classify)?;
-        let params = |n: i64| (staging.sink.clone(), staging.worker, n, staging.workers);
+        let (s, w, ws) = (staging.sink.clone(), staging.worker, staging.workers);
         if let Some(n) = upto {
-            let (s, w, c, ws) = params(n);
-            tx.execute(&sql.moved, &[&s, &w, &c, &ws])
+            tx.execute(&sql.moved, &[&s, &w, &n, &ws])
                 .await
                 .map_err(classify)?;
         }
-        let (s, w, c, ws) = params(upto.unwrap_or(0));
-        let delete = if keep_later { &sql.done } else { &sql.all };
-        tx.execute(delete, &[&s, &w, &c, &ws])
-            .await
-            .map_err(classify)?;
+        if drop_later {
+            let n = upto.unwrap_or(0);
+            tx.execute(&sql.all, &[&s, &w, &n, &ws])
+                .await
+                .map_err(classify)?;
+        }
         tx.commit().await.map_err(classify)
     }
 

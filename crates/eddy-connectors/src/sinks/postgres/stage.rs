@@ -14,8 +14,8 @@
 //!   as without exactly-once).
 //! - `commit(n)` moves this instance's staged rows with checkpoint `<= n`
 //!   into the target, in (checkpoint, seq) order (upsert: the last row per
-//!   key wins), and deletes them from staging, in one transaction: running
-//!   it twice publishes nothing twice.
+//!   key wins), deleting them from staging in the same statement: running
+//!   it twice, even concurrently, publishes nothing twice.
 //! - `recover(Some(c))` does the same for `<= c` and deletes the rest of
 //!   this instance's rows (written after the checkpoint the run resumed
 //!   from); `recover(None)` deletes them all. Worker 0 also takes care of
@@ -101,10 +101,14 @@ const OWNED: &str = "eddy_sink = $1 AND (eddy_worker = $2 OR ($2 = 0 AND eddy_wo
 
 /// The statements that publish staged rows.
 pub struct Publish {
-    /// Moves owned rows with `eddy_checkpoint <= $3` into the target.
+    /// Moves owned rows with `eddy_checkpoint <= $3` into the target: one
+    /// statement that deletes them from staging and inserts what it
+    /// deleted. A second publisher of the same rows (a retry after a lost
+    /// answer, or the next process while a killed one's commit is still
+    /// running on the server) blocks on the rows and then finds them gone,
+    /// so nothing is inserted twice, which an `INSERT ... SELECT` followed
+    /// by a `DELETE` would do.
     pub moved: String,
-    /// Deletes owned rows with `eddy_checkpoint <= $3`.
-    pub done: String,
     /// Deletes every owned row (`$3` is unused but bound).
     pub all: String,
 }
@@ -115,10 +119,14 @@ pub fn publish_sql(table: &TableName, columns: &[String], key: Option<&[String]>
     let stage = stage_name(table).sql();
     let target = table.sql();
     let list = columns.join(", ");
+    let taken = format!(
+        "WITH moved AS (DELETE FROM {stage} WHERE {OWNED} AND eddy_checkpoint <= $3 \
+         RETURNING {list}, eddy_checkpoint, eddy_seq) "
+    );
     let moved = match key {
         None => format!(
-            "INSERT INTO {target} ({list}) SELECT {list} FROM {stage} \
-             WHERE {OWNED} AND eddy_checkpoint <= $3 ORDER BY eddy_checkpoint, eddy_seq"
+            "{taken}INSERT INTO {target} ({list}) SELECT {list} FROM moved \
+             ORDER BY eddy_checkpoint, eddy_seq"
         ),
         Some(key) => {
             let keys = key.join(", ");
@@ -135,8 +143,7 @@ pub fn publish_sql(table: &TableName, columns: &[String], key: Option<&[String]>
             // One row per key, so ON CONFLICT never meets a key twice in
             // the statement: the latest checkpoint's last batch wins.
             format!(
-                "INSERT INTO {target} ({list}) SELECT DISTINCT ON ({keys}) {list} FROM {stage} \
-                 WHERE {OWNED} AND eddy_checkpoint <= $3 \
+                "{taken}INSERT INTO {target} ({list}) SELECT DISTINCT ON ({keys}) {list} FROM moved \
                  ORDER BY {keys}, eddy_checkpoint DESC, eddy_seq DESC \
                  ON CONFLICT ({keys}) DO {action}"
             )
@@ -144,7 +151,6 @@ pub fn publish_sql(table: &TableName, columns: &[String], key: Option<&[String]>
     };
     Publish {
         moved,
-        done: format!("DELETE FROM {stage} WHERE {OWNED} AND eddy_checkpoint <= $3"),
         all: format!("DELETE FROM {stage} WHERE {OWNED} AND $3::bigint IS NOT NULL"),
     }
 }

@@ -496,3 +496,41 @@ fn two_workers_publish_only_their_own_rows() {
     );
     assert_eq!(pg.query("SELECT count(*) FROM t__eddy_stage").trim(), "0");
 }
+
+/// A publish still running on the server when the next one starts (a
+/// killed process's commit, a retry after a lost answer) must not publish
+/// the rows twice: the second waits for the first and then finds nothing.
+#[test]
+fn a_concurrent_publish_of_the_same_rows_inserts_them_once() {
+    let Some(pg) = Postgres::start() else { return };
+    pg.query("CREATE TABLE t (k text, n bigint)");
+    let cfg = config(&pg, "table = \"t\"\nbatch_size = 2");
+    let mut sink = build_staged(&cfg, 0, 1);
+    sink.recover(None).unwrap();
+    sink.write(&(0..6).map(|i| keyed(i, i)).collect::<Vec<_>>())
+        .unwrap();
+    sink.pre_commit(1).unwrap();
+    // The other publisher: the same statement, held open for a second.
+    let table = super::schema::TableName {
+        schema: None,
+        name: "t".into(),
+    };
+    let columns = ["\"k\"".to_string(), "\"n\"".to_string()];
+    let moved = super::stage::publish_sql(&table, &columns, None)
+        .moved
+        .replace("$1", "'test/db'")
+        .replace("$2", "0")
+        .replace("$3", "1")
+        .replace("$4", "1");
+    std::thread::scope(|s| {
+        let other = s.spawn(|| pg.query(&format!("BEGIN; {moved}; SELECT pg_sleep(1); COMMIT;")));
+        std::thread::sleep(Duration::from_millis(300));
+        sink.commit(1).unwrap();
+        other.join().unwrap();
+    });
+    assert_eq!(
+        pg.query("SELECT count(*), count(DISTINCT k) FROM t").trim(),
+        "6|6"
+    );
+    assert_eq!(pg.query("SELECT count(*) FROM t__eddy_stage").trim(), "0");
+}
