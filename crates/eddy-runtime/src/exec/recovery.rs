@@ -3,8 +3,9 @@
 //! Without `--from-checkpoint`, a run with `[checkpoint]` resumes from the
 //! newest complete checkpoint in its directory; damaged or unfinished ones
 //! are skipped with a warning naming each. A checkpoint taken after all
-//! input was processed (`finished`) is not resumed: the run starts from
-//! the beginning, as a first run would, with ids continuing after it.
+//! input was processed (`finished`) is resumed like any other: a process
+//! killed after it and started again writes nothing twice, and only input
+//! added since is read (removing the directory starts over).
 //!
 //! Operators and sources are matched by name. A node whose type or
 //! configuration changed, or a node with state that the pipeline no longer
@@ -113,14 +114,14 @@ pub(crate) fn find(
     let meta =
         CheckpointMeta::read(&checkpoint).map_err(|e| refuse(&checkpoint.dir, e.to_string()))?;
     if meta.finished && !explicit {
+        // A process killed after its final checkpoint and started again
+        // must not write its output twice: the finished run is resumed, and
+        // only input added since is read.
         tracing::info!(
-            "the last run finished ({}): starting from the beginning",
-            checkpoint.dir.display()
+            "the last run finished ({}): only input added since is read; remove {} to start over",
+            checkpoint.dir.display(),
+            store.dir().display()
         );
-        return Ok(Start {
-            restored: None,
-            last_id: newest,
-        });
     }
     let restored = matched(plan, &checkpoint, &meta, workers, allow_non_restored)?;
     tracing::info!(
