@@ -177,8 +177,33 @@ fn sorted_output(dir: &Path) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Appends a run's stderr to `log` next to the config, for the report of
+/// a failure.
+fn keep_log(config: &Path, stderr: &[u8]) {
+    use std::io::Write;
+    let path = config.with_file_name("eddy.log");
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    log.write_all(stderr).unwrap();
+    writeln!(log, "--- run ended").unwrap();
+}
+
+/// The warnings and errors the runs in `dir` logged.
+fn logged_problems(dir: &Path) -> String {
+    let log = std::fs::read_to_string(dir.join("eddy.log")).unwrap_or_default();
+    log.lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .take(40)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn run_to_end(config: &Path) {
     let out = eddy().arg("run").arg(config).arg("-q").output().unwrap();
+    keep_log(config, &out.stderr);
     assert!(
         out.status.success(),
         "eddy run failed:\n{}",
@@ -212,6 +237,7 @@ fn run_with_kills(config: &Path, kills: u64, rng: &mut Rng) -> u64 {
         // a finished input, appending everything to PostgreSQL once more.
         let _ = child.kill();
         let out = child.wait_with_output().unwrap();
+        keep_log(config, &out.stderr);
         if finished || out.status.success() {
             assert!(
                 out.status.success(),
@@ -298,13 +324,25 @@ fn chaos(workers: usize, postgres: bool) {
                 let (g, w): (Vec<&str>, Vec<&str>) =
                     (got.lines().collect(), want.lines().collect());
                 let k = (0..g.len().min(w.len())).find(|&k| g[k] != w[k]);
+                let staged = |prefix: &str| {
+                    pg.query(&format!(
+                        "SELECT eddy_worker, eddy_checkpoint, count(*) FROM \
+                         {prefix}_{table}__eddy_stage GROUP BY 1, 2 ORDER BY 1, 2"
+                    ))
+                };
                 panic!(
                     "PostgreSQL {table} rows differ after {hit} kills (seed {seed}): {} rows, \
-                     {} uninterrupted; first difference at row {k:?}:\n got  {:?}\n want {:?}",
+                     {} uninterrupted; first difference at row {k:?}:\n got  {:?}\n want {:?}\n\
+                     left staged (worker|checkpoint|rows): crashed {:?}, uninterrupted {:?}\n\
+                     logged by the crashed runs:\n{}\nlogged by the uninterrupted run:\n{}",
                     g.len(),
                     w.len(),
                     k.and_then(|k| g.get(k)),
-                    k.and_then(|k| w.get(k))
+                    k.and_then(|k| w.get(k)),
+                    staged("crashed"),
+                    staged("calm"),
+                    logged_problems(&crashed),
+                    logged_problems(&calm),
                 );
             }
         }

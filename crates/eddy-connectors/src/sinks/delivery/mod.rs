@@ -205,6 +205,7 @@ impl<W: Deliver> Delivery<W> {
                 Err(DeliveryError::Permanent(reason)) => {
                     // The system answered, so it is up.
                     self.closed_if_open();
+                    tracing::warn!(sink = %self.name, %reason, events = batch.len(), "batch refused, dead-lettered");
                     for e in batch {
                         self.dead_letter(e, reason.clone(), attempt, first_failure);
                     }
@@ -220,6 +221,7 @@ impl<W: Deliver> Delivery<W> {
                     }
                     if !self.opts.retry.may_retry(attempt) {
                         let reason = format!("gave up after {attempt} attempts: {reason}");
+                        tracing::warn!(sink = %self.name, %reason, events = batch.len(), "batch dead-lettered");
                         for e in batch {
                             self.dead_letter(e, reason.clone(), attempt, first_failure);
                         }

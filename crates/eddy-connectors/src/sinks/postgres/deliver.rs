@@ -311,11 +311,7 @@ impl State {
             }
         }
         let sql = create_table_sql(&self.settings.table, &columns, &self.settings.key);
-        self.client()?
-            .client
-            .batch_execute(&sql)
-            .await
-            .map_err(classify)?;
+        self.ddl(&sql).await?;
         tracing::info!(table = %self.settings.table.sql(), "postgres: created table");
         self.target = self.load_target().await?;
         Ok(())
@@ -327,13 +323,24 @@ impl State {
             return Ok(());
         }
         let sql = stage::create_sql(&self.settings.table);
-        self.client()?
-            .client
-            .batch_execute(&sql)
-            .await
-            .map_err(classify)?;
+        self.ddl(&sql).await?;
         self.stage_ready = true;
         Ok(())
+    }
+
+    /// Runs `IF NOT EXISTS` DDL for the target table under a transaction
+    /// lock on its name. Unserialized, two instances creating the same
+    /// table both find it missing and one fails on the catalog
+    /// ("type ... already exists"); serialized, the second finds it.
+    async fn ddl(&mut self, sql: &str) -> Result<(), DeliveryError> {
+        let lock = ddl_lock(&self.settings.table.sql());
+        let conn = self.client()?;
+        let tx = conn.client.transaction().await.map_err(classify)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock])
+            .await
+            .map_err(classify)?;
+        tx.batch_execute(sql).await.map_err(classify)?;
+        tx.commit().await.map_err(classify)
     }
 
     /// Publishes or discards the staged rows this instance owns, in one
@@ -642,12 +649,22 @@ async fn send_copy(sink: CopyInSink<Bytes>, data: Bytes) -> Result<(), DeliveryE
     Ok(())
 }
 
+/// The advisory lock key of DDL on `table` (its quoted name): FNV-1a, so
+/// every process and version computes the same key.
+fn ddl_lock(table: &str) -> i64 {
+    let hash = table.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    hash as i64
+}
+
 /// Sorts a driver error into transient (retry, reconnect) or permanent
 /// (dead-letter), by SQLSTATE class: connection exceptions (08), operator
 /// intervention such as admin shutdown (57), insufficient resources (53),
 /// system errors (58), serialization failures and deadlocks (40001,
-/// 40P01), lock timeouts (55P03) and the race of two instances creating
-/// the same table (23505 on `pg_type`, 42P07) may pass; data and schema
+/// 40P01), lock timeouts (55P03) and the race of two clients creating
+/// the same table (23505 on `pg_type`, 42P07, 42710; Eddy's own instances
+/// take a lock first, see `ddl`) may pass; data and schema
 /// errors will not. Errors without a SQLSTATE are I/O or protocol failures.
 fn classify(e: tokio_postgres::Error) -> DeliveryError {
     let Some(db) = e.as_db_error() else {
@@ -660,7 +677,7 @@ fn classify(e: tokio_postgres::Error) -> DeliveryError {
         message.push_str(detail);
     }
     let transient = ["08", "53", "57", "58"].iter().any(|c| code.starts_with(c))
-        || matches!(code, "40001" | "40P01" | "55P03" | "42P07")
+        || matches!(code, "40001" | "40P01" | "55P03" | "42P07" | "42710")
         || (code == "23505" && db.constraint().is_some_and(|c| c.starts_with("pg_")));
     if transient {
         DeliveryError::Transient(message)

@@ -244,16 +244,11 @@ impl Sink for StagedSink {
 
     fn pre_commit(&mut self, checkpoint: u64) -> Result<(), SinkError> {
         let n = id(checkpoint)?;
+        // Rows may be tagged below `n`: after a restore from checkpoint `c`
+        // they are tagged `c + 1`, while the next barrier's id also skips
+        // the ids of checkpoints that never completed. Publishing is by
+        // `<=`, so they belong to this checkpoint all the same.
         let tagged = self.delivery.writer().tag().checkpoint;
-        if tagged != n {
-            // Rows are tagged `tagged`; publishing is by `<=`, so they are
-            // still published, by this commit or a later one.
-            tracing::warn!(
-                checkpoint,
-                tagged,
-                "postgres: barrier out of order for staged rows"
-            );
-        }
         self.delivery.flush()?;
         self.delivery.writer_mut().set_tag(Tag {
             checkpoint: n.max(tagged) + 1,

@@ -534,3 +534,37 @@ fn a_concurrent_publish_of_the_same_rows_inserts_them_once() {
     );
     assert_eq!(pg.query("SELECT count(*) FROM t__eddy_stage").trim(), "0");
 }
+
+/// Instances of one sink start together and all find the table and its
+/// staging table missing: each creates them, and none may fail on the
+/// catalog (that batch would be dead-lettered and lost to the output).
+/// The race is narrow, so it is run on many fresh tables.
+#[test]
+fn instances_creating_the_same_tables_at_once_lose_no_batch() {
+    let Some(pg) = Postgres::start() else { return };
+    const WORKERS: usize = 6;
+    const TABLES: usize = 25;
+    for t in 0..TABLES {
+        let cfg = config(
+            &pg,
+            &format!("table = \"made{t}\"\ncreate_table = true\nmode = \"upsert\"\nkey = [\"k\"]"),
+        );
+        let start = std::sync::Barrier::new(WORKERS);
+        std::thread::scope(|s| {
+            for w in 0..WORKERS {
+                let (cfg, start) = (&cfg, &start);
+                s.spawn(move || {
+                    let mut sink = build_staged(cfg, w, WORKERS);
+                    sink.write(&[keyed(w as i64, 1)]).unwrap();
+                    start.wait();
+                    sink.pre_commit(1).unwrap();
+                    let dead = sink.take_dead_letters();
+                    assert!(dead.is_empty(), "table {t}, worker {w}: {dead:?}");
+                    sink.commit(1).unwrap();
+                });
+            }
+        });
+        let rows = pg.query(&format!("SELECT count(*) FROM made{t}"));
+        assert_eq!(rows.trim(), WORKERS.to_string(), "table {t}");
+    }
+}
