@@ -54,6 +54,9 @@ pub struct NodeContext {
     /// barriers and publish it only in [`crate::Sink::commit`]; see
     /// [`crate::Sink`] for the protocol.
     pub exactly_once: bool,
+    /// State beyond a memory budget goes to disk (`[pipeline]
+    /// state_memory`); `None` keeps all state in memory.
+    pub spill: Option<crate::state::Spill>,
 }
 
 /// The object a factory's `prepare` made for one run, shared by the
@@ -176,6 +179,7 @@ impl BuildContext {
                 outputs: Outputs::default(),
                 pipeline: "test".into(),
                 exactly_once: false,
+                spill: None,
             },
             worker: 0,
             prepared: None,
@@ -253,6 +257,9 @@ pub enum BuildError {
         /// Whether starting again later may succeed.
         retryable: bool,
     },
+    /// The operator's state store cannot be opened.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
     /// The factory and the runtime disagree: a bug in Eddy.
     #[error("internal error: {0}")]
     Internal(String),
@@ -264,18 +271,17 @@ impl Classify for BuildError {
             BuildError::Config(_) => Domain::Config,
             BuildError::Input(_) => Domain::Input,
             BuildError::Sink { .. } => Domain::Sink,
+            BuildError::State(_) => Domain::State,
             BuildError::Internal(_) => Domain::Internal,
         }
     }
 
     fn retryable(&self) -> bool {
-        matches!(
-            self,
-            BuildError::Sink {
-                retryable: true,
-                ..
-            }
-        )
+        match self {
+            BuildError::Sink { retryable, .. } => *retryable,
+            BuildError::State(e) => e.retryable(),
+            _ => false,
+        }
     }
 }
 

@@ -191,6 +191,9 @@ pub enum StateError {
         /// What the system said.
         source: std::io::Error,
     },
+    /// The spill store failed.
+    #[error("spill store: {0}")]
+    Spill(String),
     /// A name that cannot be a checkpoint file name.
     #[error("{0:?} is not a valid checkpoint file name (letters, digits, '-', '_', '.'; not starting with '_' or '.')")]
     FileName(String),
@@ -213,6 +216,63 @@ impl crate::error::Classify for StateError {
 
     fn retryable(&self) -> bool {
         matches!(self, StateError::Io { .. })
+    }
+}
+
+/// What a scan of a [`SpillStore`] calls with each entry (key, value); an
+/// error ends the scan with it.
+pub type SpillVisit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), StateError> + 'a;
+
+/// Where an operator instance keeps state beyond its memory budget
+/// (`[pipeline] state_memory`): an embedded store on local disk, one
+/// keyspace of byte keys and values per instance, empty when the instance
+/// starts. It is a cache of state, not a durable copy: checkpoints hold
+/// the spilled entries too, and a restore starts from an empty store.
+///
+/// Implemented by `eddy-state` (feature `spill`); an operator reaches it
+/// through [`Spill`] in its build context.
+pub trait SpillStore: Send + Sync {
+    /// Writes `entries` (key, value), replacing values of existing keys.
+    fn put(&self, entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), StateError>;
+    /// The value of `key`.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
+    /// Calls `f` with every entry whose key starts with `prefix`, in key
+    /// order.
+    fn scan(&self, prefix: &[u8], f: &mut SpillVisit<'_>) -> Result<(), StateError>;
+    /// Deletes every entry whose key starts with `prefix`.
+    fn remove_prefix(&self, prefix: &[u8]) -> Result<(), StateError>;
+    /// The store as it is now, for a checkpoint's write-out while writes
+    /// go on (a consistent read view).
+    fn freeze(&self) -> Box<dyn SpillView>;
+}
+
+/// A read view of a [`SpillStore`] taken at a barrier.
+pub trait SpillView: Send + Sync {
+    /// As [`SpillStore::scan`], on the view.
+    fn scan(&self, prefix: &[u8], f: &mut SpillVisit<'_>) -> Result<(), StateError>;
+}
+
+/// Opens the spill stores of a run's operator instances.
+pub trait SpillSpace: Send + Sync {
+    /// The empty store of the instance named `instance` (unique in the run).
+    fn open(&self, instance: &str) -> Result<std::sync::Arc<dyn SpillStore>, StateError>;
+}
+
+/// A run's spilling: each operator instance keeps about `budget` bytes of
+/// state in memory and spills the rest to a store from `space`.
+#[derive(Clone)]
+pub struct Spill {
+    /// Bytes of state an operator instance keeps in memory.
+    pub budget: u64,
+    /// Where the stores come from.
+    pub space: std::sync::Arc<dyn SpillSpace>,
+}
+
+impl std::fmt::Debug for Spill {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spill")
+            .field("budget", &self.budget)
+            .finish()
     }
 }
 

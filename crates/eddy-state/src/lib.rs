@@ -20,9 +20,11 @@
 //! copies 90–110 ms in all, at most 2 ms for one write; keys are shared
 //! `Arc<[u8]>`s so a copy copies no key bytes).
 //!
-//! Not here yet: the spill backend for state beyond a memory budget (the
-//! embedded store for it is chosen in `scripts/store-bench`: fjall), and
-//! checkpoints in object storage (only local directories so far).
+//! - [`spill`] (feature `spill`): the fjall store that state beyond an
+//!   operator instance's memory budget goes to.
+//!
+//! Not here yet: checkpoints in object storage (only local directories so
+//! far).
 //!
 //! ```
 //! use eddy_state::checkpoint::{state_file_name, CheckpointStore};
@@ -67,6 +69,8 @@ mod groups;
 mod key;
 #[cfg(test)]
 mod model_tests;
+#[cfg(feature = "spill")]
+pub mod spill;
 mod table;
 mod timers;
 mod ttl;

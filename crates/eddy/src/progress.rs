@@ -121,6 +121,16 @@ impl Progress {
             human((total as f64 / secs) as u64),
             self.outputs()
         );
+        for n in &self.metrics.nodes {
+            let spilled = n.component.total("spilled_entries");
+            if spilled > 0 {
+                s.push_str(&format!(
+                    "\n{}: {} state entries spilled to disk (state beyond `state_memory`)",
+                    n.name,
+                    human(spilled as u64)
+                ));
+            }
+        }
         for (sink, hist) in &report.latency_us {
             if !hist.is_empty() {
                 s.push_str(&format!(

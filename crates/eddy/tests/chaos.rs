@@ -7,6 +7,10 @@
 //! The tumbling results also go to a real PostgreSQL (appended and
 //! upserted), compared row for row with the uninterrupted run's tables.
 //!
+//! With two workers the killed runs also spill window state beyond a
+//! 2 KiB budget to disk (`state_memory`), so spilled state crosses the
+//! checkpoints and restores too, against the in-memory uninterrupted run.
+//!
 //! `EDDY_CHAOS_EVENTS` (default 1,000,000) and `EDDY_CHAOS_KILLS` (default
 //! 20) size the test; `EDDY_CHAOS_SEED` replays a run's kill moments.
 
@@ -69,10 +73,17 @@ fn write_input(path: &Path, events: u64) {
 /// The chaos pipeline; with `postgres` (a URL and a table prefix) the
 /// tumbling results also go to PostgreSQL, appended and upserted.
 fn pipeline(dir: &Path, workers: usize) -> String {
-    pipeline_with(dir, workers, None)
+    pipeline_with(dir, workers, None, "")
 }
 
-fn pipeline_with(dir: &Path, workers: usize, postgres: Option<(&str, &str)>) -> String {
+/// The chaos pipeline with PostgreSQL output and `[pipeline]` lines
+/// `extra`.
+fn pipeline_with(
+    dir: &Path,
+    workers: usize,
+    postgres: Option<(&str, &str)>,
+    extra: &str,
+) -> String {
     let d = dir.display();
     let pg = match postgres {
         Some((url, prefix)) => format!(
@@ -102,6 +113,7 @@ create_table = true
 name = "chaos"
 workers = {workers}
 data_dir = "{d}/data"
+{extra}
 
 [checkpoint]
 interval = "300ms"
@@ -272,18 +284,18 @@ fn chaos(workers: usize, postgres: bool) {
     } else {
         None
     };
-    let setup = |name: &str| -> (PathBuf, PathBuf) {
+    let setup = |name: &str, extra: &str| -> (PathBuf, PathBuf) {
         let dir = root.path().join(name);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::hard_link(&input, dir.join("in.ndjson")).unwrap();
         let config = dir.join("pipeline.toml");
         let url = pg.as_ref().map(|pg| pg.url());
         let postgres = url.as_deref().map(|url| (url, name));
-        std::fs::write(&config, pipeline_with(&dir, workers, postgres)).unwrap();
+        std::fs::write(&config, pipeline_with(&dir, workers, postgres, extra)).unwrap();
         (dir, config)
     };
 
-    let (calm, calm_config) = setup("calm");
+    let (calm, calm_config) = setup("calm", "");
     run_to_end(&calm_config);
     let expected = sorted_output(&calm);
     assert!(
@@ -291,7 +303,12 @@ fn chaos(workers: usize, postgres: bool) {
         "the map writes every event"
     );
 
-    let (crashed, crashed_config) = setup("crashed");
+    let spill = if workers > 1 {
+        "state_memory = \"2KiB\""
+    } else {
+        ""
+    };
+    let (crashed, crashed_config) = setup("crashed", spill);
     let mut rng = Rng(seed);
     let hit = run_with_kills(&crashed_config, kills, &mut rng);
     eprintln!("{workers} workers: {hit} of {kills} kills hit a running process (seed {seed})");
@@ -299,6 +316,13 @@ fn chaos(workers: usize, postgres: bool) {
         hit > 0,
         "no kill hit a running process; the test proved nothing"
     );
+    if !spill.is_empty() {
+        let log = std::fs::read_to_string(crashed.join("eddy.log")).unwrap_or_default();
+        assert!(
+            log.contains("state entries spilled to disk"),
+            "the killed runs were to spill window state:\n{log}"
+        );
+    }
     let got = sorted_output(&crashed);
     for (i, name) in OUTPUTS.iter().enumerate() {
         assert_eq!(

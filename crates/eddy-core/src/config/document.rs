@@ -64,6 +64,12 @@ pub struct PipelineSettings {
     /// committed once everything before the checkpoint reached the sinks.
     #[serde(default)]
     pub checkpoint_interval: Option<crate::config::Duration>,
+    /// Memory for the state of each operator instance (`"64MiB"`); state
+    /// beyond it spills to an embedded store under `data_dir`. Unset, all
+    /// state stays in memory. Tumbling and sliding windows spill; other
+    /// operators keep their state in memory.
+    #[serde(default)]
+    pub state_memory: Option<crate::config::ByteSize>,
     /// Resource bounds (`[pipeline.limits]`), each with a default.
     #[serde(default)]
     pub limits: Limits,

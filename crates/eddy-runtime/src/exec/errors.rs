@@ -33,6 +33,14 @@ pub enum RunError {
         /// Why, with what to do about it.
         reason: String,
     },
+    /// The spill store for `[pipeline] state_memory` cannot be created.
+    #[error("cannot create the spill store in {dir}: {source}")]
+    Spill {
+        /// Its directory.
+        dir: std::path::PathBuf,
+        /// Why.
+        source: eddy_core::state::StateError,
+    },
 }
 
 impl Classify for RunError {
@@ -41,7 +49,7 @@ impl Classify for RunError {
             RunError::Build { error, .. } => error.domain(),
             RunError::Thread(_) => Domain::Internal,
             RunError::Limit(_) => Domain::Config,
-            RunError::Restore { .. } => Domain::State,
+            RunError::Restore { .. } | RunError::Spill { .. } => Domain::State,
         }
     }
 
@@ -51,6 +59,7 @@ impl Classify for RunError {
             // The machine may have threads to spare later.
             RunError::Thread(_) => true,
             RunError::Limit(_) | RunError::Restore { .. } => false,
+            RunError::Spill { source, .. } => source.retryable(),
         }
     }
 }

@@ -155,6 +155,8 @@ pub(crate) struct RunContext<'a> {
     pub pause_after: Arc<AtomicU64>,
     /// Instances leave at once, without flushing.
     pub halt: Arc<AtomicBool>,
+    /// Spilling of state beyond `[pipeline] state_memory`.
+    pub spill: Option<eddy_core::state::Spill>,
 }
 
 impl RunContext<'_> {
@@ -177,6 +179,7 @@ impl RunContext<'_> {
                 .clone()
                 .unwrap_or_else(|| "pipeline".into()),
             exactly_once: self.exactly_once,
+            spill: self.spill.clone(),
         }
     }
 
@@ -206,6 +209,8 @@ pub struct Running {
     /// Where durable checkpoints are stored (with `[checkpoint]`).
     store_dir: Option<PathBuf>,
     restored_from: Option<PathBuf>,
+    /// The spill stores, deleted when the run is dropped.
+    _spill: Option<Arc<eddy_state::spill::FjallSpace>>,
 }
 
 impl Running {
@@ -396,6 +401,36 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
             .store(r.id, Ordering::Relaxed);
     }
 
+    let spill_space = match plan.settings.state_memory {
+        Some(_) => {
+            // The directory is emptied: never let a name (`..`, `a/b`)
+            // point it elsewhere.
+            let safe: String = plan
+                .name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            let dir = data_dir.join("spill").join(format!("p-{safe}"));
+            let space = eddy_state::spill::FjallSpace::create(&dir)
+                .map_err(|e| RunError::Spill { dir, source: e })?;
+            Some(Arc::new(space))
+        }
+        None => None,
+    };
+    let spill = plan
+        .settings
+        .state_memory
+        .zip(spill_space.clone())
+        .map(|(budget, space)| eddy_core::state::Spill {
+            budget: budget.bytes(),
+            space,
+        });
     let pause_after = Arc::new(AtomicU64::new(u64::MAX));
     let halt = Arc::new(AtomicBool::new(false));
     let mut run = RunContext {
@@ -415,6 +450,7 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
         exactly_once: store.is_some(),
         pause_after: pause_after.clone(),
         halt: halt.clone(),
+        spill,
     };
     // Per-run objects, once per node, before any instance is built.
     let mut prepared = Vec::with_capacity(plan.nodes.len());
@@ -506,6 +542,7 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
         halt,
         store_dir,
         restored_from: restored.as_ref().map(|r| r.path.clone()),
+        _spill: spill_space,
     })
 }
 

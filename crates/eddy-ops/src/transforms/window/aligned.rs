@@ -5,6 +5,10 @@
 //! `Arc`: a checkpoint snapshot copies the pointers (microseconds, whatever
 //! the state's size), and while it is being written out the first update
 //! of a group copies only that group (copy-on-write).
+//!
+//! With a memory budget, shards beyond it go to the spill store (see
+//! `spill`): a key not in memory is looked up there when its window has
+//! spilled entries, firing and snapshots read both.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,6 +24,7 @@ use super::common::{cleanup_time, fire_time, fold, Ctx, Key, Outcome, PlaceError
 use super::snapshot::{
     self, get_accs, get_key, group_of, put_accs, put_key, sort_by_key, Reader, SnapshotError,
 };
+use super::spill::{self as spilling, Spiller};
 use crate::aggregate::{admit_all, Accumulator, Observation};
 
 #[derive(Clone)]
@@ -27,22 +32,33 @@ struct Slot {
     accs: Vec<Accumulator>,
     /// Updated after the window fired; re-emitted at the end of the batch.
     dirty: bool,
+    /// The spill store has an (older) copy.
+    on_disk: bool,
 }
 
 /// One key group's keys in one window.
 type Shard = FxHashMap<Key, Slot>;
 
-/// One window's keys, by key group.
+/// One window's keys in memory, by key group, and how many it has in the
+/// spill store.
 #[derive(Clone)]
 struct Window {
     shards: Vec<Arc<Shard>>,
+    on_disk: u64,
 }
 
 impl Window {
     fn new() -> Window {
         Window {
             shards: (0..KEY_GROUPS).map(|_| Arc::default()).collect(),
+            on_disk: 0,
         }
+    }
+
+    /// Keys in memory or in the spill store (each once).
+    fn keys(&self) -> u64 {
+        let only_here = self.iter().filter(|(_, s)| !s.on_disk).count();
+        only_here as u64 + self.on_disk
     }
 
     fn get(&self, g: KeyGroup, key: &[Value]) -> Option<&Slot> {
@@ -73,6 +89,8 @@ pub(crate) struct Aligned {
     windows: BTreeMap<Timestamp, Window>,
     /// Fired windows updated by late events since the last flush.
     dirty: Vec<(Timestamp, Key)>,
+    /// Spilling beyond the memory budget, when there is one.
+    spill: Option<Spiller>,
 }
 
 impl Aligned {
@@ -83,8 +101,17 @@ impl Aligned {
             lateness,
             windows: BTreeMap::new(),
             dirty: Vec::new(),
+            spill: None,
         }
     }
+
+    /// Keeps state beyond the budget in `spill`'s store.
+    pub(crate) fn spill_to(&mut self, spill: Spiller) {
+        self.spill = Some(spill);
+    }
+
+    /// The in-memory bytes of a map slot, for the spill's estimate.
+    pub(crate) const SLOT_BYTES: usize = std::mem::size_of::<(Key, Slot)>();
 
     /// The start of the latest window containing `t`.
     fn last_start(&self, t: Timestamp) -> Option<Timestamp> {
@@ -117,22 +144,28 @@ impl Aligned {
             if cleanup_time(end, self.lateness) > wm {
                 outcome = Outcome::Accepted;
                 let fired = fire_time(end) <= wm;
-                let keys = self
-                    .windows
-                    .entry(start)
-                    .or_insert_with(Window::new)
-                    .shard_mut(group);
+                let window = self.windows.entry(start).or_insert_with(Window::new);
+                let spilled = window.on_disk > 0;
+                let keys = window.shard_mut(group);
                 // One hash lookup on the hot path; a new key is inserted
                 // after its first update.
                 let newly_dirty = match keys.get_mut(key) {
                     Some(slot) => update(slot, obs, fired, cx)?,
                     None => {
+                        let loaded = match &self.spill {
+                            Some(s) if spilled => s.load(start, group, key),
+                            _ => None,
+                        };
                         let mut slot = Slot {
-                            accs: cx.fresh(),
+                            on_disk: loaded.is_some(),
+                            accs: loaded.unwrap_or_else(|| cx.fresh()),
                             dirty: false,
                         };
                         let d = update(&mut slot, obs, fired, cx)?;
                         keys.insert(Key::from(key), slot);
+                        if let Some(s) = &mut self.spill {
+                            s.resident += 1;
+                        }
                         d
                     }
                 };
@@ -161,8 +194,14 @@ impl Aligned {
     ) -> Result<(), PlaceError> {
         while start > t.saturating_sub(self.size) {
             if cleanup_time(start + self.size, self.lateness) > wm {
-                if let Some(slot) = self.windows.get(&start).and_then(|w| w.get(group, key)) {
-                    admit_all(&slot.accs, obs).map_err(|e| cx.refused(e))?;
+                if let Some(window) = self.windows.get(&start) {
+                    if let Some(slot) = window.get(group, key) {
+                        admit_all(&slot.accs, obs).map_err(|e| cx.refused(e))?;
+                    } else if let (Some(s), true) = (&self.spill, window.on_disk > 0) {
+                        if let Some(accs) = s.load(start, group, key) {
+                            admit_all(&accs, obs).map_err(|e| cx.refused(e))?;
+                        }
+                    }
                 }
             }
             start = match start.checked_sub(self.slide) {
@@ -208,13 +247,52 @@ impl Aligned {
                 for (key, slot) in window.iter() {
                     cx.emit(out, start, start + self.size, key, &slot.accs);
                 }
+                if let (Some(s), true) = (&self.spill, window.on_disk > 0) {
+                    // Spilled keys not in memory (memory holds the newer copy).
+                    s.scan(start, &mut |g, key, accs| {
+                        if window.get(g, &key).is_none() {
+                            cx.emit(out, start, start + self.size, &key, &accs);
+                        }
+                    });
+                }
             }
         }
         while let Some(entry) = self.windows.first_entry() {
-            if cleanup_time(*entry.key() + self.size, self.lateness) > wm {
+            let start = *entry.key();
+            if cleanup_time(start + self.size, self.lateness) > wm {
                 break;
             }
-            entry.remove();
+            let window = entry.remove();
+            if let Some(s) = &mut self.spill {
+                s.resident = s.resident.saturating_sub(window.len() as u64);
+                if window.on_disk > 0 {
+                    s.remove(start, None);
+                }
+            }
+        }
+    }
+
+    /// Moves key-group shards to the spill store while memory is over the
+    /// budget, round the key groups, every window's shard of a group at
+    /// once. Called between batches, when no slot is dirty.
+    pub(crate) fn shed(&mut self) {
+        let Some(s) = &mut self.spill else { return };
+        if !s.over() {
+            return;
+        }
+        debug_assert!(self.dirty.is_empty());
+        for _ in 0..KEY_GROUPS {
+            if s.relieved() {
+                break;
+            }
+            let g = s.next_group();
+            for (&start, window) in self.windows.iter_mut() {
+                let shard = std::mem::take(&mut window.shards[g.index()]);
+                let entries = shard
+                    .iter()
+                    .map(|(k, slot)| (k, &slot.accs[..], slot.on_disk));
+                window.on_disk += s.evict(start, g, entries);
+            }
         }
     }
 }
@@ -247,9 +325,10 @@ impl Aligned {
             windows: self
                 .windows
                 .iter()
-                .filter(|(_, w)| w.len() > 0)
+                .filter(|(_, w)| w.len() > 0 || w.on_disk > 0)
                 .map(|(&start, w)| (start, w.clone()))
                 .collect(),
+            spill: self.spill.as_ref().map(Spiller::freeze),
         })
     }
 
@@ -261,7 +340,11 @@ impl Aligned {
         r: &Reader<'_>,
         groups: &GroupRange,
     ) -> Result<usize, SnapshotError> {
-        let mut windows = BTreeMap::new();
+        self.windows.clear();
+        self.dirty.clear();
+        if let Some(s) = &mut self.spill {
+            s.clear();
+        }
         let mut restored = 0;
         let n = dec.len(2)?;
         let mut prev: Option<Timestamp> = None;
@@ -272,7 +355,6 @@ impl Aligned {
             }
             prev = Some(start);
             let count = dec.len(1)?;
-            let mut window = Window::new();
             for _ in 0..count {
                 let key = get_key(dec, r.key_len)?;
                 let accs = get_accs(dec, r.like)?;
@@ -280,43 +362,64 @@ impl Aligned {
                 if !groups.contains(g) {
                     continue;
                 }
-                let slot = Slot { accs, dirty: false };
+                let slot = Slot {
+                    accs,
+                    dirty: false,
+                    on_disk: false,
+                };
+                let window = self.windows.entry(start).or_insert_with(Window::new);
                 if window.shard_mut(g).insert(key, slot).is_some() {
                     return Err(SnapshotError::Inconsistent(
                         "a key appears twice in a window",
                     ));
                 }
                 restored += 1;
-            }
-            if window.len() > 0 {
-                windows.insert(start, window);
+                if let Some(s) = &mut self.spill {
+                    s.resident += 1;
+                    // Spilled as it is read, so a restore stays in budget.
+                    if restored % 4096 == 0 {
+                        self.shed();
+                    }
+                }
             }
         }
-        self.windows = windows;
-        self.dirty.clear();
+        self.shed();
         Ok(restored)
     }
 
     /// Drops the keys in `groups`.
     pub(crate) fn clear(&mut self, groups: &GroupRange) {
-        for window in self.windows.values_mut() {
+        for (&start, window) in self.windows.iter_mut() {
             for g in KeyGroup::all().filter(|g| groups.contains(*g)) {
-                window.shards[g.index()] = Arc::default();
+                let shard = std::mem::take(&mut window.shards[g.index()]);
+                if let Some(s) = &mut self.spill {
+                    s.resident = s.resident.saturating_sub(shard.len() as u64);
+                    if window.on_disk > 0 {
+                        s.remove(start, Some(g));
+                    }
+                }
+            }
+            if let Some(s) = &self.spill {
+                let mut left = 0;
+                s.scan(start, &mut |_, _, _| left += 1);
+                window.on_disk = left;
             }
         }
-        self.windows.retain(|_, w| w.len() > 0);
+        self.windows.retain(|_, w| w.len() > 0 || w.on_disk > 0);
     }
 
-    /// Stored (window, key) entries.
+    /// Stored (window, key) entries, in memory or spilled.
     pub(crate) fn stored(&self) -> usize {
-        self.windows.values().map(Window::len).sum()
+        self.windows.values().map(|w| w.keys() as usize).sum()
     }
 }
 
-/// Aligned windows frozen at a barrier: shared shards, written out later.
+/// Aligned windows frozen at a barrier: shared shards and a view of the
+/// spill store, written out later.
 struct Frozen {
     header: snapshot::Header,
     windows: Vec<(Timestamp, Window)>,
+    spill: Option<spilling::Frozen>,
 }
 
 impl TableSnapshot for Frozen {
@@ -325,22 +428,33 @@ impl TableSnapshot for Frozen {
         let mut enc = Encoder::new();
         self.header.begin(&mut enc);
         enc.varint(self.windows.len() as u64);
-        let mut keys: Vec<(u64, &Key, &Slot)> = Vec::new();
         for (start, window) in &self.windows {
             enc.zigzag(*start);
-            keys.clear();
-            keys.extend(window.iter().map(|(k, s)| (0, k, s)));
+            // Spilled keys not in memory, read back for the write-out.
+            let mut spilled: Vec<(Key, Vec<Accumulator>)> = Vec::new();
+            if let (Some(view), true) = (&self.spill, window.on_disk > 0) {
+                view.scan(*start, &mut |g, key, accs| {
+                    if window.get(g, &key).is_none() {
+                        spilled.push((key, accs));
+                    }
+                });
+            }
+            let mut keys: Vec<(u64, &Key, &[Accumulator])> = window
+                .iter()
+                .map(|(k, s)| (0, k, &s.accs[..]))
+                .chain(spilled.iter().map(|(k, a)| (0, k, &a[..])))
+                .collect();
             enc.varint(keys.len() as u64);
             sort_by_key(&mut keys);
-            for (_, key, slot) in &keys {
+            for (_, key, accs) in &keys {
                 put_key(&mut enc, key);
-                put_accs(&mut enc, &slot.accs);
+                put_accs(&mut enc, accs);
             }
         }
         out.extend_from_slice(&snapshot::seal(enc));
     }
 
     fn len(&self) -> usize {
-        self.windows.iter().map(|(_, w)| w.len()).sum()
+        self.windows.iter().map(|(_, w)| w.keys() as usize).sum()
     }
 }

@@ -265,12 +265,14 @@ impl WindowConfig {
 
 impl TransformFactory for WindowConfig {
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Operator>, BuildError> {
-        Ok(Box::new(WindowOperator::new(
-            self,
-            &cx.name,
-            cx.limits.max_keys,
-            cx.output(LATE)?,
-        )))
+        let op = WindowOperator::new(self, &cx.name, cx.limits.max_keys, cx.output(LATE)?);
+        Ok(Box::new(match &cx.spill {
+            Some(spill) => {
+                let instance = format!("{}/{}", cx.name, cx.worker);
+                op.spill_to(spill, &instance, cx.metrics.counter("spilled_entries", &[]))?
+            }
+            None => op,
+        }))
     }
 
     /// Every input keyed alike.

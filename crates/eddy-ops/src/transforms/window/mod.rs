@@ -52,7 +52,9 @@
 //! windows keep each window's keys per key group behind shared pointers,
 //! session and global windows their keys in shards by key id, so the
 //! snapshot at a barrier is copy-on-write: microseconds, whatever the
-//! state's size.
+//! state's size. With a memory budget (`[pipeline] state_memory`),
+//! tumbling and sliding windows spill key groups beyond it to disk (see
+//! `spill`).
 
 mod aligned;
 mod common;
@@ -66,6 +68,9 @@ mod session;
 mod snapshot;
 #[cfg(test)]
 mod snapshot_tests;
+mod spill;
+#[cfg(test)]
+mod spill_tests;
 #[cfg(test)]
 mod tests;
 

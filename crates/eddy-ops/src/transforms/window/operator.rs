@@ -1,8 +1,9 @@
 //! The window operator: evaluates keys and aggregate inputs, routes events
 //! to the state of its window kind, and emits results.
 
+use eddy_core::metrics::Counter;
 use eddy_core::output::Output as OutputId;
-use eddy_core::state::{GroupRange, StateError, StateTable, TableSnapshot};
+use eddy_core::state::{GroupRange, Spill, StateError, StateTable, TableSnapshot};
 use eddy_core::time::{now_ms, MAX_TIMESTAMP, MIN_TIMESTAMP};
 use eddy_core::{
     Batch, Collector, Event, Expression, NamedTable, Operator, OperatorContext, Timestamp, Value,
@@ -15,6 +16,7 @@ use super::global::{Global, Options, Trigger};
 use super::output::Output;
 use super::session::Sessions;
 use super::snapshot::{self, Reader, SnapshotError};
+use super::spill::Spiller;
 use crate::aggregate::{Accumulator, AggregateSpec, Observation};
 
 enum State {
@@ -204,6 +206,25 @@ impl WindowOperator {
         }
     }
 
+    /// Keeps tumbling and sliding window state beyond `spill`'s budget in
+    /// its store (session and global windows keep theirs in memory).
+    pub fn spill_to(
+        mut self,
+        spill: &Spill,
+        instance: &str,
+        spilled: Counter,
+    ) -> Result<WindowOperator, StateError> {
+        if let State::Aligned(a) = &mut self.table.state {
+            let shape = (
+                self.table.key_len,
+                self.table.like.clone(),
+                Aligned::SLOT_BYTES,
+            );
+            a.spill_to(Spiller::open(spill, instance, shape, spilled)?);
+        }
+        Ok(self)
+    }
+
     /// Replaces the processing-time clock (tests).
     pub fn with_clock(mut self, clock: fn() -> Timestamp) -> WindowOperator {
         self.clock = clock;
@@ -288,7 +309,10 @@ impl Operator for WindowOperator {
             }
         }
         match &mut self.table.state {
-            State::Aligned(a) => a.flush(&cx, out),
+            State::Aligned(a) => {
+                a.flush(&cx, out);
+                a.shed();
+            }
             State::Sessions(s) => s.flush(&cx, out),
             State::Global(g) => g.flush(&cx, out),
         }

@@ -18,7 +18,7 @@ const AGGREGATES: &str = "aggregates = { n = \"count()\", s = \"sum(v)\", mean =
      e = \"ewma(x, \\\"30ms\\\")\", best = \"max_by(id, x)\" }";
 
 /// The window shapes under test, with their snapshot kind.
-fn shapes(lateness: i64) -> Vec<(String, u8)> {
+pub(super) fn shapes(lateness: i64) -> Vec<(String, u8)> {
     let late = if lateness > 0 {
         format!("allowed_lateness = \"{lateness}ms\"\n")
     } else {
@@ -76,13 +76,13 @@ fn event(e: &In) -> Event {
 /// order, which a restored map need not repeat, so each step's results
 /// are compared as a sorted list.
 #[derive(Debug, PartialEq)]
-struct Step {
+pub(super) struct Step {
     results: Vec<String>,
     late: Vec<String>,
     dead: Vec<String>,
 }
 
-fn drain(out: &mut Collector) -> Step {
+pub(super) fn drain(out: &mut Collector) -> Step {
     let render = |events: Vec<Event>| events.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>();
     let mut results = render(out.take(Output::MAIN));
     results.sort();
@@ -93,7 +93,7 @@ fn drain(out: &mut Collector) -> Step {
     }
 }
 
-fn apply(op: &mut Driven, o: &Op, events: &[In], out: &mut Collector) -> Step {
+pub(super) fn apply(op: &mut Driven, o: &Op, events: &[In], out: &mut Collector) -> Step {
     match o {
         Op::Batch(ids) => {
             let batch = ids.iter().map(|&i| event(&events[i])).collect();
@@ -126,7 +126,7 @@ fn restore_table(body: &str, bytes: &[u8]) -> Result<usize, StateError> {
 }
 
 /// The uninterrupted run, step by step, ending with `finish`.
-fn straight(body: &str, events: &[In], ops: &[Op]) -> Vec<Step> {
+pub(super) fn straight(body: &str, events: &[In], ops: &[Op]) -> Vec<Step> {
     let mut op = driven(operator(body));
     let mut out = Collector::new();
     let mut steps: Vec<Step> = ops
