@@ -57,6 +57,9 @@ impl Window {
 
     /// Keys in memory or in the spill store (each once).
     fn keys(&self) -> u64 {
+        if self.on_disk == 0 {
+            return self.len() as u64;
+        }
         let only_here = self.iter().filter(|(_, s)| !s.on_disk).count();
         only_here as u64 + self.on_disk
     }
