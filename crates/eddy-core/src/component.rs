@@ -353,6 +353,16 @@ pub trait TransformFactory: Send + Sync {
         Partitioning::Forward
     }
 
+    /// Whether this transform blocks on I/O (a lookup service, model
+    /// inference, an alert receiver): `Some(n)` runs each instance on its
+    /// own thread behind a bounded channel of `n` batches, as network sinks
+    /// run, so a slow call stalls only this node until its buffer is full
+    /// (then its upstream waits: backpressure, not unbounded memory).
+    /// `None` (CPU-only transforms) runs it inline with its upstream.
+    fn buffer(&self) -> Option<usize> {
+        None
+    }
+
     /// The outputs this transform writes besides the implicit `main` and
     /// `dead_letters`, addressed downstream as `NAME.<output>`. Their ids
     /// follow in declaration order; an operator resolves them with

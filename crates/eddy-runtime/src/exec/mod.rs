@@ -357,10 +357,7 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
         if matches!(plan.nodes[h].factory, Factory::Source(_)) {
             continue;
         }
-        let capacity = match &plan.nodes[h].factory {
-            Factory::Sink(s) => s.buffer().unwrap_or(opts.channel_capacity),
-            _ => opts.channel_capacity,
-        };
+        let capacity = plan.nodes[h].buffer().unwrap_or(opts.channel_capacity);
         for _ in 0..workers {
             let (tx, rx) = bounded(capacity.max(1));
             senders[h].push(tx);

@@ -9,7 +9,6 @@
 use eddy_core::component::Partitioning;
 
 use crate::plan::Plan;
-use crate::registry::Factory;
 
 /// How a channel edge picks the receiving instance.
 #[derive(Clone, Debug)]
@@ -58,8 +57,9 @@ impl Topology {
                     Partitioning::Single => Route::Single,
                 })
                 .collect();
-            // Buffered sinks get their own threads behind a bounded channel.
-            let buffered = matches!(&node.factory, Factory::Sink(s) if s.buffer().is_some());
+            // Buffered sinks and blocking transforms get their own threads
+            // behind a bounded channel.
+            let buffered = node.buffer().is_some();
             fused[i] =
                 node.inputs.len() == 1 && route[i].iter().all(Route::is_forward) && !buffered;
         }

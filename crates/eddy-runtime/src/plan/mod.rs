@@ -57,6 +57,16 @@ impl PlanNode {
         }
     }
 
+    /// The bounded buffer in front of this node's own threads, when it
+    /// runs apart from its upstream (network sinks, blocking transforms).
+    pub fn buffer(&self) -> Option<usize> {
+        match &self.factory {
+            Factory::Transform(t) => t.buffer(),
+            Factory::Sink(s) => s.buffer(),
+            Factory::Source(_) => None,
+        }
+    }
+
     /// The source's watermark settings (sources only).
     pub fn watermarks(&self) -> Option<WatermarkSpec> {
         match &self.factory {

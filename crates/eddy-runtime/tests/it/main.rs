@@ -1,5 +1,6 @@
 //! End-to-end tests of the runtime: validation diagnostics and whole runs.
 
+mod blocking;
 #[cfg(feature = "parquet")]
 mod files;
 mod golden;
