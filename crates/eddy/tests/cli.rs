@@ -353,3 +353,38 @@ fn checkpoints_are_listed_and_inspected() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a checkpoint directory"));
 }
+
+/// `[server]` makes `eddy run` serve while it runs and say where; a
+/// misspelt key is a config error with its position.
+#[test]
+fn a_server_table_serves_the_run_and_bad_keys_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, "{\"a\":1}\n{\"a\":2}\n").unwrap();
+    let pipeline = dir.path().join("p.toml");
+    let text = |server: &str| {
+        format!(
+            "[server]\n{server}\n\n[sources.src]\ntype = \"file\"\npath = {:?}\n\n\
+             [sinks.out]\ntype = \"file\"\ninputs = [\"src\"]\npath = {:?}\n",
+            input.display().to_string(),
+            dir.path().join("out.ndjson").display().to_string()
+        )
+    };
+    std::fs::write(&pipeline, text("listen = \"127.0.0.1:0\"")).unwrap();
+    let out = succeed(eddy().arg("run").arg(&pipeline).arg("-q"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("serving the dashboard and API at http://127.0.0.1:"),
+        "{stderr}"
+    );
+    assert_eq!(lines(&dir.path().join("out.ndjson")).len(), 2);
+
+    std::fs::write(&pipeline, text("port = 80")).unwrap();
+    let out = eddy().arg("validate").arg(&pipeline).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("p.toml:2:") && stderr.contains("port"),
+        "{stderr}"
+    );
+}

@@ -75,6 +75,26 @@ pub struct PipelineSettings {
     pub limits: Limits,
 }
 
+/// `[server]`: serve the REST API, the WebSocket feed, Prometheus metrics
+/// and the dashboard while the pipeline runs.
+///
+/// ```toml
+/// [server]
+/// listen = "127.0.0.1:8080"
+/// ```
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address and port to listen on (default `127.0.0.1:8080`; port 0
+    /// picks a free one).
+    #[serde(default = "default_listen")]
+    pub listen: std::net::SocketAddr,
+}
+
+fn default_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
 /// Largest `[pipeline] batch_size`: a source preallocates room for one
 /// batch, and more than this gains no throughput.
 pub const MAX_BATCH_SIZE: usize = 1_000_000;
@@ -158,6 +178,8 @@ pub struct PipelineDoc<'i> {
     pub components: Vec<ComponentDoc<'i>>,
     /// `[checkpoint]` settings, if checkpoints are durable.
     pub checkpoint: Option<super::CheckpointSettings>,
+    /// `[server]` settings, if the run serves its API and dashboard.
+    pub server: Option<ServerSettings>,
 }
 
 /// Parses a pipeline file. `env` holds `(NAME, VALUE)` pairs; those starting
@@ -193,6 +215,13 @@ pub fn parse_document<'i>(
             }
             continue;
         }
+        if name == "server" {
+            match deserialize_body::<ServerSettings>(value) {
+                Ok(s) => doc.server = Some(s),
+                Err(d) => diags.push(d),
+            }
+            continue;
+        }
         if name == "checkpoint" {
             match deserialize_body::<super::CheckpointSettings>(value) {
                 Ok(s) => {
@@ -218,11 +247,12 @@ pub fn parse_document<'i>(
                         "receivers",
                         "pipeline",
                         "checkpoint",
+                        "server",
                     ],
                 ) {
                     Some(best) => format!("did you mean `{best}`?"),
                     None => {
-                        "sections are sources, transforms, sinks, alerts, receivers, pipeline and checkpoint"
+                        "sections are sources, transforms, sinks, alerts, receivers, pipeline, checkpoint and server"
                             .into()
                     }
                 },

@@ -16,7 +16,7 @@ pub use checkpoint::CheckpointSettings;
 pub use diagnostic::{closest, config_text, line_col, Diagnostic, Diagnostics};
 pub use document::{
     check_workers, parse_document, ComponentDoc, PipelineDoc, PipelineSettings, Section,
-    MAX_BATCH_SIZE,
+    ServerSettings, MAX_BATCH_SIZE,
 };
 pub use toml::Spanned;
 

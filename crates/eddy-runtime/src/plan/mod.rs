@@ -106,6 +106,8 @@ pub struct Plan {
     /// `[checkpoint]` settings: present, checkpoints are durable and sinks
     /// exactly-once.
     pub checkpoint: Option<eddy_core::config::CheckpointSettings>,
+    /// `[server]` settings: present, the run serves its API and dashboard.
+    pub server: Option<eddy_core::config::ServerSettings>,
     /// The components, topologically sorted.
     pub nodes: Vec<PlanNode>,
 }
@@ -403,6 +405,7 @@ impl Plan {
             name,
             settings: doc.settings,
             checkpoint: doc.checkpoint,
+            server: doc.server,
             nodes,
         })
     }

@@ -14,8 +14,7 @@ pub struct DemoArgs {
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long, value_parser = super::parse_seconds)]
     duration: Option<Duration>,
-    /// Port for the live dashboard. The dashboard server is not part of this
-    /// build yet; the option is accepted so scripts keep working when it lands.
+    /// Port of the live dashboard and API on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 8080)]
     port: u16,
     /// Worker threads.
@@ -34,16 +33,13 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     };
     eprintln!("eddy demo: simulated business events with crisis scenarios → windowed KPIs and threshold alerts");
     eprintln!("results are written under ./data (department_kpis, merchant_kpis, alerts, dead_letters, late_events)");
-    eprintln!(
-        "(the live dashboard on port {} is not in this build; progress is shown here)",
-        args.port
-    );
     super::run::execute(
         &plan,
         super::run::Execution {
             workers: args.workers,
             duration: args.duration,
             progress: true,
+            serve: Some(std::net::SocketAddr::from(([127, 0, 0, 1], args.port))),
             ..Default::default()
         },
     )

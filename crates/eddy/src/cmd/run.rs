@@ -49,6 +49,8 @@ pub struct Execution {
     pub restore: Restore,
     /// Drop checkpointed state that no longer fits.
     pub allow_non_restored_state: bool,
+    /// Serve the API and dashboard here (overrides `[server] listen`).
+    pub serve: Option<std::net::SocketAddr>,
 }
 
 /// How long a savepoint on Ctrl-C may take before the run stops without one.
@@ -79,6 +81,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             progress: !args.quiet,
             restore: args.from_checkpoint.map_or(Restore::Latest, Restore::From),
             allow_non_restored_state: args.allow_non_restored_state,
+            serve: None,
         },
     )
 }
@@ -110,6 +113,11 @@ pub fn execute(plan: &Plan, how: Execution) -> anyhow::Result<ExitCode> {
         opts.workers = w;
     }
     opts.duration = how.duration;
+    let listen = how.serve.or(plan.server.as_ref().map(|s| s.listen));
+    let hub = listen.map(|_| Arc::new(eddy_server::Hub::new()));
+    if let Some(hub) = &hub {
+        opts.publisher = Some(hub.clone());
+    }
     let running = match eddy_runtime::start(plan, opts) {
         Ok(running) => running,
         Err(e @ eddy_runtime::RunError::Restore { .. }) => {
@@ -121,6 +129,27 @@ pub fn execute(plan: &Plan, how: Execution) -> anyhow::Result<ExitCode> {
     if let Some(from) = running.restored_from() {
         eprintln!("resuming from {}", from.display());
     }
+    let finished = Arc::new(AtomicBool::new(false));
+    let server = match (listen, hub) {
+        (Some(listen), Some(hub)) => {
+            let status =
+                eddy_server::Status::new(plan, running.metrics().clone(), finished.clone());
+            match eddy_server::Server::start(listen, Arc::new(status), hub) {
+                Ok(server) => {
+                    eprintln!(
+                        "serving the dashboard and API at http://{} (no authentication: keep it on a trusted address)",
+                        server.addr()
+                    );
+                    Some(server)
+                }
+                Err(e) => {
+                    eprintln!("warning: cannot serve on {listen}: {e}; running without the dashboard (choose another address: `--port`, `[server] listen`)");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     let mut meter = Progress::new(running.metrics().clone());
     while !running.is_finished() {
         std::thread::sleep(Duration::from_millis(200));
@@ -141,7 +170,9 @@ pub fn execute(plan: &Plan, how: Execution) -> anyhow::Result<ExitCode> {
             meter.maybe_print();
         }
     }
+    finished.store(true, Ordering::SeqCst);
     let report = running.wait();
+    drop(server);
     eprintln!("{}", meter.summary(&report));
     for e in &report.errors {
         eprintln!("error: {e}");

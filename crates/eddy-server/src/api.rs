@@ -1,0 +1,138 @@
+//! The HTTP routes: health, readiness, metrics, the REST API and the
+//! dashboard page.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use eddy_core::Expression;
+use serde_json::json;
+
+use crate::hub::node_channel;
+use crate::{prometheus, ws, Shared};
+
+/// The dashboard page, embedded at build time.
+const DASHBOARD: &str = include_str!("../assets/index.html");
+/// The OpenAPI 3 description of `/api/v1`.
+const OPENAPI: &str = include_str!("../assets/openapi.json");
+/// Most events `recent` returns.
+const MAX_RECENT: usize = 1000;
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/pipeline", get(pipeline))
+        .route("/api/v1/nodes/{node}/recent", get(recent))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/ws", get(ws::upgrade))
+        .fallback(not_found)
+        .with_state(shared)
+}
+
+async fn dashboard() -> Html<&'static str> {
+    Html(DASHBOARD)
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "alive" }))
+}
+
+async fn readyz(State(s): State<Arc<Shared>>) -> Response {
+    let problems = s.status.problems();
+    if problems.is_empty() {
+        Json(json!({ "ready": true })).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "ready": false, "problems": problems })),
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(s): State<Arc<Shared>>) -> Response {
+    let text = prometheus::render(&s.status, s.hub.connections(), s.hub.dropped_slow());
+    ([(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)], text).into_response()
+}
+
+async fn pipeline(State(s): State<Arc<Shared>>) -> Json<serde_json::Value> {
+    Json(s.status.snapshot(s.hub.connections()))
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// An error answer: `{"error": message}`.
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+async fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "no such path; see /api/v1/openapi.json",
+    )
+}
+
+/// `GET /api/v1/nodes/{node}/recent?output=main&limit=100&filter=CEL`.
+async fn recent(
+    State(s): State<Arc<Shared>>,
+    Path(node): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(info) = s.status.nodes().iter().find(|n| n.name == node) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no node `{node}` in the pipeline"),
+        );
+    };
+    let output = q.get("output").map_or("main", String::as_str);
+    let outputs = s
+        .status
+        .metrics()
+        .node(&info.name)
+        .map(|m| m.outputs.clone());
+    if outputs.is_some_and(|o| o.get(output).is_none()) {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("node `{node}` has no output `{output}`"),
+        );
+    }
+    let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
+        None => 100,
+        Some(Ok(n)) if (1..=MAX_RECENT).contains(&n) => n,
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("`limit` must be a whole number from 1 to {MAX_RECENT}"),
+            )
+        }
+    };
+    let filter = match q.get("filter").map(|f| Expression::compile(f)) {
+        None => None,
+        Some(Ok(f)) => Some(f),
+        Some(Err(e)) => {
+            return error(StatusCode::BAD_REQUEST, format!("`filter`: {e}"));
+        }
+    };
+    let events = s
+        .hub
+        .recent(&node_channel(&node, output), limit, filter.as_ref());
+    let mut body = Vec::with_capacity(64 + events.len() * 64);
+    body.extend_from_slice(b"{\"node\":");
+    eddy_core::json::write_str(&mut body, &node);
+    body.extend_from_slice(b",\"output\":");
+    eddy_core::json::write_str(&mut body, output);
+    body.extend_from_slice(b",\"events\":");
+    ws::write_events(&mut body, events.iter());
+    body.push(b'}');
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}

@@ -1,0 +1,139 @@
+//! Eddy's HTTP server: health and readiness, Prometheus metrics, the REST
+//! API, the WebSocket live feed and the dashboard.
+//!
+//! The engine stays headless: the server reads a run through [`Status`] (its
+//! shape and live counters) and the [`Hub`] (the run's `Publisher`, which
+//! keeps each node's recent output and feeds subscribers).
+//!
+//! | path | what |
+//! | --- | --- |
+//! | `GET /` | the dashboard |
+//! | `GET /healthz` | `200` while the process serves |
+//! | `GET /readyz` | `200`, or `503` naming each part that is not well |
+//! | `GET /metrics` | Prometheus text format |
+//! | `GET /api/v1/pipeline` | the pipeline, its nodes, rates and checkpoints |
+//! | `GET /api/v1/nodes/{node}/recent` | a node's newest output (`output`, `limit`, `filter`) |
+//! | `GET /api/v1/openapi.json` | the OpenAPI 3 description of the API |
+//! | `GET /api/v1/ws` | the WebSocket feed (see `ws`) |
+//!
+//! It runs on its own thread with a small multi-threaded tokio runtime, so
+//! it never takes a worker's core for long.
+#![warn(missing_docs)]
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod api;
+pub mod hub;
+mod prometheus;
+pub mod status;
+mod ws;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use hub::Hub;
+pub use status::Status;
+
+/// What the handlers share.
+pub(crate) struct Shared {
+    pub(crate) status: Arc<Status>,
+    pub(crate) hub: Arc<Hub>,
+}
+
+/// A running server; dropping it (or [`Server::stop`]) shuts it down.
+pub struct Server {
+    addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// How often the rates are sampled and the `metrics` channel published.
+const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
+impl Server {
+    /// Binds `listen` (port 0 picks a free port) and serves `status` and
+    /// `hub` from a thread of its own.
+    pub fn start(
+        listen: SocketAddr,
+        status: Arc<Status>,
+        hub: Arc<Hub>,
+    ) -> std::io::Result<Server> {
+        let listener = std::net::TcpListener::bind(listen)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("eddy-server")
+            .enable_all()
+            .build()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let shared = Arc::new(Shared { status, hub });
+        let thread = std::thread::Builder::new()
+            .name("eddy-server".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::error!(error = %e, "server: cannot listen");
+                            return;
+                        }
+                    };
+                    let sampler = tokio::spawn(sample(shared.clone()));
+                    let app = api::router(shared);
+                    let served = axum::serve(listener, app)
+                        .with_graceful_shutdown(async move {
+                            let _ = rx.await;
+                        })
+                        .await;
+                    sampler.abort();
+                    if let Err(e) = served {
+                        tracing::error!(error = %e, "server stopped");
+                    }
+                });
+                // Open WebSocket connections end with the runtime.
+                rt.shutdown_timeout(Duration::from_secs(1));
+            })?;
+        Ok(Server {
+            addr,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops serving and waits for the server's thread.
+    pub fn stop(mut self) {
+        self.shut_down();
+    }
+
+    fn shut_down(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shut_down();
+    }
+}
+
+/// Samples the rates and publishes the `metrics` channel each second.
+async fn sample(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(SAMPLE_EVERY);
+    loop {
+        tick.tick().await;
+        shared.status.sample();
+        let snapshot = shared.status.snapshot(shared.hub.connections());
+        shared.hub.send("metrics", hub::Body::Json(snapshot));
+    }
+}

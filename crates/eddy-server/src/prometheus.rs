@@ -1,0 +1,238 @@
+//! `/metrics`: the run's counters in the Prometheus text format (0.0.4).
+//!
+//! Names have the `eddy_` prefix and base units; counters end in
+//! `_total`; every per-node series has a `node` label. A component's own
+//! series (consumer lag, retries, circuit state, spilled entries) appear as
+//! `eddy_<name>` with their labels plus `node`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::Ordering::Relaxed;
+
+use eddy_core::metrics::MetricKind;
+use eddy_core::time::MIN_TIMESTAMP;
+
+use crate::status::Status;
+
+/// The content type of the text format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// One metric family: its type, help and samples (labels, value).
+struct Family {
+    kind: &'static str,
+    help: String,
+    samples: Vec<(Vec<(String, String)>, f64)>,
+}
+
+/// Families by name, written in name order.
+#[derive(Default)]
+struct Families(BTreeMap<String, Family>);
+
+impl Families {
+    fn add(
+        &mut self,
+        name: &str,
+        kind: &'static str,
+        help: &str,
+        labels: Vec<(String, String)>,
+        value: f64,
+    ) {
+        self.0
+            .entry(name.to_string())
+            .or_insert_with(|| Family {
+                kind,
+                help: help.to_string(),
+                samples: Vec::new(),
+            })
+            .samples
+            .push((labels, value));
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::new();
+        for (name, f) in &self.0 {
+            let _ = writeln!(out, "# HELP {name} {}", f.help);
+            let _ = writeln!(out, "# TYPE {name} {}", f.kind);
+            for (labels, value) in &f.samples {
+                out.push_str(name);
+                if !labels.is_empty() {
+                    out.push('{');
+                    for (i, (k, v)) in labels.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        let _ = write!(out, "{}=\"{}\"", sanitize(k), escape(v));
+                    }
+                    out.push('}');
+                }
+                let _ = writeln!(out, " {value}");
+            }
+        }
+        out
+    }
+}
+
+/// A metric or label name: letters, digits and `_` only.
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// A label value with `\`, `"` and newlines escaped.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn node(name: &str) -> Vec<(String, String)> {
+    vec![("node".to_string(), name.to_string())]
+}
+
+/// The run's metrics, and the server's own (`connections`, `dropped`).
+pub fn render(status: &Status, connections: usize, dropped: u64) -> String {
+    let mut f = Families::default();
+    let m = status.metrics();
+    for n in &m.nodes {
+        f.add(
+            "eddy_node_events_in_total",
+            "counter",
+            "Events a node received (sources: read).",
+            node(&n.name),
+            n.received() as f64,
+        );
+        for (id, output) in n.outputs.iter() {
+            let mut labels = node(&n.name);
+            labels.push(("output".into(), output.to_string()));
+            f.add(
+                "eddy_node_events_out_total",
+                "counter",
+                "Events a node emitted, per output (main, late, dead_letters, ...).",
+                labels,
+                n.out_id(id) as f64,
+            );
+        }
+        f.add(
+            "eddy_node_errors_total",
+            "counter",
+            "Errors a node reported.",
+            node(&n.name),
+            n.errors.load(Relaxed) as f64,
+        );
+        let wm = n.watermark.load(Relaxed);
+        if wm > MIN_TIMESTAMP {
+            f.add(
+                "eddy_node_watermark_seconds",
+                "gauge",
+                "The node's event-time watermark, in seconds since the Unix epoch.",
+                node(&n.name),
+                wm as f64 / 1000.0,
+            );
+        }
+        for r in n.component.read() {
+            let (name, kind) = match r.kind {
+                MetricKind::Counter if r.name.ends_with("_total") => {
+                    (format!("eddy_{}", sanitize(r.name)), "counter")
+                }
+                MetricKind::Counter => (format!("eddy_{}_total", sanitize(r.name)), "counter"),
+                MetricKind::Gauge => (format!("eddy_{}", sanitize(r.name)), "gauge"),
+            };
+            let mut labels = node(&n.name);
+            labels.extend(r.labels);
+            f.add(
+                &name,
+                kind,
+                "A series the node's component keeps.",
+                labels,
+                r.value as f64,
+            );
+        }
+    }
+    f.add(
+        "eddy_backpressure_waits_total",
+        "counter",
+        "Times a worker found a channel full and waited.",
+        vec![],
+        m.backpressure_waits.load(Relaxed) as f64,
+    );
+    let c = &m.checkpoints;
+    let gauges: [(&str, &str, f64); 6] = [
+        (
+            "eddy_checkpoint_last_id",
+            "Id of the last checkpoint stored.",
+            c.last_id.load(Relaxed) as f64,
+        ),
+        (
+            "eddy_checkpoint_last_duration_seconds",
+            "From the last stored checkpoint's request to stored.",
+            c.last_duration_ms.load(Relaxed) as f64 / 1000.0,
+        ),
+        (
+            "eddy_checkpoint_last_size_bytes",
+            "Size of the last stored checkpoint.",
+            c.last_bytes.load(Relaxed) as f64,
+        ),
+        (
+            "eddy_checkpoint_max_alignment_seconds",
+            "Longest barrier alignment of one instance in this run.",
+            c.max_alignment_us.load(Relaxed) as f64 / 1e6,
+        ),
+        (
+            "eddy_checkpoint_max_stall_seconds",
+            "Longest snapshot at a barrier in this run.",
+            c.max_stall_us.load(Relaxed) as f64 / 1e6,
+        ),
+        (
+            "eddy_checkpoint_restore_seconds",
+            "Time taken to restore the checkpoint the run resumed from.",
+            c.restore_ms.load(Relaxed) as f64 / 1000.0,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        f.add(name, "gauge", help, vec![], value);
+    }
+    f.add(
+        "eddy_checkpoints_stored_total",
+        "counter",
+        "Checkpoints stored in this run.",
+        vec![],
+        c.stored.load(Relaxed) as f64,
+    );
+    f.add(
+        "eddy_checkpoints_failed_total",
+        "counter",
+        "Checkpoints that could not be stored.",
+        vec![],
+        c.failures.load(Relaxed) as f64,
+    );
+    f.add(
+        "eddy_websocket_connections",
+        "gauge",
+        "Open WebSocket connections.",
+        vec![],
+        connections as f64,
+    );
+    f.add(
+        "eddy_websocket_dropped_slow_total",
+        "counter",
+        "WebSocket clients disconnected for falling behind.",
+        vec![],
+        dropped as f64,
+    );
+    f.add(
+        "eddy_uptime_seconds",
+        "gauge",
+        "Seconds since the run started.",
+        vec![],
+        m.started.elapsed().as_secs_f64(),
+    );
+    f.render()
+}

@@ -1,0 +1,334 @@
+//! The server against a real run: a simulator → filter → tumbling window
+//! pipeline, served on a free port, queried over HTTP and WebSocket.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eddy_runtime::{Plan, RunOptions};
+use eddy_server::{Hub, Server, Status};
+use serde_json::Value as Json;
+
+const PIPELINE: &str = r#"
+[pipeline]
+name = "served"
+
+[sources.events]
+type = "simulator"
+rate = 4000
+seed = 3
+
+[transforms.tx]
+type = "filter"
+inputs = ["events"]
+condition = 'type == "transaction"'
+
+[transforms.per_merchant]
+type = "window"
+inputs = ["tx"]
+key = "merchant"
+window = { tumbling = "200ms" }
+aggregates = { n = "count()" }
+
+[sinks.out]
+type = "blackhole"
+inputs = ["per_merchant"]
+"#;
+
+/// A run of [`PIPELINE`] served on a free port.
+struct Served {
+    running: Option<eddy_runtime::Running>,
+    finished: Arc<AtomicBool>,
+    server: Server,
+}
+
+impl Served {
+    fn start() -> Served {
+        let plan = Plan::compile("served.toml", PIPELINE, &[]).unwrap_or_else(|d| panic!("{d}"));
+        let hub = Arc::new(Hub::new());
+        let running = eddy_runtime::start(
+            &plan,
+            RunOptions {
+                workers: 2,
+                publisher: Some(hub.clone()),
+                ..RunOptions::default()
+            },
+        )
+        .unwrap();
+        let finished = Arc::new(AtomicBool::new(false));
+        let status = Status::new(&plan, running.metrics().clone(), finished.clone());
+        let server =
+            Server::start(SocketAddr::from(([127, 0, 0, 1], 0)), Arc::new(status), hub).unwrap();
+        Served {
+            running: Some(running),
+            finished,
+            server,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server.addr())
+    }
+
+    /// Status and body of a GET.
+    fn get(&self, path: &str) -> (u16, String) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut r = agent.get(&self.url(path)).call().unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    }
+
+    fn json(&self, path: &str) -> (u16, Json) {
+        let (status, body) = self.get(path);
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}")),
+        )
+    }
+
+    /// Ends the run; the server stays up.
+    fn finish(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop();
+            r.wait();
+            self.finished.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// Waits until `f` holds (the run needs a moment to produce windows).
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < until, "never: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Checks the Prometheus text format: every sample's family has `# TYPE`
+/// before it, names and labels are well formed, values are numbers.
+fn check_prometheus(text: &str) {
+    let mut typed = std::collections::HashSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(["counter", "gauge"].contains(&kind), "{line}");
+            assert!(typed.insert(name.to_string()), "{name} typed twice");
+            continue;
+        }
+        if line.starts_with("# HELP ") {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        value
+            .parse::<f64>()
+            .unwrap_or_else(|_| panic!("bad value: {line}"));
+        let name = series.split('{').next().unwrap();
+        assert!(name.starts_with("eddy_"), "{line}");
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{line}"
+        );
+        assert!(typed.contains(name), "sample before its # TYPE: {line}");
+        if name.ends_with("_total") {
+            assert!(!value.starts_with('-'), "a counter below zero: {line}");
+        }
+        if let Some(labels) = series.strip_prefix(name).and_then(|l| l.strip_prefix('{')) {
+            let labels = labels.strip_suffix('}').unwrap();
+            for pair in labels.split(',') {
+                let (k, v) = pair.split_once('=').unwrap();
+                assert!(
+                    k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                    "{line}"
+                );
+                assert!(v.starts_with('"') && v.ends_with('"'), "{line}");
+            }
+        }
+    }
+}
+
+#[test]
+fn health_readiness_metrics_and_the_pipeline_are_served() {
+    let mut s = Served::start();
+    assert_eq!(
+        s.json("/healthz"),
+        (200, serde_json::json!({"status": "alive"}))
+    );
+    assert_eq!(s.json("/readyz"), (200, serde_json::json!({"ready": true})));
+
+    eventually("windows fire", || {
+        let (_, p) = s.json("/api/v1/pipeline");
+        p["nodes"][2]["events_out"]["main"].as_u64().unwrap_or(0) > 0
+            && p["nodes"][0]["in_per_second"].as_f64().unwrap_or(0.0) > 0.0
+    });
+    let (status, p) = s.json("/api/v1/pipeline");
+    assert_eq!(status, 200);
+    assert_eq!(p["pipeline"], "served");
+    assert_eq!(p["status"], "running");
+    let names: Vec<&str> = p["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["events", "tx", "per_merchant", "out"]);
+    assert_eq!(p["nodes"][2]["inputs"], serde_json::json!(["tx"]));
+    assert_eq!(p["nodes"][2]["role"], "transform");
+    assert!(p["nodes"][0]["watermark"].is_string());
+
+    let (status, metrics) = s.get("/metrics");
+    assert_eq!(status, 200);
+    check_prometheus(&metrics);
+    assert!(
+        metrics.contains("eddy_node_events_in_total{node=\"per_merchant\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("eddy_node_events_out_total{node=\"tx\",output=\"main\"}"));
+
+    // The OpenAPI document names every path served.
+    let (_, api) = s.json("/api/v1/openapi.json");
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/api/v1/pipeline",
+        "/api/v1/nodes/{node}/recent",
+    ] {
+        assert!(api["paths"][path].is_object(), "{path} undocumented");
+    }
+    assert!(s.get("/").1.contains("<title>Eddy</title>"));
+    assert_eq!(s.get("/nowhere").0, 404);
+
+    s.finish();
+    let (status, ready) = s.json("/readyz");
+    assert_eq!(status, 503);
+    assert_eq!(ready["problems"][0], "pipeline: the run is over");
+    assert_eq!(s.json("/api/v1/pipeline").1["status"], "finished");
+}
+
+#[test]
+fn recent_output_is_filtered_and_bad_requests_say_why() {
+    let s = Served::start();
+    eventually("results", || {
+        s.json("/api/v1/nodes/per_merchant/recent?limit=5").1["events"]
+            .as_array()
+            .is_some_and(|e| e.len() == 5)
+    });
+    let (status, r) = s.json("/api/v1/nodes/per_merchant/recent?limit=50&filter=n%20%3E%202");
+    assert_eq!(status, 200);
+    let events = r["events"].as_array().unwrap();
+    assert!(!events.is_empty());
+    assert!(
+        events.iter().all(|e| e["n"].as_i64().unwrap() > 2),
+        "{events:?}"
+    );
+    assert!(events.iter().all(|e| e["window_start"].is_string()));
+
+    let (status, e) = s.json("/api/v1/nodes/per_merchant/recent?filter=n%20%3E");
+    assert_eq!(status, 400);
+    assert!(e["error"].as_str().unwrap().starts_with("`filter`"), "{e}");
+    assert_eq!(s.json("/api/v1/nodes/per_merchant/recent?limit=0").0, 400);
+    assert_eq!(s.json("/api/v1/nodes/nope/recent").0, 404);
+    let (status, e) = s.json("/api/v1/nodes/per_merchant/recent?output=nope");
+    assert_eq!(status, 404);
+    assert!(e["error"].as_str().unwrap().contains("no output `nope`"));
+    // Other outputs are there to ask for.
+    assert_eq!(
+        s.json("/api/v1/nodes/per_merchant/recent?output=late").0,
+        200
+    );
+}
+
+type Socket = tungstenite::WebSocket<std::net::TcpStream>;
+
+fn ws_connect(s: &Served) -> Socket {
+    let stream = std::net::TcpStream::connect(s.server.addr()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let url = format!("ws://{}/api/v1/ws", s.server.addr());
+    tungstenite::client(url.as_str(), stream).unwrap().0
+}
+
+fn ws_send(ws: &mut Socket, msg: Json) {
+    ws.send(tungstenite::Message::Text(msg.to_string().into()))
+        .unwrap();
+}
+
+fn ws_next(ws: &mut Socket) -> Json {
+    loop {
+        match ws.read().unwrap() {
+            tungstenite::Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+            tungstenite::Message::Ping(_) | tungstenite::Message::Pong(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn websocket_subscribers_get_filtered_numbered_messages_and_what_they_missed() {
+    let s = Served::start();
+    let mut ws = ws_connect(&s);
+    ws_send(&mut ws, serde_json::json!({"subscribe": "node:nope"}));
+    assert!(ws_next(&mut ws)["error"]
+        .as_str()
+        .unwrap()
+        .contains("no channel"));
+    ws_send(
+        &mut ws,
+        serde_json::json!({"subscribe": "node:per_merchant", "filter": "n > 1"}),
+    );
+    let ok = ws_next(&mut ws);
+    assert_eq!(ok["subscribed"], "node:per_merchant");
+    let epoch = ok["epoch"].as_u64().unwrap();
+    let mut seqs = Vec::new();
+    while seqs.len() < 6 {
+        let m = ws_next(&mut ws);
+        assert_eq!(
+            (m["channel"].as_str(), m["epoch"].as_u64()),
+            (Some("node:per_merchant"), Some(epoch))
+        );
+        let events = m["events"].as_array().unwrap();
+        assert!(!events.is_empty() && events.iter().all(|e| e["n"].as_i64().unwrap() > 1));
+        seqs.push(m["seq"].as_u64().unwrap());
+    }
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    drop(ws);
+
+    // Reconnecting after the third message (no filter this time) replays
+    // every message since, before anything new.
+    let mut again = ws_connect(&s);
+    let after = seqs[2];
+    ws_send(
+        &mut again,
+        serde_json::json!({"subscribe": "node:per_merchant", "after": after}),
+    );
+    assert_eq!(ws_next(&mut again)["subscribed"], "node:per_merchant");
+    for expected in after + 1..after + 11 {
+        let m = ws_next(&mut again);
+        assert_eq!(m["seq"].as_u64(), Some(expected), "{m}");
+    }
+    // The metrics channel carries the pipeline's snapshot each second.
+    ws_send(&mut again, serde_json::json!({"subscribe": "metrics"}));
+    let mut subscribed = false;
+    let until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < until {
+        let m = ws_next(&mut again);
+        if m["subscribed"] == "metrics" {
+            subscribed = true;
+        }
+        if m["channel"] == "metrics" && m["data"]["pipeline"] == "served" {
+            break;
+        }
+    }
+    assert!(subscribed, "the metrics channel answered");
+}
