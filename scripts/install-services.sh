@@ -2,8 +2,8 @@
 # Installs what the tests start or talk to, idempotently: PostgreSQL and
 # Redis from Debian's packages, the tansu Kafka-protocol broker from
 # crates.io (cached in ~/.cargo/bin), the kafka-python client used to
-# cross-check Eddy's Kafka connector, and the C libraries librdkafka builds
-# against. Tests start their own server instances on free loopback ports
+# cross-check Eddy's Kafka connector, the C libraries librdkafka builds
+# against, and Chromium with its WebDriver for the dashboard's browser test. Tests start their own server instances on free loopback ports
 # (see crates/eddy-testkit) and stop them when they end.
 #
 #   scripts/install-services.sh            everything
@@ -17,7 +17,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 packages=()
 have_pkg() { dpkg -s "$1" >/dev/null 2>&1; }
-for p in postgresql redis-server redis-tools libssl-dev zlib1g-dev pkg-config make; do
+for p in postgresql redis-server redis-tools libssl-dev zlib1g-dev pkg-config make chromium chromium-driver; do
   have_pkg "$p" || packages+=("$p")
 done
 if [ ${#packages[@]} -gt 0 ]; then

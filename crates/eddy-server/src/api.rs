@@ -17,6 +17,10 @@ use crate::{prometheus, ws, Shared};
 
 /// The dashboard page, embedded at build time.
 const DASHBOARD: &str = include_str!("../assets/index.html");
+/// The chart library (uPlot, pinned in `assets/package-lock.json`; see
+/// `scripts/dashboard-assets.sh`).
+const UPLOT_JS: &str = include_str!("../assets/vendor/uPlot.iife.min.js");
+const UPLOT_CSS: &str = include_str!("../assets/vendor/uPlot.min.css");
 /// The OpenAPI 3 description of `/api/v1`.
 const OPENAPI: &str = include_str!("../assets/openapi.json");
 /// Most events `recent` returns.
@@ -25,6 +29,8 @@ const MAX_RECENT: usize = 1000;
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/", get(dashboard))
+        .route("/assets/uPlot.iife.min.js", get(uplot_js))
+        .route("/assets/uPlot.min.css", get(uplot_css))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -38,6 +44,26 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 
 async fn dashboard() -> Html<&'static str> {
     Html(DASHBOARD)
+}
+
+async fn uplot_js() -> Response {
+    asset("text/javascript; charset=utf-8", UPLOT_JS)
+}
+
+async fn uplot_css() -> Response {
+    asset("text/css; charset=utf-8", UPLOT_CSS)
+}
+
+/// An embedded file; it changes only with the binary.
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 async fn healthz() -> Json<serde_json::Value> {

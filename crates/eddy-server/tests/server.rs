@@ -28,7 +28,7 @@ condition = 'type == "transaction"'
 type = "window"
 inputs = ["tx"]
 key = "merchant"
-window = { tumbling = "200ms" }
+window = { tumbling = "500ms" }
 aggregates = { n = "count()" }
 
 [sinks.out]
@@ -103,6 +103,19 @@ impl Drop for Served {
     fn drop(&mut self) {
         self.finish();
     }
+}
+
+/// `text` percent-encoded for a query string.
+fn query(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// Waits until `f` holds (the run needs a moment to produce windows).
@@ -223,15 +236,24 @@ fn recent_output_is_filtered_and_bad_requests_say_why() {
             .as_array()
             .is_some_and(|e| e.len() == 5)
     });
-    let (status, r) = s.json("/api/v1/nodes/per_merchant/recent?limit=50&filter=n%20%3E%202");
+    // Filtered by key: a merchant seen in the results.
+    let (_, all) = s.json("/api/v1/nodes/per_merchant/recent?limit=5");
+    let merchant = all["events"][0]["merchant"].as_str().unwrap().to_string();
+    let filter = query(&format!("merchant == \"{merchant}\""));
+    let (status, r) = s.json(&format!(
+        "/api/v1/nodes/per_merchant/recent?limit=50&filter={filter}"
+    ));
     assert_eq!(status, 200);
     let events = r["events"].as_array().unwrap();
     assert!(!events.is_empty());
     assert!(
-        events.iter().all(|e| e["n"].as_i64().unwrap() > 2),
+        events.iter().all(|e| e["merchant"] == merchant.as_str()),
         "{events:?}"
     );
     assert!(events.iter().all(|e| e["window_start"].is_string()));
+    // A filter that matches nothing gives nothing.
+    let (_, none) = s.json("/api/v1/nodes/per_merchant/recent?filter=n%20%3C%200");
+    assert_eq!(none["events"], serde_json::json!([]));
 
     let (status, e) = s.json("/api/v1/nodes/per_merchant/recent?filter=n%20%3E");
     assert_eq!(status, 400);

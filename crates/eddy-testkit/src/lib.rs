@@ -6,9 +6,11 @@
 //! a failure there, never a silent skip) and otherwise returns `None` after
 //! saying why, so a developer without the service can still run the rest.
 //!
-//! Servers: [`postgres::Postgres`].
+//! Servers: [`postgres::Postgres`], [`redis::Redis`], [`kafka`], [`http`]
+//! receivers, and a headless browser ([`browser::Browser`]).
 #![warn(missing_docs)]
 
+pub mod browser;
 pub mod fuzz;
 pub mod http;
 pub mod redis;

@@ -1,0 +1,148 @@
+//! The dashboard in a real headless browser: `eddy demo` serves it, and
+//! Chromium (over WebDriver) sees the connection go live, every node of
+//! the pipeline in the graph, and the charts move. Screenshots at desktop
+//! and phone sizes are saved under the test's target directory.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use eddy_testkit::browser::Browser;
+use serde_json::Value;
+
+/// `eddy demo` serving on a free port, killed when dropped.
+struct Demo {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Demo {
+    fn start() -> Demo {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+            .args(["demo", "--port", "0", "--duration", "120"])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("serving the dashboard and API at ").nth(1) {
+                    let _ = tx.send(rest.split(' ').next().unwrap_or_default().to_string());
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("eddy demo says where it serves");
+        Demo {
+            child,
+            url,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Evaluates `script` until it returns `true`.
+fn eventually(b: &Browser, what: &str, script: &str) {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        if b.eval(script) == Value::Bool(true) {
+            return;
+        }
+        assert!(Instant::now() < until, "never: {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn artefact(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[test]
+fn the_demo_dashboard_goes_live_shows_every_node_and_its_charts_move() {
+    let Some(browser) = Browser::start(1280, 800) else {
+        return;
+    };
+    let demo = Demo::start();
+    let nodes: Value = serde_json::from_str(
+        &ureq::get(format!("{}/api/v1/pipeline", demo.url))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap(),
+    )
+    .unwrap();
+    let names: Vec<String> = nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(names.len() > 5, "{names:?}");
+
+    browser.goto(&demo.url);
+    eventually(
+        &browser,
+        "the feed is live",
+        "return document.getElementById('conn').textContent === 'live';",
+    );
+    let shown = browser
+        .eval("return [...document.querySelectorAll('tr.node')].map(tr => tr.dataset.node);");
+    assert_eq!(
+        shown,
+        serde_json::json!(names),
+        "the graph shows every node"
+    );
+
+    // The throughput chart gains points, and a window's trend chart and
+    // top keys appear once windows fire (the demo's fire every 2 s).
+    let points = "return typeof rates === 'undefined' ? 0 : rates.t.length;";
+    let before = browser.eval(points).as_u64().unwrap();
+    eventually(
+        &browser,
+        "the throughput chart moves",
+        &format!("return rates.t.length >= {} + 3;", before),
+    );
+    eventually(
+        &browser,
+        "the window trend and top keys are drawn",
+        "return trendPlot !== null && document.querySelectorAll('#top tr').length > 0 \
+         && document.querySelectorAll('.uplot canvas').length >= 2;",
+    );
+    let drawn = browser
+        .eval("return trendPlot.data[0].length;")
+        .as_u64()
+        .unwrap();
+    eventually(
+        &browser,
+        "the trend gains windows",
+        &format!("return trendPlot !== null && trendPlot.data[0].length > {drawn};"),
+    );
+    browser.screenshot(&artefact("dashboard-1280x800.png"));
+
+    // A phone: nothing wider than the screen.
+    browser.resize(390, 844);
+    eventually(
+        &browser,
+        "the phone layout fits its width",
+        "return document.documentElement.scrollWidth <= window.innerWidth;",
+    );
+    browser.screenshot(&artefact("dashboard-390x844.png"));
+    let png = std::fs::read(artefact("dashboard-390x844.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+}
