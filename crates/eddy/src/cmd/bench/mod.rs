@@ -20,6 +20,7 @@ mod kafka;
 mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
+mod serve;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -88,6 +89,13 @@ pub struct NexmarkArgs {
     /// directory, and report their figures.
     #[arg(long, value_parser = super::parse_seconds)]
     checkpoint_interval: Option<Duration>,
+    /// Serve the API and live feed during the run, with `--clients`
+    /// WebSocket clients subscribed to every node's output.
+    #[arg(long)]
+    serve: bool,
+    /// WebSocket clients with `--serve`.
+    #[arg(long, default_value_t = 100, requires = "serve")]
+    clients: usize,
 }
 
 /// Keeps the bids of the Nexmark stream.
@@ -257,7 +265,17 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         tick: Duration::from_millis(50),
         ..RunOptions::default()
     };
-    let report = eddy_runtime::run(&plan, opts).context("benchmark run failed")?;
+    let report = if args.serve {
+        let (report, messages) = serve::run(&plan, opts, args.clients)?;
+        eprintln!(
+            "server on: {} WebSocket clients read {} messages",
+            args.clients,
+            crate::progress::human(messages)
+        );
+        report
+    } else {
+        eddy_runtime::run(&plan, opts).context("benchmark run failed")?
+    };
     let baseline = match &file {
         Some(path) if args.query == "q7" => Some(baseline::file_q7(path)?),
         Some(_) => None,
