@@ -7,10 +7,13 @@
 //! (another output: `late`, `dead_letters`, …) and `metrics` (a pipeline
 //! snapshot each second, published by the server).
 //!
-//! The engine's threads never wait here: a message keeps at most
-//! [`MAX_EVENTS`] events of a batch (the rest are counted as skipped), and
-//! a subscriber whose queue is full is disconnected as too slow instead of
-//! holding the others back.
+//! The engine's threads never wait here, and pay little: each channel
+//! keeps at most [`RATE`] events a second (bursts up to [`BURST`], at most
+//! [`MAX_EVENTS`] per message), newest of each batch first; the rest are
+//! counted as skipped in the next message. No browser shows a million
+//! events a second, and copying them would cost the engine a quarter of
+//! its throughput. A subscriber whose queue is full is disconnected as too
+//! slow instead of holding the others back.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -20,8 +23,15 @@ use eddy_core::{Event, Expression};
 use eddy_runtime::Publisher;
 use tokio::sync::mpsc;
 
-/// Events kept per message: a browser cannot show more per batch.
-pub const MAX_EVENTS: usize = 100;
+/// Events kept per message.
+pub const MAX_EVENTS: usize = 1000;
+/// Fewest events a message of a larger batch carries.
+pub const MIN_EVENTS: usize = 100;
+/// Events a channel keeps per second, on average.
+pub const RATE: f64 = 2000.0;
+/// Events a channel may keep at once after a quiet spell (a window
+/// firing all its keys).
+pub const BURST: f64 = 10_000.0;
 /// Messages kept per channel for reconnecting clients and `recent`.
 pub const HISTORY: usize = 256;
 /// Messages queued per connection before it counts as too slow.
@@ -36,13 +46,16 @@ pub struct Message {
     pub seq: u64,
     /// What it carries.
     pub body: Body,
+    /// Its text for subscribers without a filter, encoded by the first
+    /// that sends it and shared by the rest.
+    pub shared_text: std::sync::OnceLock<axum::extract::ws::Utf8Bytes>,
 }
 
 /// What a message carries.
 #[derive(Debug)]
 pub enum Body {
-    /// Events a node emitted (at most [`MAX_EVENTS`] of the batch) and how
-    /// many more the batch had.
+    /// Events a node emitted (the newest of the batch) and how many were
+    /// not kept since the previous message (see [`RATE`]).
     Events {
         /// The events kept.
         events: Vec<Event>,
@@ -68,11 +81,80 @@ struct Subscriber {
     queue: mpsc::Sender<Delivery>,
 }
 
-#[derive(Default)]
 struct Channel {
     history: VecDeque<Arc<Message>>,
     next_seq: u64,
     subscribers: Vec<Subscriber>,
+    /// Events the channel may still keep (refilled at [`RATE`]).
+    tokens: f64,
+    refilled: std::time::Instant,
+    /// Events not kept since the last message.
+    skipped: usize,
+}
+
+impl Default for Channel {
+    fn default() -> Channel {
+        Channel {
+            history: VecDeque::new(),
+            next_seq: 0,
+            subscribers: Vec::new(),
+            tokens: BURST,
+            refilled: std::time::Instant::now(),
+            skipped: 0,
+        }
+    }
+}
+
+impl Channel {
+    /// How many of `n` events to keep now; the others count as skipped.
+    fn take(&mut self, n: usize) -> usize {
+        let now = std::time::Instant::now();
+        let refill = now.duration_since(self.refilled).as_secs_f64() * RATE;
+        self.tokens = (self.tokens + refill).min(BURST);
+        self.refilled = now;
+        // A message carries a whole batch or at least MIN_EVENTS of it: a
+        // trickle of one-event messages would cost as much as the events.
+        let room = self.tokens as usize;
+        let keep = if room >= n.min(MIN_EVENTS) {
+            n.min(MAX_EVENTS).min(room)
+        } else {
+            0
+        };
+        self.tokens -= keep as f64;
+        self.skipped += n - keep;
+        keep
+    }
+
+    /// Numbers `body`, keeps it in the history and queues it to every
+    /// subscriber, dropping those whose queue is full; returns how many
+    /// were dropped.
+    fn post(&mut self, channel: &str, body: Body) -> u64 {
+        self.next_seq += 1;
+        let message = Arc::new(Message {
+            channel: Arc::from(channel),
+            seq: self.next_seq,
+            body,
+            shared_text: std::sync::OnceLock::new(),
+        });
+        if self.history.len() == HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(message.clone());
+        let mut dropped = 0;
+        self.subscribers.retain(|s| {
+            match s.queue.try_send(Delivery::Message(message.clone())) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    // Tell it why, if a last message fits; it closes either way.
+                    let _ = s.queue.try_send(Delivery::TooSlow);
+                    dropped += 1;
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        });
+        dropped
+    }
 }
 
 /// The hub: per channel, its history and subscribers.
@@ -133,35 +215,17 @@ impl Hub {
     /// and queues it to every subscriber (dropping those whose queue is
     /// full).
     pub fn send(&self, channel: &str, body: Body) {
-        let mut channels = self.channels();
-        let ch = match channels.get_mut(channel) {
-            Some(ch) => ch,
-            None => channels.entry(Arc::from(channel)).or_default(),
-        };
-        ch.next_seq += 1;
-        let message = Arc::new(Message {
-            channel: Arc::from(channel),
-            seq: ch.next_seq,
-            body,
-        });
-        if ch.history.len() == HISTORY {
-            ch.history.pop_front();
-        }
-        ch.history.push_back(message.clone());
-        let mut dropped = 0;
-        ch.subscribers.retain(|s| {
-            match s.queue.try_send(Delivery::Message(message.clone())) {
-                Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    // Tell it why, if a last message fits; it closes either way.
-                    let _ = s.queue.try_send(Delivery::TooSlow);
-                    dropped += 1;
-                    false
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
-            }
-        });
+        let dropped = self.channel(channel, |ch| ch.post(channel, body));
         self.dropped_slow.fetch_add(dropped, Relaxed);
+    }
+
+    /// Runs `f` on `channel`, created if new.
+    fn channel<T>(&self, channel: &str, f: impl FnOnce(&mut Channel) -> T) -> T {
+        let mut channels = self.channels();
+        match channels.get_mut(channel) {
+            Some(ch) => f(ch),
+            None => f(channels.entry(Arc::from(channel)).or_default()),
+        }
     }
 
     /// A new connection: its id and the queue it reads.
@@ -278,12 +342,19 @@ impl Publisher for Hub {
         if events.is_empty() {
             return;
         }
-        let keep = events.len().min(MAX_EVENTS);
-        let body = Body::Events {
-            events: events[events.len() - keep..].to_vec(),
-            skipped: events.len() - keep,
-        };
-        self.send(&node_channel(node, output), body);
+        let channel = node_channel(node, output);
+        let dropped = self.channel(&channel, |ch| {
+            let keep = ch.take(events.len());
+            if keep == 0 {
+                return 0;
+            }
+            let body = Body::Events {
+                events: events[events.len() - keep..].to_vec(),
+                skipped: std::mem::take(&mut ch.skipped),
+            };
+            ch.post(&channel, body)
+        });
+        self.dropped_slow.fetch_add(dropped, Relaxed);
     }
 }
 
@@ -363,12 +434,47 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_keeps_its_newest_events_and_counts_the_rest() {
+    fn a_channel_keeps_the_newest_events_within_its_rate_and_counts_the_rest() {
         let hub = Hub::new();
-        let batch: Vec<Event> = (0..250).map(event).collect();
+        let (conn, tx, mut rx) = hub.connect();
+        hub.subscribe(conn, &tx, "node:w", None);
+        let batch: Vec<Event> = (0..2500).map(event).collect();
         hub.publish("w", "main", &batch);
-        let recent = hub.recent("node:w", 1000, None);
-        assert_eq!(recent.len(), MAX_EVENTS);
-        assert_eq!(recent[0].time, 150);
+        let recent = hub.recent("node:w", 5000, None);
+        assert_eq!(recent.len(), MAX_EVENTS, "at most MAX_EVENTS per message");
+        assert_eq!(recent[0].time, 1500, "the newest of the batch");
+        // Past the burst, batches are skipped until the budget refills,
+        // and the next message says how many events it did not carry.
+        let big: Vec<Event> = (0..MAX_EVENTS as i64).map(event).collect();
+        let mut published = 1;
+        let mut sent = 0;
+        while (sent as f64) < BURST * 2.0 {
+            hub.publish("w", "main", &big);
+            published += 1;
+            sent += big.len();
+        }
+        let mut kept = 0;
+        let mut skipped = 0;
+        while let Ok(Delivery::Message(m)) = rx.try_recv() {
+            if let Body::Events { events, skipped: s } = &m.body {
+                kept += events.len();
+                skipped += s;
+            }
+        }
+        assert!(kept < 2500 + sent, "some were skipped");
+        assert!(published > 2);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        hub.publish("w", "main", &[event(1)]);
+        while let Ok(Delivery::Message(m)) = rx.try_recv() {
+            if let Body::Events { events, skipped: s } = &m.body {
+                kept += events.len();
+                skipped += s;
+            }
+        }
+        assert_eq!(
+            kept + skipped,
+            2500 + sent + 1,
+            "every event kept or counted"
+        );
     }
 }

@@ -11,9 +11,10 @@
 //! - `{"unsubscribe": "node:per_user"}`.
 //!
 //! The server sends `{"channel", "epoch", "seq", "events": [...],
-//! "skipped": N}` for node channels (at most 100 events per batch, the
-//! rest counted in `skipped`; with a filter, only matching events, and
-//! messages with none are not sent) and `{"channel": "metrics", "epoch",
+//! "skipped": N}` for node channels (within the channel's rate, see
+//! `hub`; `skipped` counts the events left out since the previous
+//! message; with a filter, only matching events, and messages with none
+//! are not sent) and `{"channel": "metrics", "epoch",
 //! "seq", "data": {...}}` each second. `epoch` changes when the process
 //! restarts, so a client knows its sequence numbers no longer apply.
 //! Pings go out every 15 s. A client that falls [`crate::hub::QUEUE`]
@@ -51,6 +52,19 @@ pub(crate) fn write_events<'a>(out: &mut Vec<u8>, events: impl Iterator<Item = &
         eddy_core::json::write_fields(out, &e.fields);
     }
     out.push(b']');
+}
+
+/// A message as a client with `filter` receives it, or `None` when the
+/// filter left no event in it. Without a filter the text is encoded once
+/// and shared by every subscriber.
+fn message_text(m: &Message, filter: Option<&Expression>, epoch: u64) -> Option<Utf8Bytes> {
+    if filter.is_none() {
+        let shared = m
+            .shared_text
+            .get_or_init(|| Utf8Bytes::from(encode(m, None, epoch).unwrap_or_default()));
+        return Some(shared.clone());
+    }
+    encode(m, filter, epoch).map(Utf8Bytes::from)
 }
 
 /// A message as the client receives it, or `None` when a filter left no
@@ -129,11 +143,8 @@ fn known(s: &Shared, channel: &str) -> bool {
         .is_some_and(|n| n.outputs.get(output).is_some())
 }
 
-async fn send(socket: &mut WebSocket, text: String) -> bool {
-    socket
-        .send(WsMessage::Text(Utf8Bytes::from(text)))
-        .await
-        .is_ok()
+async fn send(socket: &mut WebSocket, text: impl Into<Utf8Bytes>) -> bool {
+    socket.send(WsMessage::Text(text.into())).await.is_ok()
 }
 
 async fn connection(mut socket: WebSocket, s: Arc<Shared>) {
@@ -175,7 +186,7 @@ async fn connection(mut socket: WebSocket, s: Arc<Shared>) {
                             Replay::Missed(missed) => {
                                 let mut alive = true;
                                 for m in &missed {
-                                    if let Some(text) = encode(m, filter.as_ref(), epoch) {
+                                    if let Some(text) = message_text(m, filter.as_ref(), epoch) {
                                         alive = send(&mut socket, text).await;
                                         if !alive {
                                             break;
@@ -197,7 +208,7 @@ async fn connection(mut socket: WebSocket, s: Arc<Shared>) {
             delivery = rx.recv() => match delivery {
                 Some(Delivery::Message(m)) => {
                     let Some(filter) = filters.get(&*m.channel) else { continue };
-                    if let Some(text) = encode(&m, filter.as_ref(), epoch) {
+                    if let Some(text) = message_text(&m, filter.as_ref(), epoch) {
                         if !send(&mut socket, text).await {
                             break;
                         }

@@ -90,12 +90,17 @@ pub struct NexmarkArgs {
     #[arg(long, value_parser = super::parse_seconds)]
     checkpoint_interval: Option<Duration>,
     /// Serve the API and live feed during the run, with `--clients`
-    /// WebSocket clients subscribed to every node's output.
+    /// WebSocket clients subscribed to the `metrics` channel and the
+    /// query's results.
     #[arg(long)]
     serve: bool,
     /// WebSocket clients with `--serve`.
     #[arg(long, default_value_t = 100, requires = "serve")]
     clients: usize,
+    /// With `--serve`: subscribe the clients to every node's output, the
+    /// raw events included (the worst case).
+    #[arg(long, requires = "serve")]
+    subscribe_all: bool,
 }
 
 /// Keeps the bids of the Nexmark stream.
@@ -266,7 +271,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         ..RunOptions::default()
     };
     let report = if args.serve {
-        let (report, messages) = serve::run(&plan, opts, args.clients)?;
+        let (report, messages) = serve::run(&plan, opts, args.clients, args.subscribe_all)?;
         eprintln!(
             "server on: {} WebSocket clients read {} messages",
             args.clients,

@@ -1,6 +1,8 @@
 //! `eddy bench nexmark --serve --clients N`: the same run with the server
-//! on and `N` WebSocket clients subscribed to every node's output, to
-//! measure what serving costs the engine.
+//! on and `N` WebSocket clients watching it as dashboards do (the
+//! `metrics` channel and the query's results), to measure what serving
+//! costs the engine. `--subscribe-all` subscribes them to every node's
+//! output instead, the raw events included: the worst case.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +14,12 @@ use eddy_runtime::{Plan, RunOptions, RunReport};
 
 /// Runs `plan` with the server on a free loopback port and `clients`
 /// subscribers; returns the report and the messages the clients read.
-pub fn run(plan: &Plan, mut opts: RunOptions, clients: usize) -> anyhow::Result<(RunReport, u64)> {
+pub fn run(
+    plan: &Plan,
+    mut opts: RunOptions,
+    clients: usize,
+    all: bool,
+) -> anyhow::Result<(RunReport, u64)> {
     let hub = Arc::new(eddy_server::Hub::new());
     opts.publisher = Some(hub.clone());
     let running = eddy_runtime::start(plan, opts).context("benchmark run failed")?;
@@ -21,11 +28,23 @@ pub fn run(plan: &Plan, mut opts: RunOptions, clients: usize) -> anyhow::Result<
     let server =
         eddy_server::Server::start(SocketAddr::from(([127, 0, 0, 1], 0)), Arc::new(status), hub)
             .context("cannot start the server")?;
-    let channels: Vec<String> = plan
+    // The results: what the sink `out` reads.
+    let results = plan
         .nodes
         .iter()
-        .map(|n| format!("node:{}", n.name))
-        .collect();
+        .find(|n| n.name == "out")
+        .and_then(|n| n.inputs.first())
+        .map(|i| plan.nodes[i.node].name.clone());
+    let channels: Vec<String> = if all {
+        plan.nodes
+            .iter()
+            .map(|n| format!("node:{}", n.name))
+            .collect()
+    } else {
+        std::iter::once("metrics".to_string())
+            .chain(results.map(|r| format!("node:{r}")))
+            .collect()
+    };
     let readers: Vec<_> = (0..clients)
         .map(|_| {
             let (addr, channels, finished) = (server.addr(), channels.clone(), finished.clone());
