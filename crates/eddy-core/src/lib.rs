@@ -23,6 +23,7 @@ pub mod event;
 pub mod expr;
 #[cfg(test)]
 mod fuzz_tests;
+pub mod ingest;
 pub mod json;
 pub mod limits;
 pub mod metrics;

@@ -16,7 +16,9 @@ use eddy_connectors::sinks::PostgresConfig;
 #[cfg(feature = "redis")]
 use eddy_connectors::sinks::RedisSinkConfig;
 use eddy_connectors::sinks::{FileSinkConfig, StdoutConfig};
-use eddy_connectors::sources::{FileSourceConfig, NexmarkConfig, SimulatorConfig, StdinConfig};
+use eddy_connectors::sources::{
+    FileSourceConfig, HttpSourceConfig, NexmarkConfig, SimulatorConfig, StdinConfig,
+};
 use eddy_ops::transforms::filter::FilterConfig;
 use eddy_ops::transforms::flat_map::FlatMapConfig;
 use eddy_ops::transforms::map::MapConfig;
@@ -63,6 +65,7 @@ pub const SOURCES: &[(&str, Ctor)] = &[
     ("nexmark", source::<NexmarkConfig>),
     ("simulator", source::<SimulatorConfig>),
     ("stdin", source::<StdinConfig>),
+    ("http", source::<HttpSourceConfig>),
 ];
 
 /// Every transform type.

@@ -4,11 +4,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
+use eddy_core::ingest::IngestRefused;
 use eddy_core::Expression;
 use serde_json::json;
 
@@ -23,6 +26,9 @@ const UPLOT_JS: &str = include_str!("../assets/vendor/uPlot.iife.min.js");
 const UPLOT_CSS: &str = include_str!("../assets/vendor/uPlot.min.css");
 /// The OpenAPI 3 description of `/api/v1`.
 const OPENAPI: &str = include_str!("../assets/openapi.json");
+/// Largest ingest body any source may accept; each source has its own
+/// `max_body_bytes` below it.
+const MAX_INGEST_BODY: usize = 256 << 20;
 /// Most events `recent` returns.
 const MAX_RECENT: usize = 1000;
 
@@ -36,6 +42,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/pipeline", get(pipeline))
         .route("/api/v1/nodes/{node}/recent", get(recent))
+        .route(
+            "/api/v1/ingest/{source}",
+            post(ingest).layer(DefaultBodyLimit::max(MAX_INGEST_BODY)),
+        )
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/ws", get(ws::upgrade))
         .fallback(not_found)
@@ -161,4 +171,47 @@ async fn recent(
     ws::write_events(&mut body, events.iter());
     body.push(b'}');
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// `POST /api/v1/ingest/{source}`: NDJSON or a JSON array into an `http`
+/// source. `202` once the body is queued for the pipeline, with the lines
+/// refused (they went to the source's dead letters); `429` or `503` with
+/// `Retry-After` when the pipeline cannot take it now, and nothing of it
+/// was accepted.
+async fn ingest(State(s): State<Arc<Shared>>, Path(source): Path<String>, body: Bytes) -> Response {
+    let Some(queue) = s.status.ingest(&source) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no `http` source `{source}` in the pipeline"),
+        );
+    };
+    match queue.offer(&body) {
+        Ok(done) => {
+            let rejected: Vec<serde_json::Value> = done
+                .rejected
+                .iter()
+                .map(|(line, reason)| json!({ "line": line, "reason": reason }))
+                .collect();
+            (
+                StatusCode::ACCEPTED,
+                Json(json!({ "accepted": done.accepted, "rejected": rejected })),
+            )
+                .into_response()
+        }
+        Err(e) => {
+            let (status, retry) = match e {
+                IngestRefused::Busy => (StatusCode::TOO_MANY_REQUESTS, Some("1")),
+                IngestRefused::Closed => (StatusCode::SERVICE_UNAVAILABLE, Some("5")),
+                IngestRefused::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, None),
+                IngestRefused::Malformed(_) => (StatusCode::BAD_REQUEST, None),
+            };
+            let mut response = error(status, e.to_string());
+            if let Some(after) = retry {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static(after));
+            }
+            response
+        }
+    }
 }

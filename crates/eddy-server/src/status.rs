@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use eddy_core::ingest::IngestQueue;
 use eddy_core::metrics::MetricKind;
 use eddy_core::time::{format_rfc3339, MIN_TIMESTAMP};
 use eddy_runtime::metrics::{Metrics, Role};
@@ -47,6 +48,8 @@ pub struct Status {
     metrics: Arc<Metrics>,
     finished: Arc<AtomicBool>,
     sample: Mutex<Sample>,
+    /// The `http` sources' queues, by source name.
+    ingest: Vec<(String, Arc<IngestQueue>)>,
 }
 
 fn role_name(role: Role) -> &'static str {
@@ -94,7 +97,22 @@ impl Status {
                 totals,
                 rates,
             }),
+            ingest: Vec::new(),
         }
+    }
+
+    /// This view with the queues of the run's `http` sources, by name.
+    pub fn with_ingest(mut self, queues: Vec<(String, Arc<IngestQueue>)>) -> Status {
+        self.ingest = queues;
+        self
+    }
+
+    /// The queue of the `http` source named `source`.
+    pub fn ingest(&self, source: &str) -> Option<&Arc<IngestQueue>> {
+        self.ingest
+            .iter()
+            .find(|(n, _)| n == source)
+            .map(|(_, q)| q)
     }
 
     /// The run's counters.

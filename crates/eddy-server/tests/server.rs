@@ -210,6 +210,7 @@ fn health_readiness_metrics_and_the_pipeline_are_served() {
     // The OpenAPI document names every path served.
     let (_, api) = s.json("/api/v1/openapi.json");
     for path in [
+        "/api/v1/ingest/{source}",
         "/healthz",
         "/readyz",
         "/metrics",

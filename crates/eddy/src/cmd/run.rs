@@ -114,6 +114,19 @@ pub fn execute(plan: &Plan, how: Execution) -> anyhow::Result<ExitCode> {
     }
     opts.duration = how.duration;
     let listen = how.serve.or(plan.server.as_ref().map(|s| s.listen));
+    let http_sources: Vec<&str> = plan
+        .nodes
+        .iter()
+        .filter(|n| {
+            n.kind == "http" && matches!(n.factory, eddy_runtime::registry::Factory::Source(_))
+        })
+        .map(|n| n.name.as_str())
+        .collect();
+    if let (Some(name), None) = (http_sources.first(), listen) {
+        eprintln!("error: source `{name}` (type = \"http\") receives events through the server, which this pipeline does not start");
+        eprintln!("  hint: add `[server]` with `listen = \"127.0.0.1:8080\"`, then post to /api/v1/ingest/{name}");
+        return Ok(ExitCode::from(2));
+    }
     let hub = listen.map(|_| Arc::new(eddy_server::Hub::new()));
     if let Some(hub) = &hub {
         opts.publisher = Some(hub.clone());
@@ -132,8 +145,18 @@ pub fn execute(plan: &Plan, how: Execution) -> anyhow::Result<ExitCode> {
     let finished = Arc::new(AtomicBool::new(false));
     let server = match (listen, hub) {
         (Some(listen), Some(hub)) => {
+            let queues = http_sources
+                .iter()
+                .filter_map(|&n| {
+                    let queue = running
+                        .prepared(n)?
+                        .get::<eddy_core::ingest::IngestQueue>()?;
+                    Some((n.to_string(), queue))
+                })
+                .collect();
             let status =
-                eddy_server::Status::new(plan, running.metrics().clone(), finished.clone());
+                eddy_server::Status::new(plan, running.metrics().clone(), finished.clone())
+                    .with_ingest(queues);
             match eddy_server::Server::start(listen, Arc::new(status), hub) {
                 Ok(server) => {
                     eprintln!(
