@@ -49,6 +49,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/ws", get(ws::upgrade))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            crate::auth::guard,
+        ))
         .with_state(shared)
 }
 

@@ -23,6 +23,7 @@
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod api;
+pub mod auth;
 pub mod hub;
 mod prometheus;
 pub mod status;
@@ -32,6 +33,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use auth::{Access, ApiKey, Role};
 pub use hub::Hub;
 pub use status::Status;
 
@@ -39,6 +41,8 @@ pub use status::Status;
 pub(crate) struct Shared {
     pub(crate) status: Arc<Status>,
     pub(crate) hub: Arc<Hub>,
+    pub(crate) access: Access,
+    pub(crate) limiter: auth::Limiter,
 }
 
 /// A running server; dropping it (or [`Server::stop`]) shuts it down.
@@ -53,11 +57,12 @@ const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
 impl Server {
     /// Binds `listen` (port 0 picks a free port) and serves `status` and
-    /// `hub` from a thread of its own.
+    /// `hub` to those `access` admits, from a thread of its own.
     pub fn start(
         listen: SocketAddr,
         status: Arc<Status>,
         hub: Arc<Hub>,
+        access: Access,
     ) -> std::io::Result<Server> {
         let listener = std::net::TcpListener::bind(listen)?;
         listener.set_nonblocking(true)?;
@@ -68,7 +73,12 @@ impl Server {
             .enable_all()
             .build()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let shared = Arc::new(Shared { status, hub });
+        let shared = Arc::new(Shared {
+            status,
+            hub,
+            access,
+            limiter: auth::Limiter::default(),
+        });
         let thread = std::thread::Builder::new()
             .name("eddy-server".into())
             .spawn(move || {
@@ -82,6 +92,7 @@ impl Server {
                     };
                     let sampler = tokio::spawn(sample(shared.clone()));
                     let app = api::router(shared);
+                    let app = app.into_make_service_with_connect_info::<SocketAddr>();
                     let served = axum::serve(listener, app)
                         .with_graceful_shutdown(async move {
                             let _ = rx.await;

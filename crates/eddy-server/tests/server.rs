@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eddy_runtime::{Plan, RunOptions};
-use eddy_server::{Hub, Server, Status};
+use eddy_server::{Access, ApiKey, Hub, Role, Server, Status};
 use serde_json::Value as Json;
 
 const PIPELINE: &str = r#"
@@ -45,6 +45,10 @@ struct Served {
 
 impl Served {
     fn start() -> Served {
+        Served::with_access(Access::default())
+    }
+
+    fn with_access(access: Access) -> Served {
         let plan = Plan::compile("served.toml", PIPELINE, &[]).unwrap_or_else(|d| panic!("{d}"));
         let hub = Arc::new(Hub::new());
         let running = eddy_runtime::start(
@@ -58,8 +62,13 @@ impl Served {
         .unwrap();
         let finished = Arc::new(AtomicBool::new(false));
         let status = Status::new(&plan, running.metrics().clone(), finished.clone());
-        let server =
-            Server::start(SocketAddr::from(([127, 0, 0, 1], 0)), Arc::new(status), hub).unwrap();
+        let server = Server::start(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            Arc::new(status),
+            hub,
+            access,
+        )
+        .unwrap();
         Served {
             running: Some(running),
             finished,
@@ -73,12 +82,45 @@ impl Served {
 
     /// Status and body of a GET.
     fn get(&self, path: &str) -> (u16, String) {
+        self.request("GET", path, None)
+    }
+
+    /// Status and body of a request carrying `key` as a bearer token.
+    fn request(&self, method: &str, path: &str, key: Option<&str>) -> (u16, String) {
+        let (status, body, _) = self.request_full(method, path, key);
+        (status, body)
+    }
+
+    /// Status, body and `Retry-After` of a request.
+    fn request_full(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+    ) -> (u16, String, Option<String>) {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .build()
             .into();
-        let mut r = agent.get(&self.url(path)).call().unwrap();
-        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+        let url = self.url(path);
+        let bearer = key.map(|k| format!("Bearer {k}"));
+        let mut r = match (method, &bearer) {
+            ("POST", Some(b)) => agent.post(&url).header("authorization", b).send("{}"),
+            ("POST", None) => agent.post(&url).send("{}"),
+            (_, Some(b)) => agent.get(&url).header("authorization", b).call(),
+            (_, None) => agent.get(&url).call(),
+        }
+        .unwrap();
+        let retry = r
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        (
+            r.status().as_u16(),
+            r.body_mut().read_to_string().unwrap(),
+            retry,
+        )
     }
 
     fn json(&self, path: &str) -> (u16, Json) {
@@ -354,4 +396,88 @@ fn websocket_subscribers_get_filtered_numbered_messages_and_what_they_missed() {
         }
     }
     assert!(subscribed, "the metrics channel answered");
+}
+
+const VIEWER: &str = "viewer-key-0123456789";
+const OPERATOR: &str = "operator-key-0123456789";
+
+fn keys(rate: Option<(f64, f64)>) -> Access {
+    let key = |name: &str, key: &str, role| ApiKey {
+        name: name.into(),
+        key: key.into(),
+        role,
+    };
+    Access {
+        keys: vec![
+            key("dash", VIEWER, Role::Viewer),
+            key("feeder", OPERATOR, Role::Operator),
+        ],
+        rate,
+    }
+}
+
+#[test]
+fn with_api_keys_only_health_is_open_and_roles_decide_what_a_key_may_do() {
+    let s = Served::with_access(keys(None));
+    assert_eq!(s.request("GET", "/healthz", None).0, 200);
+    assert_eq!(s.request("GET", "/assets/uPlot.min.css", None).0, 200);
+    for path in [
+        "/",
+        "/metrics",
+        "/readyz",
+        "/api/v1/pipeline",
+        "/api/v1/openapi.json",
+    ] {
+        let (status, body) = s.request("GET", path, None);
+        assert_eq!(status, 401, "{path}: {body}");
+        assert!(!body.contains(VIEWER));
+        assert_eq!(
+            s.request("GET", path, Some("not-a-key-0123456789")).0,
+            401,
+            "{path}"
+        );
+        assert_eq!(s.request("GET", path, Some(VIEWER)).0, 200, "{path}");
+    }
+    // The page and the feed take the key as a query parameter.
+    assert_eq!(s.get(&format!("/api/v1/pipeline?api_key={VIEWER}")).0, 200);
+    // Ingest needs an operator: a viewer is forbidden, an operator gets
+    // through to the route (this pipeline has no http source: 404).
+    let (status, body) = s.request("POST", "/api/v1/ingest/events", Some(VIEWER));
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("needs operator"), "{body}");
+    assert_eq!(
+        s.request("POST", "/api/v1/ingest/events", Some(OPERATOR)).0,
+        404
+    );
+    // The WebSocket needs a key too.
+    let url = format!("ws://{}/api/v1/ws", s.server.addr());
+    let stream = std::net::TcpStream::connect(s.server.addr()).unwrap();
+    assert!(
+        tungstenite::client(url.as_str(), stream).is_err(),
+        "no key, no feed"
+    );
+    let stream = std::net::TcpStream::connect(s.server.addr()).unwrap();
+    let url = format!("{url}?api_key={VIEWER}");
+    assert!(tungstenite::client(url.as_str(), stream).is_ok());
+}
+
+#[test]
+fn a_key_past_its_rate_gets_429_with_retry_after_and_others_go_on() {
+    let s = Served::with_access(keys(Some((1.0, 3.0))));
+    for _ in 0..3 {
+        assert_eq!(s.request("GET", "/api/v1/pipeline", Some(VIEWER)).0, 200);
+    }
+    let (status, _, retry) = s.request_full("GET", "/api/v1/pipeline", Some(VIEWER));
+    assert_eq!(status, 429);
+    assert_eq!(retry.as_deref(), Some("1"));
+    assert_eq!(
+        s.request("GET", "/api/v1/pipeline", Some(OPERATOR)).0,
+        200,
+        "per key"
+    );
+    assert_eq!(
+        s.request("GET", "/healthz", None).0,
+        200,
+        "health is never limited"
+    );
 }

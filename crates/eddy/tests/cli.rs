@@ -379,6 +379,37 @@ fn a_server_table_serves_the_run_and_bad_keys_are_named() {
     );
     assert_eq!(lines(&dir.path().join("out.ndjson")).len(), 2);
 
+    // A key's secret comes from the environment; a missing one is named.
+    std::fs::write(
+        &pipeline,
+        text("listen = \"127.0.0.1:0\"\napi_keys = [{ name = \"ops\", key_env = \"EDDY_TEST_UNSET_KEY\", role = \"viewer\" }]"),
+    )
+    .unwrap();
+    let out = eddy()
+        .arg("run")
+        .arg(&pipeline)
+        .env_remove("EDDY_TEST_UNSET_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("`EDDY_TEST_UNSET_KEY` must hold the key"),
+        "{stderr}"
+    );
+    let out = eddy()
+        .arg("run")
+        .arg(&pipeline)
+        .arg("-q")
+        .env("EDDY_TEST_UNSET_KEY", "a-key-long-enough-123")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.contains("1 API keys; only /healthz is open"),
+        "{stderr}"
+    );
+
     std::fs::write(&pipeline, text("port = 80")).unwrap();
     let out = eddy().arg("validate").arg(&pipeline).output().unwrap();
     assert_eq!(out.status.code(), Some(2));

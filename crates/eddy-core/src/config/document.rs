@@ -81,6 +81,8 @@ pub struct PipelineSettings {
 /// ```toml
 /// [server]
 /// listen = "127.0.0.1:8080"
+/// api_keys = [{ name = "ops", key_env = "EDDY_OPS_KEY", role = "operator" }]
+/// rate_limit = { per_second = 20, burst = 40 }
 /// ```
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -89,6 +91,47 @@ pub struct ServerSettings {
     /// picks a free one).
     #[serde(default = "default_listen")]
     pub listen: std::net::SocketAddr,
+    /// API keys; with any, every path but `/healthz` needs one.
+    #[serde(default)]
+    pub api_keys: Vec<ApiKeySettings>,
+    /// Requests per key (per client address without a key) and second.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitSettings>,
+}
+
+/// One API key: its secret is read from an environment variable, so it is
+/// never written in the pipeline file.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeySettings {
+    /// A name for logs.
+    pub name: String,
+    /// The environment variable holding the key.
+    pub key_env: String,
+    /// What it may do.
+    pub role: Role,
+}
+
+/// What a key may do; each role includes the ones before it.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read: the dashboard, the API, the feed, metrics.
+    Viewer,
+    /// Also ingest events.
+    Operator,
+    /// Everything.
+    Admin,
+}
+
+/// A token bucket per key or client address.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Requests per second, on average.
+    pub per_second: f64,
+    /// Requests at once after a quiet spell.
+    pub burst: f64,
 }
 
 fn default_listen() -> std::net::SocketAddr {

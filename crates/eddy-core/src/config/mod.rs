@@ -15,8 +15,8 @@ mod document;
 pub use checkpoint::CheckpointSettings;
 pub use diagnostic::{closest, config_text, line_col, Diagnostic, Diagnostics};
 pub use document::{
-    check_workers, parse_document, ComponentDoc, PipelineDoc, PipelineSettings, Section,
-    ServerSettings, MAX_BATCH_SIZE,
+    check_workers, parse_document, ApiKeySettings, ComponentDoc, PipelineDoc, PipelineSettings,
+    RateLimitSettings, Role, Section, ServerSettings, MAX_BATCH_SIZE,
 };
 pub use toml::Spanned;
 

@@ -127,6 +127,13 @@ pub fn execute(plan: &Plan, how: Execution) -> anyhow::Result<ExitCode> {
         eprintln!("  hint: add `[server]` with `listen = \"127.0.0.1:8080\"`, then post to /api/v1/ingest/{name}");
         return Ok(ExitCode::from(2));
     }
+    let access = match access(plan) {
+        Ok(access) => access,
+        Err(problem) => {
+            eprintln!("error: {problem}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let hub = listen.map(|_| Arc::new(eddy_server::Hub::new()));
     if let Some(hub) = &hub {
         opts.publisher = Some(hub.clone());
@@ -157,10 +164,15 @@ pub fn execute(plan: &Plan, how: Execution) -> anyhow::Result<ExitCode> {
             let status =
                 eddy_server::Status::new(plan, running.metrics().clone(), finished.clone())
                     .with_ingest(queues);
-            match eddy_server::Server::start(listen, Arc::new(status), hub) {
+            let guard = if access.keys.is_empty() {
+                "no authentication: keep it on a trusted address".to_string()
+            } else {
+                format!("{} API keys; only /healthz is open", access.keys.len())
+            };
+            match eddy_server::Server::start(listen, Arc::new(status), hub, access) {
                 Ok(server) => {
                     eprintln!(
-                        "serving the dashboard and API at http://{} (no authentication: keep it on a trusted address)",
+                        "serving the dashboard and API at http://{} ({guard})",
                         server.addr()
                     );
                     Some(server)
@@ -211,4 +223,36 @@ pub fn execute(plan: &Plan, how: Execution) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Who the server admits: the `[server]` keys, read from their
+/// environment variables, and the rate limit.
+fn access(plan: &Plan) -> Result<eddy_server::Access, String> {
+    let Some(server) = &plan.server else {
+        return Ok(eddy_server::Access::default());
+    };
+    let mut keys = Vec::with_capacity(server.api_keys.len());
+    for k in &server.api_keys {
+        let key = std::env::var(&k.key_env).unwrap_or_default();
+        if key.trim().len() < 16 {
+            return Err(format!(
+                "[server] API key `{}`: the environment variable `{}` must hold the key (at least 16 characters)",
+                k.name, k.key_env
+            ));
+        }
+        keys.push(eddy_server::ApiKey {
+            name: k.name.clone(),
+            key: key.trim().to_string(),
+            role: k.role,
+        });
+    }
+    let rate = server.rate_limit.map(|r| (r.per_second, r.burst));
+    if let Some((per_second, burst)) = rate {
+        if per_second <= 0.0 || burst < 1.0 {
+            return Err(
+                "[server] rate_limit: `per_second` must be above 0 and `burst` at least 1".into(),
+            );
+        }
+    }
+    Ok(eddy_server::Access { keys, rate })
 }

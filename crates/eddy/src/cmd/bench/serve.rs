@@ -25,9 +25,13 @@ pub fn run(
     let running = eddy_runtime::start(plan, opts).context("benchmark run failed")?;
     let finished = Arc::new(AtomicBool::new(false));
     let status = eddy_server::Status::new(plan, running.metrics().clone(), finished.clone());
-    let server =
-        eddy_server::Server::start(SocketAddr::from(([127, 0, 0, 1], 0)), Arc::new(status), hub)
-            .context("cannot start the server")?;
+    let server = eddy_server::Server::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        Arc::new(status),
+        hub,
+        eddy_server::Access::default(),
+    )
+    .context("cannot start the server")?;
     // The results: what the sink `out` reads.
     let results = plan
         .nodes
