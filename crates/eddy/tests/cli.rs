@@ -419,3 +419,33 @@ fn a_server_table_serves_the_run_and_bad_keys_are_named() {
         "{stderr}"
     );
 }
+
+/// Dead letters nobody reads are named at the end of the run, with the fix.
+#[test]
+fn unrouted_dead_letters_are_warned_about_at_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, "{\"a\":1}\nnot json\n{\"a\":2}\n").unwrap();
+    let pipeline = dir.path().join("p.toml");
+    let sink = |extra: &str| {
+        format!(
+            "[sources.src]\ntype = \"file\"\npath = {:?}\n\n\
+             [sinks.out]\ntype = \"file\"\ninputs = [\"src\"{extra}]\npath = {:?}\n",
+            input.display().to_string(),
+            dir.path().join("out.ndjson").display().to_string()
+        )
+    };
+    std::fs::write(&pipeline, sink("")).unwrap();
+    let out = succeed(eddy().arg("run").arg(&pipeline).arg("-q"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: 1 dead letters from `src` were not kept")
+            && stderr.contains("inputs = [\"src.dead_letters\"]"),
+        "{stderr}"
+    );
+    std::fs::write(&pipeline, sink(", \"src.dead_letters\"")).unwrap();
+    let out = succeed(eddy().arg("run").arg(&pipeline).arg("-q"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("were not kept"), "{stderr}");
+    assert_eq!(lines(&dir.path().join("out.ndjson")).len(), 3);
+}

@@ -209,6 +209,9 @@ pub fn execute(plan: &Plan, how: Execution) -> anyhow::Result<ExitCode> {
     let report = running.wait();
     drop(server);
     eprintln!("{}", meter.summary(&report));
+    for warning in unrouted_dead_letters(plan, &report) {
+        eprintln!("warning: {warning}");
+    }
     for e in &report.errors {
         eprintln!("error: {e}");
     }
@@ -255,4 +258,29 @@ fn access(plan: &Plan) -> Result<eddy_server::Access, String> {
         }
     }
     Ok(eddy_server::Access { keys, rate })
+}
+
+/// Dead letters that no node reads: counted, but kept nowhere. Each is
+/// worth a warning, since the run otherwise ends as if nothing was lost.
+fn unrouted_dead_letters(plan: &Plan, report: &eddy_runtime::RunReport) -> Vec<String> {
+    use eddy_core::Output;
+    plan.nodes
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| {
+            !plan
+                .nodes
+                .iter()
+                .any(|n| n.inputs.iter().any(|input| input.node == i && input.output == Output::DEAD_LETTERS))
+        })
+        .filter_map(|(_, n)| {
+            let dead = report.metrics.node(&n.name)?.out_id(Output::DEAD_LETTERS);
+            (dead > 0).then(|| {
+                format!(
+                    "{dead} dead letters from `{0}` were not kept: no node reads `{0}.dead_letters` (add a sink with inputs = [\"{0}.dead_letters\"])",
+                    n.name
+                )
+            })
+        })
+        .collect()
 }
