@@ -156,77 +156,82 @@ pub fn render(status: &Status, connections: usize, dropped: u64) -> String {
             );
         }
     }
-    f.add(
-        "eddy_backpressure_waits_total",
-        "counter",
-        "Times a worker found a channel full and waited.",
-        vec![],
-        m.backpressure_waits.load(Relaxed) as f64,
-    );
+    // Run-wide series: (name, kind, help, value).
     let c = &m.checkpoints;
-    let gauges: [(&str, &str, f64); 6] = [
+    let ms = |a: &std::sync::atomic::AtomicU64| a.load(Relaxed) as f64 / 1000.0;
+    let us = |a: &std::sync::atomic::AtomicU64| a.load(Relaxed) as f64 / 1e6;
+    let count = |a: &std::sync::atomic::AtomicU64| a.load(Relaxed) as f64;
+    let run: [(&str, &'static str, &str, f64); 11] = [
+        (
+            "eddy_backpressure_waits_total",
+            "counter",
+            "Times a worker found a channel full and waited.",
+            count(&m.backpressure_waits),
+        ),
         (
             "eddy_checkpoint_last_id",
+            "gauge",
             "Id of the last checkpoint stored.",
-            c.last_id.load(Relaxed) as f64,
+            count(&c.last_id),
         ),
         (
             "eddy_checkpoint_last_duration_seconds",
+            "gauge",
             "From the last stored checkpoint's request to stored.",
-            c.last_duration_ms.load(Relaxed) as f64 / 1000.0,
+            ms(&c.last_duration_ms),
         ),
         (
             "eddy_checkpoint_last_size_bytes",
+            "gauge",
             "Size of the last stored checkpoint.",
-            c.last_bytes.load(Relaxed) as f64,
+            count(&c.last_bytes),
         ),
         (
             "eddy_checkpoint_max_alignment_seconds",
+            "gauge",
             "Longest barrier alignment of one instance in this run.",
-            c.max_alignment_us.load(Relaxed) as f64 / 1e6,
+            us(&c.max_alignment_us),
         ),
         (
             "eddy_checkpoint_max_stall_seconds",
+            "gauge",
             "Longest snapshot at a barrier in this run.",
-            c.max_stall_us.load(Relaxed) as f64 / 1e6,
+            us(&c.max_stall_us),
         ),
         (
             "eddy_checkpoint_restore_seconds",
+            "gauge",
             "Time taken to restore the checkpoint the run resumed from.",
-            c.restore_ms.load(Relaxed) as f64 / 1000.0,
+            ms(&c.restore_ms),
+        ),
+        (
+            "eddy_checkpoints_stored_total",
+            "counter",
+            "Checkpoints stored in this run.",
+            count(&c.stored),
+        ),
+        (
+            "eddy_checkpoints_failed_total",
+            "counter",
+            "Checkpoints that could not be stored.",
+            count(&c.failures),
+        ),
+        (
+            "eddy_websocket_connections",
+            "gauge",
+            "Open WebSocket connections.",
+            connections as f64,
+        ),
+        (
+            "eddy_websocket_dropped_slow_total",
+            "counter",
+            "WebSocket clients disconnected for falling behind.",
+            dropped as f64,
         ),
     ];
-    for (name, help, value) in gauges {
-        f.add(name, "gauge", help, vec![], value);
+    for (name, kind, help, value) in run {
+        f.add(name, kind, help, vec![], value);
     }
-    f.add(
-        "eddy_checkpoints_stored_total",
-        "counter",
-        "Checkpoints stored in this run.",
-        vec![],
-        c.stored.load(Relaxed) as f64,
-    );
-    f.add(
-        "eddy_checkpoints_failed_total",
-        "counter",
-        "Checkpoints that could not be stored.",
-        vec![],
-        c.failures.load(Relaxed) as f64,
-    );
-    f.add(
-        "eddy_websocket_connections",
-        "gauge",
-        "Open WebSocket connections.",
-        vec![],
-        connections as f64,
-    );
-    f.add(
-        "eddy_websocket_dropped_slow_total",
-        "counter",
-        "WebSocket clients disconnected for falling behind.",
-        vec![],
-        dropped as f64,
-    );
     f.add(
         "eddy_uptime_seconds",
         "gauge",

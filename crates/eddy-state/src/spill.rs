@@ -52,11 +52,6 @@ impl FjallSpace {
             dir: dir.to_path_buf(),
         })
     }
-
-    /// Where the keyspace lives.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
 }
 
 impl Drop for FjallSpace {

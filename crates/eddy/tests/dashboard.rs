@@ -3,8 +3,9 @@
 //! the pipeline in the graph, and the charts move. Screenshots at desktop
 //! and phone sizes are saved under the test's target directory.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use eddy_testkit::browser::Browser;
@@ -20,25 +21,14 @@ struct Demo {
 impl Demo {
     fn start() -> Demo {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        let mut child = support::eddy()
             .args(["demo", "--port", "0", "--duration", "120"])
             .current_dir(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("serving the dashboard and API at ").nth(1) {
-                    let _ = tx.send(rest.split(' ').next().unwrap_or_default().to_string());
-                }
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("eddy demo says where it serves");
+        let (url, _log) = support::served_at(&mut child);
         Demo {
             child,
             url,

@@ -3,13 +3,12 @@
 //! bad lines are reported with their numbers and dead-lettered, oversized
 //! bodies get 413, and nothing accepted is lost when the run stops.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn eddy() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_eddy"))
-}
+use support::eddy;
 
 fn pipeline(dir: &std::path::Path, server: bool) -> std::path::PathBuf {
     let d = dir.display();
@@ -67,22 +66,7 @@ fn posted_events_reach_the_sinks_and_bad_lines_are_reported_and_kept() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("serving the dashboard and API at ").nth(1) {
-                let _ = tx.send(rest.split(' ').next().unwrap_or_default().to_string());
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    let base = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("eddy run says where it serves");
+    let (base, reader) = support::served_at(&mut child);
     let url = format!("{base}/api/v1/ingest/orders");
 
     let (status, answer) = post(

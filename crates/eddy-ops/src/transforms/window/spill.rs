@@ -29,12 +29,13 @@ use crate::aggregate::Accumulator;
 const FIRST_GUESS: u64 = 32;
 
 /// The prefix of a window's entries.
-pub(crate) fn window_prefix(start: Timestamp) -> [u8; 8] {
+fn window_prefix(start: Timestamp) -> [u8; 8] {
     ((start as u64) ^ (1 << 63)).to_be_bytes()
 }
 
-/// The prefix of a window's entries of one key group.
-pub(crate) fn group_prefix(start: Timestamp, g: KeyGroup) -> [u8; 9] {
+/// The prefix of a window's entries of one key group (not to be confused
+/// with `snapshot::group_prefix`, a key's sort prefix).
+fn entry_prefix(start: Timestamp, g: KeyGroup) -> [u8; 9] {
     let mut p = [0; 9];
     p[..8].copy_from_slice(&window_prefix(start));
     // Key groups are below 128: one byte.
@@ -128,7 +129,7 @@ impl Spiller {
         g: KeyGroup,
         entries: impl Iterator<Item = (&'a Key, &'a [Accumulator], bool)>,
     ) -> u64 {
-        let prefix = group_prefix(start, g);
+        let prefix = entry_prefix(start, g);
         let mut batch = Vec::new();
         let (mut new, mut bytes) = (0, 0);
         for (key, accs, on_disk) in entries {
@@ -177,7 +178,7 @@ impl Spiller {
     ) -> Result<Option<Vec<Accumulator>>, StateError> {
         let mut enc = Encoder::new();
         put_key(&mut enc, key);
-        let mut k = group_prefix(start, g).to_vec();
+        let mut k = entry_prefix(start, g).to_vec();
         k.extend_from_slice(enc.bytes());
         match self.store.get(&k)? {
             Some(v) => {
@@ -208,7 +209,7 @@ impl Spiller {
     /// Deletes window `start`'s entries (of group `g` only, if given).
     pub(crate) fn remove(&self, start: Timestamp, g: Option<KeyGroup>) {
         let result = match g {
-            Some(g) => self.store.remove_prefix(&group_prefix(start, g)),
+            Some(g) => self.store.remove_prefix(&entry_prefix(start, g)),
             None => self.store.remove_prefix(&window_prefix(start)),
         };
         result.unwrap_or_else(|e| fatal(e));
