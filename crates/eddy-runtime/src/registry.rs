@@ -19,6 +19,7 @@ use eddy_connectors::sinks::{FileSinkConfig, StdoutConfig};
 use eddy_connectors::sources::{
     FileSourceConfig, HttpSourceConfig, NexmarkConfig, SimulatorConfig, StdinConfig,
 };
+use eddy_ops::transforms::anomaly::AnomalyConfig;
 use eddy_ops::transforms::filter::FilterConfig;
 use eddy_ops::transforms::flat_map::FlatMapConfig;
 use eddy_ops::transforms::map::MapConfig;
@@ -70,6 +71,7 @@ pub const SOURCES: &[(&str, Ctor)] = &[
 
 /// Every transform type.
 pub const TRANSFORMS: &[(&str, Ctor)] = &[
+    ("anomaly", transform::<AnomalyConfig>),
     ("filter", transform::<FilterConfig>),
     ("flat_map", transform::<FlatMapConfig>),
     ("map", transform::<MapConfig>),

@@ -34,6 +34,8 @@ enum Command {
     Validate(cmd::validate::ValidateArgs),
     /// Run the built-in demo: simulated business events, windowed KPIs and threshold alerts.
     Demo(cmd::demo::DemoArgs),
+    /// Run anomaly detectors over the Numenta Anomaly Benchmark and score them.
+    Detect(cmd::detect::DetectArgs),
     /// List and inspect stored checkpoints and savepoints.
     #[command(subcommand)]
     Checkpoints(cmd::checkpoints::CheckpointsCommand),
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => cmd::validate::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Bench(args) => cmd::bench::run(args),
+        Command::Detect(args) => cmd::detect::run(args),
         Command::Checkpoints(args) => cmd::checkpoints::run(args),
         #[cfg(feature = "kafka")]
         Command::Topics(args) => cmd::kafka::topics(args),

@@ -4,6 +4,9 @@
 //! record (compared sorted: with several workers the order of lines
 //! between workers is not defined, their content is).
 //!
+//! The tumbling results also feed an anomaly detector (the ensemble, per
+//! merchant), whose scores must come out bit for bit the same.
+//!
 //! The tumbling results also go to a real PostgreSQL (appended and
 //! upserted), compared row for row with the uninterrupted run's tables.
 //!
@@ -149,6 +152,20 @@ type = "map"
 inputs = ["tx"]
 set = {{ cents = "amount * 100" }}
 
+[transforms.anomalies]
+type = "anomaly"
+inputs = ["tumbling"]
+key = "merchant"
+field = "total"
+method = "ensemble"
+min_samples = 5
+hst_window = 16
+
+[sinks.anomalies_out]
+type = "file"
+inputs = ["anomalies"]
+path = "{d}/out/anomalies.ndjson"
+
 [sinks.tumbling_out]
 type = "file"
 inputs = ["tumbling", "tumbling.late"]
@@ -173,7 +190,7 @@ path = "{d}/out/scaled.ndjson"
     text + &pg
 }
 
-const OUTPUTS: [&str; 4] = ["tumbling", "sliding", "sessions", "scaled"];
+const OUTPUTS: [&str; 5] = ["tumbling", "sliding", "sessions", "scaled", "anomalies"];
 
 fn sorted_output(dir: &Path) -> Vec<Vec<String>> {
     OUTPUTS

@@ -1,5 +1,6 @@
 //! Transforms, one module per `type`.
 
+pub mod anomaly;
 pub mod filter;
 pub mod flat_map;
 pub mod map;

@@ -31,8 +31,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    eprintln!("eddy demo: simulated business events with crisis scenarios → windowed KPIs and threshold alerts");
-    eprintln!("results are written under ./data (department_kpis, merchant_kpis, alerts, dead_letters, late_events)");
+    eprintln!("eddy demo: simulated business events with crisis scenarios → windowed KPIs, anomalies and threshold alerts");
+    eprintln!("results are written under ./data (department_kpis, merchant_kpis, alerts, anomalies, dead_letters, late_events)");
     super::run::execute(
         &plan,
         super::run::Execution {

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod checkpoints;
 pub mod demo;
+pub mod detect;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod run;

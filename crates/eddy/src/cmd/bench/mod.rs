@@ -64,7 +64,8 @@ pub struct NexmarkArgs {
     /// The query: q0 (pass-through), q1 (currency conversion), q2 (selection),
     /// q5 (hot items, sliding windows), q7 (highest bid, tumbling windows),
     /// state (count and sum per auction and bidder in one day-long window:
-    /// many keys of window state, for checkpoint figures).
+    /// many keys of window state, for checkpoint figures), anomaly-METHOD
+    /// (an anomaly detector on each bid's price, 10,000 keys).
     #[arg(long, short)]
     query: String,
     /// Events to generate.
@@ -167,7 +168,25 @@ window = { tumbling = "1d" }
 aggregates = { n = "count()", total = "sum(price)" }
 "#
         }
-        other => bail!("unknown query `{other}`: use q0, q1, q2, q5, q7 or state"),
+        q if q.starts_with("anomaly-") => {
+            let method = &q["anomaly-".len()..];
+            method
+                .parse::<eddy_anomaly::Method>()
+                .map_err(|e| anyhow::anyhow!("query `{q}`: {e}"))?;
+            return Ok(format!(
+                r#"{BIDS}
+[transforms.anomaly]
+type = "anomaly"
+inputs = ["bids"]
+key = "auction % 10000"
+field = "price"
+method = "{method}"
+"#
+            ));
+        }
+        other => bail!(
+            "unknown query `{other}`: use q0, q1, q2, q5, q7, state or anomaly-METHOD (anomaly-ewma, anomaly-ensemble, ...)"
+        ),
     };
     Ok(format!("{BIDS}{after_bids}"))
 }
@@ -181,6 +200,7 @@ fn pipeline_text(
     let body = query_pipeline(&args.query)?;
     let last = match args.query.as_str() {
         "q0" => "nexmark",
+        q if q.starts_with("anomaly-") => "anomaly",
         q => q,
     };
     let source = match file {

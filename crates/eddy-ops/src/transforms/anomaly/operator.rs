@@ -1,0 +1,301 @@
+//! The running `anomaly` transform.
+
+use std::sync::Arc;
+
+use eddy_anomaly::{KeyState, Model, Verdict};
+use eddy_core::codec::{encode_to_vec, Encoder};
+use eddy_core::codec::{Decode, DecodeError, Decoder, Encode};
+use eddy_core::output::Output;
+use eddy_core::state::{KeyGroup, TimeDomain, Timer};
+use eddy_core::{
+    Batch, Collector, Event, Expression, Fields, NamedTable, Operator, OperatorContext, Sym, Value,
+};
+use eddy_state::{Ttl, ValueTable};
+
+use super::config::{AnomalyConfig, Emit, Order};
+
+/// A running anomaly transform (one instance per worker).
+pub struct AnomalyOperator {
+    name: String,
+    keys: Vec<Expression>,
+    values: Vec<Expression>,
+    model: Model,
+    emit: Emit,
+    order: Order,
+    late: Output,
+    /// Each key's detector state.
+    detectors: ValueTable<KeyState>,
+    /// `order = "event_time"`: each key's events waiting for the watermark.
+    pending: ValueTable<Pending>,
+    syms: Syms,
+    scratch: Scratch,
+}
+
+/// Field names, interned once.
+struct Syms {
+    score: Sym,
+    is_anomaly: Sym,
+    anomaly: Sym,
+    method: Sym,
+    value: Sym,
+    expected: Sym,
+    low: Sym,
+    high: Sym,
+    deviation: Sym,
+}
+
+#[derive(Default)]
+struct Scratch {
+    key: Vec<Value>,
+    values: Vec<f64>,
+    encoder: Encoder,
+}
+
+impl AnomalyOperator {
+    /// An instance of `config` named `name`, sending late events to `late`.
+    pub fn new(config: &AnomalyConfig, name: &str, late: Output) -> AnomalyOperator {
+        let ttl = config.ttl.map(|d| Ttl {
+            after_ms: d.ms(),
+            domain: TimeDomain::EventTime,
+        });
+        AnomalyOperator {
+            name: name.to_string(),
+            keys: config.key.0.clone(),
+            values: config.values(),
+            model: config.model(),
+            emit: config.emit,
+            order: config.order,
+            late,
+            detectors: ValueTable::new(ttl),
+            pending: ValueTable::new(None),
+            syms: Syms {
+                score: Sym::intern("anomaly_score"),
+                is_anomaly: Sym::intern("is_anomaly"),
+                anomaly: Sym::intern("anomaly"),
+                method: Sym::intern("method"),
+                value: Sym::intern("value"),
+                expected: Sym::intern("expected"),
+                low: Sym::intern("low"),
+                high: Sym::intern("high"),
+                deviation: Sym::intern("deviation"),
+            },
+            scratch: Scratch::default(),
+        }
+    }
+
+    /// Evaluates the key of `event` into its group and encoded bytes.
+    fn key_of(&mut self, event: &Event) -> Result<(KeyGroup, Vec<u8>), String> {
+        self.scratch.key.clear();
+        for k in &self.keys {
+            let v = k
+                .eval(event)
+                .map_err(|e| format!("anomaly `{}`: key `{}`: {e}", self.name, k.source()))?;
+            self.scratch.key.push(v);
+        }
+        // Grouped as the runtime's partitioning hashes the key.
+        let g = match &self.scratch.key[..] {
+            [] => KeyGroup::MIN,
+            [one] => KeyGroup::of(one),
+            many => KeyGroup::of(many),
+        };
+        self.scratch.encoder.reset_names();
+        let mut enc = std::mem::take(&mut self.scratch.encoder);
+        for v in &self.scratch.key {
+            enc.put(v);
+        }
+        let bytes = enc.take_bytes();
+        self.scratch.encoder = enc;
+        Ok((g, bytes))
+    }
+
+    /// Evaluates the values of `event` into `scratch.values`.
+    fn values_of(&mut self, event: &Event) -> Result<(), String> {
+        self.scratch.values.clear();
+        for e in &self.values {
+            let v = e
+                .eval_ref(event)
+                .map_err(|err| format!("anomaly `{}`: `{}`: {err}", self.name, e.source()))?;
+            let x = match v.as_f64() {
+                Some(x) if x.is_finite() => x,
+                Some(x) => {
+                    return Err(format!(
+                        "anomaly `{}`: `{}` is {x}, not a finite number",
+                        self.name,
+                        e.source()
+                    ))
+                }
+                None => {
+                    return Err(format!(
+                        "anomaly `{}`: `{}` is {}, not a number",
+                        self.name,
+                        e.source(),
+                        v.type_name()
+                    ))
+                }
+            };
+            self.scratch.values.push(x);
+        }
+        Ok(())
+    }
+
+    /// Scores `event` for its key and emits it as configured.
+    fn score(&mut self, g: KeyGroup, key: &[u8], event: Event, out: &mut Collector) {
+        if let Err(reason) = self.values_of(&event) {
+            out.dead_letter(&self.name, reason, &event);
+            return;
+        }
+        let model = &self.model;
+        let state = self
+            .detectors
+            .update(g, key, event.time, || model.key_state());
+        let verdict = model.observe(state, event.time, &self.scratch.values);
+        if self.emit == Emit::Anomalies && !verdict.is_anomaly {
+            return;
+        }
+        let x = self.scratch.values.first().copied().unwrap_or(0.0);
+        out.push(Output::MAIN, self.annotate(event, x, &verdict));
+    }
+
+    fn annotate(&self, mut event: Event, x: f64, v: &Verdict) -> Event {
+        let s = &self.syms;
+        let a = &v.assessment;
+        let mut why = Fields::with_capacity(6);
+        why.push(s.method, Value::str(self.model.method().name()));
+        why.push(s.value, Value::Float(x));
+        why.push(s.expected, Value::Float(a.expected));
+        why.push(s.low, Value::Float(a.low));
+        why.push(s.high, Value::Float(a.high));
+        why.push(s.deviation, Value::Float(x - a.expected));
+        event.fields.insert(s.score, Value::Float(v.score));
+        event.fields.insert(s.is_anomaly, Value::Bool(v.is_anomaly));
+        event.fields.insert(s.anomaly, Value::Map(Arc::new(why)));
+        event
+    }
+}
+
+impl Operator for AnomalyOperator {
+    fn process(
+        &mut self,
+        _input: usize,
+        batch: Batch,
+        cx: &mut OperatorContext,
+        out: &mut Collector,
+    ) {
+        // As for windows: lateness judged against the watermark the
+        // event's own partition had reached (the batch's stamp), which
+        // depends only on the input.
+        let judge = cx.watermark().max(batch.stamp);
+        for event in batch.events {
+            let (g, key) = match self.key_of(&event) {
+                Ok(k) => k,
+                Err(reason) => {
+                    out.dead_letter(&self.name, reason, &event);
+                    continue;
+                }
+            };
+            match self.order {
+                Order::Arrival => self.score(g, &key, event, out),
+                Order::EventTime if event.time <= judge => out.push(self.late, event),
+                Order::EventTime => {
+                    let waiting = self.pending.update(g, &key, 0, Pending::default);
+                    // One timer per key, at its earliest waiting event.
+                    if waiting.events.is_empty() || event.time < waiting.timer {
+                        let timers = cx.timers(TimeDomain::EventTime);
+                        if !waiting.events.is_empty() {
+                            timers.delete(g, &key, waiting.timer);
+                        }
+                        timers.register(g, &key, event.time);
+                        waiting.timer = event.time;
+                    }
+                    waiting.events.push(event);
+                }
+            }
+        }
+    }
+
+    fn on_timer(
+        &mut self,
+        _domain: TimeDomain,
+        timer: Timer,
+        cx: &mut OperatorContext,
+        out: &mut Collector,
+    ) {
+        // Everything up to the watermark is due, not only the timer's time.
+        // The entry stays (emptied): removing and re-adding keys would
+        // churn the table.
+        let watermark = cx.watermark();
+        let waiting = self
+            .pending
+            .update(timer.group, &timer.key, 0, Pending::default);
+        if waiting.events.is_empty() || timer.time != waiting.timer {
+            return;
+        }
+        let mut due: Vec<Event> = Vec::with_capacity(waiting.events.len());
+        let mut next = None::<i64>;
+        waiting.events.retain_mut(|e| {
+            if e.time <= watermark {
+                due.push(std::mem::replace(e, Event::new(0, Fields::default())));
+                false
+            } else {
+                next = Some(next.map_or(e.time, |n: i64| n.min(e.time)));
+                true
+            }
+        });
+        if let Some(next) = next {
+            waiting.timer = next;
+            cx.timers(TimeDomain::EventTime)
+                .register(timer.group, &timer.key, next);
+        }
+        in_input_order(&mut due);
+        for event in due {
+            self.score(timer.group, &timer.key, event, out);
+        }
+    }
+
+    fn tables(&mut self) -> Vec<NamedTable<'_>> {
+        vec![
+            ("detectors", &mut self.detectors),
+            ("pending", &mut self.pending),
+        ]
+    }
+}
+
+/// Sorts one key's events by time, equal times by their encoded fields: a
+/// total order that does not depend on arrival. Only runs of equal times
+/// are encoded.
+pub(super) fn in_input_order(events: &mut [Event]) {
+    events.sort_by_key(|e| e.time);
+    let mut start = 0;
+    while start < events.len() {
+        let t = events[start].time;
+        let end = start + events[start..].partition_point(|e| e.time == t);
+        if end - start > 1 {
+            events[start..end].sort_by_cached_key(|e| encode_to_vec(&e.fields));
+        }
+        start = end;
+    }
+}
+
+/// A key's events waiting for the watermark, and the time of its one
+/// registered timer (the earliest of them).
+#[derive(Clone, Debug, Default)]
+pub(super) struct Pending {
+    timer: i64,
+    events: Vec<Event>,
+}
+
+impl Encode for Pending {
+    fn encode(&self, enc: &mut Encoder) {
+        enc.zigzag(self.timer);
+        self.events.encode(enc);
+    }
+}
+
+impl Decode for Pending {
+    fn decode(dec: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        Ok(Pending {
+            timer: dec.zigzag()?,
+            events: dec.get()?,
+        })
+    }
+}
