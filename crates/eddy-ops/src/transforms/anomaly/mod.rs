@@ -31,7 +31,7 @@
 //!
 //! Ordering: with `order = "event_time"` (the default) events wait until
 //! the watermark passes them and each key's detector sees them in event
-//! time order (equal times in the order of their encoded fields), so the
+//! time order (equal times ordered by their fields' names and values), so the
 //! scores are the same whatever the worker count, batch cuts or restarts;
 //! events that arrive behind the watermark go to `NAME.late`. With
 //! `order = "arrival"` events are scored at once, in the order they arrive

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use eddy_anomaly::{KeyState, Model, Verdict};
-use eddy_core::codec::{encode_to_vec, Encoder};
+use eddy_core::codec::Encoder;
 use eddy_core::codec::{Decode, DecodeError, Decoder, Encode};
 use eddy_core::output::Output;
 use eddy_core::state::{KeyGroup, TimeDomain, Timer};
@@ -260,20 +260,30 @@ impl Operator for AnomalyOperator {
     }
 }
 
-/// Sorts one key's events by time, equal times by their encoded fields: a
-/// total order that does not depend on arrival. Only runs of equal times
-/// are encoded.
+/// Sorts one key's events by time, equal times by their fields (field by
+/// field in event order: name, then value by [`Value::total_cmp`], then
+/// the number of fields): a total order that does not depend on arrival.
 pub(super) fn in_input_order(events: &mut [Event]) {
-    events.sort_by_key(|e| e.time);
-    let mut start = 0;
-    while start < events.len() {
-        let t = events[start].time;
-        let end = start + events[start..].partition_point(|e| e.time == t);
-        if end - start > 1 {
-            events[start..end].sort_by_cached_key(|e| encode_to_vec(&e.fields));
+    events.sort_by(|a, b| {
+        a.time
+            .cmp(&b.time)
+            .then_with(|| cmp_fields(&a.fields, &b.fields))
+    });
+}
+
+fn cmp_fields(a: &Fields, b: &Fields) -> std::cmp::Ordering {
+    for ((na, va), (nb, vb)) in a.iter().zip(b.iter()) {
+        // Equal symbols are equal names: only different ones need text.
+        let order = if na == nb {
+            va.total_cmp(vb)
+        } else {
+            na.as_str().cmp(nb.as_str())
+        };
+        if order.is_ne() {
+            return order;
         }
-        start = end;
     }
+    a.len().cmp(&b.len())
 }
 
 /// A key's events waiting for the watermark, and the time of its one

@@ -218,10 +218,23 @@ fn oracle(c: &AnomalyConfig, events: &[Event]) -> Vec<(Vec<u8>, i64, u64)> {
     }
     let mut want = Vec::new();
     for (_, mut evs) in by_key {
+        // The documented order: time, then the fields as (name, value)
+        // pairs in event order.
+        let pairs = |e: &Event| -> Vec<(String, Value)> {
+            e.fields
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), v.clone()))
+                .collect()
+        };
         evs.sort_by(|a, b| {
-            a.time
-                .cmp(&b.time)
-                .then_with(|| encode_to_vec(&a.fields).cmp(&encode_to_vec(&b.fields)))
+            a.time.cmp(&b.time).then_with(|| {
+                let (pa, pb) = (pairs(a), pairs(b));
+                pa.iter()
+                    .zip(&pb)
+                    .map(|((na, va), (nb, vb))| na.cmp(nb).then_with(|| va.total_cmp(vb)))
+                    .find(|o| o.is_ne())
+                    .unwrap_or(pa.len().cmp(&pb.len()))
+            })
         });
         let mut state = model.key_state();
         for e in evs {
