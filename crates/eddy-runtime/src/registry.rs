@@ -7,6 +7,7 @@ use eddy_core::config::{deserialize_body, Diagnostic, Section, Spanned};
 use serde::de::DeserializeOwned;
 use toml::de::DeValue;
 
+use eddy_alerts::rule::AlertRuleConfig;
 #[cfg(feature = "http")]
 use eddy_connectors::sinks::HttpSinkConfig;
 #[cfg(feature = "parquet")]
@@ -78,6 +79,9 @@ pub const TRANSFORMS: &[(&str, Ctor)] = &[
     ("window", transform::<WindowConfig>),
 ];
 
+/// Alert kinds: `[alerts.NAME]` tables without a `type` are rules.
+pub const ALERTS: &[(&str, Ctor)] = &[("rule", transform::<AlertRuleConfig>)];
+
 /// Every sink type.
 pub const SINKS: &[(&str, Ctor)] = &[
     ("blackhole", sink::<BlackholeConfig>),
@@ -101,6 +105,7 @@ pub fn table(section: Section) -> Option<&'static [(&'static str, Ctor)]> {
         Section::Sources => Some(SOURCES),
         Section::Transforms => Some(TRANSFORMS),
         Section::Sinks => Some(SINKS),
-        Section::Alerts | Section::Receivers => None,
+        Section::Alerts => Some(ALERTS),
+        Section::Receivers => None,
     }
 }

@@ -32,7 +32,7 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// Check a pipeline file and print a one-line plan, or every error with its position.
     Validate(cmd::validate::ValidateArgs),
-    /// Run the built-in demo: simulated business events, windowed KPIs and threshold alerts.
+    /// Run the built-in demo: simulated business events, windowed KPIs, anomalies and alerts.
     Demo(cmd::demo::DemoArgs),
     /// Run anomaly detectors over the Numenta Anomaly Benchmark and score them.
     Detect(cmd::detect::DetectArgs),

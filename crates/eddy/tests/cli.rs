@@ -208,18 +208,25 @@ fn demo_runs_and_leaves_kpis_and_alerts() {
     let merchants = lines(&data.join("merchant_kpis.ndjson"));
     assert!(!merchants.is_empty(), "no merchant KPIs");
     let alerts = lines(&data.join("alerts.ndjson"));
+    let firing = |name: &str| {
+        alerts.iter().any(|a| {
+            a.contains(&format!("\"alertname\":\"{name}\"")) && a.contains("\"status\":\"firing\"")
+        })
+    };
     assert!(
-        alerts
-            .iter()
-            .any(|a| a.contains("\"severity\":\"critical\"") && a.contains("budget_utilization")),
-        "no critical budget alert in {} alerts",
+        firing("budget_utilization_critical")
+            && alerts
+                .iter()
+                .any(|a| a.contains("\"severity\":\"critical\"")),
+        "no critical budget alert fired in {} alerts",
         alerts.len()
     );
-    assert!(
-        alerts
-            .iter()
-            .any(|a| a.contains("\"severity\":\"warning\"")),
-        "no warning alert"
+    assert!(firing("high_risk_transaction"), "no risk alert fired");
+    // The run ended, so every alert that fired is resolved again.
+    let count = |status: &str| alerts.iter().filter(|a| a.contains(status)).count();
+    assert_eq!(
+        count("\"status\":\"firing\""),
+        count("\"status\":\"resolved\"")
     );
     assert!(err.contains("events/s"), "no progress shown: {err}");
 }

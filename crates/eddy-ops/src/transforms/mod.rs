@@ -3,5 +3,6 @@
 pub mod anomaly;
 pub mod filter;
 pub mod flat_map;
+pub mod key;
 pub mod map;
 pub mod window;

@@ -155,15 +155,16 @@ impl Plan {
                             c.section.key()
                         ),
                     )
-                    .hint(
-                        "express threshold rules as `filter` + `map` transforms writing to a sink",
-                    ),
+                    .hint("receivers come with alert routing; until then write alerts to a sink"),
                 );
                 built.push(None);
                 continue;
             };
             let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
-            let Some(kind) = &c.kind else {
+            // An alert without a `type` is a rule.
+            let implied = (c.section == Section::Alerts && c.kind.is_none())
+                .then(|| eddy_core::config::Spanned::new(c.name_span.clone(), "rule".to_string()));
+            let Some(kind) = c.kind.as_ref().or(implied.as_ref()) else {
                 diags.push(
                     Diagnostic::new(
                         c.name_span.clone(),

@@ -31,7 +31,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    eprintln!("eddy demo: simulated business events with crisis scenarios → windowed KPIs, anomalies and threshold alerts");
+    eprintln!("eddy demo: simulated business events with crisis scenarios → windowed KPIs, anomalies and alerts");
     eprintln!("results are written under ./data (department_kpis, merchant_kpis, alerts, anomalies, dead_letters, late_events)");
     super::run::execute(
         &plan,

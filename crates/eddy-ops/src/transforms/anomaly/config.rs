@@ -166,11 +166,7 @@ impl TransformFactory for AnomalyConfig {
     }
 
     fn partitioning(&self, _input: usize) -> Partitioning {
-        if self.key.0.is_empty() {
-            Partitioning::Single
-        } else {
-            Partitioning::Hash(self.key.0.clone())
-        }
+        self.key.partitioning()
     }
 
     fn outputs(&self) -> Vec<OutputSpec> {

@@ -3,8 +3,7 @@
 use std::sync::Arc;
 
 use eddy_anomaly::{KeyState, Model, Verdict};
-use eddy_core::codec::Encoder;
-use eddy_core::codec::{Decode, DecodeError, Decoder, Encode};
+use eddy_core::codec::{Decode, DecodeError, Decoder, Encode, Encoder};
 use eddy_core::output::Output;
 use eddy_core::state::{KeyGroup, TimeDomain, Timer};
 use eddy_core::{
@@ -13,11 +12,12 @@ use eddy_core::{
 use eddy_state::{Ttl, ValueTable};
 
 use super::config::{AnomalyConfig, Emit, Order};
+use crate::transforms::key::KeyEvaluator;
 
 /// A running anomaly transform (one instance per worker).
 pub struct AnomalyOperator {
     name: String,
-    keys: Vec<Expression>,
+    keys: KeyEvaluator,
     values: Vec<Expression>,
     model: Model,
     emit: Emit,
@@ -46,9 +46,7 @@ struct Syms {
 
 #[derive(Default)]
 struct Scratch {
-    key: Vec<Value>,
     values: Vec<f64>,
-    encoder: Encoder,
 }
 
 impl AnomalyOperator {
@@ -60,7 +58,7 @@ impl AnomalyOperator {
         });
         AnomalyOperator {
             name: name.to_string(),
-            keys: config.key.0.clone(),
+            keys: KeyEvaluator::new(config.key.0.clone()),
             values: config.values(),
             model: config.model(),
             emit: config.emit,
@@ -81,31 +79,6 @@ impl AnomalyOperator {
             },
             scratch: Scratch::default(),
         }
-    }
-
-    /// Evaluates the key of `event` into its group and encoded bytes.
-    fn key_of(&mut self, event: &Event) -> Result<(KeyGroup, Vec<u8>), String> {
-        self.scratch.key.clear();
-        for k in &self.keys {
-            let v = k
-                .eval(event)
-                .map_err(|e| format!("anomaly `{}`: key `{}`: {e}", self.name, k.source()))?;
-            self.scratch.key.push(v);
-        }
-        // Grouped as the runtime's partitioning hashes the key.
-        let g = match &self.scratch.key[..] {
-            [] => KeyGroup::MIN,
-            [one] => KeyGroup::of(one),
-            many => KeyGroup::of(many),
-        };
-        self.scratch.encoder.reset_names();
-        let mut enc = std::mem::take(&mut self.scratch.encoder);
-        for v in &self.scratch.key {
-            enc.put(v);
-        }
-        let bytes = enc.take_bytes();
-        self.scratch.encoder = enc;
-        Ok((g, bytes))
     }
 
     /// Evaluates the values of `event` into `scratch.values`.
@@ -186,7 +159,7 @@ impl Operator for AnomalyOperator {
         // depends only on the input.
         let judge = cx.watermark().max(batch.stamp);
         for event in batch.events {
-            let (g, key) = match self.key_of(&event) {
+            let (g, key) = match self.keys.eval(&self.name, &event) {
                 Ok(k) => k,
                 Err(reason) => {
                     out.dead_letter(&self.name, reason, &event);

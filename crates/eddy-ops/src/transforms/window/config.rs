@@ -184,6 +184,18 @@ impl TryFrom<RawWindow> for WindowKind {
 #[derive(Clone, Debug, Default)]
 pub struct KeyExprs(pub Vec<Expression>);
 
+impl KeyExprs {
+    /// How a keyed operator's input is partitioned: by the key's hash,
+    /// or everything to one worker without a key.
+    pub fn partitioning(&self) -> Partitioning {
+        if self.0.is_empty() {
+            Partitioning::Single
+        } else {
+            Partitioning::Hash(self.0.clone())
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for KeyExprs {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<KeyExprs, D::Error> {
         struct V;
@@ -277,11 +289,7 @@ impl TransformFactory for WindowConfig {
 
     /// Every input keyed alike.
     fn partitioning(&self, _input: usize) -> Partitioning {
-        if self.key.0.is_empty() {
-            Partitioning::Single
-        } else {
-            Partitioning::Hash(self.key.0.clone())
-        }
+        self.key.partitioning()
     }
 
     fn outputs(&self) -> Vec<OutputSpec> {

@@ -1,0 +1,83 @@
+//! The `[alerts.NAME]` table.
+
+use std::collections::BTreeMap;
+
+use eddy_connectors::sinks::template::Template;
+use eddy_core::component::{BuildContext, BuildError, Partitioning, TransformFactory};
+use eddy_core::config::Duration;
+use eddy_core::{Expression, Operator};
+use eddy_ops::transforms::window::KeyExprs;
+use serde::Deserialize;
+
+use super::operator::AlertRuleOperator;
+
+/// How urgent an alert is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Act now.
+    Critical,
+    /// Act soon.
+    High,
+    /// Look today.
+    #[default]
+    Medium,
+    /// Worth knowing.
+    Low,
+    /// For the record.
+    Info,
+}
+
+impl Severity {
+    /// The name used in configurations and alert events.
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::High => "high",
+            Severity::Medium => "medium",
+            Severity::Low => "low",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// Configuration of an alert rule (see the module documentation).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRuleConfig {
+    /// When the alert's condition holds: a CEL boolean over the input event.
+    pub condition: Expression,
+    /// What one alert instance is per: CEL expression(s); one instance
+    /// for all events without it.
+    #[serde(default)]
+    pub key: KeyExprs,
+    /// The alert's severity (default `medium`).
+    #[serde(default)]
+    pub severity: Severity,
+    /// Extra labels, name → template (`"{department}"`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, Template>,
+    /// Annotations, name → template: `summary`, `description`, `runbook`...
+    #[serde(default)]
+    pub annotations: BTreeMap<String, Template>,
+    /// How long the condition must hold before the alert fires (default 0).
+    #[serde(rename = "for", default)]
+    pub hold: Option<Duration>,
+    /// How long without an event meeting the condition resolves a firing
+    /// alert (default 5 minutes).
+    #[serde(default)]
+    pub resolve_after: Option<Duration>,
+}
+
+/// `resolve_after` when not given: 5 minutes.
+pub(super) const DEFAULT_RESOLVE_AFTER_MS: i64 = 5 * 60 * 1000;
+
+impl TransformFactory for AlertRuleConfig {
+    fn build(&self, cx: &BuildContext) -> Result<Box<dyn Operator>, BuildError> {
+        Ok(Box::new(AlertRuleOperator::new(self, &cx.name)))
+    }
+
+    fn partitioning(&self, _input: usize) -> Partitioning {
+        self.key.partitioning()
+    }
+}

@@ -1,0 +1,228 @@
+//! Alert rule tests: the lifecycle on event-time timers, rendering,
+//! identity, errors, and state that survives a checkpoint.
+
+use eddy_core::config::{deserialize_body, parse_document};
+use eddy_core::operator_state::OperatorState;
+use eddy_core::state::GroupRange;
+use eddy_core::{Batch, Collector, Event, Fields, Operator, OperatorContext, Output, Sym, Value};
+use proptest::prelude::*;
+
+use super::{AlertRuleConfig, AlertRuleOperator};
+
+const MIN: i64 = 60_000;
+
+fn config(body: &str) -> AlertRuleConfig {
+    let text = format!("[alerts.cpu_high]\ninputs = [\"src\"]\n{body}\n");
+    let (doc, diags) = parse_document(&text, &[]);
+    assert!(diags.is_empty(), "{diags:?}");
+    deserialize_body::<AlertRuleConfig>(&doc.components[0].body)
+        .unwrap_or_else(|d| panic!("{}", d.message))
+}
+
+struct Rule {
+    op: AlertRuleOperator,
+    cx: OperatorContext,
+    out: Collector,
+}
+
+impl Rule {
+    fn new(body: &str) -> Rule {
+        Rule {
+            op: AlertRuleOperator::new(&config(body), "cpu_high"),
+            cx: eddy_state::context(GroupRange::all()),
+            out: Collector::new(),
+        }
+    }
+
+    fn send(&mut self, events: Vec<Event>) {
+        self.op
+            .process(0, Batch::new(events, 0), &mut self.cx, &mut self.out);
+    }
+
+    fn watermark(&mut self, t: i64) {
+        self.cx.advance(&mut self.op, t, &mut self.out);
+    }
+
+    /// (minute, status, host) of the alerts emitted since the last call.
+    fn alerts(&mut self) -> Vec<(i64, String, String)> {
+        self.out
+            .take(Output::MAIN)
+            .iter()
+            .map(|e| (e.time / MIN, text(e, "status"), text(e, "labels.host")))
+            .collect()
+    }
+}
+
+fn text(e: &Event, path: &str) -> String {
+    let path: Vec<Sym> = path.split('.').map(Sym::intern).collect();
+    match e.fields.get_path(&path) {
+        Some(Value::Str(s)) => s.to_string(),
+        Some(other) => format!("{other:?}"),
+        None => String::new(),
+    }
+}
+
+fn cpu(minute: i64, host: &str, load: f64) -> Event {
+    let mut f = Fields::default();
+    f.push(Sym::intern("host"), Value::str(host));
+    f.push(Sym::intern("cpu"), Value::Float(load));
+    Event::new(minute * MIN, f)
+}
+
+const RULE: &str = r#"condition = "cpu > 90.0"
+key = "host"
+severity = "high"
+resolve_after = "5m"
+labels = { host = "{host}" }
+annotations = { summary = "CPU of {host} at {cpu}%" }"#;
+
+#[test]
+fn fires_at_once_and_resolves_when_no_event_meets_the_condition_for_resolve_after() {
+    let mut r = Rule::new(RULE);
+    r.send(vec![
+        cpu(0, "web-1", 95.0),
+        cpu(0, "web-2", 50.0),
+        cpu(1, "web-1", 97.0),
+    ]);
+    let firing = r.out.take(Output::MAIN);
+    assert_eq!(firing.len(), 1);
+    let a = &firing[0];
+    assert_eq!(text(a, "alertname"), "cpu_high");
+    assert_eq!(text(a, "status"), "firing");
+    assert_eq!(text(a, "severity"), "high");
+    assert_eq!(text(a, "labels.severity"), "high");
+    assert_eq!(text(a, "annotations.summary"), "CPU of web-1 at 95.0%");
+    assert_eq!(text(a, "starts_at"), "1970-01-01T00:00:00.000Z");
+    assert_eq!(text(a, "fingerprint").len(), 16);
+    // Still met at minute 1: the 5-minute clock restarts from there.
+    r.send(vec![cpu(3, "web-1", 40.0)]);
+    r.watermark(5 * MIN);
+    assert!(r.alerts().is_empty());
+    r.watermark(6 * MIN);
+    let resolved = r.out.take(Output::MAIN);
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(text(&resolved[0], "status"), "resolved");
+    assert_eq!(resolved[0].time, 6 * MIN);
+    assert_eq!(text(&resolved[0], "ends_at"), "1970-01-01T00:06:00.000Z");
+    assert_eq!(
+        text(&resolved[0], "cause"),
+        "no event met the condition for 5m"
+    );
+    assert_eq!(text(&resolved[0], "fingerprint"), text(a, "fingerprint"));
+}
+
+#[test]
+fn for_keeps_an_alert_pending_until_it_held_that_long_even_without_events() {
+    let mut r = Rule::new(&format!("{RULE}\nfor = \"3m\""));
+    r.send(vec![cpu(0, "web-1", 95.0), cpu(0, "web-2", 95.0)]);
+    assert_eq!(
+        r.alerts(),
+        vec![
+            (0, "pending".into(), "web-1".into()),
+            (0, "pending".into(), "web-2".into())
+        ]
+    );
+    // web-2 fails the condition before 3 minutes: it never fires.
+    r.send(vec![cpu(1, "web-1", 96.0), cpu(2, "web-2", 10.0)]);
+    assert_eq!(r.alerts(), vec![(2, "inactive".into(), "web-2".into())]);
+    // No event for web-1 after minute 1, but it held: the timer fires it.
+    r.watermark(3 * MIN);
+    assert_eq!(r.alerts(), vec![(3, "firing".into(), "web-1".into())]);
+    r.watermark(i64::MAX);
+    assert_eq!(r.alerts(), vec![(6, "resolved".into(), "web-1".into())]);
+}
+
+#[test]
+fn a_pending_alert_whose_events_stopped_long_ago_does_not_fire() {
+    let mut r = Rule::new(&format!("{RULE}\nfor = \"10m\""));
+    r.send(vec![cpu(0, "web-1", 95.0)]);
+    r.watermark(20 * MIN);
+    assert_eq!(
+        r.alerts(),
+        vec![
+            (0, "pending".into(), "web-1".into()),
+            (10, "inactive".into(), "web-1".into())
+        ]
+    );
+}
+
+#[test]
+fn identity_is_the_label_set_and_errors_become_dead_letters() {
+    let mut r = Rule::new(RULE);
+    r.send(vec![cpu(0, "web-1", 95.0), cpu(0, "web-2", 95.0)]);
+    let alerts = r.out.take(Output::MAIN);
+    assert_ne!(
+        text(&alerts[0], "fingerprint"),
+        text(&alerts[1], "fingerprint")
+    );
+    let mut again = Rule::new(RULE);
+    again.send(vec![cpu(0, "web-1", 99.0)]);
+    assert_eq!(
+        text(&again.out.take(Output::MAIN)[0], "fingerprint"),
+        text(&alerts[0], "fingerprint")
+    );
+
+    let mut bad = Fields::default();
+    bad.push(Sym::intern("host"), Value::str("web-3"));
+    bad.push(Sym::intern("cpu"), Value::str("high"));
+    r.send(vec![Event::new(0, bad)]);
+    let dead = r.out.take(Output::DEAD_LETTERS);
+    assert_eq!(dead.len(), 1);
+    assert!(
+        text(&dead[0], "reason").contains("condition `cpu > 90.0`"),
+        "{:?}",
+        dead[0]
+    );
+    let mut no_host = Fields::default();
+    no_host.push(Sym::intern("cpu"), Value::Float(99.0));
+    let mut r =
+        Rule::new("condition = \"cpu > 90.0\"\nannotations = { summary = \"{host} is hot\" }");
+    r.send(vec![Event::new(0, no_host)]);
+    let dead = r.out.take(Output::DEAD_LETTERS);
+    assert!(
+        text(&dead[0], "reason").contains("summary"),
+        "{:?}",
+        dead[0]
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// A rule checkpointed and restored anywhere emits exactly what the
+    /// uninterrupted rule emits.
+    #[test]
+    fn a_restored_rule_continues_exactly(
+        raw in prop::collection::vec((0i64..3, 0usize..3, 0u32..2), 1..60),
+        hold in prop::sample::select(vec![0i64, 2, 5]),
+        cut in 0usize..60,
+    ) {
+        let body = if hold == 0 { RULE.to_string() } else { format!("{RULE}\nfor = \"{hold}m\"") };
+        let steps: Vec<(Event, i64)> = raw
+            .iter()
+            .scan(0i64, |t, &(dt, host, hot)| {
+                *t += dt;
+                Some((cpu(*t, ["a", "b", "c"][host], if hot == 1 { 95.0 } else { 10.0 }), *t * MIN))
+            })
+            .collect();
+        let run = |cut: Option<usize>| {
+            let mut r = Rule::new(&body);
+            let mut all = Vec::new();
+            for (i, (e, wm)) in steps.iter().enumerate() {
+                if Some(i) == cut {
+                    let state = OperatorState::take(&mut r.op, &mut r.cx).map(|s| s.encode()).unwrap_or_default();
+                    let mut fresh = Rule::new(&body);
+                    OperatorState::restore(&state, &GroupRange::all(), &mut fresh.op, &mut fresh.cx).unwrap();
+                    r = fresh;
+                }
+                r.send(vec![e.clone()]);
+                r.watermark(*wm - 1);
+                all.extend(r.out.take(Output::MAIN).into_iter().map(|a| (a.time, text(&a, "status"), text(&a, "fingerprint"), text(&a, "cause"))));
+            }
+            r.watermark(i64::MAX);
+            all.extend(r.out.take(Output::MAIN).into_iter().map(|a| (a.time, text(&a, "status"), text(&a, "fingerprint"), text(&a, "cause"))));
+            all
+        };
+        prop_assert_eq!(run(Some(cut.min(steps.len()))), run(None));
+    }
+}
