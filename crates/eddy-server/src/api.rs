@@ -42,6 +42,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/pipeline", get(pipeline))
         .route("/api/v1/nodes/{node}/recent", get(recent))
+        .route("/api/v1/alerts", get(alerts))
         .route(
             "/api/v1/ingest/{source}",
             post(ingest).layer(DefaultBodyLimit::max(MAX_INGEST_BODY)),
@@ -173,6 +174,42 @@ async fn recent(
     eddy_core::json::write_str(&mut body, output);
     body.extend_from_slice(b",\"events\":");
     ws::write_events(&mut body, events.iter());
+    body.push(b'}');
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// `GET /api/v1/alerts?status=firing|pending&filter=CEL`: the open alerts,
+/// the latest event of each, by fingerprint.
+async fn alerts(
+    State(s): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let status = match q.get("status").map(String::as_str) {
+        None => None,
+        Some(st @ ("firing" | "pending")) => Some(st.to_string()),
+        Some(other) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("`status` is `firing` or `pending`, not `{other}`"),
+            )
+        }
+    };
+    let filter = match q.get("filter").map(|f| Expression::compile(f)) {
+        None => None,
+        Some(Ok(f)) => Some(f),
+        Some(Err(e)) => return error(StatusCode::BAD_REQUEST, format!("`filter`: {e}")),
+    };
+    let key = eddy_core::sym!("status");
+    let open = s.hub.active_alerts();
+    let shown = open.iter().filter(|e| {
+        status
+            .as_deref()
+            .is_none_or(|st| e.get(key).and_then(eddy_core::Value::as_str) == Some(st))
+            && crate::hub::accepts(filter.as_ref(), e)
+    });
+    let mut body = Vec::with_capacity(64 + open.len() * 256);
+    body.extend_from_slice(b"{\"alerts\":");
+    ws::write_events(&mut body, shown);
     body.push(b'}');
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }

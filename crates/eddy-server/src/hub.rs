@@ -15,11 +15,11 @@
 //! its throughput. A subscriber whose queue is full is disconnected as too
 //! slow instead of holding the others back.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use eddy_core::{Event, Expression};
+use eddy_core::{Event, Expression, Value};
 use eddy_runtime::Publisher;
 use tokio::sync::mpsc;
 
@@ -166,7 +166,15 @@ pub struct Hub {
     next_conn: AtomicU64,
     connections: AtomicUsize,
     dropped_slow: AtomicU64,
+    /// The alert rules' node names: their output also goes to the
+    /// `alerts` channel and updates `active`.
+    alert_rules: Vec<String>,
+    /// Each open (pending or firing) alert's latest event, by fingerprint.
+    active: Mutex<BTreeMap<String, Event>>,
 }
+
+/// The channel every alert rule's transitions are published on.
+pub const ALERTS: &str = "alerts";
 
 /// The result of a subscription: the history after the client's last
 /// sequence, or that part of it is gone.
@@ -199,6 +207,46 @@ impl Hub {
             next_conn: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
             dropped_slow: AtomicU64::new(0),
+            alert_rules: Vec::new(),
+            active: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The hub of a pipeline whose alert rules are the nodes `names`.
+    pub fn with_alert_rules(mut self, names: Vec<String>) -> Hub {
+        self.alert_rules = names;
+        self
+    }
+
+    /// The open alerts (pending or firing), latest event of each, ordered
+    /// by fingerprint.
+    pub fn active_alerts(&self) -> Vec<Event> {
+        self.active
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Keeps the open alerts current with a rule's transitions: every
+    /// one is applied, whatever the channel's rate budget drops.
+    fn track(&self, events: &[Event]) {
+        let status = eddy_core::sym!("status");
+        let fingerprint = eddy_core::sym!("fingerprint");
+        let mut active = self.active.lock().unwrap_or_else(PoisonError::into_inner);
+        for e in events {
+            let (Some(s), Some(f)) = (
+                e.get(status).and_then(Value::as_str),
+                e.get(fingerprint).and_then(Value::as_str),
+            ) else {
+                continue;
+            };
+            if matches!(s, "pending" | "firing") {
+                active.insert(f.to_string(), e.clone());
+            } else {
+                active.remove(f);
+            }
         }
     }
 
@@ -342,8 +390,18 @@ impl Publisher for Hub {
         if events.is_empty() {
             return;
         }
-        let channel = node_channel(node, output);
-        let dropped = self.channel(&channel, |ch| {
+        if output == "main" && self.alert_rules.iter().any(|r| r == node) {
+            self.track(events);
+            self.post_events(ALERTS, events);
+        }
+        self.post_events(&node_channel(node, output), events);
+    }
+}
+
+impl Hub {
+    /// Posts `events` on `channel` within its rate budget.
+    fn post_events(&self, channel: &str, events: &[Event]) {
+        let dropped = self.channel(channel, |ch| {
             let keep = ch.take(events.len());
             if keep == 0 {
                 return 0;
@@ -352,7 +410,7 @@ impl Publisher for Hub {
                 events: events[events.len() - keep..].to_vec(),
                 skipped: std::mem::take(&mut ch.skipped),
             };
-            ch.post(&channel, body)
+            ch.post(channel, body)
         });
         self.dropped_slow.fetch_add(dropped, Relaxed);
     }

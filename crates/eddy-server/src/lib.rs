@@ -13,6 +13,7 @@
 //! | `GET /metrics` | Prometheus text format |
 //! | `GET /api/v1/pipeline` | the pipeline, its nodes, rates and checkpoints |
 //! | `GET /api/v1/nodes/{node}/recent` | a node's newest output (`output`, `limit`, `filter`) |
+//! | `GET /api/v1/alerts` | the open alerts (`status`, `filter`) |
 //! | `POST /api/v1/ingest/{source}` | events into an `http` source |
 //! | `GET /api/v1/openapi.json` | the OpenAPI 3 description of the API |
 //! | `GET /api/v1/ws` | the WebSocket feed (see `ws`) |

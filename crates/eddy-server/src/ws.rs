@@ -9,6 +9,7 @@
 //!   messages, or `{"channel": CHANNEL, "gone": true, "oldest": N}` when
 //!   the history no longer reaches back that far.
 //! - `{"unsubscribe": "node:per_user"}`.
+//! - `{"subscribe": "alerts"}`: every alert rule's transitions.
 //!
 //! The server sends `{"channel", "epoch", "seq", "events": [...],
 //! "skipped": N}` for node channels (within the channel's rate, see
@@ -130,7 +131,7 @@ fn parse(text: &str) -> Result<Request, String> {
 
 /// Whether `channel` names something this run publishes.
 fn known(s: &Shared, channel: &str) -> bool {
-    if channel == "metrics" {
+    if channel == "metrics" || channel == crate::hub::ALERTS {
         return true;
     }
     let Some(rest) = channel.strip_prefix("node:") else {
@@ -169,7 +170,7 @@ async fn connection(mut socket: WebSocket, s: Arc<Shared>) {
                         json!({ "unsubscribed": channel }).to_string()
                     }
                     Ok(Request::Subscribe { channel, .. }) if !known(&s, &channel) => json!({
-                        "error": format!("no channel `{channel}`: use `metrics` or `node:NAME[.OUTPUT]`")
+                        "error": format!("no channel `{channel}`: use `metrics`, `alerts` or `node:NAME[.OUTPUT]`")
                     })
                     .to_string(),
                     Ok(Request::Subscribe { channel, filter, after }) => {

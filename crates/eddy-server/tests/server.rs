@@ -34,6 +34,14 @@ aggregates = { n = "count()" }
 [sinks.out]
 type = "blackhole"
 inputs = ["per_merchant"]
+
+[alerts.busy]
+inputs = ["per_merchant"]
+condition = "n >= 1"
+key = "merchant"
+severity = "low"
+resolve_after = "1h"
+labels = { merchant = "{merchant}" }
 "#;
 
 /// A run of [`PIPELINE`] served on a free port.
@@ -50,7 +58,7 @@ impl Served {
 
     fn with_access(access: Access) -> Served {
         let plan = Plan::compile("served.toml", PIPELINE, &[]).unwrap_or_else(|d| panic!("{d}"));
-        let hub = Arc::new(Hub::new());
+        let hub = Arc::new(Hub::new().with_alert_rules(vec!["busy".into()]));
         let running = eddy_runtime::start(
             &plan,
             RunOptions {
@@ -235,7 +243,7 @@ fn health_readiness_metrics_and_the_pipeline_are_served() {
         .iter()
         .map(|n| n["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["events", "tx", "per_merchant", "out"]);
+    assert_eq!(names, ["events", "tx", "per_merchant", "out", "busy"]);
     assert_eq!(p["nodes"][2]["inputs"], serde_json::json!(["tx"]));
     assert_eq!(p["nodes"][2]["role"], "transform");
     assert!(p["nodes"][0]["watermark"].is_string());
@@ -258,6 +266,7 @@ fn health_readiness_metrics_and_the_pipeline_are_served() {
         "/metrics",
         "/api/v1/pipeline",
         "/api/v1/nodes/{node}/recent",
+        "/api/v1/alerts",
     ] {
         assert!(api["paths"][path].is_object(), "{path} undocumented");
     }
@@ -269,6 +278,69 @@ fn health_readiness_metrics_and_the_pipeline_are_served() {
     assert_eq!(status, 503);
     assert_eq!(ready["problems"][0], "pipeline: the run is over");
     assert_eq!(s.json("/api/v1/pipeline").1["status"], "finished");
+}
+
+#[test]
+fn open_alerts_are_listed_by_fingerprint_and_fed_on_the_alerts_channel() {
+    let s = Served::start();
+    eventually("two alerts open", || {
+        s.json("/api/v1/alerts").1["alerts"]
+            .as_array()
+            .is_some_and(|a| a.len() >= 2)
+    });
+    let (status, body) = s.json("/api/v1/alerts?status=firing");
+    assert_eq!(status, 200);
+    let alerts = body["alerts"].as_array().unwrap();
+    let prints: Vec<&str> = alerts
+        .iter()
+        .map(|a| a["fingerprint"].as_str().unwrap())
+        .collect();
+    let mut sorted = prints.clone();
+    sorted.dedup();
+    assert_eq!(prints, sorted, "one entry per fingerprint, in order");
+    assert!(alerts
+        .iter()
+        .all(|a| a["status"] == "firing" && a["alertname"] == "busy"));
+    let merchant = alerts[0]["labels"]["merchant"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let encoded: String = format!("labels.merchant == \"{merchant}\"")
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let filter = encoded;
+    let (_, one) = s.json(&format!("/api/v1/alerts?filter={filter}"));
+    assert_eq!(one["alerts"].as_array().unwrap().len(), 1, "{one}");
+    assert_eq!(
+        s.json("/api/v1/alerts?status=pending").1["alerts"],
+        serde_json::json!([])
+    );
+    let (status, e) = s.json("/api/v1/alerts?status=resolved");
+    assert_eq!(status, 400);
+    assert!(e["error"].as_str().unwrap().contains("`status`"), "{e}");
+
+    // The feed: a subscriber to `alerts` gets the rule's transitions.
+    let url = format!("ws://{}/api/v1/ws", s.server.addr());
+    let stream = std::net::TcpStream::connect(s.server.addr()).unwrap();
+    let (mut ws, _) = tungstenite::client(url.as_str(), stream).unwrap();
+    ws.send(tungstenite::Message::text(
+        r#"{"subscribe": "alerts", "after": 0}"#,
+    ))
+    .unwrap();
+    let mut got_alert = false;
+    for _ in 0..20 {
+        let text = ws.read().unwrap().into_text().unwrap().to_string();
+        let m: Json = serde_json::from_str(&text).unwrap();
+        if m["channel"] == "alerts" && m["events"][0]["alertname"] == "busy" {
+            got_alert = true;
+            break;
+        }
+    }
+    assert!(got_alert, "no alert on the feed");
 }
 
 #[test]

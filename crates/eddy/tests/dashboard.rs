@@ -123,6 +123,13 @@ fn the_demo_dashboard_goes_live_shows_every_node_and_its_charts_move() {
         "the trend gains windows",
         &format!("return trendPlot !== null && trendPlot.data[0].length > {drawn};"),
     );
+    // The demo's alert rules fire within seconds (the budget crisis).
+    eventually(
+        &browser,
+        "open alerts are listed",
+        "return document.querySelectorAll('#alerts tr').length > 0 \
+         && document.getElementById('alertcount').textContent !== '';",
+    );
     browser.screenshot(&artefact("dashboard-1280x800.png"));
 
     // A phone: nothing wider than the screen.

@@ -134,7 +134,13 @@ pub fn execute(plan: &Plan, how: Execution) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let hub = listen.map(|_| Arc::new(eddy_server::Hub::new()));
+    let rules: Vec<String> = plan
+        .nodes
+        .iter()
+        .filter(|n| n.kind == "rule")
+        .map(|n| n.name.clone())
+        .collect();
+    let hub = listen.map(|_| Arc::new(eddy_server::Hub::new().with_alert_rules(rules)));
     if let Some(hub) = &hub {
         opts.publisher = Some(hub.clone());
     }
