@@ -25,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 pub use eddy_core::config::Role;
 
 use crate::api::error;
+use crate::audit::{AuditLog, Entry};
 use crate::Shared;
 
 /// One key the server accepts.
@@ -54,6 +55,8 @@ pub struct Access {
     pub keys: Vec<ApiKey>,
     /// Requests per second and burst, per key or client address.
     pub rate: Option<(f64, f64)>,
+    /// Where changes, live-feed sessions and refusals are recorded.
+    pub audit: Option<Arc<AuditLog>>,
 }
 
 /// Token buckets by key name or client address.
@@ -139,18 +142,56 @@ fn needed(req: &Request) -> Role {
     }
 }
 
-/// The middleware: authenticates, authorises and rate-limits.
+/// The middleware: authenticates, authorises, rate-limits and audits.
 pub(crate) async fn guard(
     State(s): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     req: Request,
     next: Next,
 ) -> Response {
+    let Some(audit) = s.access.audit.clone() else {
+        return admit(&s, peer, req, next).await.0;
+    };
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let (response, key) = admit(&s, peer, req, next).await;
+    let status = response.status().as_u16();
+    let what = if matches!(status, 401 | 403 | 429) {
+        Some("refused")
+    } else if method != Method::GET && method != Method::HEAD {
+        Some("change")
+    } else if path == "/api/v1/ws" && status == 101 {
+        Some("session")
+    } else {
+        None
+    };
+    if let Some(what) = what {
+        audit.record(&Entry {
+            client: &peer.ip().to_string(),
+            key: key.as_deref(),
+            method: method.as_str(),
+            path: &path,
+            status,
+            what,
+        });
+    }
+    response
+}
+
+/// Authenticates, authorises and rate-limits; the response, and the
+/// name of the key that was presented and found.
+async fn admit(
+    s: &Shared,
+    peer: std::net::SocketAddr,
+    req: Request,
+    next: Next,
+) -> (Response, Option<String>) {
     let access = &s.access;
     // Health, and the chart library's files (public, no data).
     let path = req.uri().path();
     let open = path == "/healthz" || path.starts_with("/assets/");
     let mut who = client(peer.ip());
+    let mut name = None;
     if !access.keys.is_empty() && !open {
         let key = presented(&req);
         let found = key.as_deref().and_then(|k| {
@@ -168,11 +209,11 @@ pub(crate) async fn guard(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
             );
-            return r;
+            return (r, None);
         };
         let role = needed(&req);
         if found.role < role {
-            return error(
+            let r = error(
                 StatusCode::FORBIDDEN,
                 format!(
                     "key `{}` is a {:?}; this needs {:?}",
@@ -180,7 +221,9 @@ pub(crate) async fn guard(
                 )
                 .to_lowercase(),
             );
+            return (r, Some(found.name.clone()));
         }
+        name = Some(found.name.clone());
         who = format!("key:{}", found.name);
     }
     if let (Some(rate), false) = (access.rate, open) {
@@ -192,10 +235,10 @@ pub(crate) async fn guard(
             if let Ok(v) = header::HeaderValue::from_str(&wait.to_string()) {
                 r.headers_mut().insert(header::RETRY_AFTER, v);
             }
-            return r;
+            return (r, name);
         }
     }
-    next.run(req).await.into_response()
+    (next.run(req).await.into_response(), name)
 }
 
 fn client(ip: IpAddr) -> String {

@@ -24,6 +24,7 @@
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod api;
+pub mod audit;
 pub mod auth;
 pub mod hub;
 mod prometheus;
@@ -34,6 +35,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use audit::AuditLog;
 pub use auth::{Access, ApiKey, Role};
 pub use hub::Hub;
 pub use status::Status;

@@ -485,6 +485,7 @@ fn keys(rate: Option<(f64, f64)>) -> Access {
             key("feeder", OPERATOR, Role::Operator),
         ],
         rate,
+        audit: None,
     }
 }
 
@@ -531,6 +532,79 @@ fn with_api_keys_only_health_is_open_and_roles_decide_what_a_key_may_do() {
     let stream = std::net::TcpStream::connect(s.server.addr()).unwrap();
     let url = format!("{url}?api_key={VIEWER}");
     assert!(tungstenite::client(url.as_str(), stream).is_ok());
+}
+
+#[test]
+fn the_audit_log_records_changes_sessions_and_refusals_without_secrets() {
+    let dir = std::env::temp_dir().join(format!("eddy-audit-{}", std::process::id()));
+    let path = dir.join("audit.ndjson");
+    let mut access = keys(None);
+    access.audit = Some(Arc::new(eddy_server::AuditLog::open(&path).unwrap()));
+    let s = Served::with_access(access);
+    assert_eq!(s.request("GET", "/api/v1/pipeline", None).0, 401);
+    assert_eq!(
+        s.request("POST", "/api/v1/ingest/events", Some(VIEWER)).0,
+        403
+    );
+    assert_eq!(
+        s.request("POST", "/api/v1/ingest/events", Some(OPERATOR)).0,
+        404
+    );
+    assert_eq!(s.request("GET", "/api/v1/pipeline", Some(VIEWER)).0, 200);
+    let url = format!("ws://{}/api/v1/ws?api_key={VIEWER}", s.server.addr());
+    let stream = std::net::TcpStream::connect(s.server.addr()).unwrap();
+    let (mut ws, _) = tungstenite::client(url.as_str(), stream).unwrap();
+    ws.close(None).ok();
+    let lines = || -> Vec<Json> {
+        std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    eventually("the session is audited", || lines().len() >= 4);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        !text.contains(VIEWER) && !text.contains(OPERATOR),
+        "no secret in {text}"
+    );
+    let got: Vec<(String, Json, String, u64)> = lines()
+        .iter()
+        .map(|l| {
+            (
+                l["what"].as_str().unwrap().to_string(),
+                l["key"].clone(),
+                l["path"].as_str().unwrap().to_string(),
+                l["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let want = vec![
+        ("refused".into(), Json::Null, "/api/v1/pipeline".into(), 401),
+        (
+            "refused".into(),
+            serde_json::json!("dash"),
+            "/api/v1/ingest/events".into(),
+            403,
+        ),
+        (
+            "change".into(),
+            serde_json::json!("feeder"),
+            "/api/v1/ingest/events".into(),
+            404,
+        ),
+        (
+            "session".into(),
+            serde_json::json!("dash"),
+            "/api/v1/ws".into(),
+            101,
+        ),
+    ];
+    assert_eq!(got, want, "the viewer's plain read is not audited");
+    assert!(lines()
+        .iter()
+        .all(|l| l["time"].is_string() && l["client"] == "127.0.0.1"));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

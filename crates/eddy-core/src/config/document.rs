@@ -97,6 +97,10 @@ pub struct ServerSettings {
     /// Requests per key (per client address without a key) and second.
     #[serde(default)]
     pub rate_limit: Option<RateLimitSettings>,
+    /// An NDJSON file recording changes, live-feed sessions and refused
+    /// requests.
+    #[serde(default)]
+    pub audit_log: Option<std::path::PathBuf>,
 }
 
 /// One API key: its secret is read from an environment variable, so it is

@@ -263,7 +263,13 @@ fn access(plan: &Plan) -> Result<eddy_server::Access, String> {
             );
         }
     }
-    Ok(eddy_server::Access { keys, rate })
+    let audit = match &server.audit_log {
+        Some(path) => Some(Arc::new(eddy_server::AuditLog::open(path).map_err(
+            |e| format!("[server] audit_log: cannot open {}: {e}", path.display()),
+        )?)),
+        None => None,
+    };
+    Ok(eddy_server::Access { keys, rate, audit })
 }
 
 /// Dead letters that no node reads: counted, but kept nowhere. Each is
