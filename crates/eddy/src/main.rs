@@ -34,6 +34,9 @@ enum Command {
     Validate(cmd::validate::ValidateArgs),
     /// Run the built-in demo: simulated business events, windowed KPIs, anomalies and alerts.
     Demo(cmd::demo::DemoArgs),
+    /// The open alerts of a running Eddy.
+    #[command(subcommand)]
+    Alerts(cmd::alerts::AlertsCommand),
     /// Run anomaly detectors over the Numenta Anomaly Benchmark and score them.
     Detect(cmd::detect::DetectArgs),
     /// List and inspect stored checkpoints and savepoints.
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::Detect(args) => cmd::detect::run(args),
+        Command::Alerts(args) => cmd::alerts::run(args),
         Command::Checkpoints(args) => cmd::checkpoints::run(args),
         #[cfg(feature = "kafka")]
         Command::Topics(args) => cmd::kafka::topics(args),

@@ -1,7 +1,8 @@
 //! The dashboard in a real headless browser: `eddy demo` serves it, and
 //! Chromium (over WebDriver) sees the connection go live, every node of
 //! the pipeline in the graph, and the charts move. Screenshots at desktop
-//! and phone sizes are saved under the test's target directory.
+//! and phone sizes are saved under the test's target directory. And
+//! `eddy alerts list` against the same demo.
 
 mod support;
 
@@ -142,4 +143,55 @@ fn the_demo_dashboard_goes_live_shows_every_node_and_its_charts_move() {
     browser.screenshot(&artefact("dashboard-390x844.png"));
     let png = std::fs::read(artefact("dashboard-390x844.png")).unwrap();
     assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+}
+
+/// `eddy alerts list` against the demo: its alert rules fire within
+/// seconds (the budget crisis), and the filter and status reach the server.
+#[test]
+fn alerts_list_shows_the_demo_s_open_alerts() {
+    let demo = Demo::start();
+    let list = |extra: &[&str]| {
+        let out = support::eddy()
+            .args(["alerts", "list", "--url", &demo.url])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    support::wait_until(Duration::from_secs(30), "a critical budget alert", || {
+        list(&["--status", "firing", "--json"])
+            .1
+            .contains("\"alertname\":\"budget_utilization_critical\"")
+    });
+    let (ok, json, _) = list(&["--json", "--filter", "severity == \"critical\""]);
+    assert!(ok);
+    let severities: Vec<String> = json
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["severity"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        !severities.is_empty() && severities.iter().all(|s| s == "critical"),
+        "{json}"
+    );
+    let (ok, table, err) = list(&[]);
+    assert!(ok, "{err}");
+    assert!(
+        table.starts_with("SEVERITY") && table.contains("budget of "),
+        "{table}"
+    );
+    assert!(err.contains("open alert(s)"), "{err}");
+    let (ok, _, err) = list(&["--status", "resolved"]);
+    assert!(
+        !ok && err.contains("`status` is `firing` or `pending`"),
+        "{err}"
+    );
 }
