@@ -26,6 +26,7 @@ pub use eddy_core::config::Role;
 
 use crate::api::error;
 use crate::audit::{AuditLog, Entry};
+use crate::jwt::{looks_like_jwt, JwtSettings};
 use crate::Shared;
 
 /// One key the server accepts.
@@ -57,6 +58,8 @@ pub struct Access {
     pub rate: Option<(f64, f64)>,
     /// Where changes, live-feed sessions and refusals are recorded.
     pub audit: Option<Arc<AuditLog>>,
+    /// JSON Web Tokens accepted besides the keys.
+    pub jwt: Option<JwtSettings>,
 }
 
 /// Token buckets by key name or client address.
@@ -192,39 +195,51 @@ async fn admit(
     let open = path == "/healthz" || path.starts_with("/assets/");
     let mut who = client(peer.ip());
     let mut name = None;
-    if !access.keys.is_empty() && !open {
-        let key = presented(&req);
-        let found = key.as_deref().and_then(|k| {
-            access
-                .keys
-                .iter()
-                .find(|a| same(a.key.as_bytes(), k.as_bytes()))
-        });
-        let Some(found) = found else {
-            let mut r = error(
-                StatusCode::UNAUTHORIZED,
-                "an API key is needed: `Authorization: Bearer KEY`, `X-API-Key` or `?api_key=`",
-            );
+    if (!access.keys.is_empty() || access.jwt.is_some()) && !open {
+        let unauthorized = |why: &str| {
+            let mut r = error(StatusCode::UNAUTHORIZED, why.to_string());
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
             );
-            return (r, None);
+            r
         };
-        let role = needed(&req);
-        if found.role < role {
+        let key = presented(&req);
+        let (holder, role) = match (key.as_deref(), &access.jwt) {
+            (Some(token), Some(jwt)) if looks_like_jwt(token) => {
+                match jwt.verify(token, now_secs()) {
+                    Ok(claims) => (format!("jwt:{}", claims.subject), claims.role),
+                    Err(why) => return (unauthorized(&why), None),
+                }
+            }
+            (key, _) => {
+                let found = key.and_then(|k| {
+                    access
+                        .keys
+                        .iter()
+                        .find(|a| same(a.key.as_bytes(), k.as_bytes()))
+                });
+                let Some(found) = found else {
+                    let how = if access.jwt.is_some() {
+                        "an API key or a JWT is needed: `Authorization: Bearer KEY`, `X-API-Key` or `?api_key=`"
+                    } else {
+                        "an API key is needed: `Authorization: Bearer KEY`, `X-API-Key` or `?api_key=`"
+                    };
+                    return (unauthorized(how), None);
+                };
+                (found.name.clone(), found.role)
+            }
+        };
+        let needs = needed(&req);
+        if role < needs {
             let r = error(
                 StatusCode::FORBIDDEN,
-                format!(
-                    "key `{}` is a {:?}; this needs {:?}",
-                    found.name, found.role, role
-                )
-                .to_lowercase(),
+                format!("`{holder}` is a {role:?}; this needs {needs:?}").to_lowercase(),
             );
-            return (r, Some(found.name.clone()));
+            return (r, Some(holder));
         }
-        name = Some(found.name.clone());
-        who = format!("key:{}", found.name);
+        who = format!("key:{holder}");
+        name = Some(holder);
     }
     if let (Some(rate), false) = (access.rate, open) {
         if let Err(wait) = s.limiter.take(&who, rate) {
@@ -239,6 +254,10 @@ async fn admit(
         }
     }
     (next.run(req).await.into_response(), name)
+}
+
+fn now_secs() -> i64 {
+    eddy_core::time::now_ms() / 1000
 }
 
 fn client(ip: IpAddr) -> String {

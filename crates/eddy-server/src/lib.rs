@@ -27,6 +27,7 @@ mod api;
 pub mod audit;
 pub mod auth;
 pub mod hub;
+pub mod jwt;
 mod prometheus;
 pub mod status;
 mod ws;
@@ -38,6 +39,7 @@ use std::time::Duration;
 pub use audit::AuditLog;
 pub use auth::{Access, ApiKey, Role};
 pub use hub::Hub;
+pub use jwt::JwtSettings;
 pub use status::Status;
 
 /// What the handlers share.

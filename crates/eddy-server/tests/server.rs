@@ -486,6 +486,7 @@ fn keys(rate: Option<(f64, f64)>) -> Access {
         ],
         rate,
         audit: None,
+        jwt: None,
     }
 }
 
@@ -605,6 +606,84 @@ fn the_audit_log_records_changes_sessions_and_refusals_without_secrets() {
         .iter()
         .all(|l| l["time"].is_string() && l["client"] == "127.0.0.1"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn jwts_are_checked_for_signature_algorithm_time_audience_and_role() {
+    use eddy_server::jwt::sign;
+    use serde_json::json;
+    let secret = b"a-shared-secret-of-32-bytes-or-more".to_vec();
+    let access = Access {
+        jwt: Some(eddy_server::JwtSettings {
+            secret: secret.clone(),
+            issuer: Some("https://id.example".into()),
+            audience: Some("eddy".into()),
+            role_claim: "role".into(),
+            leeway_secs: 5,
+        }),
+        ..Access::default()
+    };
+    let s = Served::with_access(access);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let hs = json!({"alg": "HS256", "typ": "JWT"});
+    let claims = |role: &str, exp: i64, aud: &str| json!({"sub": "ann", "iss": "https://id.example", "aud": aud, "exp": exp, "role": role});
+    let viewer = sign(&secret, &hs, &claims("viewer", now + 600, "eddy"));
+    let operator = sign(&secret, &hs, &claims("operator", now + 600, "eddy"));
+    assert_eq!(s.request("GET", "/healthz", None).0, 200);
+    assert_eq!(s.request("GET", "/api/v1/pipeline", None).0, 401);
+    assert_eq!(s.request("GET", "/api/v1/pipeline", Some(&viewer)).0, 200);
+    let (status, body) = s.request("POST", "/api/v1/ingest/events", Some(&viewer));
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("jwt:ann") && body.contains("needs operator"),
+        "{body}"
+    );
+    assert_eq!(
+        s.request("POST", "/api/v1/ingest/events", Some(&operator))
+            .0,
+        404
+    );
+    let refused = |token: &str, why: &str| {
+        let (status, body) = s.request("GET", "/api/v1/pipeline", Some(token));
+        assert_eq!(status, 401, "{body}");
+        assert!(body.contains(why), "{body} (wanted {why})");
+    };
+    refused(
+        &sign(&secret, &hs, &claims("viewer", now - 60, "eddy")),
+        "expired",
+    );
+    refused(
+        &sign(&secret, &hs, &claims("viewer", now + 600, "other")),
+        "`aud`",
+    );
+    refused(
+        &sign(
+            b"the wrong secret, also 32 bytes..",
+            &hs,
+            &claims("viewer", now + 600, "eddy"),
+        ),
+        "signature",
+    );
+    let unsigned = sign(
+        b"",
+        &json!({"alg": "none"}),
+        &claims("admin", now + 600, "eddy"),
+    );
+    refused(
+        &format!("{}.", unsigned.rsplit_once('.').unwrap().0),
+        "`none` is not accepted",
+    );
+    refused(
+        &sign(
+            &secret,
+            &json!({"alg": "RS256"}),
+            &claims("admin", now + 600, "eddy"),
+        ),
+        "HS256 only",
+    );
 }
 
 #[test]

@@ -101,6 +101,37 @@ pub struct ServerSettings {
     /// requests.
     #[serde(default)]
     pub audit_log: Option<std::path::PathBuf>,
+    /// JSON Web Tokens (HS256) accepted besides the API keys.
+    #[serde(default)]
+    pub jwt: Option<JwtSettings>,
+}
+
+/// How the server checks JSON Web Tokens (HS256).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSettings {
+    /// The environment variable holding the shared secret (at least 32 bytes).
+    pub secret_env: String,
+    /// Required issuer (`iss`).
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// Required audience (`aud`).
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// The claim holding the role (default `role`).
+    #[serde(default = "default_role_claim")]
+    pub role_claim: String,
+    /// Tolerated clock skew in seconds (default 30).
+    #[serde(default = "default_leeway")]
+    pub leeway_seconds: i64,
+}
+
+fn default_role_claim() -> String {
+    "role".into()
+}
+
+fn default_leeway() -> i64 {
+    30
 }
 
 /// One API key: its secret is read from an environment variable, so it is

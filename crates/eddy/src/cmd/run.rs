@@ -269,7 +269,31 @@ fn access(plan: &Plan) -> Result<eddy_server::Access, String> {
         )?)),
         None => None,
     };
-    Ok(eddy_server::Access { keys, rate, audit })
+    let jwt = match &server.jwt {
+        Some(j) => {
+            let secret = std::env::var(&j.secret_env).unwrap_or_default();
+            if secret.len() < 32 {
+                return Err(format!(
+                    "[server] jwt: the environment variable `{}` must hold the HS256 secret (at least 32 bytes)",
+                    j.secret_env
+                ));
+            }
+            Some(eddy_server::JwtSettings {
+                secret: secret.into_bytes(),
+                issuer: j.issuer.clone(),
+                audience: j.audience.clone(),
+                role_claim: j.role_claim.clone(),
+                leeway_secs: j.leeway_seconds.max(0),
+            })
+        }
+        None => None,
+    };
+    Ok(eddy_server::Access {
+        keys,
+        rate,
+        audit,
+        jwt,
+    })
 }
 
 /// Dead letters that no node reads: counted, but kept nowhere. Each is
