@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use eddy_connectors::sinks::template::Template;
 use eddy_core::component::{BuildContext, BuildError, Partitioning, TransformFactory};
 use eddy_core::config::Duration;
-use eddy_core::{Expression, Operator};
+use eddy_core::{Expression, Operator, OutputSpec};
 use eddy_ops::transforms::window::KeyExprs;
 use serde::Deserialize;
 
@@ -69,12 +69,26 @@ pub struct AlertRuleConfig {
     pub resolve_after: Option<Duration>,
 }
 
+/// The output of events behind the watermark: `NAME.late`.
+pub const LATE: &str = "late";
+
 /// `resolve_after` when not given: 5 minutes.
 pub(super) const DEFAULT_RESOLVE_AFTER_MS: i64 = 5 * 60 * 1000;
 
 impl TransformFactory for AlertRuleConfig {
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Operator>, BuildError> {
-        Ok(Box::new(AlertRuleOperator::new(self, &cx.name)))
+        Ok(Box::new(AlertRuleOperator::new(
+            self,
+            &cx.name,
+            cx.output(LATE)?,
+        )))
+    }
+
+    fn outputs(&self) -> Vec<OutputSpec> {
+        vec![OutputSpec::new(
+            LATE,
+            "events that arrived behind the watermark, unchanged",
+        )]
     }
 
     fn partitioning(&self, _input: usize) -> Partitioning {

@@ -13,7 +13,10 @@
 //! ```
 //!
 //! Each alert instance is one value of `key` (all events share one
-//! without it). An event meeting the condition makes its instance
+//! without it). Events wait for the watermark and each instance sees its
+//! own in event-time order (equal times ordered by their fields), so the
+//! alerts depend only on the input; events behind the watermark go to
+//! `NAME.late`. An event meeting the condition makes its instance
 //! pending (with `for`) or firing (without); a pending instance fires
 //! when it has been pending for `for` with no event failing the condition
 //! in between, checked by an event-time timer, so a rule over sparse
@@ -35,5 +38,5 @@ mod operator;
 #[cfg(test)]
 mod tests;
 
-pub use config::{AlertRuleConfig, Severity};
+pub use config::{AlertRuleConfig, Severity, LATE};
 pub use operator::AlertRuleOperator;

@@ -14,6 +14,7 @@ use eddy_core::{
     Timestamp, Value,
 };
 use eddy_ops::transforms::key::KeyEvaluator;
+use eddy_ops::transforms::ordered::{OrderedEvents, Release};
 use eddy_state::ValueTable;
 
 use super::config::{AlertRuleConfig, DEFAULT_RESOLVE_AFTER_MS};
@@ -41,12 +42,18 @@ pub struct AlertRuleOperator {
     hold_ms: i64,
     resolve_ms: i64,
     instances: ValueTable<Instance>,
+    /// Events waiting for the watermark, so each instance sees its events
+    /// in event-time order and its timers see exactly the events before
+    /// them.
+    waiting: OrderedEvents,
+    late: Output,
     buffer: Vec<u8>,
 }
 
 impl AlertRuleOperator {
-    /// An instance of `config` named `name`.
-    pub fn new(config: &AlertRuleConfig, name: &str) -> AlertRuleOperator {
+    /// An instance of `config` named `name`, sending events behind the
+    /// watermark to `late`.
+    pub fn new(config: &AlertRuleConfig, name: &str, late: Output) -> AlertRuleOperator {
         AlertRuleOperator {
             name: name.to_string(),
             condition: config.condition.clone(),
@@ -67,6 +74,8 @@ impl AlertRuleOperator {
                 .resolve_after
                 .map_or(DEFAULT_RESOLVE_AFTER_MS, |d| d.ms()),
             instances: ValueTable::new(None),
+            waiting: OrderedEvents::new(Release::EachTime),
+            late,
             buffer: Vec::new(),
         }
     }
@@ -172,6 +181,30 @@ impl AlertRuleOperator {
         }
     }
 
+    /// Applies one released event to its instance.
+    fn judge(
+        &mut self,
+        g: KeyGroup,
+        key: &[u8],
+        event: &Event,
+        cx: &mut OperatorContext,
+        out: &mut Collector,
+    ) {
+        match self.condition.eval_bool(event) {
+            Ok(true) => self.met(g, key, event, cx, out),
+            Ok(false) => self.not_met(g, key, event.time, out),
+            Err(e) => out.dead_letter(
+                &self.name,
+                format!(
+                    "alert `{}`: condition `{}`: {e}",
+                    self.name,
+                    self.condition.source()
+                ),
+                event,
+            ),
+        }
+    }
+
     fn not_met(&mut self, g: KeyGroup, key: &[u8], t: Timestamp, out: &mut Collector) {
         // Only a pending instance reacts: a firing one resolves by time.
         let pending = self.instances.get(g, key, 0).is_some_and(|i| !i.firing);
@@ -250,6 +283,9 @@ impl Operator for AlertRuleOperator {
         cx: &mut OperatorContext,
         out: &mut Collector,
     ) {
+        // Late as windows judge it: against the watermark the event's own
+        // partition had reached, which depends only on the input.
+        let judge = cx.watermark().max(batch.stamp);
         for event in batch.events {
             let (g, key) = match self.keys.eval(&self.name, &event) {
                 Ok(k) => k,
@@ -258,18 +294,10 @@ impl Operator for AlertRuleOperator {
                     continue;
                 }
             };
-            match self.condition.eval_bool(&event) {
-                Ok(true) => self.met(g, &key, &event, cx, out),
-                Ok(false) => self.not_met(g, &key, event.time, out),
-                Err(e) => out.dead_letter(
-                    &self.name,
-                    format!(
-                        "alert `{}`: condition `{}`: {e}",
-                        self.name,
-                        self.condition.source()
-                    ),
-                    &event,
-                ),
+            if event.time <= judge {
+                out.push(self.late, event);
+            } else {
+                self.waiting.push(g, &key, event, cx);
             }
         }
     }
@@ -282,6 +310,10 @@ impl Operator for AlertRuleOperator {
         out: &mut Collector,
     ) {
         let (g, key, t) = (timer.group, &timer.key[..], timer.time);
+        // The events up to this time first, in event-time order.
+        for event in self.waiting.release(&timer, cx) {
+            self.judge(g, key, &event, cx, out);
+        }
         let Some(mut i) = self.instances.get(g, key, 0).cloned() else {
             return;
         };
@@ -316,7 +348,10 @@ impl Operator for AlertRuleOperator {
     }
 
     fn tables(&mut self) -> Vec<NamedTable<'_>> {
-        vec![("instances", &mut self.instances)]
+        vec![
+            ("instances", &mut self.instances),
+            ("waiting", self.waiting.table()),
+        ]
     }
 }
 

@@ -1,6 +1,7 @@
 //! Alert rule tests: the lifecycle on event-time timers, rendering,
 //! identity, errors, and state that survives a checkpoint.
 
+use eddy_core::component::{BuildContext, TransformFactory};
 use eddy_core::config::{deserialize_body, parse_document};
 use eddy_core::operator_state::OperatorState;
 use eddy_core::state::GroupRange;
@@ -27,8 +28,12 @@ struct Rule {
 
 impl Rule {
     fn new(body: &str) -> Rule {
+        let c = config(body);
+        let cx = BuildContext::single("cpu_high")
+            .with_outputs(&c.outputs())
+            .unwrap();
         Rule {
-            op: AlertRuleOperator::new(&config(body), "cpu_high"),
+            op: AlertRuleOperator::new(&c, "cpu_high", cx.output(super::LATE).unwrap()),
             cx: eddy_state::context(GroupRange::all()),
             out: Collector::new(),
         }
@@ -37,6 +42,15 @@ impl Rule {
     fn send(&mut self, events: Vec<Event>) {
         self.op
             .process(0, Batch::new(events, 0), &mut self.cx, &mut self.out);
+    }
+
+    fn op_late(&self) -> Output {
+        let c = config(RULE);
+        BuildContext::single("cpu_high")
+            .with_outputs(&c.outputs())
+            .unwrap()
+            .output(super::LATE)
+            .unwrap()
     }
 
     fn watermark(&mut self, t: i64) {
@@ -80,10 +94,15 @@ annotations = { summary = "CPU of {host} at {cpu}%" }"#;
 fn fires_at_once_and_resolves_when_no_event_meets_the_condition_for_resolve_after() {
     let mut r = Rule::new(RULE);
     r.send(vec![
+        cpu(1, "web-1", 97.0),
         cpu(0, "web-1", 95.0),
         cpu(0, "web-2", 50.0),
-        cpu(1, "web-1", 97.0),
     ]);
+    assert!(
+        r.out.take(Output::MAIN).is_empty(),
+        "events wait for the watermark"
+    );
+    r.watermark(MIN);
     let firing = r.out.take(Output::MAIN);
     assert_eq!(firing.len(), 1);
     let a = &firing[0];
@@ -97,6 +116,9 @@ fn fires_at_once_and_resolves_when_no_event_meets_the_condition_for_resolve_afte
     // Still met at minute 1: the 5-minute clock restarts from there.
     r.send(vec![cpu(3, "web-1", 40.0)]);
     r.watermark(5 * MIN);
+    // Behind the watermark: aside, unjudged.
+    r.send(vec![cpu(4, "web-1", 99.0)]);
+    assert_eq!(r.out.take(r.op_late()).len(), 1);
     assert!(r.alerts().is_empty());
     r.watermark(6 * MIN);
     let resolved = r.out.take(Output::MAIN);
@@ -115,6 +137,7 @@ fn fires_at_once_and_resolves_when_no_event_meets_the_condition_for_resolve_afte
 fn for_keeps_an_alert_pending_until_it_held_that_long_even_without_events() {
     let mut r = Rule::new(&format!("{RULE}\nfor = \"3m\""));
     r.send(vec![cpu(0, "web-1", 95.0), cpu(0, "web-2", 95.0)]);
+    r.watermark(0);
     assert_eq!(
         r.alerts(),
         vec![
@@ -124,6 +147,7 @@ fn for_keeps_an_alert_pending_until_it_held_that_long_even_without_events() {
     );
     // web-2 fails the condition before 3 minutes: it never fires.
     r.send(vec![cpu(1, "web-1", 96.0), cpu(2, "web-2", 10.0)]);
+    r.watermark(2 * MIN);
     assert_eq!(r.alerts(), vec![(2, "inactive".into(), "web-2".into())]);
     // No event for web-1 after minute 1, but it held: the timer fires it.
     r.watermark(3 * MIN);
@@ -150,6 +174,7 @@ fn a_pending_alert_whose_events_stopped_long_ago_does_not_fire() {
 fn identity_is_the_label_set_and_errors_become_dead_letters() {
     let mut r = Rule::new(RULE);
     r.send(vec![cpu(0, "web-1", 95.0), cpu(0, "web-2", 95.0)]);
+    r.watermark(0);
     let alerts = r.out.take(Output::MAIN);
     assert_ne!(
         text(&alerts[0], "fingerprint"),
@@ -157,6 +182,7 @@ fn identity_is_the_label_set_and_errors_become_dead_letters() {
     );
     let mut again = Rule::new(RULE);
     again.send(vec![cpu(0, "web-1", 99.0)]);
+    again.watermark(0);
     assert_eq!(
         text(&again.out.take(Output::MAIN)[0], "fingerprint"),
         text(&alerts[0], "fingerprint")
@@ -165,7 +191,8 @@ fn identity_is_the_label_set_and_errors_become_dead_letters() {
     let mut bad = Fields::default();
     bad.push(Sym::intern("host"), Value::str("web-3"));
     bad.push(Sym::intern("cpu"), Value::str("high"));
-    r.send(vec![Event::new(0, bad)]);
+    r.send(vec![Event::new(MIN, bad)]);
+    r.watermark(MIN);
     let dead = r.out.take(Output::DEAD_LETTERS);
     assert_eq!(dead.len(), 1);
     assert!(
@@ -178,6 +205,7 @@ fn identity_is_the_label_set_and_errors_become_dead_letters() {
     let mut r =
         Rule::new("condition = \"cpu > 90.0\"\nannotations = { summary = \"{host} is hot\" }");
     r.send(vec![Event::new(0, no_host)]);
+    r.watermark(0);
     let dead = r.out.take(Output::DEAD_LETTERS);
     assert!(
         text(&dead[0], "reason").contains("summary"),

@@ -5,4 +5,5 @@ pub mod filter;
 pub mod flat_map;
 pub mod key;
 pub mod map;
+pub mod ordered;
 pub mod window;

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use eddy_anomaly::{KeyState, Model, Verdict};
-use eddy_core::codec::{Decode, DecodeError, Decoder, Encode, Encoder};
 use eddy_core::output::Output;
 use eddy_core::state::{KeyGroup, TimeDomain, Timer};
 use eddy_core::{
@@ -13,6 +12,7 @@ use eddy_state::{Ttl, ValueTable};
 
 use super::config::{AnomalyConfig, Emit, Order};
 use crate::transforms::key::KeyEvaluator;
+use crate::transforms::ordered::{OrderedEvents, Release};
 
 /// A running anomaly transform (one instance per worker).
 pub struct AnomalyOperator {
@@ -26,7 +26,7 @@ pub struct AnomalyOperator {
     /// Each key's detector state.
     detectors: ValueTable<KeyState>,
     /// `order = "event_time"`: each key's events waiting for the watermark.
-    pending: ValueTable<Pending>,
+    pending: OrderedEvents,
     syms: Syms,
     scratch: Scratch,
 }
@@ -65,7 +65,7 @@ impl AnomalyOperator {
             order: config.order,
             late,
             detectors: ValueTable::new(ttl),
-            pending: ValueTable::new(None),
+            pending: OrderedEvents::new(Release::UpToWatermark),
             syms: Syms {
                 score: Sym::intern("anomaly_score"),
                 is_anomaly: Sym::intern("is_anomaly"),
@@ -169,19 +169,7 @@ impl Operator for AnomalyOperator {
             match self.order {
                 Order::Arrival => self.score(g, &key, event, out),
                 Order::EventTime if event.time <= judge => out.push(self.late, event),
-                Order::EventTime => {
-                    let waiting = self.pending.update(g, &key, 0, Pending::default);
-                    // One timer per key, at its earliest waiting event.
-                    if waiting.events.is_empty() || event.time < waiting.timer {
-                        let timers = cx.timers(TimeDomain::EventTime);
-                        if !waiting.events.is_empty() {
-                            timers.delete(g, &key, waiting.timer);
-                        }
-                        timers.register(g, &key, event.time);
-                        waiting.timer = event.time;
-                    }
-                    waiting.events.push(event);
-                }
+                Order::EventTime => self.pending.push(g, &key, event, cx),
             }
         }
     }
@@ -193,34 +181,7 @@ impl Operator for AnomalyOperator {
         cx: &mut OperatorContext,
         out: &mut Collector,
     ) {
-        // Everything up to the watermark is due, not only the timer's time.
-        // The entry stays (emptied): removing and re-adding keys would
-        // churn the table.
-        let watermark = cx.watermark();
-        let waiting = self
-            .pending
-            .update(timer.group, &timer.key, 0, Pending::default);
-        if waiting.events.is_empty() || timer.time != waiting.timer {
-            return;
-        }
-        let mut due: Vec<Event> = Vec::with_capacity(waiting.events.len());
-        let mut next = None::<i64>;
-        waiting.events.retain_mut(|e| {
-            if e.time <= watermark {
-                due.push(std::mem::replace(e, Event::new(0, Fields::default())));
-                false
-            } else {
-                next = Some(next.map_or(e.time, |n: i64| n.min(e.time)));
-                true
-            }
-        });
-        if let Some(next) = next {
-            waiting.timer = next;
-            cx.timers(TimeDomain::EventTime)
-                .register(timer.group, &timer.key, next);
-        }
-        in_input_order(&mut due);
-        for event in due {
+        for event in self.pending.release(&timer, cx) {
             self.score(timer.group, &timer.key, event, out);
         }
     }
@@ -228,57 +189,7 @@ impl Operator for AnomalyOperator {
     fn tables(&mut self) -> Vec<NamedTable<'_>> {
         vec![
             ("detectors", &mut self.detectors),
-            ("pending", &mut self.pending),
+            ("pending", self.pending.table()),
         ]
-    }
-}
-
-/// Sorts one key's events by time, equal times by their fields (field by
-/// field in event order: name, then value by [`Value::total_cmp`], then
-/// the number of fields): a total order that does not depend on arrival.
-pub(super) fn in_input_order(events: &mut [Event]) {
-    events.sort_by(|a, b| {
-        a.time
-            .cmp(&b.time)
-            .then_with(|| cmp_fields(&a.fields, &b.fields))
-    });
-}
-
-fn cmp_fields(a: &Fields, b: &Fields) -> std::cmp::Ordering {
-    for ((na, va), (nb, vb)) in a.iter().zip(b.iter()) {
-        // Equal symbols are equal names: only different ones need text.
-        let order = if na == nb {
-            va.total_cmp(vb)
-        } else {
-            na.as_str().cmp(nb.as_str())
-        };
-        if order.is_ne() {
-            return order;
-        }
-    }
-    a.len().cmp(&b.len())
-}
-
-/// A key's events waiting for the watermark, and the time of its one
-/// registered timer (the earliest of them).
-#[derive(Clone, Debug, Default)]
-pub(super) struct Pending {
-    timer: i64,
-    events: Vec<Event>,
-}
-
-impl Encode for Pending {
-    fn encode(&self, enc: &mut Encoder) {
-        enc.zigzag(self.timer);
-        self.events.encode(enc);
-    }
-}
-
-impl Decode for Pending {
-    fn decode(dec: &mut Decoder<'_>) -> Result<Self, DecodeError> {
-        Ok(Pending {
-            timer: dec.zigzag()?,
-            events: dec.get()?,
-        })
     }
 }

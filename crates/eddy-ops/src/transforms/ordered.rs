@@ -1,0 +1,154 @@
+//! Per-key buffers that hand a keyed operator its events in event-time
+//! order once the watermark has passed them, whatever order they arrived
+//! in: what makes a sequential per-key computation (a detector, an alert's
+//! lifecycle, a pattern) depend only on its input, never on how channels
+//! interleaved or where batches were cut. Equal times are ordered by the
+//! events' fields ([`in_input_order`]).
+//!
+//! The buffers are keyed state (a table the operator lists in its
+//! `tables()`), released by event-time timers on the operator's context.
+
+use eddy_core::codec::{Decode, DecodeError, Decoder, Encode, Encoder};
+use eddy_core::state::{KeyGroup, StateTable, TimeDomain, Timer};
+use eddy_core::{Event, Fields, OperatorContext, Timestamp};
+use eddy_state::ValueTable;
+
+/// How far a timer releases a key's events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Release {
+    /// Everything up to the watermark, on one timer per key (the fewest
+    /// timers: for operators that only consume events).
+    UpToWatermark,
+    /// Only events up to the timer's own time, with a timer at each
+    /// distinct event time: for operators whose own timers must see
+    /// exactly the events before them.
+    EachTime,
+}
+
+/// Events waiting per key.
+pub struct OrderedEvents {
+    pending: ValueTable<Pending>,
+    release: Release,
+}
+
+impl OrderedEvents {
+    /// Empty buffers releasing as `release` says.
+    pub fn new(release: Release) -> OrderedEvents {
+        OrderedEvents {
+            pending: ValueTable::new(None),
+            release,
+        }
+    }
+
+    /// Buffers `event` for `key` (the caller has sent late events aside:
+    /// those at or behind the watermark) and sets its timer.
+    pub fn push(&mut self, g: KeyGroup, key: &[u8], event: Event, cx: &mut OperatorContext) {
+        let waiting = self.pending.update(g, key, 0, Pending::default);
+        let timers = cx.timers(TimeDomain::EventTime);
+        match self.release {
+            Release::EachTime => {
+                timers.register(g, key, event.time);
+            }
+            // One timer per key, at its earliest waiting event; one set
+            // for a later event is left to find nothing (deleting it could
+            // delete the operator's own timer at that time).
+            Release::UpToWatermark => {
+                if waiting.events.is_empty() || event.time < waiting.timer {
+                    timers.register(g, key, event.time);
+                    waiting.timer = event.time;
+                }
+            }
+        }
+        waiting.events.push(event);
+    }
+
+    /// The events `timer` releases for its key, in input order.
+    pub fn release(&mut self, timer: &Timer, cx: &mut OperatorContext) -> Vec<Event> {
+        let upto: Timestamp = match self.release {
+            Release::UpToWatermark => cx.watermark(),
+            Release::EachTime => timer.time,
+        };
+        // The entry stays (emptied): removing and re-adding keys would
+        // churn the table.
+        let waiting = self
+            .pending
+            .update(timer.group, &timer.key, 0, Pending::default);
+        let stale = self.release == Release::UpToWatermark && timer.time != waiting.timer;
+        if waiting.events.is_empty() || stale {
+            return Vec::new();
+        }
+        let mut due: Vec<Event> = Vec::with_capacity(waiting.events.len());
+        let mut next = None::<i64>;
+        waiting.events.retain_mut(|e| {
+            if e.time <= upto {
+                due.push(std::mem::replace(e, Event::new(0, Fields::default())));
+                false
+            } else {
+                next = Some(next.map_or(e.time, |n: i64| n.min(e.time)));
+                true
+            }
+        });
+        if let (Some(next), Release::UpToWatermark) = (next, self.release) {
+            waiting.timer = next;
+            cx.timers(TimeDomain::EventTime)
+                .register(timer.group, &timer.key, next);
+        }
+        in_input_order(&mut due);
+        due
+    }
+
+    /// The buffers' table, for the operator's `tables()`.
+    pub fn table(&mut self) -> &mut dyn StateTable {
+        &mut self.pending
+    }
+}
+
+/// Sorts one key's events by time, equal times by their fields (field by
+/// field in event order: name, then value by [`Value::total_cmp`], then
+/// the number of fields): a total order that does not depend on arrival.
+pub fn in_input_order(events: &mut [Event]) {
+    events.sort_by(|a, b| {
+        a.time
+            .cmp(&b.time)
+            .then_with(|| cmp_fields(&a.fields, &b.fields))
+    });
+}
+
+fn cmp_fields(a: &Fields, b: &Fields) -> std::cmp::Ordering {
+    for ((na, va), (nb, vb)) in a.iter().zip(b.iter()) {
+        // Equal symbols are equal names: only different ones need text.
+        let order = if na == nb {
+            va.total_cmp(vb)
+        } else {
+            na.as_str().cmp(nb.as_str())
+        };
+        if order.is_ne() {
+            return order;
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+/// A key's events waiting for the watermark, and the time of its one
+/// registered timer (the earliest of them).
+#[derive(Clone, Debug, Default)]
+struct Pending {
+    timer: i64,
+    events: Vec<Event>,
+}
+
+impl Encode for Pending {
+    fn encode(&self, enc: &mut Encoder) {
+        enc.zigzag(self.timer);
+        self.events.encode(enc);
+    }
+}
+
+impl Decode for Pending {
+    fn decode(dec: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        Ok(Pending {
+            timer: dec.zigzag()?,
+            events: dec.get()?,
+        })
+    }
+}
