@@ -3,8 +3,10 @@
 use std::collections::BTreeMap;
 
 use eddy_connectors::sinks::template::Template;
-use eddy_core::component::{BuildContext, BuildError, Partitioning, TransformFactory};
-use eddy_core::config::Duration;
+use eddy_core::component::{
+    BuildContext, BuildError, Partitioning, TransformFactory, ValidateContext,
+};
+use eddy_core::config::{Diagnostic, Duration};
 use eddy_core::{Expression, Operator, OutputSpec};
 use eddy_ops::transforms::window::KeyExprs;
 use serde::Deserialize;
@@ -82,6 +84,20 @@ impl TransformFactory for AlertRuleConfig {
             &cx.name,
             cx.output(LATE)?,
         )))
+    }
+
+    /// Labels may not redefine the two every alert gets.
+    fn validate(&self, _cx: &ValidateContext) -> Vec<Diagnostic> {
+        ["alertname", "severity"]
+            .iter()
+            .filter(|reserved| self.labels.contains_key(**reserved))
+            .map(|reserved| {
+                Diagnostic::new(0..0, format!("label `{reserved}` is set by the rule itself"))
+                    .hint(format!(
+                        "remove `{reserved}` from `labels`: alertname is the rule's name, severity its `severity`"
+                    ))
+            })
+            .collect()
     }
 
     fn outputs(&self) -> Vec<OutputSpec> {

@@ -254,3 +254,34 @@ proptest! {
         prop_assert_eq!(run(Some(cut.min(steps.len()))), run(None));
     }
 }
+
+#[test]
+fn labels_may_not_redefine_alertname_or_severity_and_unknown_severities_are_refused() {
+    let text = "[sources.m]\ntype = \"stdin\"\n\n[alerts.hot]\ninputs = [\"m\"]\ncondition = \"cpu > 90.0\"\nlabels = { severity = \"page\" }\n";
+    let err = rule_checks(text);
+    assert!(
+        err.contains("label `severity` is set by the rule itself"),
+        "{err}"
+    );
+    let text = "[alerts.hot]\ninputs = [\"m\"]\ncondition = \"true\"\nseverity = \"urgent\"\n";
+    let (doc, _) = parse_document(text, &[]);
+    let e = deserialize_body::<AlertRuleConfig>(&doc.components[0].body).unwrap_err();
+    assert!(
+        e.message.contains("unknown variant `urgent`"),
+        "{}",
+        e.message
+    );
+}
+
+/// The rule's own checks, as the plan runs them (the plan itself lives in
+/// the runtime, which depends on this crate).
+fn rule_checks(text: &str) -> String {
+    let (doc, diags) = parse_document(text, &[]);
+    assert!(diags.is_empty(), "{diags:?}");
+    let c = deserialize_body::<AlertRuleConfig>(&doc.components[1].body).unwrap();
+    c.validate(&Default::default())
+        .iter()
+        .map(|d| d.message.clone())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
