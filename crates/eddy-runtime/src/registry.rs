@@ -20,6 +20,7 @@ use eddy_connectors::sinks::{FileSinkConfig, StdoutConfig};
 use eddy_connectors::sources::{
     FileSourceConfig, HttpSourceConfig, NexmarkConfig, SimulatorConfig, StdinConfig,
 };
+use eddy_enrich::sentiment::transform::SentimentConfig;
 use eddy_ops::transforms::anomaly::AnomalyConfig;
 use eddy_ops::transforms::filter::FilterConfig;
 use eddy_ops::transforms::flat_map::FlatMapConfig;
@@ -76,6 +77,7 @@ pub const TRANSFORMS: &[(&str, Ctor)] = &[
     ("filter", transform::<FilterConfig>),
     ("flat_map", transform::<FlatMapConfig>),
     ("map", transform::<MapConfig>),
+    ("sentiment", transform::<SentimentConfig>),
     ("window", transform::<WindowConfig>),
 ];
 

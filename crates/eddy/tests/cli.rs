@@ -207,6 +207,13 @@ fn demo_runs_and_leaves_kpis_and_alerts() {
     );
     let merchants = lines(&data.join("merchant_kpis.ndjson"));
     assert!(!merchants.is_empty(), "no merchant KPIs");
+    let moods = lines(&data.join("channel_mood.ndjson"));
+    assert!(
+        moods
+            .iter()
+            .any(|m| m.contains("\"channel\"") && m.contains("\"mood\":")),
+        "no channel moods from the sentiment stage: {moods:?}"
+    );
     let alerts = lines(&data.join("alerts.ndjson"));
     let firing = |name: &str| {
         alerts.iter().any(|a| {
