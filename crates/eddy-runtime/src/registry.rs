@@ -20,6 +20,7 @@ use eddy_connectors::sinks::{FileSinkConfig, StdoutConfig};
 use eddy_connectors::sources::{
     FileSourceConfig, HttpSourceConfig, NexmarkConfig, SimulatorConfig, StdinConfig,
 };
+use eddy_enrich::redact::transform::RedactConfig;
 use eddy_enrich::sentiment::transform::SentimentConfig;
 use eddy_ops::transforms::anomaly::AnomalyConfig;
 use eddy_ops::transforms::filter::FilterConfig;
@@ -77,6 +78,7 @@ pub const TRANSFORMS: &[(&str, Ctor)] = &[
     ("filter", transform::<FilterConfig>),
     ("flat_map", transform::<FlatMapConfig>),
     ("map", transform::<MapConfig>),
+    ("redact", transform::<RedactConfig>),
     ("sentiment", transform::<SentimentConfig>),
     ("window", transform::<WindowConfig>),
 ];

@@ -1,10 +1,11 @@
-//! `eddy bench sentiment`: accuracy and speed of the sentiment scorer.
+//! `eddy bench enrich`: accuracy and speed of the enrichment transforms.
 //!
-//! Accuracy is the Pearson correlation of the compound scores with the mean
-//! human ratings of the rated tweets. Speed is measured twice: the scorer
-//! alone on the tweets, and inside a pipeline on the simulator's chat
-//! messages, where the sentiment stage's own rate is derived from the same
-//! pipeline run with and without it.
+//! Sentiment accuracy is the Pearson correlation of the compound scores
+//! with the mean human ratings of the rated tweets. Speed is measured for
+//! the scorer alone on the tweets, and for each stage inside a pipeline on
+//! simulator events (`sentiment` on chat messages, `redact` on events of
+//! every category, all strings searched), where a stage's own rate is
+//! derived from the same pipeline run with and without it.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -15,22 +16,22 @@ use eddy_enrich::sentiment::corpus::{self, Rated};
 use eddy_enrich::sentiment::Scorer;
 use eddy_runtime::{Plan, RunOptions};
 
-/// Arguments of `eddy bench sentiment`.
+/// Arguments of `eddy bench enrich`.
 #[derive(Args)]
-pub struct SentimentArgs {
+pub struct EnrichArgs {
     /// Directory holding the rated tweets (`tweets_GroundTruth.txt`).
     #[arg(long, default_value = "../shared/data/sentiment")]
     data: PathBuf,
     /// Timed rounds of each measurement; medians are reported.
     #[arg(long, default_value_t = 5)]
     rounds: usize,
-    /// Simulator messages per pipeline run.
+    /// Simulator events per pipeline run.
     #[arg(long, default_value_t = 1_000_000)]
     events: u64,
 }
 
 /// Runs the benchmark and prints its figures.
-pub fn run(args: &SentimentArgs) -> anyhow::Result<()> {
+pub fn run(args: &EnrichArgs) -> anyhow::Result<()> {
     let path = args.data.join(corpus::TWEETS);
     let rated = corpus::read_rated(&path).map_err(anyhow::Error::msg)?;
     let mut scorer = Scorer::default();
@@ -47,15 +48,22 @@ pub fn run(args: &SentimentArgs) -> anyhow::Result<()> {
         args.rounds
     );
 
-    let without = pipeline_rate(args, false)?;
-    let with = pipeline_rate(args, true)?;
-    let stage = 1.0 / (1.0 / with - 1.0 / without);
-    println!(
-        "pipeline, simulator messages (1 worker): {} events/s with the sentiment stage, {} without; the stage alone: {} texts/s",
-        crate::progress::human(with as u64),
-        crate::progress::human(without as u64),
-        crate::progress::human(stage as u64),
-    );
+    let chat = "categories = [\"communication_message\"]";
+    let sentiment = "type = \"sentiment\"\nfield = \"text\"";
+    stage_rate(
+        args,
+        "sentiment",
+        chat,
+        sentiment,
+        "simulator chat messages",
+    )?;
+    stage_rate(
+        args,
+        "redact",
+        "",
+        "type = \"redact\"",
+        "simulator events, all strings searched",
+    )?;
     Ok(())
 }
 
@@ -83,17 +91,39 @@ fn scorer_rate(scorer: &mut Scorer, rated: &[Rated], rounds: usize) -> (f64, f64
     (passes * rated.len() as f64, passes * bytes as f64 / 1e6)
 }
 
-/// Median events/s of simulator chat messages through a pipeline ending in
-/// a blackhole, with or without a sentiment stage.
-fn pipeline_rate(args: &SentimentArgs, sentiment: bool) -> anyhow::Result<f64> {
-    let stage = if sentiment {
-        "[transforms.mood]\ntype = \"sentiment\"\ninputs = [\"chat\"]\nfield = \"text\"\n"
-    } else {
-        ""
+/// Prints the rate of a pipeline of simulator events (`source` settings
+/// added) with the stage `stage` and without it, and the stage's own rate.
+fn stage_rate(
+    args: &EnrichArgs,
+    name: &str,
+    source: &str,
+    stage: &str,
+    what: &str,
+) -> anyhow::Result<()> {
+    let without = pipeline_rate(args, source, None)?;
+    let with = pipeline_rate(args, source, Some(stage))?;
+    let alone = 1.0 / (1.0 / with - 1.0 / without);
+    println!(
+        "{name} in a pipeline of {what} (1 worker): {} events/s with the stage, {} without; the stage alone: {} events/s",
+        crate::progress::human(with as u64),
+        crate::progress::human(without as u64),
+        crate::progress::human(alone as u64),
+    );
+    Ok(())
+}
+
+/// Median events/s of simulator events through a pipeline ending in a
+/// blackhole, with or without a stage.
+fn pipeline_rate(args: &EnrichArgs, source: &str, stage: Option<&str>) -> anyhow::Result<f64> {
+    let (stage, last) = match stage {
+        Some(s) => (
+            format!("[transforms.stage]\ninputs = [\"sim\"]\n{s}\n"),
+            "stage",
+        ),
+        None => (String::new(), "sim"),
     };
-    let last = if sentiment { "mood" } else { "chat" };
     let text = format!(
-        "[pipeline]\nbatch_size = 1024\n\n[sources.chat]\ntype = \"simulator\"\nfast = true\nseed = 7\nrate = 100000\nevents = {}\ncategories = [\"communication_message\"]\n\n{stage}\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"{last}\"]\n",
+        "[pipeline]\nbatch_size = 1024\n\n[sources.sim]\ntype = \"simulator\"\nfast = true\nseed = 7\nrate = 100000\nevents = {}\n{source}\n\n{stage}\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"{last}\"]\n",
         args.events
     );
     let plan = Plan::compile("<bench>", &text, &[]).map_err(|d| anyhow::anyhow!("{d}"))?;

@@ -10,8 +10,8 @@
 //! `eddy bench kafka` measures consume + window + produce through a broker
 //! against a plain librdkafka consume (see [`kafka`]).
 //!
-//! `eddy bench sentiment` measures the sentiment scorer's accuracy and speed
-//! (see [`enrich`]).
+//! `eddy bench enrich` measures the sentiment scorer's accuracy and the
+//! enrichment stages' speed (see [`enrich`]).
 //!
 //! `eddy bench redis` measures the `redis` sink's pipelined `XADD`s against
 //! `redis-benchmark` on the same server (see [`redis`]).
@@ -42,8 +42,8 @@ use eddy_runtime::{Plan, RunOptions, RunReport};
 pub enum BenchCommand {
     /// Nexmark queries q0, q1, q2, q5, q7.
     Nexmark(NexmarkArgs),
-    /// Accuracy and speed of the sentiment scorer, alone and in a pipeline.
-    Sentiment(enrich::SentimentArgs),
+    /// Accuracy and speed of the enrichment stages (sentiment, redact).
+    Enrich(enrich::EnrichArgs),
     /// Stream entries/s written by the `redis` sink, against `redis-benchmark`.
     #[cfg(feature = "redis")]
     Redis(redis::RedisArgs),
@@ -269,7 +269,7 @@ fn write_bids(path: &Path, events: u64, event_rate: u64) -> anyhow::Result<()> {
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     let args = match cmd {
         BenchCommand::Nexmark(args) => args,
-        BenchCommand::Sentiment(args) => {
+        BenchCommand::Enrich(args) => {
             enrich::run(&args)?;
             return Ok(ExitCode::SUCCESS);
         }
