@@ -1,9 +1,12 @@
 //! Enrichment: transforms that add meaning to raw events.
 //!
+//! - [`metadata`]: processing time, age, size, source, category and a
+//!   correlation hint on every event (`type = "enrich"`).
 //! - [`sentiment`]: a lexicon-and-rules sentiment scorer for text fields
 //!   (`type = "sentiment"`).
 //! - [`redact`]: masking, pseudonymising or dropping personal data
 //!   (`type = "redact"`).
 
+pub mod metadata;
 pub mod redact;
 pub mod sentiment;

@@ -20,6 +20,7 @@ use eddy_connectors::sinks::{FileSinkConfig, StdoutConfig};
 use eddy_connectors::sources::{
     FileSourceConfig, HttpSourceConfig, NexmarkConfig, SimulatorConfig, StdinConfig,
 };
+use eddy_enrich::metadata::EnrichConfig;
 use eddy_enrich::redact::transform::RedactConfig;
 use eddy_enrich::sentiment::transform::SentimentConfig;
 use eddy_ops::transforms::anomaly::AnomalyConfig;
@@ -75,6 +76,7 @@ pub const SOURCES: &[(&str, Ctor)] = &[
 /// Every transform type.
 pub const TRANSFORMS: &[(&str, Ctor)] = &[
     ("anomaly", transform::<AnomalyConfig>),
+    ("enrich", transform::<EnrichConfig>),
     ("filter", transform::<FilterConfig>),
     ("flat_map", transform::<FlatMapConfig>),
     ("map", transform::<MapConfig>),

@@ -217,6 +217,9 @@ pub enum Func {
     Timestamp,
     /// `duration("5s")`: milliseconds.
     Duration,
+    /// `now()`: processing time (the wall clock), milliseconds since the
+    /// epoch. Never folded; results using it differ from run to run.
+    Now,
 }
 
 impl Func {
@@ -240,6 +243,7 @@ impl Func {
             Func::Min => "min",
             Func::Timestamp => "timestamp",
             Func::Duration => "duration",
+            Func::Now => "now",
         }
     }
 
@@ -264,6 +268,7 @@ impl Func {
             "min" if !receiver => (Func::Min, 1, usize::MAX),
             "timestamp" if !receiver => (Func::Timestamp, 1, 1),
             "duration" if !receiver => (Func::Duration, 1, 1),
+            "now" if !receiver => (Func::Now, 0, 0),
             _ => return None,
         };
         Some((f, min, max))
@@ -733,7 +738,8 @@ fn fold(node: Node) -> Result<Node, EvalError> {
         | Node::Local(_)
         | Node::Has(_)
         | Node::FieldCmp(_)
-        | Node::Comprehension(_) => false,
+        | Node::Comprehension(_)
+        | Node::Call(Func::Now, _) => false,
         Node::Select(a, _) | Node::HasSelect(a, _) | Node::Unary(_, a) => is_const(a),
         Node::Cmp(_, a, b)
         | Node::Arith(_, a, b)

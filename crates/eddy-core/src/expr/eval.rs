@@ -541,6 +541,7 @@ fn call<'a>(f: Func, args: &'a [Node], cx: &mut Cx<'a>) -> Res<'a> {
             }
             extreme(f, args.iter().zip(vals.iter().map(|v| &**v)))?.clone()
         }
+        (Func::Now, []) => Int(crate::time::now_ms()),
         (Func::Timestamp, [x]) => {
             let xv = eval(x, cx)?;
             match &*xv {

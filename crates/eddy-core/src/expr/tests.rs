@@ -423,6 +423,26 @@ fn lowering_resolves_paths_and_specialises_comparisons() {
     assert_eq!(e.eval_bool(&Event::default()), Ok(false));
 }
 
+/// `now()` reads the clock at every evaluation, never at compile time.
+#[test]
+fn now_is_processing_time_and_never_folded() {
+    let e = Expression::compile("now() - _time").unwrap();
+    assert_eq!(e.constant(), None);
+    let before = crate::time::now_ms();
+    let age = e
+        .eval(&Event::new(before - 5_000, Fields::default()))
+        .unwrap();
+    let after = crate::time::now_ms();
+    let age = age.as_i64().unwrap();
+    assert!((5_000..=5_000 + after - before).contains(&age), "{age}");
+    let err = Expression::compile("now(1)").unwrap_err();
+    assert!(
+        err.message.contains("`now` takes 0 arguments, 1 given"),
+        "{}",
+        err.message
+    );
+}
+
 #[test]
 fn compile_errors_name_the_construct_and_its_column() {
     let cases = [
