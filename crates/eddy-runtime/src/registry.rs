@@ -20,6 +20,7 @@ use eddy_connectors::sinks::{FileSinkConfig, StdoutConfig};
 use eddy_connectors::sources::{
     FileSourceConfig, HttpSourceConfig, NexmarkConfig, SimulatorConfig, StdinConfig,
 };
+use eddy_enrich::entities::EntitiesConfig;
 use eddy_enrich::metadata::EnrichConfig;
 use eddy_enrich::redact::transform::RedactConfig;
 use eddy_enrich::sentiment::transform::SentimentConfig;
@@ -77,6 +78,7 @@ pub const SOURCES: &[(&str, Ctor)] = &[
 pub const TRANSFORMS: &[(&str, Ctor)] = &[
     ("anomaly", transform::<AnomalyConfig>),
     ("enrich", transform::<EnrichConfig>),
+    ("entities", transform::<EntitiesConfig>),
     ("filter", transform::<FilterConfig>),
     ("flat_map", transform::<FlatMapConfig>),
     ("map", transform::<MapConfig>),

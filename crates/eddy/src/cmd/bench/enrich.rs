@@ -3,9 +3,9 @@
 //! Sentiment accuracy is the Pearson correlation of the compound scores
 //! with the mean human ratings of the rated tweets. Speed is measured for
 //! the scorer alone on the tweets, and for each stage inside a pipeline on
-//! simulator events (`sentiment` on chat messages, `redact` on events of
-//! every category, all strings searched), where a stage's own rate is
-//! derived from the same pipeline run with and without it.
+//! simulator events (`sentiment` and `entities` on chat messages, `redact`
+//! on events of every category, all strings searched), where a stage's own
+//! rate is derived from the same pipeline run with and without it.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -57,6 +57,8 @@ pub fn run(args: &EnrichArgs) -> anyhow::Result<()> {
         sentiment,
         "simulator chat messages",
     )?;
+    let entities = "type = \"entities\"\nfield = \"text\"\ngazetteers = { technology = [\"Kafka\", \"PostgreSQL\", \"Redis\"], team = [\"platform\", \"payments\"] }";
+    stage_rate(args, "entities", chat, entities, "simulator chat messages")?;
     stage_rate(
         args,
         "redact",
