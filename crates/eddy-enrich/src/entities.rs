@@ -28,6 +28,7 @@ use eddy_ops::transforms::map::FieldPath;
 use serde::Deserialize;
 
 use crate::redact::detect::{self, Kind};
+use crate::text_field::TextField;
 
 /// One entity found in a text.
 #[derive(Clone, Debug, PartialEq)]
@@ -355,9 +356,11 @@ fn default_target() -> FieldPath {
 impl TransformFactory for EntitiesConfig {
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Operator>, BuildError> {
         Ok(Box::new(EntitiesOperator {
-            name: cx.name.clone(),
-            field: self.field.clone(),
-            target: self.target.clone(),
+            text: TextField {
+                name: cx.name.clone(),
+                field: self.field.clone(),
+                target: self.target.clone(),
+            },
             extractor: Extractor::new(&self.gazetteers).map_err(BuildError::Config)?,
             keys: [
                 Sym::intern("type"),
@@ -371,9 +374,7 @@ impl TransformFactory for EntitiesConfig {
 
 /// The `entities` operator.
 pub struct EntitiesOperator {
-    name: String,
-    field: FieldPath,
-    target: FieldPath,
+    text: TextField,
     extractor: Extractor,
     /// `type`, `text`, `value`, `currency`.
     keys: [Sym; 4],
@@ -383,31 +384,18 @@ impl Operator for EntitiesOperator {
     fn process(
         &mut self,
         _input: usize,
-        mut batch: Batch,
+        batch: Batch,
         _cx: &mut OperatorContext,
         out: &mut Collector,
     ) {
         let Self {
-            name,
-            field,
-            target,
+            text,
             extractor,
             keys,
         } = self;
-        batch.events.retain_mut(|event| {
-            let entities = match event.fields.get_path(field.syms()) {
-                None | Some(Value::Null) => return true,
-                Some(Value::Str(text)) => extractor.extract(text),
-                Some(other) => {
-                    let reason = format!(
-                        "field `{field}` is of type {}, not a string",
-                        other.type_name()
-                    );
-                    out.dead_letter(name, reason, event);
-                    return false;
-                }
-            };
-            let list = entities
+        text.apply(batch, out, |t| {
+            let list = extractor
+                .extract(t)
                 .into_iter()
                 .map(|e| {
                     let mut f = Fields::with_capacity(4);
@@ -420,14 +408,8 @@ impl Operator for EntitiesOperator {
                     Value::Map(Arc::new(f))
                 })
                 .collect();
-            event
-                .fields
-                .insert_path(target.syms(), Value::List(Arc::new(list)));
-            true
+            Value::List(Arc::new(list))
         });
-        if !batch.events.is_empty() {
-            out.emit_batch(batch);
-        }
     }
 }
 

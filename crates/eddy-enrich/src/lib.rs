@@ -13,3 +13,4 @@ pub mod entities;
 pub mod metadata;
 pub mod redact;
 pub mod sentiment;
+mod text_field;

@@ -26,6 +26,7 @@ use eddy_ops::transforms::map::FieldPath;
 use serde::{de, Deserialize, Deserializer};
 
 use super::{Lexicon, Polarity, Scorer};
+use crate::text_field::TextField;
 
 /// Configuration of a `sentiment` transform (see the module documentation).
 #[derive(Clone, Debug, Deserialize)]
@@ -71,9 +72,11 @@ impl TransformFactory for SentimentConfig {
             Arc::new(builtin.with_words(self.words.iter().map(|(w, &v)| (w.as_str(), v))))
         };
         Ok(Box::new(SentimentOperator {
-            name: cx.name.clone(),
-            field: self.field.clone(),
-            target: self.target.clone(),
+            text: TextField {
+                name: cx.name.clone(),
+                field: self.field.clone(),
+                target: self.target.clone(),
+            },
             scorer: Scorer::new(lexicon),
             keys: Keys::new(),
         }))
@@ -113,9 +116,7 @@ impl Keys {
 
 /// The `sentiment` operator.
 pub struct SentimentOperator {
-    name: String,
-    field: FieldPath,
-    target: FieldPath,
+    text: TextField,
     scorer: Scorer,
     keys: Keys,
 }
@@ -124,36 +125,12 @@ impl Operator for SentimentOperator {
     fn process(
         &mut self,
         _input: usize,
-        mut batch: Batch,
+        batch: Batch,
         _cx: &mut OperatorContext,
         out: &mut Collector,
     ) {
-        let Self {
-            name,
-            field,
-            target,
-            scorer,
-            keys,
-        } = self;
-        batch.events.retain_mut(|event| {
-            let polarity = match event.fields.get_path(field.syms()) {
-                None | Some(Value::Null) => return true,
-                Some(Value::Str(text)) => scorer.score(text),
-                Some(other) => {
-                    let reason = format!(
-                        "field `{field}` is of type {}, not a string",
-                        other.type_name()
-                    );
-                    out.dead_letter(name, reason, event);
-                    return false;
-                }
-            };
-            event.fields.insert_path(target.syms(), keys.map(&polarity));
-            true
-        });
-        if !batch.events.is_empty() {
-            out.emit_batch(batch);
-        }
+        let Self { text, scorer, keys } = self;
+        text.apply(batch, out, |t| keys.map(&scorer.score(t)));
     }
 }
 

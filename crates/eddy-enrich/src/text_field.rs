@@ -1,0 +1,54 @@
+//! What the text-reading transforms share: reading a string field and
+//! writing what was made of it, with one policy for events without it.
+
+use eddy_core::{Batch, Collector, Value};
+use eddy_ops::transforms::map::FieldPath;
+
+/// The text fields a transform reads and writes.
+#[derive(Clone, Debug)]
+pub(crate) struct TextField {
+    /// The node's name (the dead letters' `stage`).
+    pub name: String,
+    /// Where the text is.
+    pub field: FieldPath,
+    /// Where the result goes.
+    pub target: FieldPath,
+}
+
+impl TextField {
+    /// Sets `target` to `enrich(text)` on every event of `batch` whose
+    /// `field` is a string and emits the batch. Events without the field
+    /// (or with it null) pass unchanged; a field that is not a string sends
+    /// its event to the dead letters.
+    pub fn apply(
+        &self,
+        mut batch: Batch,
+        out: &mut Collector,
+        mut enrich: impl FnMut(&str) -> Value,
+    ) {
+        let Self {
+            name,
+            field,
+            target,
+        } = self;
+        batch.events.retain_mut(|event| {
+            let result = match event.fields.get_path(field.syms()) {
+                None | Some(Value::Null) => return true,
+                Some(Value::Str(text)) => enrich(text),
+                Some(other) => {
+                    let reason = format!(
+                        "field `{field}` is of type {}, not a string",
+                        other.type_name()
+                    );
+                    out.dead_letter(name, reason, event);
+                    return false;
+                }
+            };
+            event.fields.insert_path(target.syms(), result);
+            true
+        });
+        if !batch.events.is_empty() {
+            out.emit_batch(batch);
+        }
+    }
+}
