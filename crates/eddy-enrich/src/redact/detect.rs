@@ -1,10 +1,11 @@
 //! Finding personal data in text: e-mail addresses, phone numbers, payment
 //! card numbers (Luhn-checked), IBANs (mod-97-checked) and IP addresses.
 //!
-//! Hand-written scanners rather than regular expressions: each kind has an
-//! anchor byte that is rare in ordinary text (`@`, a digit, `+`, `(`, `:`),
-//! so a text without one is passed over in one `memchr`-like sweep, and
-//! checksums keep digit runs that are not card numbers or IBANs intact.
+//! Hand-written scanners rather than regular expressions, in one pass: a
+//! candidate starts at a word boundary with a telling byte (`@`, a digit, a
+//! capital, a hex digit, `+`, `(`, `:`), so most words are rejected after a
+//! byte or two, and checksums keep digit runs that are not card numbers or
+//! IBANs intact.
 
 use std::net::Ipv6Addr;
 use std::ops::Range;
@@ -29,7 +30,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// Every kind, in the order overlapping finds are preferred.
+    /// Every kind.
     pub const ALL: [Kind; 5] = [Kind::Email, Kind::Iban, Kind::Card, Kind::Phone, Kind::Ip];
 
     /// The name used in configuration and masks.
