@@ -251,7 +251,10 @@ fn amounts(text: &str, found: &mut Vec<Entity>, kind: &Arc<str>) {
     };
     let mut i = 0;
     while i < b.len() {
-        if let Some(&(sym, code)) = symbols.iter().find(|(s, _)| text[i..].starts_with(s)) {
+        if let Some(&(sym, code)) = symbols
+            .iter()
+            .find(|(s, _)| b[i..].starts_with(s.as_bytes()))
+        {
             if let Some((end, value)) = number(b, i + sym.len()) {
                 push(i, end, value, code);
                 i = end;
@@ -503,6 +506,18 @@ mod tests {
             "",
         ] {
             assert_eq!(found(text), [], "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any text, multi-byte characters included, gives entities whose
+        /// text is where they say it is.
+        #[test]
+        fn any_text_extracts_without_panicking(text in "\\PC{0,60}|[0-9 $€£.,:@A-Z-]{0,60}") {
+            let mut x = Extractor::new(&BTreeMap::new()).unwrap();
+            for e in x.extract(&text) {
+                proptest::prop_assert_eq!(&text[e.start..e.end], &*e.text);
+            }
         }
     }
 

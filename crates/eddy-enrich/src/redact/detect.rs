@@ -148,34 +148,31 @@ fn email(b: &[u8], at: usize) -> Option<Range<usize>> {
     (start < at && dotted && !domain.starts_with(b".")).then_some(start..end)
 }
 
-/// Digits from `i` with single spaces or dashes between groups; returns the
-/// end and the digits.
-fn digit_run(b: &[u8], i: usize, max_digits: usize, digits: &mut Vec<u8>) -> usize {
-    digits.clear();
-    let mut end = i;
-    let mut j = i;
-    while j < b.len() && digits.len() <= max_digits {
+/// Longest digit run a card number may have.
+const MAX_CARD_DIGITS: usize = 19;
+
+/// A Luhn-valid card number starting at `i`: digits with single spaces or
+/// dashes between groups. The digits go to a buffer on the stack, as every
+/// word starting with a digit is a candidate.
+fn card(b: &[u8], i: usize) -> Option<usize> {
+    let mut digits = [0u8; MAX_CARD_DIGITS + 1];
+    let (mut n, mut end, mut j) = (0, i, i);
+    while j < b.len() && n <= MAX_CARD_DIGITS {
         let c = b[j];
         if c.is_ascii_digit() {
-            digits.push(c - b'0');
+            digits[n] = c - b'0';
+            n += 1;
             j += 1;
             end = j;
-        } else if matches!(c, b' ' | b'-') && j + 1 < b.len() && b[j + 1].is_ascii_digit() {
+        } else if matches!(c, b' ' | b'-') && b.get(j + 1).is_some_and(u8::is_ascii_digit) {
             j += 1;
         } else {
             break;
         }
     }
-    end
-}
-
-/// A Luhn-valid card number starting at `i`.
-fn card(b: &[u8], i: usize) -> Option<usize> {
-    let mut digits = Vec::with_capacity(20);
-    let end = digit_run(b, i, 19, &mut digits);
-    let ok = (13..=19).contains(&digits.len())
+    let ok = (13..=MAX_CARD_DIGITS).contains(&n)
         && !b.get(end).is_some_and(u8::is_ascii_alphanumeric)
-        && luhn(&digits);
+        && luhn(&digits[..n]);
     ok.then_some(end)
 }
 

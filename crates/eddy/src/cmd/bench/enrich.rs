@@ -7,6 +7,7 @@
 //! on events of every category, all strings searched), where a stage's own
 //! rate is derived from the same pipeline run with and without it.
 
+use super::median;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -140,9 +141,4 @@ fn pipeline_rate(args: &EnrichArgs, source: &str, stage: Option<&str>) -> anyhow
         rates.push(events / report.elapsed.as_secs_f64().max(1e-9));
     }
     Ok(median(&mut rates))
-}
-
-fn median(xs: &mut [f64]) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
 }

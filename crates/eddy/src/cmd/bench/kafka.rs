@@ -9,6 +9,7 @@
 //! auction), and a `kafka` sink. Its figure is input events over wall time
 //! from start to the last result acknowledged by the broker.
 
+use super::median;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -221,11 +222,6 @@ fn plain_consume(
     }
     std::hint::black_box(bytes);
     Ok(count as f64 / started.map_or(1e-9, |s| s.elapsed().as_secs_f64()))
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn human(x: f64) -> String {

@@ -336,6 +336,13 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The median of `v` (the upper one of an even count; 0 when empty),
+/// sorting `v`.
+pub(crate) fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
 pub(crate) fn tempfile_dir() -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("eddy-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;

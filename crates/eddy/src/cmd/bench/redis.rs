@@ -8,6 +8,7 @@
 //! `kind = "stream"`. The stream is deleted before each run and its length
 //! checked after, so a figure never counts entries that did not arrive.
 
+use super::median;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, ExitCode};
@@ -100,11 +101,6 @@ pub fn run(args: &RedisArgs) -> anyhow::Result<ExitCode> {
 
 fn human(rate: f64) -> String {
     crate::progress::human(rate as u64)
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// Writes `n` lines `{"f":"v"}`.
