@@ -20,11 +20,18 @@ impl TextField {
     /// `field` is a string and emits the batch. Events without the field
     /// (or with it null) pass unchanged; a field that is not a string sends
     /// its event to the dead letters.
-    pub fn apply(
+    pub fn apply(&self, batch: Batch, out: &mut Collector, mut enrich: impl FnMut(&str) -> Value) {
+        self.try_apply(batch, out, |text| Ok(Some(enrich(text))));
+    }
+
+    /// As [`apply`](Self::apply), for enrichments that may find nothing
+    /// (`Ok(None)`: the event passes unchanged) or find the text malformed
+    /// (`Err(reason)`: the event goes to the dead letters).
+    pub fn try_apply(
         &self,
         mut batch: Batch,
         out: &mut Collector,
-        mut enrich: impl FnMut(&str) -> Value,
+        mut enrich: impl FnMut(&str) -> Result<Option<Value>, String>,
     ) {
         let Self {
             name,
@@ -35,16 +42,19 @@ impl TextField {
             let result = match event.fields.get_path(field.syms()) {
                 None | Some(Value::Null) => return true,
                 Some(Value::Str(text)) => enrich(text),
-                Some(other) => {
-                    let reason = format!(
-                        "field `{field}` is of type {}, not a string",
-                        other.type_name()
-                    );
+                Some(other) => Err(format!(
+                    "field `{field}` is of type {}, not a string",
+                    other.type_name()
+                )),
+            };
+            match result {
+                Ok(Some(value)) => event.fields.insert_path(target.syms(), value),
+                Ok(None) => {}
+                Err(reason) => {
                     out.dead_letter(name, reason, event);
                     return false;
                 }
-            };
-            event.fields.insert_path(target.syms(), result);
+            }
             true
         });
         if !batch.events.is_empty() {

@@ -21,6 +21,9 @@ use eddy_connectors::sources::{
     FileSourceConfig, HttpSourceConfig, NexmarkConfig, SimulatorConfig, StdinConfig,
 };
 use eddy_enrich::entities::EntitiesConfig;
+use eddy_enrich::geoip::GeoIpConfig;
+use eddy_enrich::language::LanguageConfig;
+use eddy_enrich::lookup::LookupConfig;
 use eddy_enrich::metadata::EnrichConfig;
 use eddy_enrich::redact::transform::RedactConfig;
 use eddy_enrich::sentiment::transform::SentimentConfig;
@@ -81,6 +84,9 @@ pub const TRANSFORMS: &[(&str, Ctor)] = &[
     ("entities", transform::<EntitiesConfig>),
     ("filter", transform::<FilterConfig>),
     ("flat_map", transform::<FlatMapConfig>),
+    ("geoip", transform::<GeoIpConfig>),
+    ("language", transform::<LanguageConfig>),
+    ("lookup", transform::<LookupConfig>),
     ("map", transform::<MapConfig>),
     ("redact", transform::<RedactConfig>),
     ("sentiment", transform::<SentimentConfig>),

@@ -136,35 +136,11 @@ impl Operator for SentimentOperator {
 
 #[cfg(test)]
 mod tests {
-    use eddy_core::config::{deserialize_body, parse_document};
-    use eddy_core::json::JsonDecoder;
-    use eddy_core::state::GroupRange;
-    use eddy_core::{Event, Output};
-
     use super::*;
+    use crate::test_support::{field as get, run};
 
     fn config(text: &str) -> Result<SentimentConfig, String> {
-        let (doc, diags) = parse_document(text, &[]);
-        assert!(diags.is_empty(), "{diags:?}");
-        deserialize_body::<SentimentConfig>(&doc.components[0].body).map_err(|d| d.message)
-    }
-
-    fn run(cfg: &SentimentConfig, lines: &[&str]) -> (Vec<Event>, Vec<Event>) {
-        let mut op = cfg.build(&BuildContext::single("mood")).unwrap();
-        let mut cx = eddy_state::context(GroupRange::all());
-        let mut dec = JsonDecoder::new();
-        let events = lines
-            .iter()
-            .map(|l| Event::new(0, dec.decode(l.as_bytes()).unwrap()))
-            .collect();
-        let mut out = Collector::new();
-        op.process(0, Batch::new(events, 0), &mut cx, &mut out);
-        (out.take(Output::MAIN), out.take(Output::DEAD_LETTERS))
-    }
-
-    fn get<'a>(e: &'a Event, path: &str) -> Option<&'a Value> {
-        let path: Vec<Sym> = path.split('.').map(Sym::intern).collect();
-        e.fields.get_path(&path)
+        crate::test_support::config(text)
     }
 
     const TABLE: &str = "[transforms.mood]\ntype = \"sentiment\"\n";
