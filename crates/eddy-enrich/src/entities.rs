@@ -10,7 +10,8 @@
 //! ```
 //!
 //! `target` becomes a list of `{type, text}` in text order: `email`, `url`
-//! (`http://` or `https://`), `ip`, `ticket` (`ABC-123`), `date`
+//! (`http://` or `https://`), `ip`, `ticket` (`ABC-123`; not standards
+//! such as `ISO-27001` or `CVE-2024-1234`), `date`
 //! (`2024-05-01`, a real calendar date), `amount` (`$1,200.50`, `€3k`,
 //! `250 EUR`; with `value` and `currency`) and one type per gazetteer,
 //! matched whole-word and ignoring ASCII case, reported with the spelling
@@ -181,8 +182,16 @@ fn url(b: &[u8], i: usize) -> Option<usize> {
     (end > i + scheme + 2).then_some(end)
 }
 
+/// Prefixes of standards and identifiers written like ticket ids
+/// (`ISO-27001`, `RFC-9110`, `CVE-2024-1234`, `SHA-256`), which are not
+/// tickets.
+const NOT_TICKETS: &[&[u8]] = &[
+    b"ANSI", b"CVE", b"CWE", b"EN", b"IEC", b"IEEE", b"ISO", b"NIST", b"PCI", b"RFC", b"SHA",
+    b"SSL", b"TLS", b"UTF",
+];
+
 /// A ticket id starting at `i`: 2–10 capitals or digits (a capital first),
-/// a dash and 1–7 digits.
+/// a dash and 1–7 digits; not a standard's number ([`NOT_TICKETS`]).
 fn ticket(b: &[u8], i: usize) -> Option<usize> {
     if !b[i].is_ascii_uppercase() {
         return None;
@@ -191,7 +200,7 @@ fn ticket(b: &[u8], i: usize) -> Option<usize> {
     while j < b.len() && (b[j].is_ascii_uppercase() || b[j].is_ascii_digit()) && j - i < 10 {
         j += 1;
     }
-    if j - i < 2 || b.get(j) != Some(&b'-') {
+    if j - i < 2 || b.get(j) != Some(&b'-') || NOT_TICKETS.contains(&&b[i..j]) {
         return None;
     }
     let digits_start = j + 1;
@@ -503,6 +512,7 @@ mod tests {
             "2023-02-29 is no date, 2024-13-01 neither",
             "A-1 is too short a project key, ab-12 is not capitals",
             "12 apples, version 1.2, costs nothing",
+            "ISO-27001, RFC-9110, CVE-2024-1234 and SHA-256 are standards",
             "",
         ] {
             assert_eq!(found(text), [], "{text}");

@@ -11,6 +11,8 @@
 //!   correlation hint on every event (`type = "enrich"`).
 //! - [`sentiment`]: a lexicon-and-rules sentiment scorer for text fields
 //!   (`type = "sentiment"`).
+//! - [`topics`]: keywords and online topic clustering of texts
+//!   (`type = "topics"`).
 //! - [`redact`]: masking, pseudonymising or dropping personal data
 //!   (`type = "redact"`).
 
@@ -25,3 +27,4 @@ pub mod sentiment;
 #[cfg(test)]
 mod test_support;
 mod text_field;
+pub mod topics;

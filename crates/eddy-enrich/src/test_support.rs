@@ -30,7 +30,9 @@ pub fn build(cfg: &dyn TransformFactory) -> Box<dyn Operator> {
 
 /// Prepares and builds `cfg` as node `name`.
 pub fn build_as(cfg: &dyn TransformFactory, name: &str) -> Box<dyn Operator> {
-    let cx = BuildContext::single(name);
+    let cx = BuildContext::single(name)
+        .with_outputs(&cfg.outputs())
+        .expect("outputs");
     let prepared = cfg.prepare(&cx.node()).expect("prepares");
     cfg.build(&cx.with_prepared(prepared)).expect("builds")
 }
@@ -52,4 +54,12 @@ pub fn process(op: &mut dyn Operator, lines: &[&str]) -> (Vec<Event>, Vec<Event>
 pub fn field<'a>(e: &'a Event, path: &str) -> Option<&'a Value> {
     let path: Vec<Sym> = path.split('.').map(Sym::intern).collect();
     e.fields.get_path(&path)
+}
+
+/// The id `cfg`'s output `name` gets when built.
+pub fn output_of(cfg: &dyn TransformFactory, name: &str) -> Output {
+    BuildContext::single("t")
+        .with_outputs(&cfg.outputs())
+        .and_then(|cx| cx.output(name))
+        .expect("a declared output")
 }

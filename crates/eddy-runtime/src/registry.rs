@@ -27,6 +27,7 @@ use eddy_enrich::lookup::LookupConfig;
 use eddy_enrich::metadata::EnrichConfig;
 use eddy_enrich::redact::transform::RedactConfig;
 use eddy_enrich::sentiment::transform::SentimentConfig;
+use eddy_enrich::topics::TopicsConfig;
 use eddy_ops::transforms::anomaly::AnomalyConfig;
 use eddy_ops::transforms::filter::FilterConfig;
 use eddy_ops::transforms::flat_map::FlatMapConfig;
@@ -90,6 +91,7 @@ pub const TRANSFORMS: &[(&str, Ctor)] = &[
     ("map", transform::<MapConfig>),
     ("redact", transform::<RedactConfig>),
     ("sentiment", transform::<SentimentConfig>),
+    ("topics", transform::<TopicsConfig>),
     ("window", transform::<WindowConfig>),
 ];
 

@@ -214,6 +214,18 @@ fn demo_runs_and_leaves_kpis_and_alerts() {
             .any(|m| m.contains("\"channel\"") && m.contains("\"mood\":")),
         "no channel moods from the sentiment stage: {moods:?}"
     );
+    let messages = lines(&data.join("messages.ndjson"));
+    assert!(
+        messages.iter().any(|m| m.contains("\"entities\":[{"))
+            && messages.iter().any(|m| m.contains("\"topic\":"))
+            && messages.iter().any(|m| m.contains("[email]")),
+        "messages without entities, topics or redacted e-mails: {:?}",
+        &messages[..messages.len().min(5)]
+    );
+    assert!(
+        !messages.iter().any(|m| m.contains("@example.com")),
+        "an e-mail address reached the messages file"
+    );
     let alerts = lines(&data.join("alerts.ndjson"));
     let firing = |name: &str| {
         alerts.iter().any(|a| {

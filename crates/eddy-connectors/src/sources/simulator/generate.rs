@@ -106,6 +106,7 @@ syms!(
     priority,
     project,
     text,
+    mentions,
     check,
     dataset,
     failed_rows,
@@ -309,6 +310,19 @@ fn normal(rng: &mut SmallRng) -> f64 {
 
 fn pick(rng: &mut SmallRng, pool: &[Str]) -> Value {
     Value::Str(pool[rng.random_range(0..pool.len())].clone())
+}
+
+/// `n` with commas between thousands (`12,400`).
+fn group_thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Linear blend of two weight vectors by `a` in `0..=1`.
@@ -1057,13 +1071,80 @@ impl Simulator {
         f.push(s.platform, pick(rng, &self.t.chat_platforms));
         f.push(s.channel, pick(rng, &self.t.chat_channels));
         f.push(s.author, pick(rng, &self.roster.employees));
-        if template.contains("{p}") {
+        let mut mentions = Vec::new();
+        let mut text = if template.contains("{p}") {
             let project = &self.roster.projects[rng.random_range(0..self.roster.projects.len())];
-            let text = template.replacen("{p}", &project.name, 1);
-            f.push(s.text, Value::Str(Str::from(text)));
             f.push(s.project, Value::Str(project.name.clone()));
+            mentions.push(("project", project.name.to_string()));
+            template.replacen("{p}", &project.name, 1)
         } else {
-            f.push(s.text, Value::str(template));
+            template.to_string()
+        };
+        if rng.random_bool(0.5) {
+            let (kind, detail) = MESSAGE_DETAILS[rng.random_range(0..MESSAGE_DETAILS.len())];
+            let entity = self.mention(kind);
+            text.push(' ');
+            text.push_str(&detail.replacen("{}", &entity, 1));
+            mentions.push((kind, entity));
+        }
+        let s = &self.s;
+        let mentions = mentions
+            .into_iter()
+            .map(|(kind, entity)| {
+                let mut m = Fields::with_capacity(2);
+                m.push(s.kind, Value::str(kind));
+                m.push(s.text, Value::Str(Str::from(entity)));
+                Value::Map(Arc::new(m))
+            })
+            .collect();
+        f.push(s.text, Value::Str(Str::from(text)));
+        f.push(s.mentions, Value::List(Arc::new(mentions)));
+    }
+
+    /// A generated entity of `kind` (one of [`MESSAGE_DETAILS`]' kinds).
+    fn mention(&mut self, kind: &str) -> String {
+        let rng = &mut self.rng;
+        match kind {
+            "ticket" => {
+                let project =
+                    &self.roster.projects[rng.random_range(0..self.roster.projects.len())];
+                format!("{}-{}", project.key, rng.random_range(1..900))
+            }
+            "url" if rng.random_bool(0.5) => format!(
+                "https://status.example.com/incidents/{}?view=full",
+                rng.random_range(100..10_000)
+            ),
+            "url" => format!(
+                "https://wiki.example.com/runbooks/{}",
+                rng.random_range(100..10_000)
+            ),
+            "email" => {
+                let user = &self.roster.usernames[rng.random_range(0..self.roster.usernames.len())];
+                format!("{user}@example.com")
+            }
+            "amount" => {
+                let n = rng.random_range(1..500) * 100;
+                match rng.random_range(0..5) {
+                    0 => format!("${}", group_thousands(n)),
+                    1 => format!("{} EUR", group_thousands(n)),
+                    2 => format!("€{}.{}k", n / 1000, n % 1000 / 100),
+                    3 => format!("USD {}.50", group_thousands(n)),
+                    _ => format!("£{n}"),
+                }
+            }
+            "ip" if rng.random_bool(0.25) => format!("2001:db8::{:x}", rng.random_range(1..0xffff)),
+            "ip" => format!(
+                "10.{}.{}.{}",
+                rng.random_range(0..256),
+                rng.random_range(0..256),
+                rng.random_range(1..255)
+            ),
+            "date" => format!(
+                "2026-{:02}-{:02}",
+                rng.random_range(1..13),
+                rng.random_range(1..29)
+            ),
+            _ => TECHNOLOGIES[rng.random_range(0..TECHNOLOGIES.len())].to_string(),
         }
     }
 

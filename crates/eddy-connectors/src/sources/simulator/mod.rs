@@ -84,6 +84,17 @@ use serde::{Deserialize, Deserializer};
 
 pub use generate::Simulator;
 
+/// The simulated projects' names (the same for every seed): a gazetteer
+/// for extracting the entities chat messages mention.
+pub fn project_names() -> Vec<String> {
+    roster::project_names()
+}
+
+/// The technologies chat messages mention.
+pub fn technologies() -> &'static [&'static str] {
+    &roster::TECHNOLOGIES
+}
+
 use crate::util::{opt_rfc3339, positive, Throttle};
 
 /// Configuration of the `simulator` source.

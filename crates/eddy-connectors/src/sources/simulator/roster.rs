@@ -332,6 +332,8 @@ pub(super) const MESSAGES: [&[&str]; 4] = [
         "Sharing the meeting notes for {p} in the channel.",
         "Reminder: quarterly planning docs are due Friday.",
         "Who owns the data refresh for the risk report?",
+        "Release notes for v2.3.1 are up, see section 4.2 for the API changes.",
+        "Compliance asked for the ISO-27001 evidence pack by end of week.",
     ],
     // negative
     &[
@@ -349,6 +351,31 @@ pub(super) const MESSAGES: [&[&str]; 4] = [
         "Escalating: budget overrun on {p} needs SVP approval immediately.",
         "Sev1 incident: fraud scoring is down, transactions are queuing.",
     ],
+];
+
+/// Details a chat message may end with, each mentioning one entity of the
+/// kind named (`{}` is where it goes); the message's `mentions` field lists
+/// them, the truth an entity extractor is measured against.
+pub(super) const MESSAGE_DETAILS: [(&str, &str); 7] = [
+    ("ticket", "Tracking it in {}."),
+    ("url", "Details: {}"),
+    ("email", "Ask {} for access."),
+    ("amount", "Impact so far is {}."),
+    ("ip", "Most errors come from {}."),
+    ("date", "Fix planned for {}."),
+    ("technology", "Looks like a {} problem."),
+];
+
+/// Technologies chat messages mention.
+pub(super) const TECHNOLOGIES: [&str; 8] = [
+    "Kafka",
+    "PostgreSQL",
+    "Redis",
+    "Kubernetes",
+    "Terraform",
+    "Snowflake",
+    "Elasticsearch",
+    "Spark",
 ];
 
 pub(super) const QUALITY_CHECKS: [&str; 7] = [
@@ -515,6 +542,20 @@ pub(super) fn weighted(rng: &mut SmallRng, weights: &[f64]) -> usize {
     weights.iter().rposition(|w| *w > 0.0).unwrap_or(0)
 }
 
+/// The name of project `i` (the same for every seed).
+fn project_name(i: usize) -> String {
+    format!(
+        "{} {}",
+        PROJECT_ADJ[i % PROJECT_ADJ.len()],
+        PROJECT_NOUN[(i * 5 + i / PROJECT_ADJ.len()) % PROJECT_NOUN.len()]
+    )
+}
+
+/// Every project's name.
+pub(super) fn project_names() -> Vec<String> {
+    (0..NUM_PROJECTS).map(project_name).collect()
+}
+
 impl Roster {
     pub(super) fn new(rng: &mut SmallRng) -> Roster {
         let departments = DEPARTMENTS
@@ -529,11 +570,7 @@ impl Roster {
             .collect();
         let projects = (0..NUM_PROJECTS)
             .map(|i| {
-                let name = format!(
-                    "{} {}",
-                    PROJECT_ADJ[i % PROJECT_ADJ.len()],
-                    PROJECT_NOUN[(i * 5 + i / PROJECT_ADJ.len()) % PROJECT_NOUN.len()]
-                );
+                let name = project_name(i);
                 let key: String = PROJECT_ADJ[i % PROJECT_ADJ.len()]
                     .chars()
                     .take(3)

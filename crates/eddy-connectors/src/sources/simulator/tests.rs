@@ -198,7 +198,7 @@ fn every_category_appears_with_its_fields() {
         ),
         (
             "communication_message",
-            &["platform", "channel", "author", "text"],
+            &["platform", "channel", "author", "text", "mentions"],
         ),
         (
             "quality_alert",

@@ -1,21 +1,28 @@
 //! `eddy bench enrich`: accuracy and speed of the enrichment transforms.
 //!
 //! Sentiment accuracy is the Pearson correlation of the compound scores
-//! with the mean human ratings of the rated tweets. Speed is measured for
+//! with the mean human ratings of the rated tweets. Entity accuracy is the
+//! precision and recall of `entities` on simulator chat messages, whose
+//! `mentions` field lists the entities the simulator put in them. Speed is measured for
 //! the scorer alone on the tweets, and for each stage inside a pipeline on
 //! simulator events (`sentiment` and `entities` on chat messages, `redact`
 //! on events of every category, all strings searched), where a stage's own
 //! rate is derived from the same pipeline run with and without it.
 
-use super::median;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
+use eddy_connectors::sources::simulator::{self, Category, Simulator, SimulatorConfig};
+use eddy_core::{Event, Value};
+use eddy_enrich::entities::Extractor;
 use eddy_enrich::sentiment::corpus::{self, Rated};
 use eddy_enrich::sentiment::Scorer;
 use eddy_runtime::{Plan, RunOptions};
+
+use super::median;
 
 /// Arguments of `eddy bench enrich`.
 #[derive(Args)]
@@ -42,6 +49,9 @@ pub fn run(args: &EnrichArgs) -> anyhow::Result<()> {
         rated.len()
     );
 
+    let accuracy = entity_accuracy(20_000).map_err(anyhow::Error::msg)?;
+    println!("{accuracy}");
+
     let (rate, mb) = scorer_rate(&mut scorer, &rated, args.rounds);
     println!(
         "scorer alone, tweets: {} texts/s ({mb:.0} MB/s), median of {} rounds",
@@ -67,7 +77,150 @@ pub fn run(args: &EnrichArgs) -> anyhow::Result<()> {
         "type = \"redact\"",
         "simulator events, all strings searched",
     )?;
+    stage_rate(
+        args,
+        "language",
+        chat,
+        "type = \"language\"\nfield = \"text\"",
+        "simulator chat messages",
+    )?;
+    stage_rate(
+        args,
+        "topics",
+        chat,
+        "type = \"topics\"\nfield = \"text\"\nkey = \"channel\"",
+        "simulator chat messages",
+    )?;
+    // The demo's chain: sentiment, entities, topics, then redaction.
+    let chain = format!(
+        "{sentiment}\n\n[transforms.entities]\ninputs = [\"stage_0\"]\n{entities}\n\n\
+         [transforms.topics]\ninputs = [\"entities\"]\ntype = \"topics\"\nfield = \"text\"\n\
+         key = \"channel\"\n\n[transforms.stage]\ninputs = [\"topics\"]\ntype = \"redact\""
+    );
+    stage_rate(
+        args,
+        "the demo's enrichment chain",
+        chat,
+        &chain,
+        "simulator chat messages",
+    )?;
     Ok(())
+}
+
+/// Entities found against entities meant, per type.
+#[derive(Debug, Default)]
+pub struct Accuracy {
+    /// Type → (true positives, found, meant).
+    pub by_type: BTreeMap<String, (u64, u64, u64)>,
+    /// Messages measured.
+    pub messages: usize,
+}
+
+impl Accuracy {
+    /// Precision and recall over every type.
+    pub fn overall(&self) -> (f64, f64) {
+        let (tp, found, meant) = self
+            .by_type
+            .values()
+            .fold((0, 0, 0), |a, v| (a.0 + v.0, a.1 + v.1, a.2 + v.2));
+        (ratio(tp, found), ratio(tp, meant))
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        1.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+impl std::fmt::Display for Accuracy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (p, r) = self.overall();
+        write!(
+            f,
+            "entities on {} simulator chat messages: precision {p:.4}, recall {r:.4}",
+            self.messages
+        )?;
+        for (kind, &(tp, found, meant)) in &self.by_type {
+            let (p, r) = (ratio(tp, found), ratio(tp, meant));
+            write!(
+                f,
+                "\n  {kind}: precision {p:.4}, recall {r:.4} ({meant} meant)"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Precision and recall of `entities` (gazetteers: the simulated projects
+/// and technologies) on `messages` simulator chat messages against their
+/// `mentions`. A find counts when its type and text equal a mention's.
+pub fn entity_accuracy(messages: usize) -> Result<Accuracy, String> {
+    let cfg = SimulatorConfig {
+        categories: Some(vec![Category::CommunicationMessage]),
+        fast: true,
+        seed: Some(11),
+        ..SimulatorConfig::default()
+    };
+    let mut sim = Simulator::new(&cfg, 0, 0, 1).map_err(|e| e.to_string())?;
+    let gazetteers = BTreeMap::from([
+        ("project".to_string(), simulator::project_names()),
+        (
+            "technology".to_string(),
+            simulator::technologies()
+                .iter()
+                .map(|t| t.to_string())
+                .collect(),
+        ),
+    ]);
+    let mut extractor = Extractor::new(&gazetteers)?;
+    let mut accuracy = Accuracy {
+        messages,
+        ..Accuracy::default()
+    };
+    let mut events = Vec::with_capacity(messages);
+    while events.len() < messages {
+        let wanted = messages - events.len();
+        sim.next_batch(&mut events, wanted);
+    }
+    for event in &events {
+        let text = field(event, "text").and_then(Value::as_str).unwrap_or("");
+        let mut meant: Vec<(String, String)> = match field(event, "mentions") {
+            Some(Value::List(list)) => list
+                .iter()
+                .filter_map(|m| match m {
+                    Value::Map(m) => Some((
+                        m.get(eddy_core::Sym::intern("type"))?.as_str()?.to_string(),
+                        m.get(eddy_core::Sym::intern("text"))?.as_str()?.to_string(),
+                    )),
+                    _ => None,
+                })
+                .collect(),
+            _ => return Err("a chat message without `mentions`".into()),
+        };
+        for (kind, _) in &meant {
+            accuracy.by_type.entry(kind.clone()).or_default().2 += 1;
+        }
+        for found in extractor.extract(text) {
+            let kind = found.kind.to_string();
+            let hit = meant
+                .iter()
+                .position(|(k, t)| *k == kind && **t == *found.text);
+            let counts = accuracy.by_type.entry(kind).or_default();
+            counts.1 += 1;
+            if let Some(i) = hit {
+                counts.0 += 1;
+                meant.swap_remove(i);
+            }
+        }
+    }
+    Ok(accuracy)
+}
+
+fn field<'a>(event: &'a Event, name: &str) -> Option<&'a Value> {
+    event.fields.get(eddy_core::Sym::intern(name))
 }
 
 /// Median texts/s and MB/s of the scorer over the tweets, each round
@@ -95,7 +248,9 @@ fn scorer_rate(scorer: &mut Scorer, rated: &[Rated], rounds: usize) -> (f64, f64
 }
 
 /// Prints the rate of a pipeline of simulator events (`source` settings
-/// added) with the stage `stage` and without it, and the stage's own rate.
+/// added) with the stage `stage` (one transform's settings, or a chain of
+/// tables from `stage_0`'s settings to `[transforms.stage]`) and without
+/// it, and the stage's own rate.
 fn stage_rate(
     args: &EnrichArgs,
     name: &str,
@@ -118,7 +273,12 @@ fn stage_rate(
 /// Median events/s of simulator events through a pipeline ending in a
 /// blackhole, with or without a stage.
 fn pipeline_rate(args: &EnrichArgs, source: &str, stage: Option<&str>) -> anyhow::Result<f64> {
+    // A chain names its first node `stage_0` and its last `stage`.
     let (stage, last) = match stage {
+        Some(s) if s.contains("[transforms.stage]") => (
+            format!("[transforms.stage_0]\ninputs = [\"sim\"]\n{s}\n"),
+            "stage",
+        ),
         Some(s) => (
             format!("[transforms.stage]\ninputs = [\"sim\"]\n{s}\n"),
             "stage",
@@ -141,4 +301,32 @@ fn pipeline_rate(args: &EnrichArgs, source: &str, stage: Option<&str>) -> anyhow
         rates.push(events / report.elapsed.as_secs_f64().max(1e-9));
     }
     Ok(median(&mut rates))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The simulator's truth and the extractor agree: every kind the
+    /// simulator mentions is found, and nothing much else.
+    #[test]
+    fn entities_are_found_in_simulated_messages_with_their_truth() {
+        let accuracy = entity_accuracy(5_000).unwrap();
+        println!("{accuracy}");
+        let (p, r) = accuracy.overall();
+        assert!(p >= 0.95 && r >= 0.95, "{accuracy}");
+        for kind in [
+            "amount",
+            "date",
+            "email",
+            "ip",
+            "project",
+            "technology",
+            "ticket",
+            "url",
+        ] {
+            let (tp, _, meant) = accuracy.by_type[kind];
+            assert!(meant > 50 && tp > 0, "{kind}: {accuracy}");
+        }
+    }
 }

@@ -1,0 +1,174 @@
+//! The terms of a text for keywords and topics: lower-cased words of at
+//! least three letters or digits (not only digits), without URLs, e-mail
+//! addresses and the common English words that carry no topic.
+
+/// Words too common to say what a text is about.
+const STOPWORDS: &[&str] = &[
+    "about",
+    "above",
+    "after",
+    "again",
+    "against",
+    "all",
+    "also",
+    "and",
+    "any",
+    "are",
+    "aren",
+    "because",
+    "been",
+    "before",
+    "being",
+    "below",
+    "between",
+    "both",
+    "but",
+    "can",
+    "cannot",
+    "could",
+    "couldn",
+    "did",
+    "didn",
+    "does",
+    "doesn",
+    "doing",
+    "don",
+    "down",
+    "during",
+    "each",
+    "few",
+    "for",
+    "from",
+    "further",
+    "get",
+    "got",
+    "had",
+    "hadn",
+    "has",
+    "hasn",
+    "have",
+    "haven",
+    "having",
+    "her",
+    "here",
+    "hers",
+    "herself",
+    "him",
+    "himself",
+    "his",
+    "how",
+    "into",
+    "isn",
+    "its",
+    "itself",
+    "just",
+    "let",
+    "more",
+    "most",
+    "mustn",
+    "myself",
+    "nor",
+    "not",
+    "now",
+    "off",
+    "once",
+    "only",
+    "other",
+    "ought",
+    "our",
+    "ours",
+    "ourselves",
+    "out",
+    "over",
+    "own",
+    "same",
+    "shan",
+    "she",
+    "should",
+    "shouldn",
+    "some",
+    "such",
+    "than",
+    "that",
+    "the",
+    "their",
+    "theirs",
+    "them",
+    "themselves",
+    "then",
+    "there",
+    "these",
+    "they",
+    "this",
+    "those",
+    "through",
+    "too",
+    "under",
+    "until",
+    "very",
+    "was",
+    "wasn",
+    "were",
+    "weren",
+    "what",
+    "when",
+    "where",
+    "which",
+    "while",
+    "who",
+    "whom",
+    "why",
+    "will",
+    "with",
+    "won",
+    "would",
+    "wouldn",
+    "yes",
+    "yet",
+    "you",
+    "your",
+    "yours",
+    "yourself",
+    "yourselves",
+];
+
+fn is_stopword(word: &str) -> bool {
+    STOPWORDS.binary_search(&word).is_ok()
+}
+
+/// The terms of `text`, in text order, repeated as they occur. URLs and
+/// e-mail addresses are skipped whole: their parts (`https`, `com`) say
+/// nothing about the topic.
+pub fn terms(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .filter(|w| !w.contains("://") && !w.contains('@'))
+        .flat_map(|w| w.split(|c: char| !c.is_alphanumeric()))
+        .filter(|w| w.chars().count() >= 3 && !w.chars().all(|c| c.is_ascii_digit()))
+        .map(str::to_lowercase)
+        .filter(|w| !is_stopword(w))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stopword_list_is_sorted_for_binary_search() {
+        assert!(STOPWORDS.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn words_are_lower_cased_and_noise_dropped() {
+        assert_eq!(
+            terms("The Payment-gateway TIMED out at 10:45 for 3 of our café users, again!"),
+            ["payment", "gateway", "timed", "café", "users"]
+        );
+        assert!(terms("").is_empty());
+        assert!(terms("a an of 123 4567").is_empty());
+        assert_eq!(
+            terms("Ask ops@example.com, see https://wiki.example.com/runbooks/7 now"),
+            ["ask", "see"]
+        );
+    }
+}
