@@ -368,11 +368,7 @@ fn default_target() -> FieldPath {
 impl TransformFactory for EntitiesConfig {
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Operator>, BuildError> {
         Ok(Box::new(EntitiesOperator {
-            text: TextField {
-                name: cx.name.clone(),
-                field: self.field.clone(),
-                target: self.target.clone(),
-            },
+            text: TextField::new(&cx.name, &self.field, &self.target),
             extractor: Extractor::new(&self.gazetteers).map_err(BuildError::Config)?,
             keys: [
                 Sym::intern("type"),

@@ -72,11 +72,7 @@ impl TransformFactory for LanguageConfig {
             Detector::with_allowlist(self.only.clone())
         };
         Ok(Box::new(LanguageOperator {
-            text: TextField {
-                name: cx.name.clone(),
-                field: self.field.clone(),
-                target: self.target.clone(),
-            },
+            text: TextField::new(&cx.name, &self.field, &self.target),
             detector,
             keys: ["code", "name", "script", "confidence", "reliable"].map(Sym::intern),
         }))
@@ -102,29 +98,28 @@ fn prefix(text: &str) -> &str {
     &text[..end]
 }
 
-impl LanguageOperator {
-    fn identify(&self, text: &str) -> Value {
-        let [code, name, script, confidence, reliable] = self.keys;
-        let mut f = Fields::default();
-        match self.detector.detect(prefix(text)) {
-            Some(info) => {
-                f.insert(code, Value::str(info.lang().code()));
-                f.insert(name, Value::str(info.lang().eng_name()));
-                f.insert(script, Value::str(info.script().name()));
-                let c = (info.confidence() * 1e4).round() / 1e4;
-                f.insert(confidence, Value::Float(c));
-                f.insert(reliable, Value::Bool(info.is_reliable()));
-            }
-            None => {
-                f.insert(code, Value::str("und"));
-                f.insert(name, Value::str("Undetermined"));
-                f.insert(script, Value::Null);
-                f.insert(confidence, Value::Float(0.0));
-                f.insert(reliable, Value::Bool(false));
-            }
+/// What `detector` makes of `text`, as the result map.
+fn identify(detector: &Detector, keys: &[Sym; 5], text: &str) -> Value {
+    let [code, name, script, confidence, reliable] = *keys;
+    let mut f = Fields::default();
+    match detector.detect(prefix(text)) {
+        Some(info) => {
+            f.insert(code, Value::str(info.lang().code()));
+            f.insert(name, Value::str(info.lang().eng_name()));
+            f.insert(script, Value::str(info.script().name()));
+            let c = (info.confidence() * 1e4).round() / 1e4;
+            f.insert(confidence, Value::Float(c));
+            f.insert(reliable, Value::Bool(info.is_reliable()));
         }
-        Value::Map(Arc::new(f))
+        None => {
+            f.insert(code, Value::str("und"));
+            f.insert(name, Value::str("Undetermined"));
+            f.insert(script, Value::Null);
+            f.insert(confidence, Value::Float(0.0));
+            f.insert(reliable, Value::Bool(false));
+        }
     }
+    Value::Map(Arc::new(f))
 }
 
 impl Operator for LanguageOperator {
@@ -135,8 +130,12 @@ impl Operator for LanguageOperator {
         _cx: &mut OperatorContext,
         out: &mut Collector,
     ) {
-        let text = self.text.clone();
-        text.apply(batch, out, |t| self.identify(t));
+        let Self {
+            text,
+            detector,
+            keys,
+        } = self;
+        text.apply(batch, out, |t| identify(detector, keys, t));
     }
 }
 

@@ -16,6 +16,15 @@ pub(crate) struct TextField {
 }
 
 impl TextField {
+    /// Reads `field` and writes `target` for node `name`.
+    pub fn new(name: &str, field: &FieldPath, target: &FieldPath) -> TextField {
+        TextField {
+            name: name.to_string(),
+            field: field.clone(),
+            target: target.clone(),
+        }
+    }
+
     /// Sets `target` to `enrich(text)` on every event of `batch` whose
     /// `field` is a string and emits the batch. Events without the field
     /// (or with it null) pass unchanged; a field that is not a string sends

@@ -99,11 +99,7 @@ impl TransformFactory for GeoIpConfig {
 
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Operator>, BuildError> {
         Ok(Box::new(GeoIpOperator {
-            text: TextField {
-                name: cx.name.clone(),
-                field: self.field.clone(),
-                target: self.target.clone(),
-            },
+            text: TextField::new(&cx.name, &self.field, &self.target),
             database: Arc::clone(&*cx.prepared::<Shared>()?),
             keys: Keys::new(),
         }))

@@ -72,11 +72,7 @@ impl TransformFactory for SentimentConfig {
             Arc::new(builtin.with_words(self.words.iter().map(|(w, &v)| (w.as_str(), v))))
         };
         Ok(Box::new(SentimentOperator {
-            text: TextField {
-                name: cx.name.clone(),
-                field: self.field.clone(),
-                target: self.target.clone(),
-            },
+            text: TextField::new(&cx.name, &self.field, &self.target),
             scorer: Scorer::new(lexicon),
             keys: Keys::new(),
         }))
