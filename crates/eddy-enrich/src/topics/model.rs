@@ -20,7 +20,7 @@ use eddy_core::codec::{Decode, DecodeError, Decoder, Encode, Encoder};
 use rustc_hash::{FxHashMap, FxHasher};
 
 /// Terms a centroid keeps.
-const CENTROID_TERMS: usize = 64;
+const CENTROID_TERMS: usize = 32;
 
 /// The model's settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -120,21 +120,32 @@ pub struct TopicModel {
     /// Sorted by id (new topics get the next id; eviction keeps the order).
     topics: Vec<Topic>,
     next_id: u64,
-    /// Term id → the ids of the topics whose centroid holds it, sorted:
+    /// Term id → the topics whose centroid holds it (id, weight), by id:
     /// a text is compared only with topics sharing a term with it. Derived
     /// from the centroids (rebuilt on restore, not stored).
-    postings: FxHashMap<u64, Vec<u64>>,
+    postings: FxHashMap<u64, Vec<(u64, f64)>>,
 }
 
 /// The `n` heaviest terms of `v` (ties by term).
 fn heaviest(v: &[Weighted], n: usize) -> Vec<Arc<str>> {
     let mut refs: Vec<&Weighted> = v.iter().collect();
-    refs.sort_by(|a, b| {
-        b.weight
-            .total_cmp(&a.weight)
-            .then_with(|| a.term.cmp(&b.term))
-    });
-    refs.into_iter().take(n).map(|w| w.term.clone()).collect()
+    if n < refs.len() {
+        refs.select_nth_unstable_by(n, |a, b| heavier(a, b));
+        refs.truncate(n);
+    }
+    refs.sort_unstable_by(|a, b| heavier(a, b));
+    refs.into_iter().map(|w| w.term.clone()).collect()
+}
+
+/// The order of terms by weight: heaviest first, then by term.
+fn heavier(a: &Weighted, b: &Weighted) -> std::cmp::Ordering {
+    b.weight
+        .total_cmp(&a.weight)
+        .then_with(|| a.term.cmp(&b.term))
+}
+
+fn ids(v: &[Weighted]) -> Vec<u64> {
+    v.iter().map(|w| w.id).collect()
 }
 
 fn norm(v: &[Weighted]) -> f64 {
@@ -145,7 +156,7 @@ impl TopicModel {
     /// Learns from the text whose terms are `terms` (in text order,
     /// repeated as they occur) at event time `time`, and says where it
     /// belongs.
-    pub fn observe(&mut self, terms: &[String], time: i64, s: &Settings) -> Assignment {
+    pub fn observe(&mut self, terms: &[Arc<str>], time: i64, s: &Settings) -> Assignment {
         if terms.is_empty() {
             return Assignment {
                 keywords: Vec::new(),
@@ -158,7 +169,7 @@ impl TopicModel {
             .map(|t| Weighted {
                 id: term_id(t),
                 weight: 1.0,
-                term: Arc::from(t.as_str()),
+                term: t.clone(),
             })
             .collect();
         vector.sort_by_key(|w| w.id);
@@ -191,14 +202,16 @@ impl TopicModel {
         let best = self.most_similar(&vector);
         let (index, similarity, new) = match best {
             Some((i, sim)) if sim >= s.threshold => {
-                let topic = &self.topics[i];
+                let topic = &mut self.topics[i];
                 let weight = 1.0 / (topic.size.min(s.memory - 1) + 1) as f64;
-                let merged = trim(merge(&topic.centroid, &vector, weight));
-                let (id, old) = (topic.id, std::mem::take(&mut self.topics[i].centroid));
+                let old = ids(&topic.centroid);
+                let merged = trim(merge(std::mem::take(&mut topic.centroid), vector, weight));
+                topic.norm = norm(&merged);
+                let id = topic.id;
                 self.index(id, &old, &merged);
                 let topic = &mut self.topics[i];
-                topic.norm = norm(&merged);
                 topic.centroid = merged;
+                let topic = &mut self.topics[i];
                 topic.size += 1;
                 topic.last_seen = topic.last_seen.max(time);
                 (i, sim, false)
@@ -234,31 +247,25 @@ impl TopicModel {
     /// among equals the lowest id) and the similarity; `None` when no topic
     /// shares a term with it.
     fn most_similar(&self, v: &[Weighted]) -> Option<(usize, f64)> {
-        // Dot products per topic index, summed in the text's id order.
-        let mut dots: Vec<(usize, f64)> = Vec::new();
+        // Dot products per topic index (None: no shared term), summed in
+        // the text's id order.
+        let mut dots: Vec<Option<f64>> = vec![None; self.topics.len()];
         for w in v {
             let Some(ids) = self.postings.get(&w.id) else {
                 continue;
             };
-            for id in ids {
+            for (id, weight) in ids {
                 let Ok(i) = self.topics.binary_search_by_key(id, |t| t.id) else {
                     continue;
                 };
-                let c = &self.topics[i].centroid;
-                let Ok(j) = c.binary_search_by_key(&w.id, |x| x.id) else {
-                    continue;
-                };
-                match dots.iter_mut().find(|d| d.0 == i) {
-                    Some(d) => d.1 += w.weight * c[j].weight,
-                    None => dots.push((i, w.weight * c[j].weight)),
-                }
+                *dots[i].get_or_insert(0.0) += w.weight * weight;
             }
         }
-        dots.sort_by_key(|d| d.0);
         dots.into_iter()
-            .map(|(i, dot)| {
+            .enumerate()
+            .filter_map(|(i, dot)| {
                 let n = self.topics[i].norm;
-                (i, if n == 0.0 { 0.0 } else { dot / n })
+                dot.map(|dot| (i, if n == 0.0 { 0.0 } else { dot / n }))
             })
             .fold(None, |best: Option<(usize, f64)>, (i, sim)| match best {
                 Some((_, b)) if b >= sim => best,
@@ -266,31 +273,31 @@ impl TopicModel {
             })
     }
 
-    /// Updates the postings of topic `id` whose centroid went from `old`
-    /// to `new` (both sorted by term id).
-    fn index(&mut self, id: u64, old: &[Weighted], new: &[Weighted]) {
+    /// Updates the postings of topic `id` whose centroid's terms went from
+    /// `old` to `new` (both sorted by term id).
+    fn index(&mut self, id: u64, old: &[u64], new: &[Weighted]) {
         let (mut i, mut j) = (0, 0);
         while i < old.len() || j < new.len() {
-            let gone = j == new.len() || (i < old.len() && old[i].id < new[j].id);
-            let came = i == old.len() || (j < new.len() && new[j].id < old[i].id);
+            let gone = j == new.len() || (i < old.len() && old[i] < new[j].id);
             if gone {
-                if let Some(list) = self.postings.get_mut(&old[i].id) {
-                    list.retain(|t| *t != id);
+                if let Some(list) = self.postings.get_mut(&old[i]) {
+                    list.retain(|t| t.0 != id);
                     if list.is_empty() {
-                        self.postings.remove(&old[i].id);
+                        self.postings.remove(&old[i]);
                     }
                 }
                 i += 1;
-            } else if came {
-                let list = self.postings.entry(new[j].id).or_default();
-                if let Err(at) = list.binary_search(&id) {
-                    list.insert(at, id);
-                }
-                j += 1;
-            } else {
-                i += 1;
-                j += 1;
+                continue;
             }
+            let list = self.postings.entry(new[j].id).or_default();
+            match list.binary_search_by_key(&id, |t| t.0) {
+                Ok(at) => list[at].1 = new[j].weight,
+                Err(at) => list.insert(at, (id, new[j].weight)),
+            }
+            if i < old.len() && old[i] == new[j].id {
+                i += 1;
+            }
+            j += 1;
         }
     }
 
@@ -305,7 +312,7 @@ impl TopicModel {
             .map(|(i, _)| i);
         if let Some(i) = oldest {
             let topic = self.topics.remove(i);
-            self.index(topic.id, &topic.centroid, &[]);
+            self.index(topic.id, &ids(&topic.centroid), &[]);
         }
     }
 
@@ -331,25 +338,34 @@ impl TopicModel {
 }
 
 /// `centroid × (1 − w) + v × w`, sorted by id.
-fn merge(centroid: &[Weighted], v: &[Weighted], w: f64) -> Vector {
+fn merge(centroid: Vector, v: Vector, w: f64) -> Vector {
     let mut out = Vec::with_capacity(centroid.len() + v.len());
-    let (mut i, mut j) = (0, 0);
-    while i < centroid.len() || j < v.len() {
-        let take_c = j == v.len() || (i < centroid.len() && centroid[i].id <= v[j].id);
-        let take_v = i == centroid.len() || (j < v.len() && v[j].id <= centroid[i].id);
-        let mut next = if take_c {
-            centroid[i].clone()
-        } else {
-            v[j].clone()
+    let mut c = centroid.into_iter().peekable();
+    let mut v = v.into_iter().peekable();
+    loop {
+        let next = match (c.peek(), v.peek()) {
+            (None, None) => break,
+            (Some(x), Some(y)) if x.id == y.id => {
+                let y = v.next().map_or(0.0, |y| y.weight);
+                c.next().map(|mut x| {
+                    x.weight = x.weight * (1.0 - w) + y * w;
+                    x
+                })
+            }
+            (Some(x), Some(y)) if x.id > y.id => v.next().map(|mut y| {
+                y.weight *= w;
+                y
+            }),
+            (Some(_), _) => c.next().map(|mut x| {
+                x.weight *= 1.0 - w;
+                x
+            }),
+            (None, Some(_)) => v.next().map(|mut y| {
+                y.weight *= w;
+                y
+            }),
         };
-        next.weight = if take_c {
-            centroid[i].weight * (1.0 - w)
-        } else {
-            0.0
-        } + if take_v { v[j].weight * w } else { 0.0 };
-        i += usize::from(take_c);
-        j += usize::from(take_v);
-        out.push(next);
+        out.extend(next);
     }
     out
 }
@@ -359,13 +375,9 @@ fn trim(mut centroid: Vector) -> Vector {
     if centroid.len() <= CENTROID_TERMS {
         return centroid;
     }
-    centroid.sort_by(|a, b| {
-        b.weight
-            .total_cmp(&a.weight)
-            .then_with(|| a.term.cmp(&b.term))
-    });
+    centroid.select_nth_unstable_by(CENTROID_TERMS, heavier);
     centroid.truncate(CENTROID_TERMS);
-    centroid.sort_by_key(|w| w.id);
+    centroid.sort_unstable_by_key(|w| w.id);
     centroid
 }
 
@@ -543,9 +555,9 @@ mod tests {
             cut in 0usize..40,
         ) {
             let s = Settings { max_topics: 4, max_vocabulary: 8, ..Settings::default() };
-            let texts: Vec<Vec<String>> = texts
+            let texts: Vec<Vec<Arc<str>>> = texts
                 .iter()
-                .map(|t| t.iter().map(|w| w.to_string()).collect())
+                .map(|t| t.iter().map(|w| Arc::from(*w)).collect())
                 .collect();
             let mut whole = TopicModel::default();
             let expected: Vec<Assignment> = texts

@@ -2,6 +2,10 @@
 //! least three letters or digits (not only digits), without URLs, e-mail
 //! addresses and the common English words that carry no topic.
 
+use std::sync::{Arc, OnceLock};
+
+use rustc_hash::FxHashSet;
+
 /// Words too common to say what a text is about.
 const STOPWORDS: &[&str] = &[
     "about",
@@ -133,20 +137,32 @@ const STOPWORDS: &[&str] = &[
 ];
 
 fn is_stopword(word: &str) -> bool {
-    STOPWORDS.binary_search(&word).is_ok()
+    static SET: OnceLock<FxHashSet<&'static str>> = OnceLock::new();
+    SET.get_or_init(|| STOPWORDS.iter().copied().collect())
+        .contains(word)
 }
 
 /// The terms of `text`, in text order, repeated as they occur. URLs and
 /// e-mail addresses are skipped whole: their parts (`https`, `com`) say
 /// nothing about the topic.
-pub fn terms(text: &str) -> Vec<String> {
-    text.split_whitespace()
+pub fn terms(text: &str) -> Vec<Arc<str>> {
+    let mut lower = String::new();
+    let mut out = Vec::new();
+    let words = text
+        .split_whitespace()
         .filter(|w| !w.contains("://") && !w.contains('@'))
-        .flat_map(|w| w.split(|c: char| !c.is_alphanumeric()))
-        .filter(|w| w.chars().count() >= 3 && !w.chars().all(|c| c.is_ascii_digit()))
-        .map(str::to_lowercase)
-        .filter(|w| !is_stopword(w))
-        .collect()
+        .flat_map(|w| w.split(|c: char| !c.is_alphanumeric()));
+    for w in words {
+        if w.chars().nth(2).is_none() || w.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        lower.clear();
+        lower.extend(w.chars().flat_map(char::to_lowercase));
+        if !is_stopword(&lower) {
+            out.push(Arc::from(lower.as_str()));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -154,7 +170,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_stopword_list_is_sorted_for_binary_search() {
+    fn the_stopword_list_is_sorted_and_unique() {
         assert!(STOPWORDS.windows(2).all(|w| w[0] < w[1]));
     }
 
@@ -162,13 +178,13 @@ mod tests {
     fn words_are_lower_cased_and_noise_dropped() {
         assert_eq!(
             terms("The Payment-gateway TIMED out at 10:45 for 3 of our café users, again!"),
-            ["payment", "gateway", "timed", "café", "users"]
+            ["payment", "gateway", "timed", "café", "users"].map(Arc::<str>::from)
         );
         assert!(terms("").is_empty());
         assert!(terms("a an of 123 4567").is_empty());
         assert_eq!(
             terms("Ask ops@example.com, see https://wiki.example.com/runbooks/7 now"),
-            ["ask", "see"]
+            ["ask", "see"].map(Arc::<str>::from)
         );
     }
 }

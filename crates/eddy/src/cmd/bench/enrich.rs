@@ -292,8 +292,12 @@ fn pipeline_rate(args: &EnrichArgs, source: &str, stage: Option<&str>) -> anyhow
     let plan = Plan::compile("<bench>", &text, &[]).map_err(|d| anyhow::anyhow!("{d}"))?;
     let mut rates = Vec::new();
     for _ in 0..args.rounds.max(1) {
-        let report =
-            eddy_runtime::run(&plan, RunOptions::default()).context("benchmark run failed")?;
+        // One worker: the targets are per worker.
+        let options = RunOptions {
+            workers: 1,
+            ..RunOptions::default()
+        };
+        let report = eddy_runtime::run(&plan, options).context("benchmark run failed")?;
         if let Some(e) = report.errors.iter().next() {
             anyhow::bail!("benchmark run failed: {e}");
         }
