@@ -25,6 +25,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 pub mod kafka;
+pub mod pii;
 
 /// Whether the tests run in CI, where every server must be present.
 pub fn in_ci() -> bool {

@@ -1,8 +1,9 @@
 //! Helpers shared by the end-to-end test binaries (each uses a subset).
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -57,4 +58,71 @@ pub fn served_at(child: &mut std::process::Child) -> (String, std::thread::JoinH
         .recv_timeout(Duration::from_secs(30))
         .expect("eddy says where it serves");
     (url, log)
+}
+
+/// Runs `cmd` and fails the test, with its output, unless it succeeds.
+pub fn succeed(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `tests/support/kafka_check.py` with `args` (a kafka-python client).
+pub fn python(args: &[&str]) -> Command {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/kafka_check.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(script).args(args);
+    cmd
+}
+
+/// Reads `count` records of `topic` with kafka-python.
+pub fn consume_with_python(brokers: &str, topic: &str, count: usize) -> Vec<Value> {
+    let out = succeed(&mut python(&[
+        "consume",
+        brokers,
+        topic,
+        &count.to_string(),
+    ]));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Sends `lines` to `topic` with kafka-python.
+pub fn produce_with_python(brokers: &str, topic: &str, codec: &str, lines: &[String]) {
+    let mut child = python(&["produce", brokers, topic, codec])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for l in lines {
+        writeln!(stdin, "{l}").unwrap();
+    }
+    drop(stdin);
+    assert!(
+        child.wait().unwrap().success(),
+        "kafka-python produce failed"
+    );
+}
+
+/// Creates topics through `eddy topics apply`; returns its stdout.
+pub fn apply_topics(brokers: &str, dir: &Path, topics: &[(&str, u32)]) -> String {
+    let mut text = String::new();
+    for (name, partitions) in topics {
+        text.push_str(&format!("[topics.{name}]\npartitions = {partitions}\n\n"));
+    }
+    let file = dir.join(format!("topics-{}.toml", topics[0].0));
+    std::fs::write(&file, text).unwrap();
+    let out = succeed(
+        eddy()
+            .args(["topics", "apply", "--brokers", brokers])
+            .arg(&file),
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -91,15 +91,29 @@ pub fn run(args: &EnrichArgs) -> anyhow::Result<()> {
         "type = \"topics\"\nfield = \"text\"\nkey = \"channel\"",
         "simulator chat messages",
     )?;
-    // The demo's chain: sentiment, entities, topics, then redaction.
+    // The enrichment chain of the demo: sentiment and entities, then
+    // redaction before the sinks; and the same with topics, as the demo
+    // runs it.
+    let entities_stage = format!("[transforms.entities]\ninputs = [\"stage_0\"]\n{entities}\n\n");
+    let redact = "type = \"redact\"";
     let chain = format!(
-        "{sentiment}\n\n[transforms.entities]\ninputs = [\"stage_0\"]\n{entities}\n\n\
-         [transforms.topics]\ninputs = [\"entities\"]\ntype = \"topics\"\nfield = \"text\"\n\
-         key = \"channel\"\n\n[transforms.stage]\ninputs = [\"topics\"]\ntype = \"redact\""
+        "{sentiment}\n\n{entities_stage}[transforms.stage]\ninputs = [\"entities\"]\n{redact}"
     );
     stage_rate(
         args,
-        "the demo's enrichment chain",
+        "sentiment → entities → redact",
+        chat,
+        &chain,
+        "simulator chat messages",
+    )?;
+    let chain = format!(
+        "{sentiment}\n\n{entities_stage}[transforms.topics]\ninputs = [\"entities\"]\n\
+         type = \"topics\"\nfield = \"text\"\nkey = \"channel\"\n\n\
+         [transforms.stage]\ninputs = [\"topics\"]\n{redact}"
+    );
+    stage_rate(
+        args,
+        "sentiment → entities → topics → redact",
         chat,
         &chain,
         "simulator chat messages",
