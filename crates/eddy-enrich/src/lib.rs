@@ -20,6 +20,8 @@ pub mod entities;
 pub mod geoip;
 pub mod language;
 pub mod lookup;
+#[cfg(test)]
+mod malformed_tests;
 pub mod metadata;
 pub mod redact;
 pub mod reload;

@@ -8,6 +8,8 @@ use eddy_core::component::{
 };
 use eddy_core::config::{Diagnostic, Duration};
 use eddy_core::{Expression, Operator, OutputSpec};
+use eddy_ops::transforms::ordered::late_output;
+pub use eddy_ops::transforms::ordered::LATE;
 use eddy_ops::transforms::window::KeyExprs;
 use serde::Deserialize;
 
@@ -71,9 +73,6 @@ pub struct AlertRuleConfig {
     pub resolve_after: Option<Duration>,
 }
 
-/// The output of events behind the watermark: `NAME.late`.
-pub const LATE: &str = "late";
-
 /// `resolve_after` when not given: 5 minutes.
 pub(super) const DEFAULT_RESOLVE_AFTER_MS: i64 = 5 * 60 * 1000;
 
@@ -101,10 +100,7 @@ impl TransformFactory for AlertRuleConfig {
     }
 
     fn outputs(&self) -> Vec<OutputSpec> {
-        vec![OutputSpec::new(
-            LATE,
-            "events that arrived behind the watermark, unchanged",
-        )]
+        vec![late_output()]
     }
 
     fn partitioning(&self, _input: usize) -> Partitioning {

@@ -14,7 +14,7 @@ use eddy_core::{
     Timestamp, Value,
 };
 use eddy_ops::transforms::key::KeyEvaluator;
-use eddy_ops::transforms::ordered::{OrderedEvents, Release};
+use eddy_ops::transforms::ordered::{Order, OrderedEvents, Release};
 use eddy_state::ValueTable;
 
 use super::config::{AlertRuleConfig, DEFAULT_RESOLVE_AFTER_MS};
@@ -283,23 +283,17 @@ impl Operator for AlertRuleOperator {
         cx: &mut OperatorContext,
         out: &mut Collector,
     ) {
-        // Late as windows judge it: against the watermark the event's own
-        // partition had reached, which depends only on the input.
-        let judge = cx.watermark().max(batch.stamp);
-        for event in batch.events {
-            let (g, key) = match self.keys.eval(&self.name, &event) {
-                Ok(k) => k,
-                Err(reason) => {
-                    out.dead_letter(&self.name, reason, &event);
-                    continue;
-                }
-            };
-            if event.time <= judge {
-                out.push(self.late, event);
-            } else {
-                self.waiting.push(g, &key, event, cx);
-            }
-        }
+        // Rules always follow event time: their `for` and `resolve_after`
+        // are event-time spans.
+        self.waiting.admit(
+            batch,
+            Order::EventTime,
+            &mut self.keys,
+            &self.name,
+            self.late,
+            cx,
+            out,
+        );
     }
 
     fn on_timer(

@@ -44,18 +44,16 @@ use eddy_core::state::{KeyGroup, TimeDomain, Timer};
 use eddy_core::{
     Batch, Collector, Event, Fields, NamedTable, Operator, OperatorContext, Sym, Value,
 };
-use eddy_ops::transforms::anomaly::Order;
 use eddy_ops::transforms::key::KeyEvaluator;
 use eddy_ops::transforms::map::FieldPath;
-use eddy_ops::transforms::ordered::{OrderedEvents, Release};
+use eddy_ops::transforms::ordered::{late_output, Order, OrderedEvents, Release};
 use eddy_ops::transforms::window::KeyExprs;
 use eddy_state::ValueTable;
 use serde::Deserialize;
 
 pub use model::{Assignment, Settings, TopicModel};
 
-/// The output of events behind the watermark.
-pub const LATE: &str = "late";
+pub use eddy_ops::transforms::ordered::LATE;
 
 /// Configuration of a `topics` transform (see the module documentation).
 #[derive(Clone, Debug, Deserialize)]
@@ -131,10 +129,7 @@ impl TransformFactory for TopicsConfig {
     }
 
     fn outputs(&self) -> Vec<OutputSpec> {
-        vec![OutputSpec::new(
-            LATE,
-            "events that arrived behind the watermark (order = \"event_time\"), unchanged",
-        )]
+        vec![late_output()]
     }
 
     fn validate(&self, _cx: &ValidateContext) -> Vec<Diagnostic> {
@@ -223,22 +218,17 @@ impl Operator for TopicsOperator {
         cx: &mut OperatorContext,
         out: &mut Collector,
     ) {
-        // Lateness against the watermark the event's own partition had
-        // reached (the batch's stamp): it depends only on the input.
-        let judge = cx.watermark().max(batch.stamp);
-        for event in batch.events {
-            let (g, key) = match self.keys.eval(&self.name, &event) {
-                Ok(k) => k,
-                Err(reason) => {
-                    out.dead_letter(&self.name, reason, &event);
-                    continue;
-                }
-            };
-            match self.order {
-                Order::Arrival => self.assign(g, &key, event, out),
-                Order::EventTime if event.time <= judge => out.push(self.late, event),
-                Order::EventTime => self.pending.push(g, &key, event, cx),
-            }
+        let now = self.pending.admit(
+            batch,
+            self.order,
+            &mut self.keys,
+            &self.name,
+            self.late,
+            cx,
+            out,
+        );
+        for (g, key, event) in now {
+            self.assign(g, &key, event, out);
         }
     }
 

@@ -150,16 +150,36 @@ pub fn terms(text: &str) -> Vec<Arc<str>> {
     let mut out = Vec::new();
     let words = text
         .split_whitespace()
-        .filter(|w| !w.contains("://") && !w.contains('@'))
-        .flat_map(|w| w.split(|c: char| !c.is_alphanumeric()));
-    for w in words {
-        if w.chars().nth(2).is_none() || w.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        lower.clear();
-        lower.extend(w.chars().flat_map(char::to_lowercase));
-        if !is_stopword(&lower) {
-            out.push(Arc::from(lower.as_str()));
+        .filter(|w| !w.contains("://") && !w.contains('@'));
+    for word in words {
+        // Most words are ASCII: split and lower-case them by bytes.
+        let ascii = word.is_ascii();
+        let pieces = word.split(|c: char| {
+            if ascii {
+                !c.is_ascii_alphanumeric()
+            } else {
+                !c.is_alphanumeric()
+            }
+        });
+        for w in pieces {
+            let short = if ascii {
+                w.len() < 3
+            } else {
+                w.chars().nth(2).is_none()
+            };
+            if short || w.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            lower.clear();
+            if ascii {
+                lower.push_str(w);
+                lower.make_ascii_lowercase();
+            } else {
+                lower.extend(w.chars().flat_map(char::to_lowercase));
+            }
+            if !is_stopword(&lower) {
+                out.push(Arc::from(lower.as_str()));
+            }
         }
     }
     out

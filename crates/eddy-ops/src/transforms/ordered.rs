@@ -9,9 +9,35 @@
 //! `tables()`), released by event-time timers on the operator's context.
 
 use eddy_core::codec::{Decode, DecodeError, Decoder, Encode, Encoder};
+use eddy_core::output::{Output, OutputSpec};
 use eddy_core::state::{KeyGroup, StateTable, TimeDomain, Timer};
-use eddy_core::{Event, Fields, OperatorContext, Timestamp};
+use eddy_core::{Batch, Collector, Event, Fields, OperatorContext, Timestamp};
 use eddy_state::ValueTable;
+use serde::Deserialize;
+
+use crate::transforms::key::KeyEvaluator;
+
+/// In which order a keyed operator sees each key's events (`order = ..`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    /// Event time, once the watermark has passed (deterministic).
+    #[default]
+    EventTime,
+    /// As they arrive (no waiting).
+    Arrival,
+}
+
+/// The output of events that arrived behind the watermark.
+pub const LATE: &str = "late";
+
+/// The declaration of the [`LATE`] output.
+pub fn late_output() -> OutputSpec {
+    OutputSpec::new(LATE, "events that arrived behind the watermark, unchanged")
+}
+
+/// A keyed operator's event, with its key's group and encoded bytes.
+pub type Keyed = (KeyGroup, Vec<u8>, Event);
 
 /// How far a timer releases a key's events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +86,42 @@ impl OrderedEvents {
             }
         }
         waiting.events.push(event);
+    }
+
+    /// Takes in a keyed operator's `batch`: an event whose key cannot be
+    /// evaluated goes to the dead letters (naming `name`); with
+    /// `Order::EventTime` one at or behind the watermark its own partition
+    /// had reached (the batch's stamp, so lateness depends only on the
+    /// input) goes to `late`, the others wait here for their timers. With
+    /// `Order::Arrival` the events come back, to be handled at once.
+    #[allow(clippy::too_many_arguments)]
+    pub fn admit(
+        &mut self,
+        batch: Batch,
+        order: Order,
+        keys: &mut KeyEvaluator,
+        name: &str,
+        late: Output,
+        cx: &mut OperatorContext,
+        out: &mut Collector,
+    ) -> Vec<Keyed> {
+        let judge = cx.watermark().max(batch.stamp);
+        let mut now = Vec::new();
+        for event in batch.events {
+            let (g, key) = match keys.eval(name, &event) {
+                Ok(k) => k,
+                Err(reason) => {
+                    out.dead_letter(name, reason, &event);
+                    continue;
+                }
+            };
+            match order {
+                Order::Arrival => now.push((g, key, event)),
+                Order::EventTime if event.time <= judge => out.push(late, event),
+                Order::EventTime => self.push(g, &key, event, cx),
+            }
+        }
+        now
     }
 
     /// The events `timer` releases for its key, in input order.

@@ -1,5 +1,7 @@
 //! The `[transforms.NAME]` table of a `type = "anomaly"` transform.
 
+use crate::transforms::ordered::late_output;
+pub use crate::transforms::ordered::{Order, LATE};
 use eddy_anomaly::detectors::{Season, MAX_DIMS};
 use eddy_anomaly::{Method, Model, Params};
 use eddy_core::component::{
@@ -12,9 +14,6 @@ use serde::{Deserialize, Deserializer};
 use super::operator::AnomalyOperator;
 use crate::transforms::window::KeyExprs;
 
-/// The output of events behind the watermark (`order = "event_time"`).
-pub const LATE: &str = "late";
-
 /// Which events leave the transform.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -24,17 +23,6 @@ pub enum Emit {
     All,
     /// Only the anomalies.
     Anomalies,
-}
-
-/// In which order each key's detector sees its events.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Order {
-    /// Event time, once the watermark has passed (deterministic).
-    #[default]
-    EventTime,
-    /// As they arrive (no waiting).
-    Arrival,
 }
 
 /// Configuration of an `anomaly` transform (see the module documentation).
@@ -170,10 +158,7 @@ impl TransformFactory for AnomalyConfig {
     }
 
     fn outputs(&self) -> Vec<OutputSpec> {
-        vec![OutputSpec::new(
-            LATE,
-            "events that arrived behind the watermark (order = \"event_time\"), unchanged",
-        )]
+        vec![late_output()]
     }
 
     fn validate(&self, _cx: &ValidateContext) -> Vec<Diagnostic> {

@@ -154,23 +154,17 @@ impl Operator for AnomalyOperator {
         cx: &mut OperatorContext,
         out: &mut Collector,
     ) {
-        // As for windows: lateness judged against the watermark the
-        // event's own partition had reached (the batch's stamp), which
-        // depends only on the input.
-        let judge = cx.watermark().max(batch.stamp);
-        for event in batch.events {
-            let (g, key) = match self.keys.eval(&self.name, &event) {
-                Ok(k) => k,
-                Err(reason) => {
-                    out.dead_letter(&self.name, reason, &event);
-                    continue;
-                }
-            };
-            match self.order {
-                Order::Arrival => self.score(g, &key, event, out),
-                Order::EventTime if event.time <= judge => out.push(self.late, event),
-                Order::EventTime => self.pending.push(g, &key, event, cx),
-            }
+        let now = self.pending.admit(
+            batch,
+            self.order,
+            &mut self.keys,
+            &self.name,
+            self.late,
+            cx,
+            out,
+        );
+        for (g, key, event) in now {
+            self.score(g, &key, event, out);
         }
     }
 
