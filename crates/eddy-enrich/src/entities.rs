@@ -10,7 +10,8 @@
 //! ```
 //!
 //! `target` becomes a list of `{type, text}` in text order: `email`, `url`
-//! (`http://` or `https://`), `ip`, `ticket` (`ABC-123`; not standards
+//! (`http://` or `https://`), `ip`, `hostname` (`db-3.prod.example.com`;
+//! lower case, ending in a common or internal domain), `ticket` (`ABC-123`; not standards
 //! such as `ISO-27001` or `CVE-2024-1234`), `date`
 //! (`2024-05-01`, a real calendar date), `amount` (`$1,200.50`, `€3k`,
 //! `250 EUR`; with `value` and `currency`) and one type per gazetteer,
@@ -51,7 +52,7 @@ pub struct Extractor {
     gazetteer: Option<AhoCorasick>,
     /// Per gazetteer pattern: its type and canonical spelling.
     entries: Vec<(Arc<str>, Arc<str>)>,
-    kinds: [Arc<str>; 6],
+    kinds: [Arc<str>; 7],
     finds: Vec<detect::Find>,
 }
 
@@ -81,7 +82,7 @@ impl Extractor {
                 .map_err(|e| format!("cannot build the gazetteers: {e}"))?;
             Some(ac)
         };
-        let kinds = ["email", "url", "ip", "ticket", "date", "amount"].map(Arc::from);
+        let kinds = ["email", "url", "ip", "ticket", "date", "amount", "hostname"].map(Arc::from);
         Ok(Extractor {
             gazetteer,
             entries,
@@ -108,6 +109,7 @@ impl Extractor {
                         .map(|end| (end, 1))
                         .or_else(|| ticket(b, i).map(|end| (end, 3)))
                         .or_else(|| date(b, i).map(|end| (end, 4)))
+                        .or_else(|| hostname(b, i).map(|end| (end, 6)))
                 })
                 .flatten();
             match hit {
@@ -180,6 +182,65 @@ fn url(b: &[u8], i: usize) -> Option<usize> {
         end -= 1;
     }
     (end > i + scheme + 2).then_some(end)
+}
+
+/// The last labels a host name may end with: common top-level domains
+/// and the suffixes of internal networks. A list, because `node.js` or
+/// `config.yaml` look like host names too.
+const HOST_SUFFIXES: &[&[u8]] = &[
+    b"app",
+    b"au",
+    b"ca",
+    b"cloud",
+    b"cluster",
+    b"co",
+    b"com",
+    b"corp",
+    b"de",
+    b"dev",
+    b"eu",
+    b"fr",
+    b"home",
+    b"internal",
+    b"io",
+    b"jp",
+    b"lan",
+    b"local",
+    b"net",
+    b"nl",
+    b"org",
+    b"svc",
+    b"uk",
+    b"us",
+];
+
+/// A host name starting at `i`: two or more dot-separated labels of lower
+/// case letters, digits and inner dashes, the last one in
+/// [`HOST_SUFFIXES`] (a sentence's closing dot is not part of it).
+fn hostname(b: &[u8], i: usize) -> Option<usize> {
+    let label = |start: usize| {
+        let mut end = start;
+        while end < b.len()
+            && (b[end].is_ascii_lowercase() || b[end].is_ascii_digit() || b[end] == b'-')
+        {
+            end += 1;
+        }
+        let ok = end > start && b[start] != b'-' && b[end - 1] != b'-';
+        ok.then_some(end)
+    };
+    let mut end = label(i)?;
+    let mut labels = 1;
+    let mut last = i;
+    while b.get(end) == Some(&b'.') {
+        let Some(next) = label(end + 1) else { break };
+        last = end + 1;
+        end = next;
+        labels += 1;
+    }
+    let free = b
+        .get(end)
+        .is_none_or(|c| !c.is_ascii_alphanumeric() && *c != b'@' && *c != b'_');
+    (labels >= 2 && free && HOST_SUFFIXES.contains(&&b[last..end])).then_some(end)
 }
 
 /// Prefixes of standards and identifiers written like ticket ids
@@ -484,7 +545,8 @@ mod tests {
     #[test]
     fn finds_every_kind_in_text_order() {
         let text = "ACME-42: acme corp moved kafka to https://ops.example.com/run?id=7. \
-                    Paid $1,200.50 and 250 EUR on 2024-02-29; mail ops@example.com from 10.0.0.8.";
+                    Paid $1,200.50 and 250 EUR on 2024-02-29; mail ops@example.com from 10.0.0.8 \
+                    or db-3.prod.example.com.";
         assert_eq!(
             found(text),
             pairs(&[
@@ -497,6 +559,7 @@ mod tests {
                 ("date", "2024-02-29"),
                 ("email", "ops@example.com"),
                 ("ip", "10.0.0.8"),
+                ("hostname", "db-3.prod.example.com"),
             ])
         );
     }
@@ -509,6 +572,7 @@ mod tests {
             "A-1 is too short a project key, ab-12 is not capitals",
             "12 apples, version 1.2, costs nothing",
             "ISO-27001, RFC-9110, CVE-2024-1234 and SHA-256 are standards",
+            "node.js, config.yaml, e.g. v2.3.1 and readme.md are no hosts",
             "",
         ] {
             assert_eq!(found(text), [], "{text}");

@@ -1139,6 +1139,12 @@ impl Simulator {
                 rng.random_range(0..256),
                 rng.random_range(1..255)
             ),
+            "hostname" => {
+                let (host, _, _) = &self.roster.hosts[rng.random_range(0..self.roster.hosts.len())];
+                let zone = ["prod.example.com", "eu-west.internal", "svc.cluster.local"]
+                    [rng.random_range(0..3)];
+                format!("{host}.{zone}")
+            }
             "date" => format!(
                 "2026-{:02}-{:02}",
                 rng.random_range(1..13),

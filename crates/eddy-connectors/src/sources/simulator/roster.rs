@@ -356,8 +356,9 @@ pub(super) const MESSAGES: [&[&str]; 4] = [
 /// Details a chat message may end with, each mentioning one entity of the
 /// kind named (`{}` is where it goes); the message's `mentions` field lists
 /// them, the truth an entity extractor is measured against.
-pub(super) const MESSAGE_DETAILS: [(&str, &str); 7] = [
+pub(super) const MESSAGE_DETAILS: [(&str, &str); 8] = [
     ("ticket", "Tracking it in {}."),
+    ("hostname", "Host {} is not responding."),
     ("url", "Details: {}"),
     ("email", "Ask {} for access."),
     ("amount", "Impact so far is {}."),
