@@ -167,7 +167,7 @@ pub struct TopicsOperator {
 }
 
 fn strings(list: Vec<Arc<str>>) -> Value {
-    Value::List(Arc::new(list.iter().map(|t| Value::str(t)).collect()))
+    Value::List(Arc::new(list.into_iter().map(Value::Str).collect()))
 }
 
 impl TopicsOperator {
