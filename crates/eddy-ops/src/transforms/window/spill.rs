@@ -65,6 +65,8 @@ pub(crate) struct Spiller {
     cursor: usize,
     /// Entries written to the store.
     spilled: Counter,
+    /// The instance's name, for the log line of its first spill.
+    instance: Option<String>,
     buf: Encoder,
     /// Number of key values.
     key_len: usize,
@@ -97,6 +99,7 @@ impl Spiller {
             resident: 0,
             cursor: 0,
             spilled,
+            instance: Some(instance.to_string()),
             buf: Encoder::new(),
             key_len,
             like,
@@ -154,6 +157,14 @@ impl Spiller {
         }
         self.store.put(batch).unwrap_or_else(|e| fatal(e));
         self.spilled.add(n);
+        // Said once per instance and run: from here on its state lives
+        // partly on disk.
+        if let Some(instance) = self.instance.take() {
+            tracing::info!(
+                "{instance}: window state beyond `state_memory` ({} bytes) spills to disk",
+                self.budget
+            );
+        }
         // A running average that follows the state's shape as it changes.
         self.encoded = (self.encoded * 3 + bytes / n) / 4;
         self.resident = self.resident.saturating_sub(n);
