@@ -46,8 +46,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use eddy_core::component::{BuildContext, BuildError, NodeContext, Prepared, TransformFactory};
-use eddy_core::config::Duration as ConfigDuration;
+use eddy_core::component::{
+    BuildContext, BuildError, NodeContext, Prepared, TransformFactory, ValidateContext,
+};
+use eddy_core::config::{Diagnostic, Duration as ConfigDuration, Spanned};
 use eddy_core::{Batch, Collector, Expression, Operator, OperatorContext, Value};
 use eddy_ops::transforms::map::FieldPath;
 use serde::Deserialize;
@@ -62,7 +64,7 @@ pub struct LookupConfig {
     /// The event's key (CEL).
     pub key: Expression,
     /// The table's key column.
-    pub column: String,
+    pub column: Spanned<String>,
     /// A CSV or NDJSON file holding the table.
     pub file: Option<PathBuf>,
     /// How often `file` is checked for a new version (default `5s`).
@@ -137,7 +139,7 @@ impl LookupConfig {
     }
 
     fn load(&self) -> Result<Shared, String> {
-        let column = self.column.clone();
+        let column = self.column.get_ref().clone();
         if let Some(path) = &self.file {
             let every = duration(self.check_every, Duration::from_secs(5));
             let read = move |path: &Path| {
@@ -176,6 +178,15 @@ impl TransformFactory for LookupConfig {
             .load()
             .map_err(|e| fail(format!("cannot load the lookup table: {e}")))?;
         Ok(Some(Prepared::new(shared)))
+    }
+
+    /// The combination of settings is checked before the run, where the
+    /// error can name the line (the table itself is loaded by `prepare`).
+    fn validate(&self, _cx: &ValidateContext) -> Vec<Diagnostic> {
+        match self.check() {
+            Ok(()) => Vec::new(),
+            Err(e) => vec![Diagnostic::new(self.column.span(), e)],
+        }
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Operator>, BuildError> {

@@ -147,6 +147,13 @@ fn settings_and_tables_that_cannot_work_are_refused_before_the_run() {
         prepare_error(&cfg),
         "merchant: on_miss = \"default\" needs `default`, the value a miss gets (CEL)"
     );
+    // `eddy validate` says so too, at the table's line.
+    let vcx = eddy_core::component::ValidateContext {
+        limits: eddy_core::limits::Limits::default(),
+    };
+    let diags = cfg.validate(&vcx);
+    assert_eq!(diags.len(), 1);
+    assert!(diags[0].message.contains("needs `default`"), "{diags:?}");
     let cfg: LookupConfig =
         config("[transforms.merchant]\ntype = \"lookup\"\nkey = \"k\"\ncolumn = \"id\"\n").unwrap();
     assert_eq!(
