@@ -318,6 +318,27 @@ fn library_log_events_go_to_stderr_at_the_chosen_level() {
     assert!(!quiet.contains("circuit open"), "{quiet}");
     let unknown = stderr(Some("loud"));
     assert!(unknown.contains("EDDY_LOG is not one of"), "{unknown}");
+
+    // `--log-format json`: every log line is one JSON object.
+    let out = eddy()
+        .args(["--log-format", "json", "run"])
+        .arg(&pipeline)
+        .env_remove("EDDY_LOG")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let open = events
+        .iter()
+        .find(|e| e["fields"]["message"] == "circuit open")
+        .unwrap_or_else(|| panic!("no circuit-open event in {text}"));
+    assert_eq!(open["level"], "WARN");
+    assert_eq!(open["fields"]["sink"], "hook");
+    assert!(open["timestamp"].is_string(), "{open}");
 }
 
 /// `eddy checkpoints list` shows a run's checkpoints, the finished one
