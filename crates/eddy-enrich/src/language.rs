@@ -13,7 +13,7 @@
 //! 639-3 code (`eng`), the English name, the writing system, a confidence
 //! in 0..1 and whether the guess is reliable. A text too short or too
 //! mixed to tell gets code `und` (undetermined), confidence 0. Trigram
-//! profiles of 69 languages, no model files; `only` narrows the choice to
+//! profiles of 70 languages, no model files; `only` narrows the choice to
 //! the languages the data can hold, which makes short texts surer. Only the
 //! first 4 KiB of a text are read: a language does not change after that
 //! often enough to pay for reading a megabyte. Events without the field
@@ -27,7 +27,7 @@ use eddy_ops::transforms::map::FieldPath;
 use serde::{de, Deserialize, Deserializer};
 use whatlang::{Detector, Lang};
 
-use crate::text_field::TextField;
+use crate::text_field::{prefix, TextField};
 
 /// How much of a text is read (bytes, cut back to a character boundary).
 const PREFIX: usize = 4096;
@@ -86,23 +86,11 @@ pub struct LanguageOperator {
     keys: [Sym; 5],
 }
 
-/// `text` cut to at most [`PREFIX`] bytes at a character boundary.
-fn prefix(text: &str) -> &str {
-    if text.len() <= PREFIX {
-        return text;
-    }
-    let end = (0..=PREFIX)
-        .rev()
-        .find(|&i| text.is_char_boundary(i))
-        .unwrap_or(0);
-    &text[..end]
-}
-
 /// What `detector` makes of `text`, as the result map.
 fn identify(detector: &Detector, keys: &[Sym; 5], text: &str) -> Value {
     let [code, name, script, confidence, reliable] = *keys;
     let mut f = Fields::default();
-    match detector.detect(prefix(text)) {
+    match detector.detect(prefix(text, PREFIX)) {
         Some(info) => {
             f.insert(code, Value::str(info.lang().code()));
             f.insert(name, Value::str(info.lang().eng_name()));
@@ -213,9 +201,9 @@ mod tests {
     #[test]
     fn long_texts_are_read_from_their_start_only() {
         let long = "é".repeat(PREFIX); // 2 bytes each: the cut falls inside one
-        assert_eq!(prefix(&long).len(), PREFIX);
+        assert_eq!(prefix(&long, PREFIX).len(), PREFIX);
         let odd = format!("a{long}");
-        assert_eq!(prefix(&odd).len(), PREFIX - 1);
+        assert_eq!(prefix(&odd, PREFIX).len(), PREFIX - 1);
         let cfg = config(TABLE).unwrap();
         let text = "The service is healthy again after the restart. ".repeat(25_000);
         let line = format!(r#"{{"text": "{text}"}}"#);

@@ -14,6 +14,12 @@ use std::sync::{Arc, RwLock, Weak};
 use std::thread;
 use std::time::{Duration, SystemTime};
 
+/// A configured interval, or `default`; at least a millisecond, so a
+/// poll never spins.
+pub fn interval(d: Option<eddy_core::config::Duration>, default: Duration) -> Duration {
+    d.map_or(default, |d| Duration::from_millis(d.ms().max(1) as u64))
+}
+
 /// Where a [`Reloading`] value comes from.
 pub trait Origin: Send + 'static {
     /// What is loaded.

@@ -4,6 +4,18 @@
 use eddy_core::{Batch, Collector, Value};
 use eddy_ops::transforms::map::FieldPath;
 
+/// At most `max` bytes of `text`, cut back to a character boundary.
+pub(crate) fn prefix(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let end = (0..=max)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    &text[..end]
+}
+
 /// The text fields a transform reads and writes.
 #[derive(Clone, Debug)]
 pub(crate) struct TextField {

@@ -39,8 +39,8 @@ use eddy_ops::transforms::map::FieldPath;
 use maxminddb::{geoip2, Reader};
 use serde::Deserialize;
 
-use crate::reload::{Reloading, WatchedFile};
-use crate::text_field::TextField;
+use crate::reload::{interval, Reloading, WatchedFile};
+use crate::text_field::{prefix, TextField};
 
 /// Configuration of a `geoip` transform (see the module documentation).
 #[derive(Clone, Debug, Deserialize)]
@@ -83,9 +83,7 @@ type Shared = Arc<Reloading<Database>>;
 
 impl TransformFactory for GeoIpConfig {
     fn prepare(&self, cx: &NodeContext) -> Result<Option<Prepared>, BuildError> {
-        let every = self.check_every.map_or(Duration::from_secs(10), |d| {
-            Duration::from_millis(d.ms().max(1) as u64)
-        });
+        let every = interval(self.check_every, Duration::from_secs(10));
         let origin = WatchedFile::new(self.database.clone(), Database::open);
         let shared: Shared = Reloading::start(origin, every).map_err(|e| {
             BuildError::Config(format!(
@@ -133,7 +131,7 @@ fn locate(db: &Database, keys: &Keys, text: &str) -> Result<Option<Value>, Strin
     let ip: IpAddr = text
         .trim()
         .parse()
-        .map_err(|_| format!("`{}` is not an IP address", clip(text)))?;
+        .map_err(|_| format!("`{}` is not an IP address", prefix(text, 64)))?;
     let found = db
         .reader
         .lookup(ip)
@@ -183,15 +181,6 @@ fn locate(db: &Database, keys: &Keys, text: &str) -> Result<Option<Value>, Strin
 
 fn bad_record(e: maxminddb::MaxMindDbError) -> String {
     format!("the GeoIP database has a damaged record: {e}")
-}
-
-/// At most 64 bytes of `text`, for messages about bad input.
-fn clip(text: &str) -> &str {
-    let end = (0..=text.len().min(64))
-        .rev()
-        .find(|&i| text.is_char_boundary(i))
-        .unwrap_or(0);
-    &text[..end]
 }
 
 /// Field names of the result map, interned once.

@@ -54,7 +54,7 @@ use eddy_core::{Batch, Collector, Expression, Operator, OperatorContext, Value};
 use eddy_ops::transforms::map::FieldPath;
 use serde::Deserialize;
 
-use crate::reload::{Reloading, WatchedFile};
+use crate::reload::{interval, Reloading, WatchedFile};
 use table::{key_text, Table};
 
 /// Configuration of a `lookup` transform (see the module documentation).
@@ -108,10 +108,6 @@ pub enum OnMiss {
     DeadLetter,
 }
 
-fn duration(d: Option<ConfigDuration>, default: Duration) -> Duration {
-    d.map_or(default, |d| Duration::from_millis(d.ms().max(1) as u64))
-}
-
 /// The table shared by a run's instances.
 type Shared = Arc<Reloading<Table>>;
 
@@ -141,7 +137,7 @@ impl LookupConfig {
     fn load(&self) -> Result<Shared, String> {
         let column = self.column.get_ref().clone();
         if let Some(path) = &self.file {
-            let every = duration(self.check_every, Duration::from_secs(5));
+            let every = interval(self.check_every, Duration::from_secs(5));
             let read = move |path: &Path| {
                 let table = Table::read(path, &column)?;
                 log_load(&path.display().to_string(), &table);
@@ -151,8 +147,8 @@ impl LookupConfig {
         }
         #[cfg(feature = "postgres")]
         if let Some(pg) = &self.postgres {
-            let every = duration(pg.refresh, Duration::from_secs(60));
-            return Reloading::start(postgres::PgTable::new(pg, column), every);
+            let every = interval(pg.refresh, Duration::from_secs(60));
+            return Reloading::start(postgres::PgTable::new(pg, column)?, every);
         }
         Err("this build of eddy has no PostgreSQL support (feature `postgres`)".into())
     }
@@ -198,7 +194,7 @@ impl TransformFactory for LookupConfig {
             .postgres
             .as_ref()
             .and_then(|p| p.max_stale)
-            .map(|d| duration(Some(d), Duration::ZERO));
+            .map(|d| interval(Some(d), Duration::ZERO));
         Ok(Box::new(LookupOperator {
             name: cx.name.clone(),
             key: self.key.clone(),

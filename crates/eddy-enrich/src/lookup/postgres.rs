@@ -24,33 +24,28 @@ pub struct PgTable {
     url: String,
     query: String,
     column: String,
-    runtime: Option<Runtime>,
+    runtime: Runtime,
     client: Option<Client>,
 }
 
 impl PgTable {
     /// Reads `table`'s query, keyed by `column`.
-    pub fn new(table: &PostgresTable, column: String) -> PgTable {
-        PgTable {
+    pub fn new(table: &PostgresTable, column: String) -> Result<PgTable, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start a runtime: {e}"))?;
+        Ok(PgTable {
             url: table.url.clone(),
             query: table.query.clone(),
             column,
-            runtime: None,
+            runtime,
             client: None,
-        }
+        })
     }
 
     fn query(&mut self) -> Result<Table, String> {
-        if self.runtime.is_none() {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| format!("cannot start a runtime: {e}"))?;
-            self.runtime = Some(rt);
-        }
-        let Some(rt) = &self.runtime else {
-            unreachable!("made above")
-        };
+        let rt = &self.runtime;
         if self.client.is_none() {
             let (client, connection) = rt
                 .block_on(async {

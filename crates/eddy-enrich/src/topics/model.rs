@@ -330,11 +330,6 @@ impl TopicModel {
             self.df = terms.into_iter().collect();
         }
     }
-
-    /// How many topics it holds.
-    pub fn topics(&self) -> usize {
-        self.topics.len()
-    }
 }
 
 /// `centroid × (1 − w) + v × w`, sorted by id.
@@ -530,7 +525,7 @@ mod tests {
                 "each text is its own topic"
             );
         }
-        assert_eq!(m.topics(), 3);
+        assert_eq!(m.topics.len(), 3);
         assert!(m.df.len() <= 10);
         let ids: Vec<u64> = m.topics.iter().map(|t| t.id).collect();
         assert_eq!(
