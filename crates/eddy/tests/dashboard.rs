@@ -92,6 +92,15 @@ fn the_demo_dashboard_goes_live_shows_every_node_and_its_charts_move() {
         "the feed is live",
         "return document.getElementById('conn').textContent === 'live';",
     );
+    // The feed can go live before the pipeline's nodes are drawn.
+    eventually(
+        &browser,
+        "the nodes are drawn",
+        &format!(
+            "return document.querySelectorAll('tr.node').length === {};",
+            names.len()
+        ),
+    );
     let shown = browser
         .eval("return [...document.querySelectorAll('tr.node')].map(tr => tr.dataset.node);");
     assert_eq!(
