@@ -320,6 +320,14 @@ pub trait SourceFactory: Send + Sync {
     fn reads(&self) -> Vec<PathUse> {
         Vec::new()
     }
+
+    /// Whether any instance may come to own any partition (a consumer
+    /// group assigns them), so on restore every instance is given the
+    /// positions all instances stored and uses those of the partitions it
+    /// gets. By default each instance gets back its own.
+    fn positions_follow_partitions(&self) -> bool {
+        false
+    }
 }
 
 /// How a transform's input is spread over workers.

@@ -31,14 +31,18 @@ pub struct SourceBatch {
     /// Records that could not be decoded, as dead-letter events.
     pub dead_letters: Vec<Event>,
     /// The partition the events came from, for per-partition watermarks.
-    pub partition: u32,
+    pub partition: PartitionId,
 }
+
+/// A source's name for one of its partitions: the same in every run, so a
+/// checkpoint's positions and watermarks find their partition again.
+pub type PartitionId = u64;
 
 /// A position in a source that can be resumed from (offsets, line numbers).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourcePosition {
     /// Partition id.
-    pub partition: u32,
+    pub partition: PartitionId,
     /// Offset within the partition of the next record to read.
     pub offset: u64,
 }
@@ -96,7 +100,7 @@ pub trait Source: Send {
     /// watermarks do, so a partition read later cannot make events late;
     /// partitions no longer owned stop holding it. `None`: unchanged, or
     /// a source whose partitions appear with their data.
-    fn assignment_changed(&mut self) -> Option<Vec<u32>> {
+    fn assignment_changed(&mut self) -> Option<Vec<PartitionId>> {
         None
     }
 

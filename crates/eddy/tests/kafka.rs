@@ -529,3 +529,160 @@ fn json_schema_violations_and_bad_avro_frames_become_dead_letters() {
         assert!(r.contains(expected), "{topic}@{offset}: {r}");
     }
 }
+
+/// Sorted lines of a file sink's output.
+fn sorted_lines(path: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort_unstable();
+    lines
+}
+
+/// `eddy run` reading Kafka with two workers is killed with SIGKILL at
+/// random moments and started again each time: every record reaches the
+/// output once, and the window results equal an uninterrupted run's. Each
+/// restart resumes the partitions at the checkpoint's offsets, including
+/// a record read but not yet emitted when the checkpoint was taken.
+#[test]
+fn sigkill_while_reading_kafka_changes_nothing() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let b = broker.brokers();
+    let dir = tempfile::tempdir().unwrap();
+    apply_topics(&b, dir.path(), &[("clicks", 3)]);
+    const RECORDS: i64 = 120_000;
+    // Unkeyed records spread over the partitions, in time order within each
+    // (so none is late, whatever the interleaving).
+    let lines: Vec<String> = (0..RECORDS)
+        .map(|i| {
+            format!(
+                r#"{{"i":{i},"user":"u{}","ts":{}}}"#,
+                i % 40,
+                1_700_000_000_000 + i * 20
+            )
+        })
+        .collect();
+    produce_with_python(&b, "clicks", "single", &lines);
+    let setup = |run: &str| {
+        let d = dir.path().join(run);
+        std::fs::create_dir_all(&d).unwrap();
+        let d = d.display();
+        write_pipeline(
+            dir.path(),
+            &format!("{run}.toml"),
+            &format!(
+                r#"[pipeline]
+name = "clicks"
+workers = 2
+data_dir = "{d}/data"
+
+[checkpoint]
+interval = "200ms"
+
+[sources.clicks]
+type = "kafka"
+brokers = "{b}"
+topics = ["clicks"]
+group = "{run}"
+bounded = true
+start = "earliest"
+event_time = {{ field = "ts", format = "epoch_ms", max_out_of_orderness = "1s" }}
+
+[transforms.counts]
+type = "window"
+inputs = ["clicks"]
+key = "user"
+window = {{ tumbling = "2s" }}
+aggregates = {{ n = "count()", ids = "sum(i)" }}
+
+[sinks.counts_out]
+type = "file"
+inputs = ["counts", "counts.late"]
+path = "{d}/counts.ndjson"
+
+[sinks.raw_out]
+type = "file"
+inputs = ["clicks"]
+path = "{d}/raw.ndjson"
+"#
+            ),
+        )
+    };
+    let calm = setup("calm");
+    succeed(eddy().arg("run").arg(&calm).arg("-q"));
+
+    let killed = setup("killed");
+    let mut seed: u64 = 0x006b_6166_6b61;
+    let (mut hits, mut resumed) = (0, 0);
+    for _ in 0..15 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let wait = Duration::from_millis(150 + (seed >> 33) % 600);
+        let mut child = eddy()
+            .arg("run")
+            .arg(&killed)
+            .env("EDDY_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(wait);
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        child.kill().unwrap();
+        let log = String::from_utf8_lossy(&child.wait_with_output().unwrap().stderr).into_owned();
+        resumed += usize::from(log.contains("resuming from checkpoint"));
+        hits += 1;
+    }
+    succeed(eddy().arg("run").arg(&killed).arg("-q"));
+    assert!(
+        resumed > 0,
+        "no killed run resumed from a checkpoint ({hits} kills)"
+    );
+
+    let out = |run: &str, file: &str| dir.path().join(run).join(file);
+    let mut ids = ids_of(&out("killed", "raw.ndjson"));
+    ids.sort_unstable();
+    let dupes = ids.windows(2).filter(|w| w[0] == w[1]).count();
+    ids.dedup();
+    assert_eq!(dupes, 0, "records read twice after {hits} kills");
+    assert_eq!(
+        ids,
+        (0..RECORDS).collect::<Vec<_>>(),
+        "records lost after {hits} kills"
+    );
+    let counts = sorted_lines(&out("calm", "counts.ndjson"));
+    let total: i64 = counts
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["n"]
+                .as_i64()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(total, RECORDS, "the uninterrupted run counts every record");
+    assert_eq!(
+        sorted_lines(&out("killed", "counts.ndjson")),
+        counts,
+        "window results after {hits} kills"
+    );
+}
+
+/// The `i` field of every line.
+fn ids_of(path: &Path) -> Vec<i64> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["i"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect()
+}

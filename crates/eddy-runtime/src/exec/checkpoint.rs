@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use eddy_core::operator_state::OperatorState;
-use eddy_core::source::SourcePosition;
+use eddy_core::source::{PartitionId, SourcePosition};
 use eddy_core::Timestamp;
 
 /// What one instance (a node on one worker) stored for a checkpoint.
@@ -36,7 +36,7 @@ pub struct InstanceState {
     pub positions: Vec<SourcePosition>,
     /// Per source partition, the largest event time seen (sources only):
     /// the watermark resumes where it was.
-    pub watermarks: Vec<(u32, Timestamp)>,
+    pub watermarks: Vec<(PartitionId, Timestamp)>,
 }
 
 /// A checkpoint every live instance has reported for.

@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use crossbeam_channel::Receiver;
 use eddy_core::codec::{DecodeError, Decoder, Encoder};
-use eddy_core::source::SourcePosition;
+use eddy_core::source::{PartitionId, SourcePosition};
 use eddy_core::state::KEY_GROUPS;
 use eddy_state::checkpoint::{state_file_name, Checkpoint, CheckpointStore, SOURCES_FILE};
 use eddy_state::{GroupRange, StateError};
@@ -73,7 +73,7 @@ pub struct InstanceMeta {
     /// Source positions (sources only).
     pub positions: Vec<SourcePosition>,
     /// Per partition, the largest event time seen (sources only).
-    pub watermarks: Vec<(u32, i64)>,
+    pub watermarks: Vec<(PartitionId, i64)>,
     /// The file holding its operator state, if any.
     pub state_file: Option<String>,
     /// That file's size in bytes.
@@ -97,12 +97,12 @@ impl CheckpointMeta {
                 e.varint(i.worker as u64);
                 e.varint(i.positions.len() as u64);
                 for p in &i.positions {
-                    e.varint(u64::from(p.partition));
+                    e.varint(p.partition);
                     e.varint(p.offset);
                 }
                 e.varint(i.watermarks.len() as u64);
                 for (partition, t) in &i.watermarks {
-                    e.varint(u64::from(*partition));
+                    e.varint(*partition);
                     e.zigzag(*t);
                 }
                 e.put(&i.state_file);
@@ -120,7 +120,6 @@ impl CheckpointMeta {
             return Err(DecodeError::OutOfRange("checkpoint format version"));
         }
         let small = |n: u64, what| usize::try_from(n).map_err(|_| DecodeError::OutOfRange(what));
-        let partition = |n: u64| u32::try_from(n).map_err(|_| DecodeError::OutOfRange("partition"));
         let pipeline = d.str()?.to_owned();
         let workers = small(d.varint()?, "workers")?;
         let finished = d.u8()? != 0;
@@ -135,13 +134,13 @@ impl CheckpointMeta {
                 let mut positions = Vec::new();
                 for _ in 0..d.len(2)? {
                     positions.push(SourcePosition {
-                        partition: partition(d.varint()?)?,
+                        partition: d.varint()?,
                         offset: d.varint()?,
                     });
                 }
                 let mut watermarks = Vec::new();
                 for _ in 0..d.len(2)? {
-                    watermarks.push((partition(d.varint()?)?, d.zigzag()?));
+                    watermarks.push((d.varint()?, d.zigzag()?));
                 }
                 let state_file = d.get()?;
                 let state_bytes = d.varint()?;

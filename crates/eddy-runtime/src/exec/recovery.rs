@@ -17,13 +17,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use eddy_core::source::SourcePosition;
+use eddy_core::source::{PartitionId, SourcePosition};
 use eddy_state::checkpoint::{Checkpoint, CheckpointStore};
 use rustc_hash::FxHashMap;
 
 use super::persist::CheckpointMeta;
 use super::RunError;
 use crate::plan::Plan;
+use crate::registry::Factory;
 
 /// Which checkpoint a run starts from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -40,7 +41,7 @@ pub enum Restore {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct RestoredInstance {
     pub positions: Vec<SourcePosition>,
-    pub watermarks: Vec<(u32, i64)>,
+    pub watermarks: Vec<(PartitionId, i64)>,
     pub state: Option<Vec<u8>>,
 }
 
@@ -221,6 +222,27 @@ fn matched(
                 continue;
             }
             return Err(refuse(dir, format!("{problem}; {hint}")));
+        }
+        // Partitions may move between instances: each gets every position
+        // and watermark, and uses those of the partitions it is assigned.
+        if matches!(&now.factory, Factory::Source(f) if f.positions_follow_partitions()) {
+            let mut all = RestoredInstance::default();
+            for inst in &node.instances {
+                all.positions.extend(inst.positions.iter().cloned());
+                all.watermarks.extend(inst.watermarks.iter().copied());
+            }
+            // A partition that moved is reported by its old owner too,
+            // with an older offset: the furthest is the current owner's.
+            all.positions
+                .sort_by_key(|p| (p.partition, std::cmp::Reverse(p.offset)));
+            all.positions.dedup_by_key(|p| p.partition);
+            all.watermarks
+                .sort_by_key(|&(p, t)| (p, std::cmp::Reverse(t)));
+            all.watermarks.dedup_by_key(|w| w.0);
+            for worker in 0..workers {
+                restored.instances.insert((index, worker), all.clone());
+            }
+            continue;
         }
         for inst in &node.instances {
             let state = match &inst.state_file {

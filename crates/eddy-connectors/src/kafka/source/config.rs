@@ -140,6 +140,11 @@ impl KafkaSourceConfig {
 }
 
 impl SourceFactory for KafkaSourceConfig {
+    /// The group hands partitions to any member after a restart.
+    fn positions_follow_partitions(&self) -> bool {
+        true
+    }
+
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
         KafkaSource::new(self, cx)
             .map(|s| Box::new(s) as Box<dyn Source>)

@@ -1,19 +1,20 @@
 //! Records to events: payload decoding, schema checks, metadata and
 //! dead letters.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use eddy_core::json::JsonDecoder;
 use eddy_core::metrics::Counter;
 use eddy_core::operator::{dead_letter, with_position};
-use eddy_core::source::TimestampAssigner;
+use eddy_core::source::{PartitionId, TimestampAssigner};
 use eddy_core::time::format_rfc3339;
 use eddy_core::{Event, Fields, Sym, Value};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 
 use super::config::PayloadFormat;
-use super::PartitionIds;
+use super::{partition_id, PartitionNames};
 use crate::schema::{AvroDecoder, ConfluentAvroDecoder, JsonSchemaValidator, SchemaConfig};
 
 /// Turns records into events; kept apart from the consumer so a record
@@ -25,9 +26,9 @@ pub(super) struct Records {
     pub(super) max_record_bytes: usize,
     pub(super) decoder: PayloadDecoder,
     pub(super) assigner: TimestampAssigner,
-    pub(super) partitions: PartitionIds,
+    pub(super) partitions: PartitionNames,
     /// Next offset to read per partition id.
-    pub(super) next_offset: HashMap<u32, i64>,
+    pub(super) next_offset: HashMap<PartitionId, i64>,
     pub(super) records_in: Counter,
     pub(super) bytes_in: Counter,
     pub(super) dead_letters: Counter,
@@ -35,13 +36,15 @@ pub(super) struct Records {
 
 impl Records {
     /// Decodes one record into events and dead letters.
-    pub(super) fn decode(
-        &mut self,
-        msg: &BorrowedMessage<'_>,
-        now: i64,
-    ) -> (u32, Vec<Event>, Vec<Event>) {
-        let id = self.partitions.id(msg.topic(), msg.partition());
-        self.next_offset.insert(id, msg.offset() + 1);
+    pub(super) fn decode(&mut self, msg: &BorrowedMessage<'_>, now: i64) -> Decoded {
+        let id = partition_id(msg.topic(), msg.partition());
+        match self.next_offset.entry(id) {
+            Entry::Occupied(mut o) => *o.get_mut() = msg.offset() + 1,
+            Entry::Vacant(v) => {
+                v.insert(msg.offset() + 1);
+                self.partitions.name(id, msg.topic(), msg.partition());
+            }
+        }
         let payload = msg.payload().unwrap_or_default();
         self.records_in.inc();
         self.bytes_in.add(payload.len() as u64);
@@ -88,7 +91,12 @@ impl Records {
             );
             let excerpt = &payload[..payload.len().min(1024)];
             dead.push(dead_letter_of(reason, excerpt));
-            return (id, events, dead);
+            return Decoded {
+                partition: id,
+                offset: msg.offset(),
+                events,
+                dead,
+            };
         }
         let meta = self.metadata.then(|| metadata(msg));
         let mut one = |bytes: &[u8], events: &mut Vec<Event>, dead: &mut Vec<Event>| match self
@@ -118,8 +126,22 @@ impl Records {
                 }
             }
         }
-        (id, events, dead)
+        Decoded {
+            partition: id,
+            offset: msg.offset(),
+            events,
+            dead,
+        }
     }
+}
+
+/// One record's events and dead letters.
+pub(super) struct Decoded {
+    pub(super) partition: PartitionId,
+    /// The record's own offset.
+    pub(super) offset: i64,
+    pub(super) events: Vec<Event>,
+    pub(super) dead: Vec<Event>,
 }
 
 /// Payload bytes to fields, then the optional JSON Schema check.

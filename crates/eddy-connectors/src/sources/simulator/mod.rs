@@ -77,7 +77,7 @@ use eddy_core::component::{
     BuildContext, BuildError, NodeContext, Prepared, SourceFactory, WatermarkSpec,
 };
 use eddy_core::config::Duration;
-use eddy_core::source::SourcePosition;
+use eddy_core::source::{PartitionId, SourcePosition};
 use eddy_core::time::{now_ms, parse_duration};
 use eddy_core::{Source, SourceBatch, SourceError, SourcePoll, Timestamp};
 use serde::{Deserialize, Deserializer};
@@ -504,7 +504,7 @@ impl Source for SimulatorSource {
     /// Fast-forwards a fresh instance to the stored count (see the module
     /// documentation for what is reproduced).
     fn seek(&mut self, positions: &[SourcePosition]) -> Result<(), SourceError> {
-        let find = |id: u32| positions.iter().find(|p| p.partition == id);
+        let find = |id: PartitionId| positions.iter().find(|p| p.partition == id);
         let Some(target) = find(GENERATED).map(|p| p.offset) else {
             return Ok(());
         };
@@ -528,6 +528,6 @@ impl Source for SimulatorSource {
 }
 
 /// Position id of the number of events generated.
-const GENERATED: u32 = 0;
+const GENERATED: PartitionId = 0;
 /// Position id of the event time elapsed since the start (ms).
-const ELAPSED: u32 = 1;
+const ELAPSED: PartitionId = 1;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use eddy_core::component::WatermarkSpec;
 use eddy_core::operator_state::OperatorState;
-use eddy_core::source::{SourcePosition, WatermarkGenerator};
+use eddy_core::source::{PartitionId, SourcePosition, WatermarkGenerator};
 use eddy_core::state::{key_group, owner_of, GroupRange};
 use eddy_core::time::{now_ms, now_ns, MAX_TIMESTAMP, MIN_TIMESTAMP};
 use eddy_core::{
@@ -51,7 +51,7 @@ struct Partition {
 struct SourceRt {
     source: Box<dyn Source>,
     spec: WatermarkSpec,
-    partitions: FxHashMap<u32, Partition>,
+    partitions: FxHashMap<PartitionId, Partition>,
     started: Instant,
     idle: bool,
     backoff: Duration,

@@ -123,7 +123,7 @@ impl Instance {
 }
 
 /// The watermark of a source's active partitions other than `partition`.
-fn others_watermark(src: &SourceRt, partition: u32) -> Option<Timestamp> {
+fn others_watermark(src: &SourceRt, partition: PartitionId) -> Option<Timestamp> {
     src.partitions
         .iter()
         .filter(|(id, p)| **id != partition && !p.idle)
@@ -180,8 +180,8 @@ fn lateness_cuts(
 
 /// Per partition of a source, the largest event time seen: what a
 /// checkpoint keeps so the watermark resumes where it was.
-pub(super) fn source_progress(src: &SourceRt) -> Vec<(u32, Timestamp)> {
-    let mut out: Vec<(u32, Timestamp)> = src
+pub(super) fn source_progress(src: &SourceRt) -> Vec<(PartitionId, Timestamp)> {
+    let mut out: Vec<(PartitionId, Timestamp)> = src
         .partitions
         .iter()
         .map(|(id, p)| (*id, p.generator.max_seen()))
