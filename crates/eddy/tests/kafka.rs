@@ -12,8 +12,8 @@ use std::time::Duration;
 use eddy_testkit::kafka::Broker;
 use serde_json::Value;
 use support::{
-    apply_topics, consume_with_python, eddy, ids_in, produce_with_python, python, succeed,
-    wait_until, write_pipeline,
+    apply_topics, consume_with_python, eddy, ids_in, produce_with_python, python, run_with_kills,
+    succeed, wait_until, write_pipeline,
 };
 
 fn read_json_lines(path: &Path) -> Vec<Value> {
@@ -616,31 +616,7 @@ path = "{d}/raw.ndjson"
     succeed(eddy().arg("run").arg(&calm).arg("-q"));
 
     let killed = setup("killed");
-    let mut seed: u64 = 0x006b_6166_6b61;
-    let (mut hits, mut resumed) = (0, 0);
-    for _ in 0..15 {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let wait = Duration::from_millis(150 + (seed >> 33) % 600);
-        let mut child = eddy()
-            .arg("run")
-            .arg(&killed)
-            .env("EDDY_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(wait);
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        child.kill().unwrap();
-        let log = String::from_utf8_lossy(&child.wait_with_output().unwrap().stderr).into_owned();
-        resumed += usize::from(log.contains("resuming from checkpoint"));
-        hits += 1;
-    }
-    succeed(eddy().arg("run").arg(&killed).arg("-q"));
+    let (hits, resumed) = run_with_kills(&killed, 15, 0x006b_6166_6b61);
     assert!(
         resumed > 0,
         "no killed run resumed from a checkpoint ({hits} kills)"

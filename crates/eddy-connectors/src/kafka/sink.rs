@@ -444,7 +444,11 @@ impl KafkaWriter {
 }
 
 impl Deliver for KafkaWriter {
-    fn deliver(&mut self, events: &[Event]) -> Result<Delivered, DeliveryError> {
+    fn deliver(
+        &mut self,
+        events: &[Event],
+        _key: Option<&str>,
+    ) -> Result<Delivered, DeliveryError> {
         let identity = (events.as_ptr() as usize, events.len());
         let (todo, mut done) = match self.resume.take() {
             Some(r) if r.identity == identity => (r.left, r.done),

@@ -17,6 +17,12 @@
 //! starts. Every request carries an `Idempotency-Key` that stays the same
 //! when a batch is retried, so a receiver can drop duplicates.
 //!
+//! With `[checkpoint]`, output is staged until its checkpoint completes
+//! ([`staged`](super::delivery::staged)) and the key is
+//! `PIPELINE/NODE/WORKER/CHECKPOINT/BATCH`: a batch sent again after a
+//! crash and restart has the same body and the same key, so a receiver
+//! that drops repeated keys gets every event exactly once.
+//!
 //! Delivery is at-least-once through the shared
 //! [`delivery`](super::delivery) layer: network errors, time-outs, `429`
 //! and `5xx` answers are retried with backoff; any other `4xx` (and `3xx`,
@@ -36,6 +42,7 @@ use sha2::Sha256;
 
 use super::delivery::{
     CircuitConfig, Deliver, Delivered, Delivery, DeliveryError, DeliveryOptions, RetryConfig,
+    Staging,
 };
 
 /// Default events per request.
@@ -240,7 +247,10 @@ impl SinkFactory for HttpSinkConfig {
             self.circuit_breaker,
             (DEFAULT_BATCH, DEFAULT_LINGER),
         );
-        Ok(Box::new(Delivery::new(writer, &cx.name, opts, &cx.metrics)))
+        let staging = cx.exactly_once.then(|| Staging::new(cx));
+        Ok(Box::new(
+            Delivery::new(writer, &cx.name, opts, &cx.metrics).staged(staging),
+        ))
     }
 
     fn buffer(&self) -> Option<usize> {
@@ -338,14 +348,17 @@ impl HttpWriter {
 }
 
 impl Deliver for HttpWriter {
-    fn deliver(&mut self, events: &[Event]) -> Result<Delivered, DeliveryError> {
+    fn deliver(&mut self, events: &[Event], key: Option<&str>) -> Result<Delivered, DeliveryError> {
         self.encode(events);
         let body_hash = {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             self.body.hash(&mut h);
             h.finish()
         };
-        let key = self.idempotency_key(body_hash);
+        let key = match key {
+            Some(k) => k.to_string(),
+            None => self.idempotency_key(body_hash),
+        };
         let outcome = match self.send(&key) {
             Ok(mut response) => {
                 let status = response.status().as_u16();

@@ -16,11 +16,19 @@
 //! `ttl`), `ZADD key score member` or `PUBLISH channel json`. Strings are
 //! written as they are, other values as JSON text.
 //!
-//! Delivery is at-least-once through the shared [`delivery`](super::delivery)
-//! layer: a lost connection is a transient error (the batch is retried on a
-//! new connection, so a stream may receive an entry twice; hashes and sorted
-//! sets just overwrite, which makes them idempotent); a command Redis refuses
-//! (`WRONGTYPE`) dead-letters only the events it belongs to.
+//! Without checkpoints, delivery is at-least-once through the shared
+//! [`delivery`](super::delivery) layer: a lost connection is a transient
+//! error (the batch is retried on a new connection, so a stream may receive
+//! an entry twice; hashes and sorted sets just overwrite, which makes them
+//! idempotent); a command Redis refuses (`WRONGTYPE`) dead-letters only the
+//! events it belongs to.
+//!
+//! With `[checkpoint]`, output is exactly-once: it is staged until its
+//! checkpoint completes ([`staged`](super::delivery::staged)), and each
+//! batch runs as one Lua script that first sets a guard key
+//! `eddy:sent:PIPELINE/NODE/WORKER/CHECKPOINT/BATCH` (`SET NX`, kept for
+//! `dedupe_ttl`, default 24 h) and applies the batch only if the key was
+//! new, atomically. A batch sent again after a crash is then skipped.
 
 use std::time::Duration;
 
@@ -31,6 +39,7 @@ use serde::Deserialize;
 
 use super::delivery::{
     CircuitConfig, Deliver, Delivered, Delivery, DeliveryError, DeliveryOptions, RetryConfig,
+    Staging,
 };
 use super::template::{write_plain, Template};
 
@@ -100,7 +109,31 @@ pub struct RedisSinkConfig {
     /// When to stop sending for a while after repeated failures.
     #[serde(default)]
     pub circuit_breaker: CircuitConfig,
+    /// With checkpoints: how long the guard key of a delivered batch is
+    /// kept (default 24 h); a batch sent again later is applied again.
+    #[serde(default)]
+    pub dedupe_ttl: Option<ConfigDuration>,
 }
+
+/// Default lifetime of a delivered batch's guard key.
+const DEFAULT_DEDUPE_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Applies a batch once: sets the guard key `KEYS[1]` (for `ARGV[1]` ms)
+/// unless it exists, then runs the `ARGV[2]` commands that follow, each as
+/// its argument count and arguments; returns nil for a batch already
+/// applied, else each command's error text (empty when it succeeded).
+const APPLY_ONCE: &str = r#"
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return nil end
+local out = {}
+local i = 3
+for c = 1, tonumber(ARGV[2]) do
+  local n = tonumber(ARGV[i])
+  local r = redis.pcall(unpack(ARGV, i + 1, i + n))
+  i = i + 1 + n
+  if type(r) == 'table' and r.err then out[c] = r.err else out[c] = '' end
+end
+return out
+"#;
 
 impl RedisSinkConfig {
     fn timeout(&self) -> Duration {
@@ -151,6 +184,9 @@ impl SinkFactory for RedisSinkConfig {
             owners: Vec::new(),
             key_buf: Vec::new(),
             value_buf: Vec::new(),
+            dedupe_ttl_ms: self
+                .dedupe_ttl
+                .map_or(DEFAULT_DEDUPE_TTL.as_millis() as i64, |d| d.ms().max(1)),
         };
         let opts = DeliveryOptions::new(
             self.batch_size,
@@ -159,7 +195,10 @@ impl SinkFactory for RedisSinkConfig {
             self.circuit_breaker,
             (DEFAULT_BATCH, DEFAULT_LINGER),
         );
-        Ok(Box::new(Delivery::new(writer, &cx.name, opts, &cx.metrics)))
+        let staging = cx.exactly_once.then(|| Staging::new(cx));
+        Ok(Box::new(
+            Delivery::new(writer, &cx.name, opts, &cx.metrics).staged(staging),
+        ))
     }
 
     fn buffer(&self) -> Option<usize> {
@@ -248,6 +287,7 @@ struct RedisWriter {
     owners: Vec<usize>,
     key_buf: Vec<u8>,
     value_buf: Vec<u8>,
+    dedupe_ttl_ms: i64,
 }
 
 impl RedisWriter {
@@ -330,6 +370,65 @@ impl RedisWriter {
         Ok(bytes)
     }
 
+    /// The batch in `pipe` as one `EVAL` of [`APPLY_ONCE`] guarded by
+    /// `key`.
+    fn apply_once(&self, key: &str) -> redis::Cmd {
+        let mut eval = redis::cmd("EVAL");
+        eval.arg(APPLY_ONCE)
+            .arg(1)
+            .arg(format!("eddy:sent:{key}"))
+            .arg(self.dedupe_ttl_ms)
+            .arg(self.owners.len());
+        for cmd in self.pipe.cmd_iter() {
+            eval.arg(cmd.args_iter().len());
+            for arg in cmd.args_iter() {
+                if let redis::Arg::Simple(bytes) = arg {
+                    eval.arg(bytes);
+                }
+            }
+        }
+        eval
+    }
+
+    /// Sends the batch in `pipe`: one round trip, either as a pipeline or,
+    /// with a key, as one script applied at most once; returns the error
+    /// Redis gave each command, if any (a batch already applied: none).
+    fn query(&mut self, key: Option<&str>) -> Result<Vec<Option<String>>, DeliveryError> {
+        let once = key.map(|k| self.apply_once(k));
+        self.connect()?;
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(DeliveryError::Transient("no connection to Redis".into()));
+        };
+        let result = match once {
+            None => self.pipe.query::<Vec<redis::Value>>(conn).map(|replies| {
+                replies
+                    .into_iter()
+                    .map(|r| match r {
+                        redis::Value::ServerError(err) => Some(err.to_string()),
+                        _ => None,
+                    })
+                    .collect()
+            }),
+            Some(eval) => eval.query::<redis::Value>(conn).map(|reply| match reply {
+                redis::Value::Array(replies) => replies
+                    .into_iter()
+                    .map(|r| match r {
+                        redis::Value::BulkString(text) if !text.is_empty() => {
+                            Some(String::from_utf8_lossy(&text).into_owned())
+                        }
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            }),
+        };
+        result.map_err(|e| {
+            // The connection may be half-used or dead: start afresh.
+            self.conn = None;
+            DeliveryError::Transient(format!("Redis: {e}"))
+        })
+    }
+
     /// Opens a connection unless one is open.
     fn connect(&mut self) -> Result<(), DeliveryError> {
         if self.conn.is_none() {
@@ -368,7 +467,7 @@ fn append_value(cmd: &mut redis::Pipeline, value: &Value, buf: &mut Vec<u8>) -> 
 }
 
 impl Deliver for RedisWriter {
-    fn deliver(&mut self, events: &[Event]) -> Result<Delivered, DeliveryError> {
+    fn deliver(&mut self, events: &[Event], key: Option<&str>) -> Result<Delivered, DeliveryError> {
         self.pipe.clear();
         self.owners.clear();
         let mut rejected = Vec::new();
@@ -382,25 +481,10 @@ impl Deliver for RedisWriter {
         if self.owners.is_empty() {
             return Ok(Delivered { bytes, rejected });
         }
-        self.connect()?;
-        let result = match self.conn.as_mut() {
-            Some(conn) => self
-                .pipe
-                .query::<Vec<redis::Value>>(conn)
-                .map_err(|e| DeliveryError::Transient(format!("Redis: {e}"))),
-            None => Err(DeliveryError::Transient("no connection to Redis".into())),
-        };
-        let replies = match result {
-            Ok(r) => r,
-            Err(e) => {
-                // The connection may be half-used or dead: start afresh.
-                self.conn = None;
-                return Err(e);
-            }
-        };
+        let replies = self.query(key)?;
         let mut refused: Vec<(usize, String)> = Vec::new();
         for (reply, &owner) in replies.iter().zip(&self.owners) {
-            if let redis::Value::ServerError(err) = reply {
+            if let Some(err) = reply {
                 // One dead letter per event, even when both its commands
                 // (`HSET` and `PEXPIRE`) failed.
                 if refused.last().is_none_or(|(i, _)| *i != owner) {
@@ -604,6 +688,75 @@ mod tests {
             .query(&mut c)
             .unwrap();
         assert_eq!(n, "3");
+    }
+
+    /// With checkpoints, a batch runs as one script behind a guard key: a
+    /// batch sent again (a restart resending a checkpoint) changes nothing,
+    /// and a refused command still dead-letters only its event.
+    #[test]
+    fn staged_batches_apply_once_and_refusals_stay_per_event() {
+        let Some(server) = Redis::start() else { return };
+        let mut c = client(&server);
+        // `ops:s` is a string, so XADD on it fails with WRONGTYPE.
+        let () = ::redis::cmd("SET")
+            .arg("ops:s")
+            .arg("taken")
+            .query(&mut c)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(&format!(
+            "url = {:?}\nkind = \"stream\"\nkey = \"{{department}}:s\"\nbatch_size = 2",
+            server.url()
+        ));
+        let run = |restored: Option<u64>| {
+            let mut cx = BuildContext::single("once");
+            cx.data_dir = dir.path().to_path_buf();
+            cx.exactly_once = true;
+            let mut sink = cfg.build(&cx).unwrap();
+            sink.recover(restored).unwrap();
+            sink
+        };
+        let mut sink = run(None);
+        sink.write(&[
+            event("sales", 1, 1.0),
+            event("sales", 2, 2.0),
+            event("hr", 3, 3.0),
+        ])
+        .unwrap();
+        sink.flush().unwrap();
+        let len = |c: &mut ::redis::Connection, key: &str| -> i64 {
+            ::redis::cmd("XLEN").arg(key).query(c).unwrap()
+        };
+        assert_eq!(len(&mut c, "sales:s"), 0, "staged until the commit");
+        sink.pre_commit(1).unwrap();
+        // Keep a copy of the staged file: the restart below finds it as if
+        // the process died while sending.
+        let staged = dir.path().join("staging/test/once-0/1.stage");
+        let copy = std::fs::read(&staged).unwrap();
+        sink.commit(1).unwrap();
+        assert_eq!((len(&mut c, "sales:s"), len(&mut c, "hr:s")), (2, 1));
+        std::fs::write(&staged, copy).unwrap();
+        let _ = run(Some(1));
+        assert_eq!((len(&mut c, "sales:s"), len(&mut c, "hr:s")), (2, 1));
+        assert!(!staged.exists());
+
+        // A WRONGTYPE inside the script dead-letters that event alone.
+        let mut sink = run(Some(1));
+        sink.write(&[event("ops", 4, 4.0), event("hr", 5, 5.0)])
+            .unwrap();
+        sink.pre_commit(2).unwrap();
+        sink.commit(2).unwrap();
+        let dead = sink.take_dead_letters();
+        assert_eq!(dead.len(), 1);
+        let reason = dead[0].fields.get(Sym::intern("reason")).cloned();
+        assert!(
+            reason
+                .as_ref()
+                .and_then(Value::as_str)
+                .is_some_and(|r| r.contains("WRONGTYPE")),
+            "{reason:?}"
+        );
+        assert_eq!(len(&mut c, "hr:s"), 2);
     }
 
     #[test]

@@ -126,3 +126,36 @@ pub fn apply_topics(brokers: &str, dir: &Path, topics: &[(&str, u32)]) -> String
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Runs `eddy run CONFIG` up to `attempts` times, killing each run with
+/// SIGKILL after a pseudo-random wait in `150..750` ms (from `seed`) unless
+/// it ended first, then once more to the end. Returns how many kills hit a
+/// running process and how many of the killed runs had resumed from a
+/// checkpoint.
+pub fn run_with_kills(config: &Path, attempts: usize, mut seed: u64) -> (usize, usize) {
+    let (mut hits, mut resumed) = (0, 0);
+    for _ in 0..attempts {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let wait = Duration::from_millis(150 + (seed >> 33) % 600);
+        let mut child = eddy()
+            .arg("run")
+            .arg(config)
+            .env("EDDY_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(wait);
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        child.kill().unwrap();
+        let log = child.wait_with_output().unwrap().stderr;
+        resumed += usize::from(String::from_utf8_lossy(&log).contains("resuming from checkpoint"));
+        hits += 1;
+    }
+    succeed(eddy().arg("run").arg(config).arg("-q"));
+    (hits, resumed)
+}

@@ -13,10 +13,14 @@
 //!
 //! Delivery guarantee: at-least-once. `flush` and `pre_commit` return only
 //! once every buffered event was delivered or dead-lettered, so a completed
-//! checkpoint never covers an event still in flight.
+//! checkpoint never covers an event still in flight. A sink whose receiver
+//! drops repeated batch keys can be [`Delivery::staged`] instead: with
+//! checkpoints on, output then waits for its checkpoint and is sent under
+//! keys that are the same if it must be sent again (see [`staged`]).
 
 mod circuit;
 mod retry;
+pub mod staged;
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +32,7 @@ use eddy_core::{Event, Sink, SinkError, Sym, Value};
 
 pub use circuit::{CircuitBreaker, CircuitConfig, CircuitState};
 pub use retry::RetryConfig;
+pub use staged::Staging;
 
 /// What a successful send reports.
 #[derive(Debug, Default, PartialEq)]
@@ -55,7 +60,10 @@ pub enum DeliveryError {
 /// they run on the sink's own thread.
 pub trait Deliver: Send {
     /// Sends `events`, all or nothing except for `Delivered::rejected`.
-    fn deliver(&mut self, events: &[Event]) -> Result<Delivered, DeliveryError>;
+    /// `key` is set when the batch was staged for exactly-once output: the
+    /// same batch always carries the same key, and a writer of a
+    /// [`Delivery::staged`] sink must make the receiver apply a key once.
+    fn deliver(&mut self, events: &[Event], key: Option<&str>) -> Result<Delivered, DeliveryError>;
 }
 
 /// Batching, retry and circuit-breaker settings, common to network sinks.
@@ -127,6 +135,8 @@ pub struct Delivery<W: Deliver> {
     pending_since: Option<Instant>,
     dead: Vec<Event>,
     metrics: DeliveryMetrics,
+    /// Exactly-once: output held until its checkpoint completes.
+    staging: Option<Staging>,
 }
 
 impl<W: Deliver> Delivery<W> {
@@ -146,7 +156,16 @@ impl<W: Deliver> Delivery<W> {
             pending_since: None,
             dead: Vec::new(),
             metrics: DeliveryMetrics::new(metrics),
+            staging: None,
         }
+    }
+
+    /// Holds output until its checkpoint completes and sends it under
+    /// deterministic keys, when `staging` is given (the run keeps
+    /// checkpoints); otherwise at-least-once as before.
+    pub fn staged(mut self, staging: Option<Staging>) -> Delivery<W> {
+        self.staging = staging;
+        self
     }
 
     /// The wrapped writer (tests inspect it).
@@ -171,13 +190,28 @@ impl<W: Deliver> Delivery<W> {
         self.pending_since = None;
         self.metrics.buffered.add(-(pending.len() as i64));
         for chunk in pending.chunks(self.opts.batch_size) {
-            self.send(chunk);
+            self.send(chunk, None);
         }
+    }
+
+    /// Sends staged checkpoints in batches, each under its key.
+    fn send_staged(&mut self, checkpoints: Vec<(u64, Vec<Event>)>) -> Result<(), SinkError> {
+        for (id, events) in checkpoints {
+            self.metrics.buffered.add(-(events.len() as i64));
+            for (i, chunk) in events.chunks(self.opts.batch_size).enumerate() {
+                let key = self.staging.as_ref().map(|s| s.key(id, i));
+                self.send(chunk, key.as_deref());
+            }
+            if let Some(s) = &self.staging {
+                s.sent(id)?;
+            }
+        }
+        Ok(())
     }
 
     /// Delivers one batch: retries transient failures with backoff, waits
     /// while the circuit is open, dead-letters what cannot be delivered.
-    fn send(&mut self, batch: &[Event]) {
+    fn send(&mut self, batch: &[Event], key: Option<&str>) {
         let mut attempt = 0u32;
         let mut first_failure: Option<i64> = None;
         loop {
@@ -186,7 +220,7 @@ impl<W: Deliver> Delivery<W> {
                 continue;
             }
             attempt += 1;
-            match self.writer.deliver(batch) {
+            match self.writer.deliver(batch, key) {
                 Ok(done) => {
                     self.closed_if_open();
                     self.metrics.batches.inc();
@@ -263,6 +297,11 @@ impl<W: Deliver> Delivery<W> {
 
 impl<W: Deliver> Sink for Delivery<W> {
     fn write(&mut self, events: &[Event]) -> Result<(), SinkError> {
+        if let Some(s) = &mut self.staging {
+            s.stage(events);
+            self.metrics.buffered.add(events.len() as i64);
+            return Ok(());
+        }
         if self.pending.is_empty() {
             self.pending_since = Some(Instant::now());
         }
@@ -292,6 +331,31 @@ impl<W: Deliver> Sink for Delivery<W> {
     fn take_dead_letters(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.dead)
     }
+
+    fn pre_commit(&mut self, checkpoint: u64) -> Result<(), SinkError> {
+        match &mut self.staging {
+            Some(s) => s.seal(checkpoint),
+            None => self.flush(),
+        }
+    }
+
+    fn commit(&mut self, checkpoint: u64) -> Result<(), SinkError> {
+        let Some(s) = &mut self.staging else {
+            return Ok(());
+        };
+        let ready = s.completed(checkpoint);
+        self.send_staged(ready)
+    }
+
+    fn recover(&mut self, restored: Option<u64>) -> Result<(), SinkError> {
+        let Some(s) = &mut self.staging else {
+            return Ok(());
+        };
+        let unsent = s.recover(restored)?;
+        let held: usize = unsent.iter().map(|(_, e)| e.len()).sum();
+        self.metrics.buffered.add(held as i64);
+        self.send_staged(unsent)
+    }
 }
 
 #[cfg(test)]
@@ -308,10 +372,16 @@ mod tests {
         script: VecDeque<Result<Vec<(usize, String)>, DeliveryError>>,
         accepted: Vec<i64>,
         calls: usize,
+        /// Each accepted batch's key and event times.
+        keyed: Vec<(Option<String>, Vec<i64>)>,
     }
 
     impl Deliver for Scripted {
-        fn deliver(&mut self, events: &[Event]) -> Result<Delivered, DeliveryError> {
+        fn deliver(
+            &mut self,
+            events: &[Event],
+            key: Option<&str>,
+        ) -> Result<Delivered, DeliveryError> {
             self.calls += 1;
             let rejected = match self.script.pop_front() {
                 Some(Err(e)) => return Err(e),
@@ -323,6 +393,10 @@ mod tests {
                     self.accepted.push(e.time);
                 }
             }
+            self.keyed.push((
+                key.map(str::to_string),
+                events.iter().map(|e| e.time).collect(),
+            ));
             Ok(Delivered {
                 bytes: events.len() as u64,
                 rejected,
@@ -449,5 +523,64 @@ mod tests {
         assert!(d.writer().accepted.is_empty());
         d.on_tick().unwrap();
         assert_eq!(d.writer().accepted.len(), 3);
+    }
+
+    /// Staged output is sent only when its checkpoint completes, under
+    /// keys fixed at the barrier; after a crash before the sending ended,
+    /// recovery sends the same batches under the same keys.
+    #[test]
+    fn staged_output_waits_for_its_checkpoint_and_resends_under_the_same_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = ComponentMetrics::default();
+        let staged = |metrics: &ComponentMetrics| {
+            let mut cx = eddy_core::component::BuildContext::single("hook");
+            cx.data_dir = dir.path().to_path_buf();
+            cx.pipeline = "p".into();
+            Delivery::new(Scripted::default(), "hook", opts(2, 0, 10), metrics)
+                .staged(Some(Staging::new(&cx)))
+        };
+        let mut d = staged(&metrics);
+        d.recover(None).unwrap();
+        d.write(&events(3)).unwrap();
+        d.flush().unwrap();
+        d.on_tick().unwrap();
+        d.pre_commit(1).unwrap();
+        d.write(&events(1)).unwrap();
+        assert!(
+            d.writer().keyed.is_empty(),
+            "nothing sent before the commit"
+        );
+        assert_eq!(metrics.total("buffered"), 4);
+        d.commit(1).unwrap();
+        let first = d.writer().keyed.clone();
+        assert_eq!(
+            first,
+            vec![
+                (Some("p/hook/0/1/0".to_string()), vec![0, 1]),
+                (Some("p/hook/0/1/1".to_string()), vec![2]),
+            ]
+        );
+        d.pre_commit(2).unwrap();
+        // The process dies after checkpoint 2 completed, before its commit
+        // reached this sink: the run resumes from 2 and sends it; a second
+        // restart finds nothing left to send.
+        let mut again = staged(&metrics);
+        again.recover(Some(2)).unwrap();
+        assert_eq!(
+            again.writer().keyed,
+            vec![(Some("p/hook/0/2/0".to_string()), vec![0])]
+        );
+        let mut once_more = staged(&metrics);
+        once_more.recover(Some(2)).unwrap();
+        assert!(once_more.writer().keyed.is_empty(), "sent and removed");
+    }
+
+    #[test]
+    fn unstaged_batches_carry_no_key() {
+        let metrics = ComponentMetrics::default();
+        let mut d = Delivery::new(Scripted::default(), "out", opts(10, 0, 10), &metrics);
+        d.write(&events(3)).unwrap();
+        d.pre_commit(1).unwrap();
+        assert_eq!(d.writer().keyed, vec![(None, vec![0, 1, 2])]);
     }
 }

@@ -142,7 +142,11 @@ impl PgWriter {
 }
 
 impl Deliver for PgWriter {
-    fn deliver(&mut self, events: &[Event]) -> Result<Delivered, DeliveryError> {
+    fn deliver(
+        &mut self,
+        events: &[Event],
+        _key: Option<&str>,
+    ) -> Result<Delivered, DeliveryError> {
         let timeout = self.state.settings.timeout;
         let state = &mut self.state;
         let result = self

@@ -195,6 +195,11 @@ impl Instance {
                 let cause = Box::new(e);
                 self.error(local, Failure::Commit { id, cause });
             }
+            if matches!(self.nodes[local].runner, Runner::Sink(..)) {
+                // A staged sink sends at commit: what it gave up on then
+                // goes to its dead letters like any other.
+                self.sink_done(local, Ok(()));
+            }
         }
     }
 }
