@@ -109,7 +109,16 @@ impl Collector {
     pub fn is_empty(&self) -> bool {
         self.outputs.iter().all(Vec::is_empty)
     }
+
+    /// Events held over all outputs.
+    pub fn len(&self) -> usize {
+        self.outputs.iter().map(Vec::len).sum()
+    }
 }
+
+/// About how many events an operator emits in one piece when its output
+/// is large (see [`Operator::resume`]).
+pub const PIECE: usize = 16_384;
 
 /// Builds a dead-letter record: `{reason, stage, event, time}`. `event` is the
 /// original event (a map) or the raw text that could not be decoded.
@@ -139,6 +148,10 @@ pub struct OperatorContext {
     event_timers: Box<dyn Timers>,
     processing_timers: Box<dyn Timers>,
     groups: GroupRange,
+    /// The caller passes output on piece by piece through
+    /// [`OperatorContext::resume`] (the runtime does); otherwise `advance`,
+    /// `tick` and `end` collect all of it in their collector (tests).
+    pub piecewise: bool,
 }
 
 impl OperatorContext {
@@ -155,6 +168,7 @@ impl OperatorContext {
             event_timers,
             processing_timers,
             groups,
+            piecewise: false,
         }
     }
 
@@ -204,6 +218,7 @@ impl OperatorContext {
         op.on_watermark(watermark, self, out);
         self.watermark = watermark;
         self.fire(op, TimeDomain::EventTime, watermark, out);
+        self.collect_rest(op, out);
         true
     }
 
@@ -212,13 +227,35 @@ impl OperatorContext {
     pub fn tick(&mut self, op: &mut dyn Operator, now: Timestamp, out: &mut Collector) {
         self.fire(op, TimeDomain::ProcessingTime, now, out);
         op.on_tick(now, self, out);
+        self.collect_rest(op, out);
     }
 
     /// The end of input: the watermark moves to +infinity (firing every
-    /// event-time timer), then [`Operator::finish`].
+    /// event-time timer), then [`Operator::finish`]. (Taking output piece
+    /// by piece, the runtime calls `advance`, takes the pieces, then
+    /// `finish`.)
     pub fn end(&mut self, op: &mut dyn Operator, out: &mut Collector) {
         self.advance(op, crate::time::MAX_TIMESTAMP, out);
+        self.finish(op, out);
+    }
+
+    /// Calls [`Operator::finish`], once all output owed before was taken.
+    pub fn finish(&mut self, op: &mut dyn Operator, out: &mut Collector) {
         op.finish(self, out);
+        self.collect_rest(op, out);
+    }
+
+    /// The next piece of output the operator owes (see
+    /// [`Operator::resume`]); returns whether more remains.
+    pub fn resume(&mut self, op: &mut dyn Operator, out: &mut Collector) -> bool {
+        op.resume(self, out)
+    }
+
+    /// Unless the caller takes output piece by piece: all of it, now.
+    fn collect_rest(&mut self, op: &mut dyn Operator, out: &mut Collector) {
+        if !self.piecewise {
+            while op.resume(self, out) {}
+        }
     }
 
     /// Fires `domain`'s timers due at `now` in order, including those
@@ -311,6 +348,18 @@ pub trait Operator: Send {
     /// instance's final state, so it must not make a restored operator's
     /// `finish` repeat output.
     fn finish(&mut self, _cx: &mut OperatorContext, _out: &mut Collector) {}
+
+    /// Emits more of the output that the last `on_watermark`, `on_tick` or
+    /// `finish` left owing; returns whether some still remains. An operator
+    /// whose output at one watermark can be huge (millions of window
+    /// results) stops once `out` holds about [`PIECE`] events and emits
+    /// the rest here, so it never sits in memory at once: the runtime
+    /// passes each piece on before asking for the next, and all of them
+    /// before the watermark moves downstream or anything else reaches the
+    /// operator.
+    fn resume(&mut self, _cx: &mut OperatorContext, _out: &mut Collector) -> bool {
+        false
+    }
 
     /// The operator's state tables, by name, for the runtime to snapshot,
     /// expire and restore. Stateless operators keep the default.

@@ -21,6 +21,8 @@ const CACHE_BYTES: u64 = 8 << 20;
 const WRITE_BUFFER_BYTES: u64 = 16 << 20;
 /// One partition's memtable.
 const MEMTABLE_BYTES: u32 = 4 << 20;
+/// Deletions written at once when a prefix is removed.
+const REMOVALS_PER_BATCH: usize = 16_384;
 
 fn fail(e: impl std::fmt::Display) -> StateError {
     StateError::Spill(e.to_string())
@@ -102,11 +104,21 @@ impl SpillStore for FjallStore {
         Ok(())
     }
 
+    /// In batches of [`REMOVALS_PER_BATCH`]: one batch for a fired window
+    /// of millions of spilled keys would hold them all in memory.
     fn remove_prefix(&self, prefix: &[u8]) -> Result<(), StateError> {
         let mut batch = self.keyspace.batch();
+        let mut queued = 0;
         for key in self.partition.snapshot().prefix(prefix) {
             let (k, _) = key.map_err(fail)?;
             batch.remove(&self.partition, k);
+            queued += 1;
+            if queued == REMOVALS_PER_BATCH {
+                std::mem::replace(&mut batch, self.keyspace.batch())
+                    .commit()
+                    .map_err(fail)?;
+                queued = 0;
+            }
         }
         batch.commit().map_err(fail)
     }

@@ -10,9 +10,10 @@
 //! `spill`): a key not in memory is looked up there when its window has
 //! spilled entries, firing and snapshots read both.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
+use eddy_core::operator::PIECE;
 use eddy_core::state::{GroupRange, KeyGroup, TableSnapshot, KEY_GROUPS};
 use eddy_core::time::MIN_TIMESTAMP;
 use eddy_core::{Collector, Timestamp, Value};
@@ -94,6 +95,12 @@ pub(crate) struct Aligned {
     dirty: Vec<(Timestamp, Key)>,
     /// Spilling beyond the memory budget, when there is one.
     spill: Option<Spiller>,
+    /// Windows being fired and the next key group of each: a firing
+    /// larger than a piece continues in `fire_pending`.
+    firing: VecDeque<(Timestamp, u32)>,
+    /// The watermark whose firing is under way: windows past their
+    /// lateness at it are dropped once it is done.
+    firing_to: Option<Timestamp>,
 }
 
 impl Aligned {
@@ -105,6 +112,8 @@ impl Aligned {
             windows: BTreeMap::new(),
             dirty: Vec::new(),
             spill: None,
+            firing: VecDeque::new(),
+            firing_to: None,
         }
     }
 
@@ -246,20 +255,49 @@ impl Aligned {
         };
         let hi = wm.saturating_sub(self.size).saturating_add(1);
         if lo <= hi {
-            for (&start, window) in self.windows.range(lo..=hi) {
-                for (key, slot) in window.iter() {
-                    cx.emit(out, start, start + self.size, key, &slot.accs);
+            self.firing
+                .extend(self.windows.range(lo..=hi).map(|(&start, _)| (start, 0)));
+        }
+        self.firing_to = Some(wm);
+        self.fire_pending(cx, out);
+    }
+
+    /// Emits the windows being fired, a key group at a time, until `out`
+    /// holds a piece's worth ([`PIECE`]); then drops the windows past
+    /// their lateness. Returns whether some remain to fire.
+    pub(crate) fn fire_pending(&mut self, cx: &Ctx<'_>, out: &mut Collector) -> bool {
+        while let Some((start, next)) = self.firing.front_mut() {
+            let Some(window) = self.windows.get(start) else {
+                self.firing.pop_front();
+                continue;
+            };
+            while let Some(g) = KeyGroup::new(*next) {
+                if out.len() >= PIECE {
+                    return true;
+                }
+                for (key, slot) in window.shards[g.index()].iter() {
+                    cx.emit(out, *start, *start + self.size, key, &slot.accs);
                 }
                 if let (Some(s), true) = (&self.spill, window.on_disk > 0) {
                     // Spilled keys not in memory (memory holds the newer copy).
-                    s.scan(start, &mut |g, key, accs| {
+                    s.scan_group(*start, g, &mut |g, key, accs| {
                         if window.get(g, &key).is_none() {
-                            cx.emit(out, start, start + self.size, &key, &accs);
+                            cx.emit(out, *start, *start + self.size, &key, &accs);
                         }
                     });
                 }
+                *next += 1;
             }
+            self.firing.pop_front();
         }
+        if let Some(wm) = self.firing_to.take() {
+            self.drop_expired(wm);
+        }
+        false
+    }
+
+    /// Drops the windows past their allowed lateness at watermark `wm`.
+    fn drop_expired(&mut self, wm: Timestamp) {
         while let Some(entry) = self.windows.first_entry() {
             let start = *entry.key();
             if cleanup_time(start + self.size, self.lateness) > wm {

@@ -353,6 +353,18 @@ impl Operator for WindowOperator {
         }
     }
 
+    /// Tumbling and sliding windows fire in pieces (a key group at a time),
+    /// so millions of results never sit in memory at once.
+    fn resume(&mut self, _cx: &mut OperatorContext, out: &mut Collector) -> bool {
+        let State::Aligned(a) = &mut self.table.state else {
+            return false;
+        };
+        let cx = Ctx::new(&self.specs, &self.output);
+        let more = a.fire_pending(&cx, out);
+        stamp(&mut self.pending_origin, out, cx.emitted());
+        more
+    }
+
     fn tables(&mut self) -> Vec<NamedTable<'_>> {
         vec![("windows", &mut self.table)]
     }

@@ -210,7 +210,23 @@ impl Spiller {
     ) {
         scan_entries(
             &|prefix, g| self.store.scan(prefix, g),
-            start,
+            &window_prefix(start),
+            (self.key_len, &self.like),
+            f,
+        )
+        .unwrap_or_else(|e| fatal(e));
+    }
+
+    /// Calls `f` with each spilled entry of window `start` in group `g`.
+    pub(crate) fn scan_group(
+        &self,
+        start: Timestamp,
+        g: KeyGroup,
+        f: &mut dyn FnMut(KeyGroup, Key, Vec<Accumulator>),
+    ) {
+        scan_entries(
+            &|prefix, g| self.store.scan(prefix, g),
+            &entry_prefix(start, g),
             (self.key_len, &self.like),
             f,
         )
@@ -258,7 +274,7 @@ impl Frozen {
     ) {
         scan_entries(
             &|prefix, g| self.view.scan(prefix, g),
-            start,
+            &window_prefix(start),
             (self.key_len, &self.like),
             f,
         )
@@ -269,14 +285,15 @@ impl Frozen {
 /// A scan of a store or a frozen view: `(prefix, callback)`.
 type Scan<'a> = dyn Fn(&[u8], &mut SpillVisit<'_>) -> Result<(), StateError> + 'a;
 
-/// Calls `f` with each entry of window `start` that `scan` finds, decoded.
+/// Calls `f` with each entry under `prefix` (a window's, or a window's
+/// group's) that `scan` finds, decoded.
 fn scan_entries(
     scan: &Scan<'_>,
-    start: Timestamp,
+    prefix: &[u8],
     (key_len, like): (usize, &[Accumulator]),
     f: &mut dyn FnMut(KeyGroup, Key, Vec<Accumulator>),
 ) -> Result<(), StateError> {
-    scan(&window_prefix(start), &mut |k, v| {
+    scan(prefix, &mut |k, v| {
         let bad = || StateError::Corrupt("a spilled window entry".into());
         let g = k
             .get(8)

@@ -171,6 +171,43 @@ fn config_errors_are_specific() {
 
 const TUMBLING: &str = "key = \"k\"\nwindow = { tumbling = \"10ms\" }\naggregates = { n = \"count()\", total = \"sum(v)\" }";
 
+/// A firing larger than a piece comes out in pieces when the caller takes
+/// them one at a time (as the runtime does), each about `PIECE` events,
+/// every key once, and the window's state goes only once all are out.
+#[test]
+fn a_large_firing_comes_out_in_pieces() {
+    use eddy_core::operator::PIECE;
+    let keys = 3 * PIECE as i64 + 123;
+    let mut op = driven(operator(TUMBLING));
+    op.cx.piecewise = true;
+    let mut out = Collector::new();
+    let events: Vec<Event> = (0..keys)
+        .map(|k| ev(1, &[("k", Value::Int(k)), ("v", Value::Int(k))]))
+        .collect();
+    op.process(0, Batch::new(events, 0), &mut out);
+    op.on_watermark(9, &mut out);
+    let mut pieces = vec![out.take(Output::MAIN)];
+    while op.cx.resume(&mut *op.op, &mut out) {
+        pieces.push(out.take(Output::MAIN));
+    }
+    pieces.push(out.take(Output::MAIN));
+    let sizes: Vec<usize> = pieces.iter().map(Vec::len).collect();
+    assert_eq!(sizes.len(), 3, "{sizes:?}");
+    // A piece ends at the first key group boundary past PIECE events.
+    assert!(sizes.iter().all(|&n| n < PIECE + PIECE / 8), "{sizes:?}");
+    let mut seen: Vec<i64> = pieces
+        .iter()
+        .flatten()
+        .map(|e| match get(e, "k") {
+            Value::Int(k) => *k,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..keys).collect::<Vec<_>>());
+    assert!(op.snapshot().len() < 64, "the fired window was dropped");
+}
+
 #[test]
 fn tumbling_fires_at_end_minus_one_with_field_order_and_origin() {
     let mut op = driven(operator(TUMBLING));

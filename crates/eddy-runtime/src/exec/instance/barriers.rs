@@ -130,6 +130,10 @@ impl Instance {
         self.last_barrier = self.last_barrier.max(id);
         let global = self.nodes[local].global;
         let result = match &mut self.nodes[local].runner {
+            // Without durable checkpoints nothing reads operator state, and
+            // a snapshot held until the next barrier would make every
+            // write in between copy what it touches.
+            Runner::Op(_) if !self.exactly_once => Ok(None),
             Runner::Op(rt) => {
                 let started = Instant::now();
                 let state = OperatorState::take(&mut *rt.op, &mut rt.cx);

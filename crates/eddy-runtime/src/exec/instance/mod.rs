@@ -178,7 +178,12 @@ impl Instance {
                 })),
                 Factory::Transform(f) => Runner::Op(Box::new(OpRt {
                     op: f.build(&cx).map_err(fail)?,
-                    cx: eddy_state::context(GroupRange::new(groups_of(worker, workers))),
+                    cx: {
+                        let mut cx =
+                            eddy_state::context(GroupRange::new(groups_of(worker, workers)));
+                        cx.piecewise = true;
+                        cx
+                    },
                 })),
                 Factory::Sink(f) => Runner::Sink(
                     f.build(&cx).map_err(fail)?,
@@ -447,12 +452,23 @@ impl Instance {
         };
         let node = &mut self.nodes[local];
         match &mut node.runner {
-            Runner::Op(rt) => {
-                let mut out = std::mem::take(&mut node.out);
-                out.origin_ns = self.last_origin;
-                rt.cx.end(&mut *rt.op, &mut out);
-                last.state = OperatorState::take(&mut *rt.op, &mut rt.cx);
-                self.flush_out(local, out);
+            Runner::Op(_) => {
+                // As `OperatorContext::end`, passing output on piece by piece.
+                self.advance_op(local, MAX_TIMESTAMP);
+                let node = &mut self.nodes[local];
+                if let Runner::Op(rt) = &mut node.runner {
+                    let mut out = std::mem::take(&mut node.out);
+                    out.origin_ns = self.last_origin;
+                    rt.cx.finish(&mut *rt.op, &mut out);
+                    self.flush_out(local, out);
+                }
+                self.take_pieces(local);
+                match &mut self.nodes[local].runner {
+                    Runner::Op(rt) if self.exactly_once => {
+                        last.state = OperatorState::take(&mut *rt.op, &mut rt.cx);
+                    }
+                    _ => {}
+                }
             }
             Runner::Sink(sink, _) => {
                 let mut result = sink.flush();
@@ -490,6 +506,7 @@ impl Instance {
                     out.origin_ns = self.last_origin;
                     rt.cx.tick(&mut *rt.op, now, &mut out);
                     self.flush_out(local, out);
+                    self.take_pieces(local);
                 }
                 Runner::Sink(sink, _) => {
                     let result = sink.on_tick();

@@ -106,17 +106,43 @@ impl Instance {
         self.nodes[local].out = out;
     }
 
-    /// Node `local`'s input watermark advanced to `wm`.
-    pub(super) fn advance(&mut self, local: usize, wm: Timestamp) {
-        let global = self.nodes[local].global;
-        self.metrics.nodes[global].watermark.fetch_max(wm, Relaxed);
+    /// Passes on, piece by piece, the output node `local`'s operator still
+    /// owes from its last call (see `Operator::resume`), so a huge firing
+    /// never sits in memory at once.
+    pub(super) fn take_pieces(&mut self, local: usize) {
+        loop {
+            let node = &mut self.nodes[local];
+            let Runner::Op(rt) = &mut node.runner else {
+                return;
+            };
+            let mut out = std::mem::take(&mut node.out);
+            out.origin_ns = self.last_origin;
+            let more = rt.cx.resume(&mut *rt.op, &mut out);
+            self.flush_out(local, out);
+            if !more {
+                return;
+            }
+        }
+    }
+
+    /// Moves node `local`'s operator (if it is one) to watermark `wm` and
+    /// passes on what it emits.
+    pub(super) fn advance_op(&mut self, local: usize, wm: Timestamp) {
         let node = &mut self.nodes[local];
         if let Runner::Op(rt) = &mut node.runner {
             let mut out = std::mem::take(&mut node.out);
             out.origin_ns = self.last_origin;
             rt.cx.advance(&mut *rt.op, wm, &mut out);
             self.flush_out(local, out);
+            self.take_pieces(local);
         }
+    }
+
+    /// Node `local`'s input watermark advanced to `wm`.
+    pub(super) fn advance(&mut self, local: usize, wm: Timestamp) {
+        let global = self.nodes[local].global;
+        self.metrics.nodes[global].watermark.fetch_max(wm, Relaxed);
+        self.advance_op(local, wm);
         self.propagate(local, &mut |s, node| s.advance(node, wm), || {
             Msg::Watermark(wm)
         });

@@ -15,6 +15,9 @@
 //!
 //! `eddy bench redis` measures the `redis` sink's pipelined `XADD`s against
 //! `redis-benchmark` on the same server (see [`redis`]).
+//!
+//! `eddy bench spill` runs millions of keys of window state under a memory
+//! budget against the same run in memory (see [`spill`]).
 
 mod baseline;
 mod enrich;
@@ -25,6 +28,7 @@ mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
 mod serve;
+mod spill;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -53,6 +57,8 @@ pub enum BenchCommand {
     /// The `postgres` sink (COPY, upsert) against `psql` on the same rows.
     #[cfg(feature = "postgres")]
     Postgres(postgres::PostgresArgs),
+    /// Window state far beyond a memory budget against all in memory.
+    Spill(spill::SpillArgs),
 }
 
 /// Where the benchmark's bids come from.
@@ -273,6 +279,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
             enrich::run(&args)?;
             return Ok(ExitCode::SUCCESS);
         }
+        BenchCommand::Spill(args) => return spill::run(&args),
         #[cfg(feature = "redis")]
         BenchCommand::Redis(args) => return redis::run(&args),
         #[cfg(feature = "kafka")]
