@@ -9,4 +9,5 @@
 // Input-derived data must never panic a pipeline; see clippy.toml.
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod notify;
 pub mod rule;

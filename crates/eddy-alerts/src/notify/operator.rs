@@ -1,0 +1,252 @@
+//! The `notify` node: its configuration and operator.
+
+use std::collections::BTreeMap;
+
+use eddy_core::component::{
+    BuildContext, BuildError, Partitioning, TransformFactory, ValidateContext,
+};
+use eddy_core::config::{Diagnostic, Duration};
+use eddy_core::state::{KeyGroup, TimeDomain, Timer};
+use eddy_core::time::now_ms;
+use eddy_core::{
+    Batch, Collector, Event, NamedTable, Operator, OperatorContext, Output, OutputSpec, Timestamp,
+    Value,
+};
+use eddy_state::ValueTable;
+use serde::Deserialize;
+
+use super::group::{is_firing, Group};
+use super::route::{Route, RouteConfig};
+
+/// Configuration of a `notify` node: the root route (see the module
+/// documentation).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Where alerts go unless a child route takes them.
+    pub receiver: String,
+    /// Label names that group alerts; `["..."]`: every label.
+    #[serde(default)]
+    pub group_by: Option<Vec<String>>,
+    /// Wait of a new group before its first notification (default 30 s).
+    #[serde(default)]
+    pub group_wait: Option<Duration>,
+    /// Wait between notifications about a group's changes (default 5 min).
+    #[serde(default)]
+    pub group_interval: Option<Duration>,
+    /// Wait before an unchanged firing group is notified again (default 4 h).
+    #[serde(default)]
+    pub repeat_interval: Option<Duration>,
+    /// Child routes, tried in order.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+impl NotifyConfig {
+    fn root(&self) -> RouteConfig {
+        RouteConfig {
+            receiver: Some(self.receiver.clone()),
+            matchers: Vec::new(),
+            continue_matching: false,
+            group_by: self.group_by.clone(),
+            group_wait: self.group_wait,
+            group_interval: self.group_interval,
+            repeat_interval: self.repeat_interval,
+            routes: self.routes.clone(),
+        }
+    }
+
+    /// The receivers the tree names, each once, in tree order.
+    fn receivers(&self) -> Vec<String> {
+        let Ok(tree) = Route::tree(&self.root()) else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = Vec::new();
+        for r in tree.all() {
+            if !out.contains(&r.receiver) {
+                out.push(r.receiver.clone());
+            }
+        }
+        out
+    }
+}
+
+impl NotifyConfig {
+    /// The operator for the node `cx` describes.
+    pub fn operator(&self, cx: &BuildContext) -> Result<NotifyOperator, BuildError> {
+        let tree = Route::tree(&self.root()).map_err(BuildError::Config)?;
+        let mut outputs = BTreeMap::new();
+        for receiver in self.receivers() {
+            let output = cx.output(&receiver)?;
+            outputs.insert(receiver, output);
+        }
+        Ok(NotifyOperator::new(&cx.name, tree, outputs))
+    }
+}
+
+impl TransformFactory for NotifyConfig {
+    fn build(&self, cx: &BuildContext) -> Result<Box<dyn Operator>, BuildError> {
+        Ok(Box::new(self.operator(cx)?))
+    }
+
+    fn validate(&self, _cx: &ValidateContext) -> Vec<Diagnostic> {
+        match Route::tree(&self.root()) {
+            Ok(_) => Vec::new(),
+            Err(e) => vec![Diagnostic::new(0..0, e)],
+        }
+    }
+
+    fn outputs(&self) -> Vec<OutputSpec> {
+        self.receivers()
+            .into_iter()
+            .map(|r| OutputSpec::new(r, "notifications for this receiver"))
+            .collect()
+    }
+
+    /// Every alert reaches the one instance that holds the groups.
+    fn partitioning(&self, _input: usize) -> Partitioning {
+        Partitioning::Single
+    }
+}
+
+/// Routes alert events into groups and emits their notifications.
+pub struct NotifyOperator {
+    name: String,
+    tree: Route,
+    outputs: BTreeMap<String, Output>,
+    groups: ValueTable<Group>,
+    clock: fn() -> Timestamp,
+}
+
+impl NotifyOperator {
+    /// An operator routing through `tree`, each receiver's notifications
+    /// to its output.
+    pub fn new(name: &str, tree: Route, outputs: BTreeMap<String, Output>) -> NotifyOperator {
+        NotifyOperator {
+            name: name.to_string(),
+            tree,
+            outputs,
+            groups: ValueTable::new(None),
+            clock: now_ms,
+        }
+    }
+
+    /// Replaces the processing-time clock (tests).
+    pub fn with_clock(mut self, clock: fn() -> Timestamp) -> NotifyOperator {
+        self.clock = clock;
+        self
+    }
+
+    /// Adds one alert event to the groups of every route that takes it.
+    fn admit(
+        &mut self,
+        event: Event,
+        now: Timestamp,
+        cx: &mut OperatorContext,
+    ) -> Result<(), String> {
+        let status = event.get(eddy_core::sym!("status")).and_then(Value::as_str);
+        if !matches!(status, Some("firing" | "resolved")) {
+            return Ok(());
+        }
+        let fingerprint = event
+            .get(eddy_core::sym!("fingerprint"))
+            .and_then(Value::as_str)
+            .ok_or("not an alert event: it has no `fingerprint`")?
+            .to_string();
+        let labels: BTreeMap<String, String> = match event.get(eddy_core::sym!("labels")) {
+            Some(Value::Map(m)) => m
+                .iter()
+                .map(|(k, v)| {
+                    let v = match v.as_str() {
+                        Some(s) => s.to_string(),
+                        None => eddy_core::json::value_to_json_string(v),
+                    };
+                    (k.as_str().to_string(), v)
+                })
+                .collect(),
+            _ => return Err("not an alert event: it has no `labels` map".into()),
+        };
+        let firing = is_firing(&event);
+        for route in self.tree.matching(&labels) {
+            let group_labels = route.group_labels(&labels);
+            let key = Group::key(route.id, &group_labels);
+            let g = KeyGroup::of(&key);
+            let known = self.groups.get(g, key.as_bytes(), 0).is_some();
+            match known {
+                true => self
+                    .groups
+                    .update(g, key.as_bytes(), 0, Group::default)
+                    .admit(&fingerprint, event.clone()),
+                // A group that is gone has nothing to say about a resolution.
+                false if !firing => {}
+                false => {
+                    let mut group = Group {
+                        route: route.id,
+                        labels: group_labels,
+                        ..Group::default()
+                    };
+                    group.admit(&fingerprint, event.clone());
+                    self.groups.put(g, key.as_bytes(), group, 0);
+                    cx.timers(TimeDomain::ProcessingTime).register(
+                        g,
+                        key.as_bytes(),
+                        now.saturating_add(route.group_wait),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Operator for NotifyOperator {
+    fn process(
+        &mut self,
+        _input: usize,
+        batch: Batch,
+        cx: &mut OperatorContext,
+        out: &mut Collector,
+    ) {
+        let now = (self.clock)();
+        for event in batch.events {
+            if let Err(reason) = self.admit(event.clone(), now, cx) {
+                out.dead_letter(&self.name, reason, &event);
+            }
+        }
+    }
+
+    /// A group's time came: notify if it has something to say, then look
+    /// again after `group_interval` unless it is empty.
+    fn on_timer(
+        &mut self,
+        _domain: TimeDomain,
+        timer: Timer,
+        cx: &mut OperatorContext,
+        out: &mut Collector,
+    ) {
+        let Some(mut group) = self.groups.remove(timer.group, &timer.key, 0) else {
+            return;
+        };
+        let Some(route) = self.tree.find(group.route) else {
+            // The tree changed shape under restored state: the group's
+            // route is gone, and so is the group.
+            return;
+        };
+        let key = String::from_utf8_lossy(&timer.key).into_owned();
+        if let Some(alerts) = group.flush(timer.time, route.repeat_interval) {
+            if let Some(&output) = self.outputs.get(&route.receiver) {
+                out.push(output, group.notification(&route.receiver, &key, &alerts));
+            }
+        }
+        if !group.is_empty() {
+            let next = timer.time.saturating_add(route.group_interval.max(1));
+            self.groups.put(timer.group, &timer.key, group, 0);
+            cx.timers(TimeDomain::ProcessingTime)
+                .register(timer.group, &timer.key, next);
+        }
+    }
+
+    fn tables(&mut self) -> Vec<NamedTable<'_>> {
+        vec![("groups", &mut self.groups)]
+    }
+}
