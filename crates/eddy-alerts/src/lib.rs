@@ -10,4 +10,5 @@
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod notify;
+pub mod receivers;
 pub mod rule;

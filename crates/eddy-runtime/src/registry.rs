@@ -7,6 +7,8 @@ use eddy_core::config::{deserialize_body, Diagnostic, Section, Spanned};
 use serde::de::DeserializeOwned;
 use toml::de::DeValue;
 
+use eddy_alerts::notify::NotifyConfig;
+use eddy_alerts::receivers::{PagerDuty, ReceiverConfig, Slack, Teams, Webhook};
 use eddy_alerts::rule::AlertRuleConfig;
 #[cfg(feature = "http")]
 use eddy_connectors::sinks::HttpSinkConfig;
@@ -96,7 +98,18 @@ pub const TRANSFORMS: &[(&str, Ctor)] = &[
 ];
 
 /// Alert kinds: `[alerts.NAME]` tables without a `type` are rules.
-pub const ALERTS: &[(&str, Ctor)] = &[("rule", transform::<AlertRuleConfig>)];
+pub const ALERTS: &[(&str, Ctor)] = &[
+    ("notify", transform::<NotifyConfig>),
+    ("rule", transform::<AlertRuleConfig>),
+];
+
+/// Every receiver type.
+pub const RECEIVERS: &[(&str, Ctor)] = &[
+    ("pagerduty", sink::<ReceiverConfig<PagerDuty>>),
+    ("slack", sink::<ReceiverConfig<Slack>>),
+    ("teams", sink::<ReceiverConfig<Teams>>),
+    ("webhook", sink::<ReceiverConfig<Webhook>>),
+];
 
 /// Every sink type.
 pub const SINKS: &[(&str, Ctor)] = &[
@@ -115,13 +128,13 @@ pub const SINKS: &[(&str, Ctor)] = &[
     ("stdout", sink::<StdoutConfig>),
 ];
 
-/// The table for a section (`None` for sections without types yet).
-pub fn table(section: Section) -> Option<&'static [(&'static str, Ctor)]> {
+/// The types a section offers.
+pub fn table(section: Section) -> &'static [(&'static str, Ctor)] {
     match section {
-        Section::Sources => Some(SOURCES),
-        Section::Transforms => Some(TRANSFORMS),
-        Section::Sinks => Some(SINKS),
-        Section::Alerts => Some(ALERTS),
-        Section::Receivers => None,
+        Section::Sources => SOURCES,
+        Section::Transforms => TRANSFORMS,
+        Section::Sinks => SINKS,
+        Section::Alerts => ALERTS,
+        Section::Receivers => RECEIVERS,
     }
 }

@@ -6,7 +6,7 @@ use eddy_core::component::{
     BuildContext, BuildError, Partitioning, TransformFactory, ValidateContext,
 };
 use eddy_core::config::{Diagnostic, Duration};
-use eddy_core::state::{KeyGroup, TimeDomain, Timer};
+use eddy_core::state::{KeyGroup, TimeDomain, Timer, KEY_GROUPS};
 use eddy_core::time::now_ms;
 use eddy_core::{
     Batch, Collector, Event, NamedTable, Operator, OperatorContext, Output, OutputSpec, Timestamp,
@@ -199,6 +199,34 @@ impl NotifyOperator {
     }
 }
 
+impl NotifyOperator {
+    /// Emits `group`'s notification (it is keyed `key`) if one is due at
+    /// `now`, counting a repeat only with `repeat`; returns its route's
+    /// `group_interval`, or `None` when that route is gone.
+    fn speak(
+        &self,
+        key: &[u8],
+        group: &mut Group,
+        now: Timestamp,
+        repeat: bool,
+        out: &mut Collector,
+    ) -> Option<i64> {
+        let route = self.tree.find(group.route)?;
+        let repeat_after = if repeat {
+            route.repeat_interval
+        } else {
+            i64::MAX
+        };
+        if let Some(alerts) = group.flush(now, repeat_after) {
+            if let Some(&output) = self.outputs.get(&route.receiver) {
+                let key = String::from_utf8_lossy(key);
+                out.push(output, group.notification(&route.receiver, &key, &alerts));
+            }
+        }
+        Some(route.group_interval)
+    }
+}
+
 impl Operator for NotifyOperator {
     fn process(
         &mut self,
@@ -227,22 +255,38 @@ impl Operator for NotifyOperator {
         let Some(mut group) = self.groups.remove(timer.group, &timer.key, 0) else {
             return;
         };
-        let Some(route) = self.tree.find(group.route) else {
-            // The tree changed shape under restored state: the group's
-            // route is gone, and so is the group.
+        // A group whose route is gone (the tree changed shape under
+        // restored state) goes with it.
+        let Some(interval) = self.speak(&timer.key, &mut group, timer.time, true, out) else {
             return;
         };
-        let key = String::from_utf8_lossy(&timer.key).into_owned();
-        if let Some(alerts) = group.flush(timer.time, route.repeat_interval) {
-            if let Some(&output) = self.outputs.get(&route.receiver) {
-                out.push(output, group.notification(&route.receiver, &key, &alerts));
-            }
-        }
         if !group.is_empty() {
-            let next = timer.time.saturating_add(route.group_interval.max(1));
+            let next = timer.time.saturating_add(interval.max(1));
             self.groups.put(timer.group, &timer.key, group, 0);
             cx.timers(TimeDomain::ProcessingTime)
                 .register(timer.group, &timer.key, next);
+        }
+    }
+
+    /// The input ended: every group with something left to say (the
+    /// resolutions the end of input brought) speaks now.
+    fn finish(&mut self, _cx: &mut OperatorContext, out: &mut Collector) {
+        let now = (self.clock)();
+        for g in (0..KEY_GROUPS).filter_map(KeyGroup::new) {
+            let keys: Vec<Vec<u8>> = self
+                .groups
+                .iter_group(g, 0)
+                .map(|(k, _)| k.to_vec())
+                .collect();
+            for key in keys {
+                let Some(mut group) = self.groups.remove(g, &key, 0) else {
+                    continue;
+                };
+                let spoke = self.speak(&key, &mut group, now, false, out);
+                if spoke.is_some() && !group.is_empty() {
+                    self.groups.put(g, &key, group, 0);
+                }
+            }
         }
     }
 

@@ -183,6 +183,23 @@ fn groups_wait_notify_changes_repeat_and_resolve() {
     assert!(n.tick(2_000 * S).iter().all(|(r, _, _)| r == "pager"));
 }
 
+/// At the end of input the resolutions it brought are reported at once,
+/// without waiting for the groups' timers.
+#[test]
+fn the_end_of_input_reports_what_is_left_at_once() {
+    let mut n = Notify::new();
+    n.send(0, vec![alert("cpu", "firing", "high", "ops")]);
+    assert_eq!(n.tick(10 * S).len(), 1);
+    n.send(12 * S, vec![alert("cpu", "resolved", "high", "ops")]);
+    NOW.with(|c| c.set(13 * S));
+    n.cx.end(&mut *n.op, &mut n.out);
+    let (_, output) = n.receivers[0].clone();
+    let sent = n.out.take(output);
+    assert_eq!(sent.len(), 1);
+    let status = sent[0].get(Sym::intern("status")).and_then(Value::as_str);
+    assert_eq!(status, Some("resolved"));
+}
+
 #[test]
 fn non_alerts_are_dead_lettered() {
     let mut n = Notify::new();

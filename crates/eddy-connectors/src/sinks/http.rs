@@ -379,8 +379,9 @@ impl Deliver for HttpWriter {
     }
 }
 
-/// Whether an answer's status means delivered, retry or give up.
-fn classify(status: u16, body: &str) -> Result<(), DeliveryError> {
+/// Whether an answer's status means delivered, retry (408, 429, 5xx) or
+/// give up (any other status), quoting the start of the answer's body.
+pub fn classify(status: u16, body: &str) -> Result<(), DeliveryError> {
     let message = || {
         let quoted: String = body.chars().take(QUOTED_BODY).collect();
         if quoted.trim().is_empty() {
@@ -397,7 +398,7 @@ fn classify(status: u16, body: &str) -> Result<(), DeliveryError> {
 }
 
 /// Request errors: configuration mistakes cannot heal, the rest may.
-fn classify_error(e: ureq::Error) -> DeliveryError {
+pub fn classify_error(e: ureq::Error) -> DeliveryError {
     match e {
         ureq::Error::BadUri(_) | ureq::Error::Http(_) | ureq::Error::RequireHttpsOnly(_) => {
             DeliveryError::Permanent(format!("cannot send the request: {e}"))
@@ -407,7 +408,7 @@ fn classify_error(e: ureq::Error) -> DeliveryError {
 }
 
 /// Lower-case hex HMAC-SHA256 of `body`.
-fn sign(secret: &[u8], body: &[u8]) -> String {
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
     // HMAC accepts keys of any length, so this never fails; an empty
     // signature would be refused by the receiver, not crash the sink.
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {

@@ -146,20 +146,7 @@ impl Plan {
             }
             by_name.insert(c.name.clone(), built.len());
             docs.push(ci);
-            let Some(table) = registry::table(c.section) else {
-                diags.push(
-                    Diagnostic::new(
-                        c.name_span.clone(),
-                        format!(
-                            "[{}] is not supported by this version of Eddy",
-                            c.section.key()
-                        ),
-                    )
-                    .hint("receivers come with alert routing; until then write alerts to a sink"),
-                );
-                built.push(None);
-                continue;
-            };
+            let table = registry::table(c.section);
             let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
             // An alert without a `type` is a rule.
             let implied = (c.section == Section::Alerts && c.kind.is_none())
@@ -251,7 +238,36 @@ impl Plan {
                 );
                 continue;
             }
-            if !is_source && c.inputs.is_empty() && registry::table(c.section).is_some() {
+            // A receiver without `inputs` reads what every `notify` node
+            // routes to it.
+            if c.section == Section::Receivers && c.inputs.is_empty() {
+                let routed: Vec<Input> = built
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(from, n)| {
+                        let n = n.as_ref().filter(|n| n.kind == "notify")?;
+                        let output = n.outputs.get(&c.name)?;
+                        Some(Input { node: from, output })
+                    })
+                    .collect();
+                if routed.is_empty() && built[idx].is_some() {
+                    diags.push(
+                        Diagnostic::new(
+                            c.name_span.clone(),
+                            format!("no `notify` route sends to receiver `{}`", c.name),
+                        )
+                        .hint(format!(
+                            "name it in a route of an [alerts.NAME] with type = \"notify\" (receiver = \"{}\"), or give it `inputs`",
+                            c.name
+                        )),
+                    );
+                }
+                if let Some(node) = built[idx].as_mut() {
+                    node.inputs = routed;
+                }
+                continue;
+            }
+            if !is_source && c.inputs.is_empty() {
                 diags.push(
                     Diagnostic::new(c.name_span.clone(), format!("`{}` has no inputs", c.name))
                         .hint("add `inputs = [\"NAME\"]` naming a source or transform"),

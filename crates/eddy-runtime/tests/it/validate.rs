@@ -506,3 +506,34 @@ fn checkpoint_settings_are_checked_with_positions() {
         "{err}"
     );
 }
+
+/// A receiver without `inputs` reads the output its name has on every
+/// `notify` node; one no route names is reported at its name.
+#[test]
+fn receivers_are_wired_to_the_routes_that_name_them() {
+    let notify = "[alerts.cpu]\ninputs = [\"tx\"]\ncondition = \"amount > 10\"\n\n\
+                  [alerts.notify]\ntype = \"notify\"\ninputs = [\"cpu\"]\nreceiver = \"oncall\"\n\
+                  routes = [{ matchers = ['severity = \"critical\"'], receiver = \"pager\" }]\n\n\
+                  [receivers.oncall]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n\n\
+                  [receivers.pager]\ntype = \"pagerduty\"\nrouting_key = \"k\"\n";
+    let plan = Plan::compile("p.toml", &format!("{SOURCE}\n{notify}"), &[])
+        .map_err(|d| d.to_string())
+        .unwrap();
+    let node = |name: &str| plan.nodes.iter().position(|n| n.name == name).unwrap();
+    for receiver in ["oncall", "pager"] {
+        let inputs = &plan.nodes[node(receiver)].inputs;
+        assert_eq!(inputs.len(), 1, "{receiver}");
+        assert_eq!(inputs[0].node, node("notify"));
+    }
+    let e = errors(&format!(
+        "{SOURCE}\n{notify}\n[receivers.chat]\ntype = \"slack\"\nurl = \"http://127.0.0.1:9/\"\n"
+    ));
+    assert!(
+        e.contains("no `notify` route sends to receiver `chat`"),
+        "{e}"
+    );
+    let e = errors(&format!(
+        "{SOURCE}\n{notify}\n[receivers.sms]\ntype = \"pigeon\"\n"
+    ));
+    assert!(e.contains("unknown receiver type `pigeon`"), "{e}");
+}

@@ -1,0 +1,299 @@
+//! What each receiver type posts for a notification.
+
+use std::collections::BTreeMap;
+
+use eddy_core::json::fields_to_json_string;
+use eddy_core::{Event, Sym, Value};
+use serde_json::json;
+
+/// A receiver type: its name and the requests one notification becomes.
+pub trait Format: Send + Sync + Sized {
+    /// The `type` it is configured as.
+    const NAME: &'static str;
+    /// Where it posts when `url` is not set.
+    const DEFAULT_URL: Option<&'static str> = None;
+    /// Whether it takes (and needs) a `routing_key`.
+    const NEEDS_ROUTING_KEY: bool = false;
+    /// The format for a receiver with `routing_key` (expanded).
+    fn new(routing_key: Option<String>) -> Result<Self, String>;
+    /// The request bodies for `notification`; an error dead-letters it.
+    fn bodies(&self, notification: &Event) -> Result<Vec<Vec<u8>>, String>;
+}
+
+/// Alertmanager's webhook payload (version 4), as `notify` builds it.
+pub struct Webhook;
+
+impl Format for Webhook {
+    const NAME: &'static str = "webhook";
+
+    fn new(_: Option<String>) -> Result<Self, String> {
+        Ok(Webhook)
+    }
+
+    fn bodies(&self, notification: &Event) -> Result<Vec<Vec<u8>>, String> {
+        View::of(notification)?;
+        Ok(vec![
+            fields_to_json_string(&notification.fields).into_bytes()
+        ])
+    }
+}
+
+/// A Slack incoming-webhook message: a title and one line per alert in an
+/// attachment coloured by severity (green once resolved).
+pub struct Slack;
+
+impl Format for Slack {
+    const NAME: &'static str = "slack";
+
+    fn new(_: Option<String>) -> Result<Self, String> {
+        Ok(Slack)
+    }
+
+    fn bodies(&self, notification: &Event) -> Result<Vec<Vec<u8>>, String> {
+        let v = View::of(notification)?;
+        let body = json!({
+            "text": v.title(),
+            "attachments": [{
+                "color": v.colour(),
+                "blocks": [
+                    {"type": "section", "text": {"type": "mrkdwn", "text": format!("*{}*", v.title())}},
+                    {"type": "section", "text": {"type": "mrkdwn", "text": v.lines("• ").join("\n")}},
+                ],
+            }],
+        });
+        Ok(vec![body.to_string().into_bytes()])
+    }
+}
+
+/// PagerDuty Events API v2: one event per alert, `trigger` while it fires
+/// and `resolve` once resolved, deduplicated by the alert's fingerprint.
+pub struct PagerDuty {
+    routing_key: String,
+}
+
+impl Format for PagerDuty {
+    const NAME: &'static str = "pagerduty";
+    const DEFAULT_URL: Option<&'static str> = Some("https://events.pagerduty.com/v2/enqueue");
+    const NEEDS_ROUTING_KEY: bool = true;
+
+    fn new(routing_key: Option<String>) -> Result<Self, String> {
+        let routing_key = routing_key.ok_or("needs a `routing_key`")?;
+        Ok(PagerDuty { routing_key })
+    }
+
+    fn bodies(&self, notification: &Event) -> Result<Vec<Vec<u8>>, String> {
+        let v = View::of(notification)?;
+        let mut out = Vec::new();
+        for a in &v.alerts {
+            let dedup_key = format!("eddy-{}", a.fingerprint);
+            let body = if a.firing {
+                json!({
+                    "routing_key": self.routing_key,
+                    "event_action": "trigger",
+                    "dedup_key": dedup_key,
+                    "payload": {
+                        "summary": truncate(&format!("{}: {}", a.name(), a.summary()), 1024),
+                        "source": "eddy",
+                        "severity": pagerduty_severity(a.severity()),
+                        "custom_details": {
+                            "labels": a.labels,
+                            "annotations": a.annotations,
+                            "group": v.group_key,
+                        },
+                    },
+                })
+            } else {
+                json!({
+                    "routing_key": self.routing_key,
+                    "event_action": "resolve",
+                    "dedup_key": dedup_key,
+                })
+            };
+            out.push(body.to_string().into_bytes());
+        }
+        Ok(out)
+    }
+}
+
+/// A Microsoft Teams incoming-webhook MessageCard.
+pub struct Teams;
+
+impl Format for Teams {
+    const NAME: &'static str = "teams";
+
+    fn new(_: Option<String>) -> Result<Self, String> {
+        Ok(Teams)
+    }
+
+    fn bodies(&self, notification: &Event) -> Result<Vec<Vec<u8>>, String> {
+        let v = View::of(notification)?;
+        let body = json!({
+            "@type": "MessageCard",
+            "@context": "https://schema.org/extensions",
+            "themeColor": v.colour().trim_start_matches('#'),
+            "summary": v.title(),
+            "title": v.title(),
+            "text": v.lines("- ").join("\n\n"),
+        });
+        Ok(vec![body.to_string().into_bytes()])
+    }
+}
+
+/// PagerDuty's four severities.
+fn pagerduty_severity(severity: &str) -> &'static str {
+    match severity {
+        "critical" => "critical",
+        "high" => "error",
+        "medium" => "warning",
+        _ => "info",
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => text[..at].to_string(),
+        None => text.to_string(),
+    }
+}
+
+/// Severities from most to least urgent.
+const SEVERITIES: [&str; 5] = ["critical", "high", "medium", "low", "info"];
+
+/// A notification read back from its event.
+struct View {
+    firing: bool,
+    group_key: String,
+    group_labels: BTreeMap<String, String>,
+    alerts: Vec<AlertView>,
+}
+
+struct AlertView {
+    firing: bool,
+    fingerprint: String,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+}
+
+fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
+    match v {
+        Some(Value::Map(m)) => m
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.as_str()?.to_string())))
+            .collect(),
+        _ => BTreeMap::new(),
+    }
+}
+
+impl View {
+    fn of(e: &Event) -> Result<View, String> {
+        let text = |name: &str| e.get(Sym::intern(name)).and_then(Value::as_str);
+        let status = text("status").ok_or("not a notification: no `status`")?;
+        let Some(Value::List(list)) = e.get(Sym::intern("alerts")) else {
+            return Err("not a notification: no `alerts` list".into());
+        };
+        let mut alerts = Vec::with_capacity(list.len());
+        for a in list.iter() {
+            let Value::Map(a) = a else {
+                return Err("not a notification: an alert is not a map".into());
+            };
+            let text = |name: &str| {
+                a.get(Sym::intern(name))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            alerts.push(AlertView {
+                firing: text("status") == "firing",
+                fingerprint: text("fingerprint"),
+                labels: string_map(a.get(Sym::intern("labels"))),
+                annotations: string_map(a.get(Sym::intern("annotations"))),
+            });
+        }
+        Ok(View {
+            firing: status == "firing",
+            group_key: text("groupKey").unwrap_or_default().to_string(),
+            group_labels: string_map(e.get(Sym::intern("groupLabels"))),
+            alerts,
+        })
+    }
+
+    /// `[FIRING:2] ops budget`: status, firing count, group label values
+    /// (or the alert name when the group has no labels).
+    fn title(&self) -> String {
+        let status = if self.firing {
+            let n = self.alerts.iter().filter(|a| a.firing).count();
+            format!("FIRING:{n}")
+        } else {
+            "RESOLVED".to_string()
+        };
+        let names: Vec<&str> = if self.group_labels.is_empty() {
+            let mut names: Vec<&str> = self.alerts.iter().map(|a| a.name()).collect();
+            names.dedup();
+            names
+        } else {
+            self.group_labels.values().map(String::as_str).collect()
+        };
+        format!("[{status}] {}", names.join(" "))
+    }
+
+    /// The most urgent severity among the alerts that count (the firing
+    /// ones, or all once resolved).
+    fn severity(&self) -> &'static str {
+        let counted = self.alerts.iter().filter(|a| a.firing || !self.firing);
+        counted
+            .filter_map(|a| SEVERITIES.iter().position(|s| *s == a.severity()))
+            .min()
+            .map_or("info", |i| SEVERITIES[i])
+    }
+
+    fn colour(&self) -> &'static str {
+        if !self.firing {
+            return "#2eb886";
+        }
+        match self.severity() {
+            "critical" => "#d00000",
+            "high" => "#e8590c",
+            "medium" => "#f2c744",
+            _ => "#439fe0",
+        }
+    }
+
+    /// One line per alert: `• FIRING budget_critical: summary`.
+    fn lines(&self, bullet: &str) -> Vec<String> {
+        self.alerts
+            .iter()
+            .map(|a| {
+                let status = if a.firing { "FIRING" } else { "RESOLVED" };
+                format!("{bullet}{status} {}: {}", a.name(), a.summary())
+            })
+            .collect()
+    }
+}
+
+impl AlertView {
+    fn name(&self) -> &str {
+        self.labels.get("alertname").map_or("alert", String::as_str)
+    }
+
+    fn severity(&self) -> &str {
+        self.labels.get("severity").map_or("info", String::as_str)
+    }
+
+    /// The `summary` annotation, else `description`, else the labels.
+    fn summary(&self) -> String {
+        match self
+            .annotations
+            .get("summary")
+            .or_else(|| self.annotations.get("description"))
+        {
+            Some(s) => s.clone(),
+            None => self
+                .labels
+                .iter()
+                .filter(|(k, _)| *k != "alertname")
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+}

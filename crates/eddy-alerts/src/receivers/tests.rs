@@ -1,0 +1,167 @@
+//! Receivers against a local HTTP receiver: each type's payload, the
+//! signature, retries of 5xx and none of 4xx.
+
+use std::sync::Arc;
+
+use eddy_core::component::{BuildContext, SinkFactory};
+use eddy_core::{Event, Fields, Sink, Sym, Value};
+use eddy_testkit::http::HttpReceiver;
+use serde_json::Value as Json;
+
+use super::{Format, PagerDuty, ReceiverConfig, Slack, Teams, Webhook};
+
+fn notification(status: &str, alerts: &[(&str, &str, &str)]) -> Event {
+    let list: Vec<Value> = alerts
+        .iter()
+        .map(|(name, st, severity)| {
+            let mut labels = Fields::default();
+            labels.push(Sym::intern("alertname"), Value::str(name));
+            labels.push(Sym::intern("severity"), Value::str(severity));
+            let mut ann = Fields::default();
+            ann.push(Sym::intern("summary"), Value::str(&format!("{name} is up")));
+            let mut a = Fields::default();
+            a.push(Sym::intern("status"), Value::str(st));
+            a.push(Sym::intern("labels"), Value::Map(Arc::new(labels)));
+            a.push(Sym::intern("annotations"), Value::Map(Arc::new(ann)));
+            a.push(
+                Sym::intern("fingerprint"),
+                Value::str(&format!("fp-{name}")),
+            );
+            Value::Map(Arc::new(a))
+        })
+        .collect();
+    let mut group = Fields::default();
+    group.push(Sym::intern("dept"), Value::str("ops"));
+    let mut f = Fields::default();
+    f.push(Sym::intern("receiver"), Value::str("r"));
+    f.push(Sym::intern("status"), Value::str(status));
+    f.push(Sym::intern("alerts"), Value::List(Arc::new(list)));
+    f.push(Sym::intern("groupLabels"), Value::Map(Arc::new(group)));
+    f.push(Sym::intern("groupKey"), Value::str("0:{dept=\"ops\"}"));
+    Event::new(0, f)
+}
+
+fn receiver<F: Format + 'static>(hook: &HttpReceiver, extra: &str) -> Box<dyn Sink> {
+    let cfg: ReceiverConfig<F> = toml::from_str(&format!(
+        "url = \"{}\"\nretry = {{ attempts = 3, initial_backoff = \"1ms\", max_backoff = \"2ms\" }}\n{extra}",
+        hook.url()
+    ))
+    .unwrap();
+    assert!(cfg.validate(&Default::default()).is_empty());
+    cfg.build(&BuildContext::single("r")).unwrap()
+}
+
+fn bodies(hook: &HttpReceiver) -> Vec<Json> {
+    hook.requests()
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect()
+}
+
+#[test]
+fn webhook_posts_the_notification_signed() {
+    let hook = HttpReceiver::start();
+    let mut r = receiver::<Webhook>(&hook, "hmac = { secret = \"s3cret\" }");
+    let n = notification("firing", &[("cpu", "firing", "high")]);
+    r.write(&[n]).unwrap();
+    r.flush().unwrap();
+    let got = hook.requests();
+    assert_eq!(got.len(), 1);
+    let body: Json = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(body["status"], "firing");
+    assert_eq!(body["alerts"][0]["labels"]["alertname"], "cpu");
+    let want = format!(
+        "sha256={}",
+        eddy_connectors::sinks::http::sign(b"s3cret", &got[0].body)
+    );
+    assert_eq!(got[0].header("x-eddy-signature"), Some(want.as_str()));
+    assert_eq!(got[0].header("content-type"), Some("application/json"));
+}
+
+#[test]
+fn slack_teams_and_pagerduty_shapes() {
+    let hook = HttpReceiver::start();
+    let firing = notification(
+        "firing",
+        &[("cpu", "firing", "high"), ("disk", "resolved", "critical")],
+    );
+    let mut slack = receiver::<Slack>(&hook, "");
+    slack.write(std::slice::from_ref(&firing)).unwrap();
+    slack.flush().unwrap();
+    let mut teams = receiver::<Teams>(&hook, "");
+    teams.write(std::slice::from_ref(&firing)).unwrap();
+    teams.flush().unwrap();
+    let mut pd = receiver::<PagerDuty>(&hook, "routing_key = \"k123\"");
+    pd.write(&[firing]).unwrap();
+    pd.flush().unwrap();
+    let got = bodies(&hook);
+    assert_eq!(got.len(), 4, "{got:?}");
+    // Slack: title, colour of the most urgent firing alert (high), lines.
+    assert_eq!(got[0]["text"], "[FIRING:1] ops");
+    assert_eq!(got[0]["attachments"][0]["color"], "#e8590c");
+    let lines = got[0]["attachments"][0]["blocks"][1]["text"]["text"]
+        .as_str()
+        .unwrap();
+    assert!(lines.contains("• FIRING cpu: cpu is up"), "{lines}");
+    assert!(lines.contains("• RESOLVED disk: disk is up"), "{lines}");
+    // Teams: a MessageCard.
+    assert_eq!(got[1]["@type"], "MessageCard");
+    assert_eq!(got[1]["themeColor"], "e8590c");
+    // PagerDuty: one event per alert, deduplicated by fingerprint.
+    assert_eq!(got[2]["event_action"], "trigger");
+    assert_eq!(got[2]["routing_key"], "k123");
+    assert_eq!(got[2]["dedup_key"], "eddy-fp-cpu");
+    assert_eq!(got[2]["payload"]["severity"], "error");
+    assert_eq!(got[3]["event_action"], "resolve");
+    assert_eq!(got[3]["dedup_key"], "eddy-fp-disk");
+}
+
+#[test]
+fn five_hundreds_are_retried_four_hundreds_are_not() {
+    let hook = HttpReceiver::start();
+    let mut r = receiver::<Webhook>(&hook, "");
+    hook.fail_next(1, 500);
+    r.write(&[notification("firing", &[("cpu", "firing", "high")])])
+        .unwrap();
+    r.flush().unwrap();
+    assert!(r.take_dead_letters().is_empty());
+    assert_eq!(
+        hook.requests().iter().map(|q| q.status).collect::<Vec<_>>(),
+        [500, 200]
+    );
+    hook.fail_next(1, 400);
+    r.write(&[notification("firing", &[("cpu", "firing", "high")])])
+        .unwrap();
+    r.flush().unwrap();
+    let dead = r.take_dead_letters();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(hook.requests().len(), 3, "no retry after 400");
+    // Not a notification: dead-lettered without a request.
+    r.write(&[Event::new(0, Fields::default())]).unwrap();
+    r.flush().unwrap();
+    assert_eq!(r.take_dead_letters().len(), 1);
+    assert_eq!(hook.requests().len(), 3);
+}
+
+#[test]
+fn settings_are_checked() {
+    let problems = |text: &str| -> Vec<String> {
+        let cfg: ReceiverConfig<PagerDuty> = toml::from_str(text).unwrap();
+        cfg.validate(&Default::default())
+            .into_iter()
+            .map(|d| d.message)
+            .collect()
+    };
+    assert!(problems("routing_key = \"k\"").is_empty(), "default url");
+    assert!(problems("")[0].contains("routing_key"));
+    let slack: ReceiverConfig<Slack> = toml::from_str("routing_key = \"k\"").unwrap();
+    let p: Vec<String> = slack
+        .validate(&Default::default())
+        .into_iter()
+        .map(|d| d.message)
+        .collect();
+    assert!(p.iter().any(|m| m.contains("needs a `url`")), "{p:?}");
+    assert!(p.iter().any(|m| m.contains("is for `pagerduty`")), "{p:?}");
+    assert!(toml::from_str::<ReceiverConfig<Slack>>("urll = \"x\"").is_err());
+}

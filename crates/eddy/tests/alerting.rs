@@ -1,0 +1,122 @@
+//! Alerts from rules through `notify` to real HTTP receivers: a live
+//! simulator run whose transactions raise alerts; the webhook receiver
+//! gets Alertmanager-shaped notifications, signed, first firing and at the
+//! end resolved; the critical route's Slack receiver gets its own.
+
+mod support;
+
+use std::process::Command;
+
+use eddy_testkit::http::HttpReceiver;
+use serde_json::Value;
+use support::write_pipeline;
+
+#[test]
+fn rules_notify_real_receivers_firing_then_resolved() {
+    let hook = HttpReceiver::start();
+    let chat = HttpReceiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let config = write_pipeline(
+        dir.path(),
+        "alerts.toml",
+        &format!(
+            r#"[pipeline]
+name = "alerting"
+data_dir = "{d}/data"
+
+[sources.business]
+type = "simulator"
+rate = 400
+seed = 7
+
+[transforms.transactions]
+type = "filter"
+inputs = ["business"]
+condition = 'type == "transaction"'
+
+[alerts.payments_flowing]
+inputs = ["transactions"]
+condition = "amount_usd > 0.0"
+severity = "high"
+annotations = {{ summary = "payments are flowing" }}
+
+[alerts.payments_critical]
+inputs = ["transactions"]
+condition = "amount_usd > 0.0"
+severity = "critical"
+
+[alerts.notify]
+type = "notify"
+inputs = ["payments_flowing", "payments_critical"]
+receiver = "hook"
+group_by = ["alertname"]
+group_wait = "300ms"
+group_interval = "500ms"
+routes = [
+  {{ matchers = ['severity = "critical"'], receiver = "chat" }},
+]
+
+[receivers.hook]
+type = "webhook"
+url = "{hook}"
+hmac = {{ secret = "s3cret" }}
+
+[receivers.chat]
+type = "slack"
+url = "{chat}"
+"#,
+            hook = hook.url(),
+            chat = chat.url(),
+        ),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .arg("run")
+        .arg(&config)
+        .args(["--duration", "3", "-q"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let hooked = hook.requests();
+    let bodies: Vec<Value> = hooked
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    let statuses: Vec<&str> = bodies
+        .iter()
+        .map(|b| b["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses.first(), Some(&"firing"), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&"resolved"), "{statuses:?}");
+    for (r, b) in hooked.iter().zip(&bodies) {
+        assert_eq!(b["version"], "4");
+        assert_eq!(b["receiver"], "hook");
+        assert_eq!(b["groupLabels"]["alertname"], "payments_flowing");
+        assert_eq!(
+            b["alerts"][0]["annotations"]["summary"],
+            "payments are flowing"
+        );
+        let want = format!(
+            "sha256={}",
+            eddy_connectors::sinks::http::sign(b"s3cret", &r.body)
+        );
+        assert_eq!(r.header("x-eddy-signature"), Some(want.as_str()));
+    }
+    let chatted: Vec<Value> = chat
+        .requests()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert!(!chatted.is_empty());
+    assert_eq!(chatted[0]["text"], "[FIRING:1] payments_critical");
+    assert_eq!(chatted[0]["attachments"][0]["color"], "#d00000");
+    assert_eq!(
+        chatted.last().unwrap()["text"],
+        "[RESOLVED] payments_critical"
+    );
+}
