@@ -50,17 +50,27 @@ impl Group {
 
     /// The alerts to notify about at `now`, if a notification is due:
     /// the group changed since it last spoke, or it is still firing and
-    /// `repeat_interval` ms passed. Records it as sent and forgets the
-    /// resolved alerts it reports.
-    pub fn flush(&mut self, now: i64, repeat_interval: i64) -> Option<Vec<Event>> {
+    /// `repeat_interval` ms passed. Firing alerts `muted` says are
+    /// inhibited count as absent (they stay in the group). Records the
+    /// notification as sent and forgets the resolved alerts it reports.
+    pub fn flush(
+        &mut self,
+        now: i64,
+        repeat_interval: i64,
+        muted: impl Fn(&Event) -> bool,
+    ) -> Option<Vec<Event>> {
         // Resolved before anyone heard of them firing: nothing to say.
         let notified = &self.notified;
         self.alerts
             .retain(|fp, e| is_firing(e) || notified.get(fp) == Some(&true));
-        let current: BTreeMap<String, bool> = self
+        let visible: Vec<(&String, &Event)> = self
             .alerts
             .iter()
-            .map(|(fp, e)| (fp.clone(), is_firing(e)))
+            .filter(|(_, e)| !(is_firing(e) && muted(e)))
+            .collect();
+        let current: BTreeMap<String, bool> = visible
+            .iter()
+            .map(|(fp, e)| ((*fp).clone(), is_firing(e)))
             .collect();
         if current.is_empty() {
             self.notified.clear();
@@ -71,11 +81,18 @@ impl Group {
         if current == self.notified && !repeat {
             return None;
         }
-        let alerts: Vec<Event> = self.alerts.values().cloned().collect();
-        self.alerts.retain(|_, e| is_firing(e));
+        let alerts: Vec<Event> = visible.into_iter().map(|(_, e)| e.clone()).collect();
+        self.alerts
+            .retain(|fp, e| is_firing(e) || !current.contains_key(fp));
         self.notified = current.into_iter().filter(|(_, f)| *f).collect();
         self.last_sent = Some(now);
         Some(alerts)
+    }
+
+    /// [`Group::flush`] with nothing muted.
+    #[cfg(test)]
+    pub fn flush_all(&mut self, now: i64, repeat_interval: i64) -> Option<Vec<Event>> {
+        self.flush(now, repeat_interval, |_| false)
     }
 
     /// Whether no alert is left.
@@ -214,19 +231,23 @@ mod tests {
         let mut g = Group::default();
         g.admit("a", alert("a", "firing", 1, &[("x", "1")]));
         g.admit("b", alert("b", "firing", 2, &[("x", "1"), ("y", "2")]));
-        assert_eq!(g.flush(0, 100).map(|a| a.len()), Some(2));
-        assert_eq!(g.flush(10, 100), None, "unchanged");
+        assert_eq!(g.flush_all(0, 100).map(|a| a.len()), Some(2));
+        assert_eq!(g.flush_all(10, 100), None, "unchanged");
         g.admit("a", alert("a", "firing", 3, &[("x", "1")]));
-        assert_eq!(g.flush(20, 100), None, "same status is no change");
-        assert_eq!(g.flush(100, 100).map(|a| a.len()), Some(2), "repeat");
+        assert_eq!(g.flush_all(20, 100), None, "same status is no change");
+        assert_eq!(g.flush_all(100, 100).map(|a| a.len()), Some(2), "repeat");
         g.admit("b", alert("b", "resolved", 4, &[("x", "1"), ("y", "2")]));
-        let sent = g.flush(110, 100).unwrap();
+        let sent = g.flush_all(110, 100).unwrap();
         assert_eq!(sent.iter().filter(|e| !is_firing(e)).count(), 1);
         assert_eq!(g.alerts.len(), 1, "the resolved alert is forgotten");
         g.admit("a", alert("a", "resolved", 5, &[("x", "1")]));
-        assert_eq!(g.flush(120, 100).map(|a| a.len()), Some(1));
+        assert_eq!(g.flush_all(120, 100).map(|a| a.len()), Some(1));
         assert!(g.is_empty());
-        assert_eq!(g.flush(500, 100), None, "nothing left, nothing repeated");
+        assert_eq!(
+            g.flush_all(500, 100),
+            None,
+            "nothing left, nothing repeated"
+        );
     }
 
     #[test]
@@ -234,7 +255,7 @@ mod tests {
         let mut g = Group::default();
         g.admit("a", alert("a", "firing", 1, &[]));
         g.admit("a", alert("a", "resolved", 2, &[]));
-        assert_eq!(g.flush(0, 100), None);
+        assert_eq!(g.flush_all(0, 100), None);
         assert!(g.is_empty());
     }
 
@@ -252,7 +273,7 @@ mod tests {
         assert_eq!(key, "3:{x=\"1\"}");
         let bytes = eddy_core::codec::encode_to_vec(&g);
         assert_eq!(eddy_core::codec::decode_from::<Group>(&bytes).unwrap(), g);
-        let alerts = g.flush(0, 100).unwrap();
+        let alerts = g.flush_all(0, 100).unwrap();
         let n = g.notification("ops", &key, &alerts);
         let text = eddy_core::json::fields_to_json_string(&n.fields);
         assert!(text.contains(r#""status":"firing""#), "{text}");

@@ -16,6 +16,9 @@
 //!   { matchers = ['severity = "critical"'], receiver = "pager", continue = true },
 //!   { matchers = ['team =~ "finance-.*"'], receiver = "finance", group_wait = "10s" },
 //! ]
+//! inhibit = [                           # a firing critical mutes the rest of its department
+//!   { source_matchers = ['severity = "critical"'], target_matchers = ['severity != "critical"'], equal = ["department"] },
+//! ]
 //!
 //! [receivers.oncall]
 //! type = "webhook"
@@ -36,11 +39,13 @@
 //! notification is not repeated early. All groups live on one worker.
 
 mod group;
+mod inhibit;
 mod operator;
 mod route;
 #[cfg(test)]
 mod tests;
 
 pub use group::Group;
+pub use inhibit::{InhibitConfig, Inhibitor};
 pub use operator::{NotifyConfig, NotifyOperator};
 pub use route::{GroupBy, Matcher, Route, RouteConfig};

@@ -16,6 +16,7 @@ use eddy_state::ValueTable;
 use serde::Deserialize;
 
 use super::group::{is_firing, Group};
+use super::inhibit::{InhibitConfig, Inhibitor};
 use super::route::{Route, RouteConfig};
 
 /// Configuration of a `notify` node: the root route (see the module
@@ -40,6 +41,9 @@ pub struct NotifyConfig {
     /// Child routes, tried in order.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// Inhibit rules: firing source alerts mute matching targets.
+    #[serde(default)]
+    pub inhibit: Vec<InhibitConfig>,
 }
 
 impl NotifyConfig {
@@ -80,7 +84,8 @@ impl NotifyConfig {
             let output = cx.output(&receiver)?;
             outputs.insert(receiver, output);
         }
-        Ok(NotifyOperator::new(&cx.name, tree, outputs))
+        let inhibitor = Inhibitor::new(&self.inhibit).map_err(BuildError::Config)?;
+        Ok(NotifyOperator::new(&cx.name, tree, outputs).inhibited_by(inhibitor))
     }
 }
 
@@ -90,10 +95,12 @@ impl TransformFactory for NotifyConfig {
     }
 
     fn validate(&self, _cx: &ValidateContext) -> Vec<Diagnostic> {
-        match Route::tree(&self.root()) {
-            Ok(_) => Vec::new(),
-            Err(e) => vec![Diagnostic::new(0..0, e)],
-        }
+        let tree = Route::tree(&self.root()).err();
+        let inhibit = Inhibitor::new(&self.inhibit).err();
+        tree.into_iter()
+            .chain(inhibit)
+            .map(|e| Diagnostic::new(0..0, e))
+            .collect()
     }
 
     fn outputs(&self) -> Vec<OutputSpec> {
@@ -115,6 +122,9 @@ pub struct NotifyOperator {
     tree: Route,
     outputs: BTreeMap<String, Output>,
     groups: ValueTable<Group>,
+    inhibitor: Inhibitor,
+    /// Firing alerts that can mute others: fingerprint → labels.
+    sources: ValueTable<Vec<(String, String)>>,
     clock: fn() -> Timestamp,
 }
 
@@ -127,8 +137,16 @@ impl NotifyOperator {
             tree,
             outputs,
             groups: ValueTable::new(None),
+            inhibitor: Inhibitor::default(),
+            sources: ValueTable::new(None),
             clock: now_ms,
         }
+    }
+
+    /// Mutes alerts by these inhibit rules.
+    pub fn inhibited_by(mut self, inhibitor: Inhibitor) -> NotifyOperator {
+        self.inhibitor = inhibitor;
+        self
     }
 
     /// Replaces the processing-time clock (tests).
@@ -153,20 +171,17 @@ impl NotifyOperator {
             .and_then(Value::as_str)
             .ok_or("not an alert event: it has no `fingerprint`")?
             .to_string();
-        let labels: BTreeMap<String, String> = match event.get(eddy_core::sym!("labels")) {
-            Some(Value::Map(m)) => m
-                .iter()
-                .map(|(k, v)| {
-                    let v = match v.as_str() {
-                        Some(s) => s.to_string(),
-                        None => eddy_core::json::value_to_json_string(v),
-                    };
-                    (k.as_str().to_string(), v)
-                })
-                .collect(),
-            _ => return Err("not an alert event: it has no `labels` map".into()),
-        };
+        let labels = alert_labels(&event).ok_or("not an alert event: it has no `labels` map")?;
         let firing = is_firing(&event);
+        if self.inhibitor.is_source(&labels) {
+            let g = KeyGroup::of(&fingerprint);
+            if firing {
+                let pairs = labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                self.sources.put(g, fingerprint.as_bytes(), pairs, 0);
+            } else {
+                self.sources.remove(g, fingerprint.as_bytes(), 0);
+            }
+        }
         for route in self.tree.matching(&labels) {
             let group_labels = route.group_labels(&labels);
             let key = Group::key(route.id, &group_labels);
@@ -217,7 +232,26 @@ impl NotifyOperator {
         } else {
             i64::MAX
         };
-        if let Some(alerts) = group.flush(now, repeat_after) {
+        let sources: Vec<(String, BTreeMap<String, String>)> = (0..KEY_GROUPS)
+            .filter_map(KeyGroup::new)
+            .flat_map(|g| self.sources.iter_group(g, 0))
+            .map(|(fp, pairs)| {
+                let labels = pairs.iter().cloned().collect();
+                (String::from_utf8_lossy(fp).into_owned(), labels)
+            })
+            .collect();
+        let muted = |e: &Event| {
+            let fp = e
+                .get(eddy_core::sym!("fingerprint"))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let Some(labels) = alert_labels(e) else {
+                return false;
+            };
+            let sources = sources.iter().map(|(fp, l)| (fp.as_str(), l));
+            self.inhibitor.mutes(fp, &labels, sources)
+        };
+        if let Some(alerts) = group.flush(now, repeat_after, muted) {
             if let Some(&output) = self.outputs.get(&route.receiver) {
                 let key = String::from_utf8_lossy(key);
                 out.push(output, group.notification(&route.receiver, &key, &alerts));
@@ -291,6 +325,27 @@ impl Operator for NotifyOperator {
     }
 
     fn tables(&mut self) -> Vec<NamedTable<'_>> {
-        vec![("groups", &mut self.groups)]
+        vec![
+            ("groups", &mut self.groups),
+            ("inhibiting", &mut self.sources),
+        ]
     }
+}
+
+/// An alert event's labels (non-text values as JSON text).
+fn alert_labels(event: &Event) -> Option<BTreeMap<String, String>> {
+    let Some(Value::Map(m)) = event.get(eddy_core::sym!("labels")) else {
+        return None;
+    };
+    Some(
+        m.iter()
+            .map(|(k, v)| {
+                let v = match v.as_str() {
+                    Some(s) => s.to_string(),
+                    None => eddy_core::json::value_to_json_string(v),
+                };
+                (k.as_str().to_string(), v)
+            })
+            .collect(),
+    )
 }

@@ -32,8 +32,8 @@ routes = [
 ]
 "#;
 
-fn config() -> NotifyConfig {
-    let text = format!("[alerts.notify]\ntype = \"notify\"\ninputs = [\"rules\"]\n{CONFIG}\n");
+fn config(body: &str) -> NotifyConfig {
+    let text = format!("[alerts.notify]\ntype = \"notify\"\ninputs = [\"rules\"]\n{body}\n");
     let (doc, diags) = parse_document(&text, &[]);
     assert!(diags.is_empty(), "{diags:?}");
     deserialize_body::<NotifyConfig>(&doc.components[0].body)
@@ -49,7 +49,11 @@ struct Notify {
 
 impl Notify {
     fn new() -> Notify {
-        let c = config();
+        Notify::with(CONFIG)
+    }
+
+    fn with(body: &str) -> Notify {
+        let c = config(body);
         let cx = BuildContext::single("notify")
             .with_outputs(&c.outputs())
             .unwrap();
@@ -198,6 +202,42 @@ fn the_end_of_input_reports_what_is_left_at_once() {
     assert_eq!(sent.len(), 1);
     let status = sent[0].get(Sym::intern("status")).and_then(Value::as_str);
     assert_eq!(status, Some("resolved"));
+}
+
+/// A firing critical alert mutes the high ones of its department while
+/// it fires; they come back once it resolves.
+#[test]
+fn a_firing_source_inhibits_targets_sharing_its_labels() {
+    let body = format!(
+        "{CONFIG}\ninhibit = [{{ source_matchers = ['severity = \"critical\"'], \
+         target_matchers = ['severity = \"high\"'], equal = [\"dept\"] }}]\n"
+    );
+    let mut n = Notify::with(&body);
+    n.send(
+        0,
+        vec![
+            alert("budget", "firing", "critical", "ops"),
+            alert("cpu", "firing", "high", "ops"),
+            alert("cpu", "firing", "high", "fin"),
+        ],
+    );
+    assert_eq!(
+        n.tick(10 * S),
+        vec![
+            sent("oncall", "firing", &["cpu:firing"]),
+            sent("pager", "firing", &["budget:firing"]),
+        ],
+        "ops' cpu is muted, fin's is not"
+    );
+    n.send(20 * S, vec![alert("budget", "resolved", "critical", "ops")]);
+    assert_eq!(
+        n.tick(70 * S),
+        vec![
+            sent("oncall", "firing", &["cpu:firing"]),
+            sent("pager", "resolved", &["budget:resolved"]),
+        ],
+        "ops' cpu speaks again"
+    );
 }
 
 #[test]
