@@ -25,6 +25,8 @@ pub struct Request {
     pub body: Vec<u8>,
     /// The status code the receiver answered.
     pub status: u16,
+    /// When it arrived (its head was read).
+    pub at: std::time::Instant,
 }
 
 impl Request {
@@ -238,5 +240,6 @@ fn read_request(reader: &mut BufReader<TcpStream>, stop: &AtomicBool) -> Option<
         headers,
         body,
         status: 0,
+        at: std::time::Instant::now(),
     })
 }

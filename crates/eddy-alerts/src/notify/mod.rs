@@ -38,6 +38,7 @@
 //! checkpointed state: after a restart a group speaks on time, and a
 //! notification is not repeated early. All groups live on one worker.
 
+mod escalate;
 mod group;
 mod inhibit;
 mod operator;
@@ -45,6 +46,7 @@ mod route;
 #[cfg(test)]
 mod tests;
 
+pub use escalate::{Escalation, LevelConfig};
 pub use group::Group;
 pub use inhibit::{InhibitConfig, Inhibitor};
 pub use operator::{NotifyConfig, NotifyOperator};

@@ -15,6 +15,7 @@ use eddy_core::{
 use eddy_state::ValueTable;
 use serde::Deserialize;
 
+use super::escalate::{self, Escalation, LevelConfig};
 use super::group::{is_firing, Group};
 use super::inhibit::{InhibitConfig, Inhibitor};
 use super::route::{Route, RouteConfig};
@@ -44,6 +45,9 @@ pub struct NotifyConfig {
     /// Inhibit rules: firing source alerts mute matching targets.
     #[serde(default)]
     pub inhibit: Vec<InhibitConfig>,
+    /// The root route's escalation rungs.
+    #[serde(default)]
+    pub escalate: Vec<LevelConfig>,
 }
 
 impl NotifyConfig {
@@ -56,6 +60,7 @@ impl NotifyConfig {
             group_wait: self.group_wait,
             group_interval: self.group_interval,
             repeat_interval: self.repeat_interval,
+            escalate: self.escalate.clone(),
             routes: self.routes.clone(),
         }
     }
@@ -67,8 +72,11 @@ impl NotifyConfig {
         };
         let mut out: Vec<String> = Vec::new();
         for r in tree.all() {
-            if !out.contains(&r.receiver) {
-                out.push(r.receiver.clone());
+            let rungs = r.escalate.iter().map(|(_, receiver)| receiver);
+            for receiver in std::iter::once(&r.receiver).chain(rungs) {
+                if !out.contains(receiver) {
+                    out.push(receiver.clone());
+                }
             }
         }
         out
@@ -125,6 +133,8 @@ pub struct NotifyOperator {
     inhibitor: Inhibitor,
     /// Firing alerts that can mute others: fingerprint → labels.
     sources: ValueTable<Vec<(String, String)>>,
+    /// Alerts climbing their route's escalation ladder.
+    escalations: ValueTable<Escalation>,
     clock: fn() -> Timestamp,
 }
 
@@ -139,6 +149,7 @@ impl NotifyOperator {
             groups: ValueTable::new(None),
             inhibitor: Inhibitor::default(),
             sources: ValueTable::new(None),
+            escalations: ValueTable::new(None),
             clock: now_ms,
         }
     }
@@ -161,6 +172,7 @@ impl NotifyOperator {
         event: Event,
         now: Timestamp,
         cx: &mut OperatorContext,
+        out: &mut Collector,
     ) -> Result<(), String> {
         let status = event.get(eddy_core::sym!("status")).and_then(Value::as_str);
         if !matches!(status, Some("firing" | "resolved")) {
@@ -181,6 +193,10 @@ impl NotifyOperator {
             } else {
                 self.sources.remove(g, fingerprint.as_bytes(), 0);
             }
+        }
+        let routes: Vec<u32> = self.tree.matching(&labels).iter().map(|r| r.id).collect();
+        for &route in &routes {
+            self.update_escalation(route, &fingerprint, &event, out);
         }
         for route in self.tree.matching(&labels) {
             let group_labels = route.group_labels(&labels);
@@ -216,16 +232,35 @@ impl NotifyOperator {
 
 impl NotifyOperator {
     /// Emits `group`'s notification (it is keyed `key`) if one is due at
-    /// `now`, counting a repeat only with `repeat`; returns its route's
+    /// `now`, counting a repeat only with `repeat`, and starts the
+    /// escalation of the firing alerts it reported; returns its route's
     /// `group_interval`, or `None` when that route is gone.
     fn speak(
+        &mut self,
+        key: &[u8],
+        group: &mut Group,
+        now: Timestamp,
+        repeat: bool,
+        cx: &mut OperatorContext,
+        out: &mut Collector,
+    ) -> Option<i64> {
+        let (interval, reported) = self.notify_group(key, group, now, repeat, out)?;
+        for alert in reported.iter().filter(|a| is_firing(a)) {
+            self.start_escalation(group.route, alert, now, cx);
+        }
+        Some(interval)
+    }
+
+    /// [`Self::speak`]'s notification: returns the route's
+    /// `group_interval` and the alerts reported.
+    fn notify_group(
         &self,
         key: &[u8],
         group: &mut Group,
         now: Timestamp,
         repeat: bool,
         out: &mut Collector,
-    ) -> Option<i64> {
+    ) -> Option<(i64, Vec<Event>)> {
         let route = self.tree.find(group.route)?;
         let repeat_after = if repeat {
             route.repeat_interval
@@ -251,13 +286,120 @@ impl NotifyOperator {
             let sources = sources.iter().map(|(fp, l)| (fp.as_str(), l));
             self.inhibitor.mutes(fp, &labels, sources)
         };
+        let mut reported = Vec::new();
         if let Some(alerts) = group.flush(now, repeat_after, muted) {
             if let Some(&output) = self.outputs.get(&route.receiver) {
                 let key = String::from_utf8_lossy(key);
                 out.push(output, group.notification(&route.receiver, &key, &alerts));
             }
+            reported = alerts;
         }
-        Some(route.group_interval)
+        Some((route.group_interval, reported))
+    }
+
+    /// Puts a firing alert its route just reported on the route's ladder,
+    /// unless it is on it already or the route has none.
+    fn start_escalation(
+        &mut self,
+        route: u32,
+        alert: &Event,
+        now: Timestamp,
+        cx: &mut OperatorContext,
+    ) {
+        let Some(&(after, _)) = self.tree.find(route).and_then(|r| r.escalate.first()) else {
+            return;
+        };
+        let fingerprint = alert
+            .get(eddy_core::sym!("fingerprint"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let key = escalate::key(route, fingerprint);
+        let g = KeyGroup::of(&key);
+        if self.escalations.get(g, key.as_bytes(), 0).is_some() {
+            return;
+        }
+        let climb = Escalation {
+            route,
+            started: now,
+            next: 0,
+            alert: alert.clone(),
+            reached: Vec::new(),
+        };
+        self.escalations.put(g, key.as_bytes(), climb, 0);
+        cx.timers(TimeDomain::ProcessingTime).register(
+            g,
+            key.as_bytes(),
+            now.saturating_add(after),
+        );
+    }
+
+    /// A new event of an alert on route `route`'s ladder: kept as its
+    /// latest; a resolution ends the climb and is told to every receiver
+    /// it reached.
+    fn update_escalation(
+        &mut self,
+        route: u32,
+        fingerprint: &str,
+        event: &Event,
+        out: &mut Collector,
+    ) {
+        let key = escalate::key(route, fingerprint);
+        let g = KeyGroup::of(&key);
+        let Some(mut climb) = self.escalations.remove(g, key.as_bytes(), 0) else {
+            return;
+        };
+        if is_firing(event) {
+            climb.alert = event.clone();
+            self.escalations.put(g, key.as_bytes(), climb, 0);
+            return;
+        }
+        let group = Group {
+            route,
+            ..Group::default()
+        };
+        for receiver in &climb.reached {
+            if let Some(&output) = self.outputs.get(receiver) {
+                out.push(
+                    output,
+                    group.notification(receiver, &key, std::slice::from_ref(event)),
+                );
+            }
+        }
+    }
+
+    /// An escalation's time came: tell the next rung, unless the alert was
+    /// acknowledged, and wait for the one after.
+    fn climb(&mut self, timer: &Timer, cx: &mut OperatorContext, out: &mut Collector) {
+        let Some(mut climb) = self.escalations.remove(timer.group, &timer.key, 0) else {
+            return;
+        };
+        let Some(route) = self.tree.find(climb.route) else {
+            return;
+        };
+        let Some((_, receiver)) = route.escalate.get(climb.next as usize) else {
+            return;
+        };
+        let key = String::from_utf8_lossy(&timer.key).into_owned();
+        if let Some(&output) = self.outputs.get(receiver) {
+            let group = Group {
+                route: climb.route,
+                ..Group::default()
+            };
+            out.push(
+                output,
+                group.notification(receiver, &key, std::slice::from_ref(&climb.alert)),
+            );
+        }
+        climb.reached.push(receiver.clone());
+        climb.next += 1;
+        if let Some(&(after, _)) = route.escalate.get(climb.next as usize) {
+            cx.timers(TimeDomain::ProcessingTime).register(
+                timer.group,
+                &timer.key,
+                climb.started.saturating_add(after),
+            );
+        }
+        self.escalations.put(timer.group, &timer.key, climb, 0);
     }
 }
 
@@ -271,7 +413,7 @@ impl Operator for NotifyOperator {
     ) {
         let now = (self.clock)();
         for event in batch.events {
-            if let Err(reason) = self.admit(event.clone(), now, cx) {
+            if let Err(reason) = self.admit(event.clone(), now, cx, out) {
                 out.dead_letter(&self.name, reason, &event);
             }
         }
@@ -286,12 +428,16 @@ impl Operator for NotifyOperator {
         cx: &mut OperatorContext,
         out: &mut Collector,
     ) {
+        if timer.key.starts_with(escalate::PREFIX.as_bytes()) {
+            self.climb(&timer, cx, out);
+            return;
+        }
         let Some(mut group) = self.groups.remove(timer.group, &timer.key, 0) else {
             return;
         };
         // A group whose route is gone (the tree changed shape under
         // restored state) goes with it.
-        let Some(interval) = self.speak(&timer.key, &mut group, timer.time, true, out) else {
+        let Some(interval) = self.speak(&timer.key, &mut group, timer.time, true, cx, out) else {
             return;
         };
         if !group.is_empty() {
@@ -304,7 +450,7 @@ impl Operator for NotifyOperator {
 
     /// The input ended: every group with something left to say (the
     /// resolutions the end of input brought) speaks now.
-    fn finish(&mut self, _cx: &mut OperatorContext, out: &mut Collector) {
+    fn finish(&mut self, cx: &mut OperatorContext, out: &mut Collector) {
         let now = (self.clock)();
         for g in (0..KEY_GROUPS).filter_map(KeyGroup::new) {
             let keys: Vec<Vec<u8>> = self
@@ -316,7 +462,7 @@ impl Operator for NotifyOperator {
                 let Some(mut group) = self.groups.remove(g, &key, 0) else {
                     continue;
                 };
-                let spoke = self.speak(&key, &mut group, now, false, out);
+                let spoke = self.speak(&key, &mut group, now, false, cx, out);
                 if spoke.is_some() && !group.is_empty() {
                     self.groups.put(g, &key, group, 0);
                 }
@@ -328,6 +474,7 @@ impl Operator for NotifyOperator {
         vec![
             ("groups", &mut self.groups),
             ("inhibiting", &mut self.sources),
+            ("escalations", &mut self.escalations),
         ]
     }
 }

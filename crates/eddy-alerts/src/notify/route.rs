@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use eddy_core::config::Duration;
 use serde::Deserialize;
 
+use super::escalate::LevelConfig;
+
 /// Default `group_wait`: 30 s.
 const GROUP_WAIT_MS: i64 = 30_000;
 /// Default `group_interval`: 5 min.
@@ -46,6 +48,11 @@ pub struct RouteConfig {
     /// How long before an unchanged, still firing group is notified again.
     #[serde(default)]
     pub repeat_interval: Option<Duration>,
+    /// Receivers told when an alert of this route still fires, and is not
+    /// acknowledged, that long after its first notification (not
+    /// inherited).
+    #[serde(default)]
+    pub escalate: Vec<LevelConfig>,
     /// Child routes, tried in order.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
@@ -147,6 +154,8 @@ pub struct Route {
     pub group_interval: i64,
     /// `repeat_interval` in ms.
     pub repeat_interval: i64,
+    /// Escalation rungs: (ms after the first notification, receiver).
+    pub escalate: Vec<(i64, String)>,
     children: Vec<Route>,
 }
 
@@ -197,8 +206,16 @@ impl Route {
                 parent.map(|p| p.repeat_interval),
                 REPEAT_INTERVAL_MS,
             ),
+            escalate: c
+                .escalate
+                .iter()
+                .map(|l| (l.after.ms().max(0), l.receiver.clone()))
+                .collect(),
             children: Vec::new(),
         };
+        if route.escalate.windows(2).any(|w| w[1].0 < w[0].0) {
+            return Err("`escalate` rungs must come in the order of their `after`".into());
+        }
         *next += 1;
         let mut children = Vec::with_capacity(c.routes.len());
         for child in &c.routes {

@@ -40,6 +40,10 @@ fn config(body: &str) -> NotifyConfig {
         .unwrap_or_else(|d| panic!("{}", d.message))
 }
 
+/// A notification as the tests compare it: receiver, status, and each
+/// alert's `name:status`, sorted.
+type Sent = (String, String, Vec<String>);
+
 struct Notify {
     op: Box<dyn Operator>,
     cx: OperatorContext,
@@ -57,9 +61,10 @@ impl Notify {
         let cx = BuildContext::single("notify")
             .with_outputs(&c.outputs())
             .unwrap();
-        let receivers = ["oncall", "pager"]
+        let receivers = c
+            .outputs()
             .iter()
-            .map(|r| (r.to_string(), cx.output(r).unwrap()))
+            .map(|o| (o.name.clone(), cx.output(&o.name).unwrap()))
             .collect();
         Notify {
             op: Box::new(c.operator(&cx).unwrap().with_clock(clock)),
@@ -67,6 +72,33 @@ impl Notify {
             out: Collector::new(),
             receivers,
         }
+    }
+
+    /// Checkpoints the operator and carries on with a new one restored
+    /// from it, as a process killed and started again does.
+    fn restart(&mut self, body: &str) {
+        let state = OperatorState::take(&mut *self.op, &mut self.cx).unwrap();
+        let mut fresh = Notify::with(body);
+        OperatorState::restore(
+            &state.encode(),
+            &GroupRange::all(),
+            &mut *fresh.op,
+            &mut fresh.cx,
+        )
+        .unwrap();
+        *self = fresh;
+    }
+
+    /// Everything sent when the clock moves second by second to `to`:
+    /// (second, receiver, status, alerts).
+    fn run_to(&mut self, from: i64, to: i64) -> Vec<(i64, Sent)> {
+        let mut log = Vec::new();
+        for t in (from / S + 1)..=(to / S) {
+            for s in self.tick(t * S) {
+                log.push((t, s));
+            }
+        }
+        log
     }
 
     fn send(&mut self, at: i64, events: Vec<Event>) {
@@ -77,7 +109,7 @@ impl Notify {
 
     /// Moves the clock to `at`; returns (receiver, status, alert names and
     /// statuses) of each notification sent meanwhile.
-    fn tick(&mut self, at: i64) -> Vec<(String, String, Vec<String>)> {
+    fn tick(&mut self, at: i64) -> Vec<Sent> {
         NOW.with(|n| n.set(at));
         self.cx.tick(&mut *self.op, at, &mut self.out);
         let mut sent = Vec::new();
@@ -128,7 +160,7 @@ fn alert(name: &str, status: &str, severity: &str, dept: &str) -> Event {
     Event::new(0, f)
 }
 
-fn sent(receiver: &str, status: &str, alerts: &[&str]) -> (String, String, Vec<String>) {
+fn sent(receiver: &str, status: &str, alerts: &[&str]) -> Sent {
     (
         receiver.into(),
         status.into(),
@@ -237,6 +269,49 @@ fn a_firing_source_inhibits_targets_sharing_its_labels() {
             sent("pager", "resolved", &["budget:resolved"]),
         ],
         "ops' cpu speaks again"
+    );
+}
+
+/// A critical alert climbs its route's ladder while it fires: the boss
+/// after 5 minutes, the CTO after 15, counted from its first notification,
+/// on time across a restart and never twice; its resolution reaches all.
+#[test]
+fn escalation_climbs_on_time_across_a_restart_and_resolves_everywhere() {
+    let body = CONFIG.replace(
+        "continue = true,",
+        "continue = true, escalate = [{ after = \"5m\", receiver = \"boss\" }, { after = \"15m\", receiver = \"cto\" }],",
+    );
+    let mut n = Notify::with(&body);
+    n.send(0, vec![alert("budget", "firing", "critical", "ops")]);
+    // The pager group repeats every 5 minutes meanwhile.
+    assert_eq!(
+        n.run_to(0, 400 * S),
+        vec![
+            (10, sent("pager", "firing", &["budget:firing"])),
+            (310, sent("pager", "firing", &["budget:firing"])),
+            (310, sent("boss", "firing", &["budget:firing"])),
+        ]
+    );
+    n.restart(&body);
+    assert_eq!(
+        n.run_to(400 * S, 1000 * S),
+        vec![
+            (610, sent("pager", "firing", &["budget:firing"])),
+            (910, sent("pager", "firing", &["budget:firing"])),
+            (910, sent("cto", "firing", &["budget:firing"])),
+        ]
+    );
+    n.send(
+        1000 * S,
+        vec![alert("budget", "resolved", "critical", "ops")],
+    );
+    assert_eq!(
+        n.run_to(1000 * S, 2000 * S),
+        vec![
+            (1001, sent("boss", "resolved", &["budget:resolved"])),
+            (1001, sent("cto", "resolved", &["budget:resolved"])),
+            (1030, sent("pager", "resolved", &["budget:resolved"])),
+        ]
     );
 }
 
