@@ -44,6 +44,18 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/nodes/{node}/recent", get(recent))
         .route("/api/v1/alerts", get(alerts))
         .route(
+            "/api/v1/alerts/{fingerprint}/ack",
+            post(crate::alerting::acknowledge),
+        )
+        .route(
+            "/api/v1/silences",
+            get(crate::alerting::silences).post(crate::alerting::create_silence),
+        )
+        .route(
+            "/api/v1/silences/{id}",
+            axum::routing::delete(crate::alerting::expire_silence),
+        )
+        .route(
             "/api/v1/ingest/{source}",
             post(ingest).layer(DefaultBodyLimit::max(MAX_INGEST_BODY)),
         )

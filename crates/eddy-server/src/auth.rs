@@ -136,12 +136,14 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The role a request needs: ingest changes the pipeline's input.
+/// The role a request needs: anything but reading changes the run.
 fn needed(req: &Request) -> Role {
-    if req.method() == Method::POST && req.uri().path().starts_with("/api/v1/ingest/") {
-        Role::Operator
-    } else {
+    // Reading is for viewers; ingesting events, acknowledging alerts and
+    // silencing them is for operators.
+    if req.method() == Method::GET || req.method() == Method::HEAD {
         Role::Viewer
+    } else {
+        Role::Operator
     }
 }
 

@@ -14,6 +14,8 @@
 //! | `GET /api/v1/pipeline` | the pipeline, its nodes, rates and checkpoints |
 //! | `GET /api/v1/nodes/{node}/recent` | a node's newest output (`output`, `limit`, `filter`) |
 //! | `GET /api/v1/alerts` | the open alerts (`status`, `filter`) |
+//! | `POST /api/v1/alerts/{fingerprint}/ack` | acknowledge an alert (operator) |
+//! | `GET`/`POST /api/v1/silences`, `DELETE /api/v1/silences/{id}` | silences (writing: operator) |
 //! | `POST /api/v1/ingest/{source}` | events into an `http` source |
 //! | `GET /api/v1/openapi.json` | the OpenAPI 3 description of the API |
 //! | `GET /api/v1/ws` | the WebSocket feed (see `ws`) |
@@ -23,6 +25,7 @@
 #![warn(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod alerting;
 mod api;
 pub mod audit;
 pub mod auth;

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use eddy_alerts::notify::AlertControl;
 use eddy_core::ingest::IngestQueue;
 use eddy_core::metrics::MetricKind;
 use eddy_core::time::{format_rfc3339, MIN_TIMESTAMP};
@@ -50,6 +51,7 @@ pub struct Status {
     sample: Mutex<Sample>,
     /// The `http` sources' queues, by source name.
     ingest: Vec<(String, Arc<IngestQueue>)>,
+    alert_controls: Vec<(String, Arc<AlertControl>)>,
 }
 
 fn role_name(role: Role) -> &'static str {
@@ -98,7 +100,20 @@ impl Status {
                 rates,
             }),
             ingest: Vec::new(),
+            alert_controls: Vec::new(),
         }
+    }
+
+    /// This view with the acknowledgements and silences of the run's
+    /// `notify` nodes, by name.
+    pub fn with_alert_controls(mut self, controls: Vec<(String, Arc<AlertControl>)>) -> Status {
+        self.alert_controls = controls;
+        self
+    }
+
+    /// The `notify` nodes' controls, by name.
+    pub fn alert_controls(&self) -> &[(String, Arc<AlertControl>)] {
+        &self.alert_controls
     }
 
     /// This view with the queues of the run's `http` sources, by name.

@@ -223,3 +223,116 @@ url = "{boss}"
         "escalated {waited:?} after the first notification"
     );
 }
+
+/// Acknowledgement and silences through the CLI against a running server:
+/// an acknowledged alert does not escalate; a silence is listed, mutes,
+/// and ends on request.
+#[test]
+fn the_cli_acknowledges_and_silences_through_the_api() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let hook = HttpReceiver::start();
+    let boss = HttpReceiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let config = write_pipeline(
+        dir.path(),
+        "ack.toml",
+        &format!(
+            r#"[pipeline]
+name = "ack"
+data_dir = "{d}/data"
+
+[server]
+listen = "127.0.0.1:0"
+
+[sources.business]
+type = "simulator"
+rate = 200
+seed = 7
+
+[alerts.payments_critical]
+inputs = ["business"]
+condition = 'type == "transaction"'
+severity = "critical"
+
+[alerts.notify]
+type = "notify"
+inputs = ["payments_critical"]
+receiver = "hook"
+group_wait = "200ms"
+group_interval = "300ms"
+escalate = [{{ after = "2s", receiver = "boss" }}]
+
+[receivers.hook]
+type = "webhook"
+url = "{hook}"
+
+[receivers.boss]
+type = "webhook"
+url = "{boss}"
+"#,
+            hook = hook.url(),
+            boss = boss.url(),
+        ),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .arg("run")
+        .arg(&config)
+        .args(["--duration", "6"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (url, log) = support::served_at(&mut child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while hook.requests().is_empty() {
+        assert!(Instant::now() < deadline, "no first notification");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let first: Value = serde_json::from_slice(&hook.requests()[0].body).unwrap();
+    let fingerprint = first["alerts"][0]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cli = |args: &[&str]| -> String {
+        let out = support::succeed(
+            Command::new(env!("CARGO_BIN_EXE_eddy"))
+                .arg("alerts")
+                .args(args)
+                .args(["--url", &url]),
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let acked = cli(&["ack", &fingerprint, "--by", "ann", "--comment", "on it"]);
+    assert!(
+        acked.contains("acknowledged") && acked.contains("ann"),
+        "{acked}"
+    );
+    let silenced = cli(&[
+        "silence",
+        "--matcher",
+        "alertname = \"nothing_like_this\"",
+        "--duration",
+        "10m",
+        "--comment",
+        "maintenance",
+    ]);
+    assert!(silenced.starts_with("silence 1 until"), "{silenced}");
+    let listed = cli(&["silences"]);
+    assert!(
+        listed.contains("active") && listed.contains("maintenance"),
+        "{listed}"
+    );
+    assert!(cli(&["unsilence", "1"]).contains("silence 1 ended"));
+    assert!(cli(&["silences"]).contains("expired"));
+
+    let status = child.wait().unwrap();
+    let log = log.join().unwrap();
+    assert!(status.success(), "{log}");
+    assert!(
+        boss.requests().is_empty(),
+        "the acknowledged alert escalated anyway"
+    );
+}

@@ -50,14 +50,16 @@ impl Group {
 
     /// The alerts to notify about at `now`, if a notification is due:
     /// the group changed since it last spoke, or it is still firing and
-    /// `repeat_interval` ms passed. Firing alerts `muted` says are
-    /// inhibited count as absent (they stay in the group). Records the
-    /// notification as sent and forgets the resolved alerts it reports.
+    /// `repeat_interval` ms passed (acknowledged alerts are not repeated
+    /// for). Firing alerts `muted` says are inhibited or silenced count as
+    /// absent (they stay in the group). Records the notification as sent
+    /// and forgets the resolved alerts it reports.
     pub fn flush(
         &mut self,
         now: i64,
         repeat_interval: i64,
         muted: impl Fn(&Event) -> bool,
+        acked: impl Fn(&Event) -> bool,
     ) -> Option<Vec<Event>> {
         // Resolved before anyone heard of them firing: nothing to say.
         let notified = &self.notified;
@@ -76,8 +78,8 @@ impl Group {
             self.notified.clear();
             return None;
         }
-        let firing = current.values().any(|f| *f);
-        let repeat = firing && self.last_sent.is_some_and(|t| now - t >= repeat_interval);
+        let unacked_firing = visible.iter().any(|(_, e)| is_firing(e) && !acked(e));
+        let repeat = unacked_firing && self.last_sent.is_some_and(|t| now - t >= repeat_interval);
         if current == self.notified && !repeat {
             return None;
         }
@@ -92,7 +94,7 @@ impl Group {
     /// [`Group::flush`] with nothing muted.
     #[cfg(test)]
     pub fn flush_all(&mut self, now: i64, repeat_interval: i64) -> Option<Vec<Event>> {
-        self.flush(now, repeat_interval, |_| false)
+        self.flush(now, repeat_interval, |_| false, |_| false)
     }
 
     /// Whether no alert is left.

@@ -38,6 +38,7 @@
 //! checkpointed state: after a restart a group speaks on time, and a
 //! notification is not repeated early. All groups live on one worker.
 
+mod control;
 mod escalate;
 mod group;
 mod inhibit;
@@ -46,6 +47,7 @@ mod route;
 #[cfg(test)]
 mod tests;
 
+pub use control::{Ack, AlertControl, ControlState, Silence, Silencer};
 pub use escalate::{Escalation, LevelConfig};
 pub use group::Group;
 pub use inhibit::{InhibitConfig, Inhibitor};

@@ -1,9 +1,11 @@
 //! The `notify` node: its configuration and operator.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use eddy_core::component::{
-    BuildContext, BuildError, Partitioning, TransformFactory, ValidateContext,
+    BuildContext, BuildError, NodeContext, Partitioning, Prepared, TransformFactory,
+    ValidateContext,
 };
 use eddy_core::config::{Diagnostic, Duration};
 use eddy_core::state::{KeyGroup, TimeDomain, Timer, KEY_GROUPS};
@@ -15,6 +17,7 @@ use eddy_core::{
 use eddy_state::ValueTable;
 use serde::Deserialize;
 
+use super::control::{AlertControl, ControlState, Silencer};
 use super::escalate::{self, Escalation, LevelConfig};
 use super::group::{is_firing, Group};
 use super::inhibit::{InhibitConfig, Inhibitor};
@@ -93,11 +96,18 @@ impl NotifyConfig {
             outputs.insert(receiver, output);
         }
         let inhibitor = Inhibitor::new(&self.inhibit).map_err(BuildError::Config)?;
-        Ok(NotifyOperator::new(&cx.name, tree, outputs).inhibited_by(inhibitor))
+        let mut op = NotifyOperator::new(&cx.name, tree, outputs).inhibited_by(inhibitor);
+        op.control = cx.prepared::<AlertControl>().ok();
+        Ok(op)
     }
 }
 
 impl TransformFactory for NotifyConfig {
+    /// The run's acknowledgements and silences, shared with the server.
+    fn prepare(&self, _cx: &NodeContext) -> Result<Option<Prepared>, BuildError> {
+        Ok(Some(Prepared::new(AlertControl::default())))
+    }
+
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Operator>, BuildError> {
         Ok(Box::new(self.operator(cx)?))
     }
@@ -124,6 +134,9 @@ impl TransformFactory for NotifyConfig {
     }
 }
 
+/// The key of the one entry of the `control` table.
+const CONTROL_KEY: &[u8] = b"control";
+
 /// Routes alert events into groups and emits their notifications.
 pub struct NotifyOperator {
     name: String,
@@ -135,6 +148,14 @@ pub struct NotifyOperator {
     sources: ValueTable<Vec<(String, String)>>,
     /// Alerts climbing their route's escalation ladder.
     escalations: ValueTable<Escalation>,
+    /// Where acknowledgements and silences come from during the run.
+    control: Option<Arc<AlertControl>>,
+    /// The control's version last copied into `controlled`.
+    seen: u64,
+    /// The acknowledgements and silences, checkpointed (one entry).
+    controlled: ValueTable<ControlState>,
+    silencer: Silencer,
+    acked: BTreeSet<String>,
     clock: fn() -> Timestamp,
 }
 
@@ -150,8 +171,34 @@ impl NotifyOperator {
             inhibitor: Inhibitor::default(),
             sources: ValueTable::new(None),
             escalations: ValueTable::new(None),
+            control: None,
+            seen: 0,
+            controlled: ValueTable::new(None),
+            silencer: Silencer::default(),
+            acked: BTreeSet::new(),
             clock: now_ms,
         }
+    }
+
+    /// Copies a new version of the control's acknowledgements and
+    /// silences into checkpointed state.
+    fn sync(&mut self) {
+        let Some(control) = &self.control else {
+            return;
+        };
+        if control.version() == self.seen {
+            return;
+        }
+        let (version, state) = control.snapshot();
+        self.seen = version;
+        self.adopt(state);
+    }
+
+    /// Matches by `state` from now on, and keeps it for checkpoints.
+    fn adopt(&mut self, state: ControlState) {
+        self.silencer = Silencer::new(&state.silences);
+        self.acked = state.acks.keys().cloned().collect();
+        self.controlled.put(KeyGroup::MIN, CONTROL_KEY, state, 0);
     }
 
     /// Mutes alerts by these inhibit rules.
@@ -185,6 +232,12 @@ impl NotifyOperator {
             .to_string();
         let labels = alert_labels(&event).ok_or("not an alert event: it has no `labels` map")?;
         let firing = is_firing(&event);
+        if !firing && self.acked.contains(&fingerprint) {
+            // An acknowledgement lasts until the alert resolves.
+            if let Some(control) = &self.control {
+                control.forget(&fingerprint);
+            }
+        }
         if self.inhibitor.is_source(&labels) {
             let g = KeyGroup::of(&fingerprint);
             if firing {
@@ -284,10 +337,16 @@ impl NotifyOperator {
                 return false;
             };
             let sources = sources.iter().map(|(fp, l)| (fp.as_str(), l));
-            self.inhibitor.mutes(fp, &labels, sources)
+            self.silencer.silences(&labels, now) || self.inhibitor.mutes(fp, &labels, sources)
+        };
+        let acked = |e: &Event| {
+            let fp = e
+                .get(eddy_core::sym!("fingerprint"))
+                .and_then(Value::as_str);
+            fp.is_some_and(|fp| self.acked.contains(fp))
         };
         let mut reported = Vec::new();
-        if let Some(alerts) = group.flush(now, repeat_after, muted) {
+        if let Some(alerts) = group.flush(now, repeat_after, muted, acked) {
             if let Some(&output) = self.outputs.get(&route.receiver) {
                 let key = String::from_utf8_lossy(key);
                 out.push(output, group.notification(&route.receiver, &key, &alerts));
@@ -379,6 +438,14 @@ impl NotifyOperator {
         let Some((_, receiver)) = route.escalate.get(climb.next as usize) else {
             return;
         };
+        let fingerprint = climb.alert.get(eddy_core::sym!("fingerprint"));
+        if fingerprint
+            .and_then(Value::as_str)
+            .is_some_and(|fp| self.acked.contains(fp))
+        {
+            // Someone took it on: the climb ends here.
+            return;
+        }
         let key = String::from_utf8_lossy(&timer.key).into_owned();
         if let Some(&output) = self.outputs.get(receiver) {
             let group = Group {
@@ -404,6 +471,17 @@ impl NotifyOperator {
 }
 
 impl Operator for NotifyOperator {
+    /// Hands restored acknowledgements and silences back to the control.
+    fn open(&mut self, _cx: &mut OperatorContext) {
+        if let Some(state) = self.controlled.get(KeyGroup::MIN, CONTROL_KEY, 0).cloned() {
+            if let Some(control) = &self.control {
+                control.restore(state.clone());
+                self.seen = control.version();
+            }
+            self.adopt(state);
+        }
+    }
+
     fn process(
         &mut self,
         _input: usize,
@@ -411,6 +489,7 @@ impl Operator for NotifyOperator {
         cx: &mut OperatorContext,
         out: &mut Collector,
     ) {
+        self.sync();
         let now = (self.clock)();
         for event in batch.events {
             if let Err(reason) = self.admit(event.clone(), now, cx, out) {
@@ -428,6 +507,7 @@ impl Operator for NotifyOperator {
         cx: &mut OperatorContext,
         out: &mut Collector,
     ) {
+        self.sync();
         if timer.key.starts_with(escalate::PREFIX.as_bytes()) {
             self.climb(&timer, cx, out);
             return;
@@ -450,7 +530,13 @@ impl Operator for NotifyOperator {
 
     /// The input ended: every group with something left to say (the
     /// resolutions the end of input brought) speaks now.
+    /// Keeps checkpoints current with what people changed.
+    fn on_tick(&mut self, _now: Timestamp, _cx: &mut OperatorContext, _out: &mut Collector) {
+        self.sync();
+    }
+
     fn finish(&mut self, cx: &mut OperatorContext, out: &mut Collector) {
+        self.sync();
         let now = (self.clock)();
         for g in (0..KEY_GROUPS).filter_map(KeyGroup::new) {
             let keys: Vec<Vec<u8>> = self
@@ -475,6 +561,7 @@ impl Operator for NotifyOperator {
             ("groups", &mut self.groups),
             ("inhibiting", &mut self.sources),
             ("escalations", &mut self.escalations),
+            ("control", &mut self.controlled),
         ]
     }
 }

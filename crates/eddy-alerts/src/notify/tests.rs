@@ -11,7 +11,7 @@ use eddy_core::operator_state::OperatorState;
 use eddy_core::state::GroupRange;
 use eddy_core::{Batch, Collector, Event, Fields, Operator, OperatorContext, Output, Sym, Value};
 
-use super::NotifyConfig;
+use super::{Ack, AlertControl, NotifyConfig};
 
 thread_local! {
     static NOW: Cell<i64> = const { Cell::new(0) };
@@ -45,6 +45,7 @@ fn config(body: &str) -> NotifyConfig {
 type Sent = (String, String, Vec<String>);
 
 struct Notify {
+    control: Arc<AlertControl>,
     op: Box<dyn Operator>,
     cx: OperatorContext,
     out: Collector,
@@ -61,12 +62,15 @@ impl Notify {
         let cx = BuildContext::single("notify")
             .with_outputs(&c.outputs())
             .unwrap();
+        let prepared = c.prepare(&cx.node()).unwrap();
+        let cx = cx.with_prepared(prepared);
         let receivers = c
             .outputs()
             .iter()
             .map(|o| (o.name.clone(), cx.output(&o.name).unwrap()))
             .collect();
         Notify {
+            control: cx.prepared::<AlertControl>().unwrap(),
             op: Box::new(c.operator(&cx).unwrap().with_clock(clock)),
             cx: eddy_state::context(GroupRange::all()),
             out: Collector::new(),
@@ -86,6 +90,7 @@ impl Notify {
             &mut fresh.cx,
         )
         .unwrap();
+        fresh.op.open(&mut fresh.cx);
         *self = fresh;
     }
 
@@ -312,6 +317,80 @@ fn escalation_climbs_on_time_across_a_restart_and_resolves_everywhere() {
             (1001, sent("cto", "resolved", &["budget:resolved"])),
             (1030, sent("pager", "resolved", &["budget:resolved"])),
         ]
+    );
+}
+
+/// A silence leaves matching alerts out while it lasts; they are reported
+/// once it ends.
+#[test]
+fn a_silence_mutes_matching_alerts_while_it_lasts() {
+    let mut n = Notify::new();
+    let id = n
+        .control
+        .silence(
+            vec!["dept = \"fin\"".into()],
+            5 * S,
+            65 * S,
+            "ann".into(),
+            "audit".into(),
+        )
+        .unwrap();
+    assert_eq!(id, 1);
+    n.send(
+        0,
+        vec![
+            alert("cpu", "firing", "high", "ops"),
+            alert("cpu", "firing", "high", "fin"),
+        ],
+    );
+    assert_eq!(
+        n.run_to(0, 69 * S),
+        vec![(10, sent("oncall", "firing", &["cpu:firing"]))]
+    );
+    assert_eq!(
+        n.run_to(69 * S, 70 * S),
+        vec![(70, sent("oncall", "firing", &["cpu:firing"]))],
+        "fin's group speaks once the silence ended"
+    );
+}
+
+/// An acknowledged alert stops climbing and is not repeated for, also
+/// after a restart; its resolution is still reported.
+#[test]
+fn an_acknowledgement_stops_escalation_and_repeats_across_a_restart() {
+    let body = CONFIG.replace(
+        "continue = true,",
+        "continue = true, escalate = [{ after = \"5m\", receiver = \"boss\" }],",
+    );
+    let mut n = Notify::with(&body);
+    n.send(0, vec![alert("budget", "firing", "critical", "ops")]);
+    assert_eq!(n.run_to(0, 100 * S).len(), 1, "the pager heard at 10 s");
+    n.control.acknowledge(
+        "budget/ops",
+        Ack {
+            by: "ann".into(),
+            at: 100 * S,
+            comment: "on it".into(),
+        },
+    );
+    assert!(n.run_to(100 * S, 200 * S).is_empty());
+    n.restart(&body);
+    assert_eq!(n.control.snapshot().1.acks.len(), 1, "restored for the API");
+    assert!(
+        n.run_to(200 * S, 1000 * S).is_empty(),
+        "no climb to the boss, no repeat to the pager"
+    );
+    n.send(
+        1000 * S,
+        vec![alert("budget", "resolved", "critical", "ops")],
+    );
+    assert_eq!(
+        n.run_to(1000 * S, 1100 * S),
+        vec![(1030, sent("pager", "resolved", &["budget:resolved"]))]
+    );
+    assert!(
+        n.control.snapshot().1.acks.is_empty(),
+        "forgotten once resolved"
     );
 }
 

@@ -167,9 +167,21 @@ pub fn execute(plan: &Plan, how: Execution) -> anyhow::Result<ExitCode> {
                     Some((n.to_string(), queue))
                 })
                 .collect();
+            let controls = plan
+                .nodes
+                .iter()
+                .filter(|n| n.kind == "notify")
+                .filter_map(|n| {
+                    let control = running
+                        .prepared(&n.name)?
+                        .get::<eddy_alerts::notify::AlertControl>()?;
+                    Some((n.name.clone(), control))
+                })
+                .collect();
             let status =
                 eddy_server::Status::new(plan, running.metrics().clone(), finished.clone())
-                    .with_ingest(queues);
+                    .with_ingest(queues)
+                    .with_alert_controls(controls);
             let guard = if access.keys.is_empty() {
                 "no authentication: keep it on a trusted address".to_string()
             } else {
