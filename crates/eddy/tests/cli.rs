@@ -247,6 +247,13 @@ fn demo_runs_and_leaves_kpis_and_alerts() {
         count("\"status\":\"firing\""),
         count("\"status\":\"resolved\"")
     );
+    let notifications = lines(&data.join("notifications.ndjson"));
+    assert!(
+        notifications.iter().any(|n| n.contains("\"receiver\":\"oncall\"")
+            && n.contains("\"status\":\"firing\"")
+            && n.contains("\"version\":\"4\"")),
+        "no critical notification to oncall in {notifications:?}"
+    );
     assert!(err.contains("events/s"), "no progress shown: {err}");
 }
 
