@@ -4,13 +4,15 @@
 //! | route | what |
 //! | --- | --- |
 //! | `POST /api/v1/alerts/{fingerprint}/ack` | acknowledge (`{"by", "comment"}`) |
+//! | `GET /api/v1/alerts/history?fingerprint=&alertname=&limit=` | transitions and acknowledgements, newest first |
 //! | `GET /api/v1/silences` | the silences, each with its `state` |
 //! | `POST /api/v1/silences` | `{"matchers", "duration" or "ends_at", "starts_at", "created_by", "comment"}` |
 //! | `DELETE /api/v1/silences/{id}` | end a silence now |
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -57,17 +59,17 @@ pub(crate) async fn acknowledge(
         return no_routing();
     };
     let Json(body) = body.unwrap_or_default();
-    let open = s.hub.active_alerts().into_iter().any(|e| {
+    let open = s.hub.active_alerts().into_iter().find(|e| {
         e.get(eddy_core::sym!("fingerprint"))
             .and_then(eddy_core::Value::as_str)
             == Some(fingerprint.as_str())
     });
-    if !open {
+    let Some(open) = open else {
         return error(
             StatusCode::NOT_FOUND,
             format!("no open alert has fingerprint `{fingerprint}`; GET /api/v1/alerts lists them"),
         );
-    }
+    };
     let ack = Ack {
         by: body.by.unwrap_or_else(|| "api".into()),
         at: now_ms(),
@@ -76,7 +78,36 @@ pub(crate) async fn acknowledge(
     for (_, control) in controls {
         control.acknowledge(&fingerprint, ack.clone());
     }
+    let alertname = open
+        .get(eddy_core::sym!("alertname"))
+        .and_then(eddy_core::Value::as_str);
+    s.hub.record(json!({
+        "fingerprint": fingerprint,
+        "alertname": alertname,
+        "status": "acknowledged",
+        "by": ack.by,
+        "comment": ack.comment,
+        "at": eddy_core::time::format_rfc3339(ack.at),
+    }));
     Json(json!({ "fingerprint": fingerprint, "acknowledged": ack })).into_response()
+}
+
+/// `GET /api/v1/alerts/history`: what happened to alerts, newest first.
+pub(crate) async fn history(
+    State(s): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
+        None => 100,
+        Some(Ok(n)) => n.min(crate::hub::ALERT_HISTORY),
+        Some(Err(_)) => return error(StatusCode::BAD_REQUEST, "`limit` is a number"),
+    };
+    let entries = s.hub.alert_history(
+        q.get("fingerprint").map(String::as_str),
+        q.get("alertname").map(String::as_str),
+        limit,
+    );
+    Json(json!({ "history": entries })).into_response()
 }
 
 /// `GET /api/v1/silences`: every node's silences, newest first, each with

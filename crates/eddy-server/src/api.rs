@@ -43,6 +43,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/pipeline", get(pipeline))
         .route("/api/v1/nodes/{node}/recent", get(recent))
         .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/alerts/history", get(crate::alerting::history))
         .route(
             "/api/v1/alerts/{fingerprint}/ack",
             post(crate::alerting::acknowledge),

@@ -171,7 +171,12 @@ pub struct Hub {
     alert_rules: Vec<String>,
     /// Each open (pending or firing) alert's latest event, by fingerprint.
     active: Mutex<BTreeMap<String, Event>>,
+    /// The latest alert transitions and acknowledgements, oldest first.
+    history: Mutex<VecDeque<serde_json::Value>>,
 }
+
+/// Alert history entries kept (the oldest go first).
+pub const ALERT_HISTORY: usize = 10_000;
 
 /// The channel every alert rule's transitions are published on.
 pub const ALERTS: &str = "alerts";
@@ -209,6 +214,7 @@ impl Hub {
             dropped_slow: AtomicU64::new(0),
             alert_rules: Vec::new(),
             active: Mutex::new(BTreeMap::new()),
+            history: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -229,11 +235,56 @@ impl Hub {
             .collect()
     }
 
-    /// Keeps the open alerts current with a rule's transitions: every
-    /// one is applied, whatever the channel's rate budget drops.
+    /// The alert history, newest first: transitions (`status`, `cause`,
+    /// `at` = the transition's event time) and acknowledgements (`by`,
+    /// `comment`), optionally of one `fingerprint` or `alertname`.
+    pub fn alert_history(
+        &self,
+        fingerprint: Option<&str>,
+        alertname: Option<&str>,
+        limit: usize,
+    ) -> Vec<serde_json::Value> {
+        let history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        history
+            .iter()
+            .rev()
+            .filter(|h| fingerprint.is_none_or(|f| h["fingerprint"] == f))
+            .filter(|h| alertname.is_none_or(|a| h["alertname"] == a))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// Adds an entry to the alert history.
+    pub fn record(&self, entry: serde_json::Value) {
+        let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        if history.len() == ALERT_HISTORY {
+            history.pop_front();
+        }
+        history.push_back(entry);
+    }
+
+    /// Keeps the open alerts current with a rule's transitions and records
+    /// each in the history: every one is applied, whatever the channel's
+    /// rate budget drops.
     fn track(&self, events: &[Event]) {
         let status = eddy_core::sym!("status");
         let fingerprint = eddy_core::sym!("fingerprint");
+        let text = |e: &Event, name: &str| {
+            e.get(eddy_core::Sym::intern(name))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        for e in events {
+            self.record(serde_json::json!({
+                "fingerprint": text(e, "fingerprint"),
+                "alertname": text(e, "alertname"),
+                "severity": text(e, "severity"),
+                "status": text(e, "status"),
+                "cause": text(e, "cause"),
+                "at": eddy_core::time::format_rfc3339(e.time),
+            }));
+        }
         let mut active = self.active.lock().unwrap_or_else(PoisonError::into_inner);
         for e in events {
             let (Some(s), Some(f)) = (

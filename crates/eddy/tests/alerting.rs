@@ -327,6 +327,14 @@ url = "{boss}"
     );
     assert!(cli(&["unsilence", "1"]).contains("silence 1 ended"));
     assert!(cli(&["silences"]).contains("expired"));
+    let history = cli(&["history", "--fingerprint", &fingerprint]);
+    let entries: Vec<Value> = history
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(entries[0]["status"], "acknowledged", "{history}");
+    assert_eq!(entries[0]["by"], "ann");
+    assert!(entries.iter().any(|e| e["status"] == "firing"), "{history}");
 
     let status = child.wait().unwrap();
     let log = log.join().unwrap();

@@ -249,9 +249,11 @@ fn demo_runs_and_leaves_kpis_and_alerts() {
     );
     let notifications = lines(&data.join("notifications.ndjson"));
     assert!(
-        notifications.iter().any(|n| n.contains("\"receiver\":\"oncall\"")
-            && n.contains("\"status\":\"firing\"")
-            && n.contains("\"version\":\"4\"")),
+        notifications
+            .iter()
+            .any(|n| n.contains("\"receiver\":\"oncall\"")
+                && n.contains("\"status\":\"firing\"")
+                && n.contains("\"version\":\"4\"")),
         "no critical notification to oncall in {notifications:?}"
     );
     assert!(err.contains("events/s"), "no progress shown: {err}");

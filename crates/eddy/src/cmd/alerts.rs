@@ -22,6 +22,25 @@ pub enum AlertsCommand {
     Silences(ServerArgs),
     /// End a silence now.
     Unsilence(UnsilenceArgs),
+    /// Print what happened to alerts (transitions and acknowledgements),
+    /// newest first, as JSON lines.
+    History(HistoryArgs),
+}
+
+/// Arguments of `eddy alerts history`.
+#[derive(Args)]
+pub struct HistoryArgs {
+    /// Only this alert.
+    #[arg(long)]
+    fingerprint: Option<String>,
+    /// Only this rule's alerts.
+    #[arg(long)]
+    alertname: Option<String>,
+    /// At most this many entries.
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 /// Where the server is.
@@ -142,6 +161,21 @@ pub fn run(command: AlertsCommand) -> anyhow::Result<ExitCode> {
                     matchers.join(", "),
                     s["comment"].as_str().unwrap_or(""),
                 );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AlertsCommand::History(args) => {
+            let mut query = vec![format!("limit={}", args.limit)];
+            if let Some(f) = &args.fingerprint {
+                query.push(format!("fingerprint={}", encode(f)));
+            }
+            if let Some(a) = &args.alertname {
+                query.push(format!("alertname={}", encode(a)));
+            }
+            let path = format!("/api/v1/alerts/history?{}", query.join("&"));
+            let doc = call(&args.server, "GET", &path, None)?;
+            for entry in doc["history"].as_array().into_iter().flatten() {
+                println!("{entry}");
             }
             Ok(ExitCode::SUCCESS)
         }
