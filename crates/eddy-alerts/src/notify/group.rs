@@ -29,6 +29,8 @@ pub struct Group {
     pub notified: BTreeMap<String, bool>,
     /// When the last notification went out (processing time, ms).
     pub last_sent: Option<i64>,
+    /// When the notifications of the current limit window went out.
+    pub recent: Vec<i64>,
 }
 
 /// Whether an alert event says firing (`false`: resolved).
@@ -88,6 +90,7 @@ impl Group {
             .retain(|fp, e| is_firing(e) || !current.contains_key(fp));
         self.notified = current.into_iter().filter(|(_, f)| *f).collect();
         self.last_sent = Some(now);
+        self.recent.push(now);
         Some(alerts)
     }
 
@@ -95,6 +98,16 @@ impl Group {
     #[cfg(test)]
     pub fn flush_all(&mut self, now: i64, repeat_interval: i64) -> Option<Vec<Event>> {
         self.flush(now, repeat_interval, |_| false, |_| false)
+    }
+
+    /// Whether a `(count, per)` limit lets the group speak at `now`;
+    /// forgets notifications older than the window.
+    pub fn may_speak(&mut self, now: i64, limit: Option<(u32, i64)>) -> bool {
+        let Some((count, per)) = limit else {
+            return true;
+        };
+        self.recent.retain(|&t| now - t < per);
+        self.recent.len() < count as usize
     }
 
     /// Whether no alert is left.
@@ -194,6 +207,7 @@ impl Encode for Group {
             self.notified.iter().map(|(k, v)| (k.clone(), *v)).collect();
         enc.put(&notified);
         enc.put(&self.last_sent);
+        enc.put(&self.recent);
     }
 }
 
@@ -206,6 +220,7 @@ impl Decode for Group {
             alerts: dec.get::<Vec<(String, Event)>>()?.into_iter().collect(),
             notified: dec.get::<Vec<(String, bool)>>()?.into_iter().collect(),
             last_sent: dec.get()?,
+            recent: dec.get()?,
         })
     }
 }

@@ -52,4 +52,4 @@ pub use escalate::{Escalation, LevelConfig};
 pub use group::Group;
 pub use inhibit::{InhibitConfig, Inhibitor};
 pub use operator::{NotifyConfig, NotifyOperator};
-pub use route::{GroupBy, Matcher, Route, RouteConfig};
+pub use route::{GroupBy, Limit, Matcher, Route, RouteConfig};

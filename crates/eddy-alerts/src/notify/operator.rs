@@ -21,7 +21,7 @@ use super::control::{AlertControl, ControlState, Silencer};
 use super::escalate::{self, Escalation, LevelConfig};
 use super::group::{is_firing, Group};
 use super::inhibit::{InhibitConfig, Inhibitor};
-use super::route::{Route, RouteConfig};
+use super::route::{Limit, Route, RouteConfig};
 
 /// Configuration of a `notify` node: the root route (see the module
 /// documentation).
@@ -51,6 +51,9 @@ pub struct NotifyConfig {
     /// The root route's escalation rungs.
     #[serde(default)]
     pub escalate: Vec<LevelConfig>,
+    /// At most so many notifications per group in a window (inherited).
+    #[serde(default)]
+    pub max_notifications: Option<Limit>,
 }
 
 impl NotifyConfig {
@@ -64,6 +67,7 @@ impl NotifyConfig {
             group_interval: self.group_interval,
             repeat_interval: self.repeat_interval,
             escalate: self.escalate.clone(),
+            max_notifications: self.max_notifications,
             routes: self.routes.clone(),
         }
     }
@@ -315,6 +319,10 @@ impl NotifyOperator {
         out: &mut Collector,
     ) -> Option<(i64, Vec<Event>)> {
         let route = self.tree.find(group.route)?;
+        if !group.may_speak(now, route.max_notifications) {
+            // Over its limit: what it would say waits for the next look.
+            return Some((route.group_interval, Vec::new()));
+        }
         let repeat_after = if repeat {
             route.repeat_interval
         } else {

@@ -48,6 +48,10 @@ pub struct RouteConfig {
     /// How long before an unchanged, still firing group is notified again.
     #[serde(default)]
     pub repeat_interval: Option<Duration>,
+    /// At most `count` notifications per group in any `per` (inherited);
+    /// what a group would say meanwhile waits for the next allowed one.
+    #[serde(default)]
+    pub max_notifications: Option<Limit>,
     /// Receivers told when an alert of this route still fires, and is not
     /// acknowledged, that long after its first notification (not
     /// inherited).
@@ -56,6 +60,16 @@ pub struct RouteConfig {
     /// Child routes, tried in order.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+}
+
+/// `max_notifications = { count = 3, per = "1h" }`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    /// Notifications allowed...
+    pub count: u32,
+    /// ...in any window this long.
+    pub per: Duration,
 }
 
 /// How alerts are grouped on a route.
@@ -154,6 +168,9 @@ pub struct Route {
     pub group_interval: i64,
     /// `repeat_interval` in ms.
     pub repeat_interval: i64,
+    /// At most this many notifications per group in any window of this
+    /// many ms.
+    pub max_notifications: Option<(u32, i64)>,
     /// Escalation rungs: (ms after the first notification, receiver).
     pub escalate: Vec<(i64, String)>,
     children: Vec<Route>,
@@ -206,6 +223,10 @@ impl Route {
                 parent.map(|p| p.repeat_interval),
                 REPEAT_INTERVAL_MS,
             ),
+            max_notifications: c
+                .max_notifications
+                .map(|l| (l.count, l.per.ms().max(1)))
+                .or_else(|| parent.and_then(|p| p.max_notifications)),
             escalate: c
                 .escalate
                 .iter()

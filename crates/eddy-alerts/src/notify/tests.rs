@@ -394,6 +394,30 @@ fn an_acknowledgement_stops_escalation_and_repeats_across_a_restart() {
     );
 }
 
+/// With `max_notifications`, a group speaks at most so often; what it
+/// would have said waits for the window to allow it, nothing is lost.
+#[test]
+fn a_notification_limit_defers_what_a_group_would_say() {
+    let body = format!("{CONFIG}\nmax_notifications = {{ count = 2, per = \"10m\" }}\n");
+    let mut n = Notify::with(&body);
+    n.send(0, vec![alert("cpu", "firing", "high", "ops")]);
+    let mut log = n.run_to(0, 20 * S);
+    n.send(20 * S, vec![alert("mem", "firing", "high", "ops")]);
+    log.extend(n.run_to(20 * S, 80 * S));
+    n.send(80 * S, vec![alert("disk", "firing", "high", "ops")]);
+    log.extend(n.run_to(80 * S, 700 * S));
+    // The change at 130 s and the repeat at 310 s wait for the window.
+    let all = ["cpu:firing", "disk:firing", "mem:firing"];
+    assert_eq!(
+        log,
+        vec![
+            (10, sent("oncall", "firing", &["cpu:firing"])),
+            (70, sent("oncall", "firing", &["cpu:firing", "mem:firing"])),
+            (610, sent("oncall", "firing", &all)),
+        ]
+    );
+}
+
 #[test]
 fn non_alerts_are_dead_lettered() {
     let mut n = Notify::new();
