@@ -14,6 +14,7 @@ pub mod browser;
 pub mod fuzz;
 pub mod http;
 pub mod redis;
+pub mod smtp;
 
 pub use http::HttpReceiver;
 pub use redis::Redis;

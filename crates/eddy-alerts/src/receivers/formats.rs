@@ -160,17 +160,17 @@ fn truncate(text: &str, max: usize) -> String {
 const SEVERITIES: [&str; 5] = ["critical", "high", "medium", "low", "info"];
 
 /// A notification read back from its event.
-struct View {
+pub(super) struct View {
     firing: bool,
     group_key: String,
     group_labels: BTreeMap<String, String>,
-    alerts: Vec<AlertView>,
+    pub(super) alerts: Vec<AlertView>,
 }
 
-struct AlertView {
-    firing: bool,
+pub(super) struct AlertView {
+    pub(super) firing: bool,
     fingerprint: String,
-    labels: BTreeMap<String, String>,
+    pub(super) labels: BTreeMap<String, String>,
     annotations: BTreeMap<String, String>,
 }
 
@@ -185,7 +185,7 @@ fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
 }
 
 impl View {
-    fn of(e: &Event) -> Result<View, String> {
+    pub(super) fn of(e: &Event) -> Result<View, String> {
         let text = |name: &str| e.get(Sym::intern(name)).and_then(Value::as_str);
         let status = text("status").ok_or("not a notification: no `status`")?;
         let Some(Value::List(list)) = e.get(Sym::intern("alerts")) else {
@@ -219,7 +219,7 @@ impl View {
 
     /// `[FIRING:2] ops budget`: status, firing count, group label values
     /// (or the alert name when the group has no labels).
-    fn title(&self) -> String {
+    pub(super) fn title(&self) -> String {
         let status = if self.firing {
             let n = self.alerts.iter().filter(|a| a.firing).count();
             format!("FIRING:{n}")
@@ -246,7 +246,7 @@ impl View {
             .map_or("info", |i| SEVERITIES[i])
     }
 
-    fn colour(&self) -> &'static str {
+    pub(super) fn colour(&self) -> &'static str {
         if !self.firing {
             return "#2eb886";
         }
@@ -259,7 +259,7 @@ impl View {
     }
 
     /// One line per alert: `• FIRING budget_critical: summary`.
-    fn lines(&self, bullet: &str) -> Vec<String> {
+    pub(super) fn lines(&self, bullet: &str) -> Vec<String> {
         self.alerts
             .iter()
             .map(|a| {
@@ -271,7 +271,7 @@ impl View {
 }
 
 impl AlertView {
-    fn name(&self) -> &str {
+    pub(super) fn name(&self) -> &str {
         self.labels.get("alertname").map_or("alert", String::as_str)
     }
 
@@ -280,7 +280,7 @@ impl AlertView {
     }
 
     /// The `summary` annotation, else `description`, else the labels.
-    fn summary(&self) -> String {
+    pub(super) fn summary(&self) -> String {
         match self
             .annotations
             .get("summary")

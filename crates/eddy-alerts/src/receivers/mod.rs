@@ -17,6 +17,12 @@
 //! [receivers.teams]
 //! type = "teams"                        # a Microsoft Teams incoming webhook (MessageCard)
 //! url = "${TEAMS_WEBHOOK_URL}"
+//!
+//! [receivers.mail]
+//! type = "email"                        # SMTP, text and HTML bodies (see [`email`])
+//! smtp = "smtp.example.com:587"
+//! from = "eddy@example.com"
+//! to = ["oncall@example.com"]
 //! ```
 //!
 //! A receiver is a sink reading the notifications `notify` routes to it
@@ -31,6 +37,7 @@
 //! in `url`, header values, `routing_key` and secrets is read from the
 //! environment when the pipeline starts.
 
+mod email;
 mod formats;
 
 use std::collections::BTreeMap;
@@ -47,12 +54,13 @@ use eddy_core::config::{Diagnostic, Duration as ConfigDuration};
 use eddy_core::{Event, Sink};
 use serde::Deserialize;
 
+pub use email::{EmailConfig, Security};
 pub use formats::{Format, PagerDuty, Slack, Teams, Webhook};
 
 /// Default time-out of one request.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Notifications buffered in front of a receiver's thread.
-const BUFFER: usize = 64;
+pub(crate) const BUFFER: usize = 64;
 
 /// `hmac = { secret = "...", header = "X-Eddy-Signature" }`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]

@@ -165,3 +165,58 @@ fn settings_are_checked() {
     assert!(p.iter().any(|m| m.contains("is for `pagerduty`")), "{p:?}");
     assert!(toml::from_str::<ReceiverConfig<Slack>>("urll = \"x\"").is_err());
 }
+
+/// An e-mail per notification through a real SMTP server: subject, both
+/// bodies, sender and recipients.
+#[test]
+fn email_sends_a_text_and_html_message() {
+    let Some(smtp) = eddy_testkit::smtp::Smtp::start() else {
+        return;
+    };
+    let cfg: super::EmailConfig = toml::from_str(&format!(
+        "smtp = \"{}\"\nsecurity = \"none\"\nfrom = \"Eddy <eddy@example.com>\"\nto = [\"oncall@example.com\", \"boss@example.com\"]",
+        smtp.address()
+    ))
+    .unwrap();
+    assert!(cfg.validate(&Default::default()).is_empty());
+    let mut r = cfg.build(&BuildContext::single("mail")).unwrap();
+    r.write(&[notification(
+        "firing",
+        &[("cpu", "firing", "high"), ("disk", "resolved", "low")],
+    )])
+    .unwrap();
+    r.flush().unwrap();
+    assert!(r.take_dead_letters().is_empty());
+    let got = smtp.messages();
+    assert_eq!(got.len(), 1);
+    let m = &got[0];
+    assert!(m.contains("Subject: [FIRING:1] ops"), "{m}");
+    assert!(m.contains("From: Eddy <eddy@example.com>"), "{m}");
+    assert!(
+        m.contains("oncall@example.com") && m.contains("boss@example.com"),
+        "{m}"
+    );
+    assert!(m.contains("Content-Type: text/plain"), "{m}");
+    assert!(m.contains("Content-Type: text/html"), "{m}");
+    assert!(m.contains("- FIRING cpu: cpu is up"), "{m}");
+    assert!(m.contains("<b>RESOLVED</b>"), "{m}");
+}
+
+#[test]
+fn email_settings_are_checked() {
+    let problems = |text: &str| -> Vec<String> {
+        let cfg: super::EmailConfig = toml::from_str(text).unwrap();
+        cfg.validate(&Default::default())
+            .into_iter()
+            .map(|d| d.message)
+            .collect()
+    };
+    let base = "smtp = \"127.0.0.1:25\"\nsecurity = \"none\"\nfrom = \"eddy@example.com\"";
+    assert!(problems(&format!("{base}\nto = [\"a@example.com\"]")).is_empty());
+    assert!(problems(&format!("{base}\nto = []"))[0].contains("`to`"));
+    assert!(problems(&format!("{base}\nto = [\"not an address\"]"))[0].contains("bad address"));
+    assert!(problems(&format!(
+        "{base}\nto = [\"a@example.com\"]\nusername = \"u\""
+    ))[0]
+        .contains("go together"));
+}
