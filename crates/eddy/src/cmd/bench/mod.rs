@@ -76,7 +76,8 @@ pub struct NexmarkArgs {
     /// The query: q0 (pass-through), q1 (currency conversion), q2 (selection),
     /// q5 (hot items, sliding windows), q7 (highest bid, tumbling windows),
     /// state (count and sum per auction and bidder in one day-long window:
-    /// many keys of window state, for checkpoint figures), anomaly-METHOD
+    /// many keys of window state, for checkpoint figures), alerts (an alert
+    /// rule over every bid, 10,000 alert instances), anomaly-METHOD
     /// (an anomaly detector on each bid's price, 10,000 keys).
     #[arg(long, short)]
     query: String,
@@ -180,6 +181,18 @@ window = { tumbling = "1d" }
 aggregates = { n = "count()", total = "sum(price)" }
 "#
         }
+        "alerts" => {
+            r#"
+[alerts.alerts]
+inputs = ["bids"]
+condition = "price > 1000000"
+key = "auction % 10000"
+severity = "high"
+resolve_after = "10s"
+labels = { auction = "{auction % 10000}" }
+annotations = { summary = "bid of {price} on {auction}" }
+"#
+        }
         q if q.starts_with("anomaly-") => {
             let method = &q["anomaly-".len()..];
             method
@@ -197,7 +210,7 @@ method = "{method}"
             ));
         }
         other => bail!(
-            "unknown query `{other}`: use q0, q1, q2, q5, q7, state or anomaly-METHOD (anomaly-ewma, anomaly-ensemble, ...)"
+            "unknown query `{other}`: use q0, q1, q2, q5, q7, state, alerts or anomaly-METHOD (anomaly-ewma, anomaly-ensemble, ...)"
         ),
     };
     Ok(format!("{BIDS}{after_bids}"))
