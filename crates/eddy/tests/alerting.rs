@@ -5,7 +5,8 @@
 
 mod support;
 
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use eddy_testkit::http::HttpReceiver;
 use serde_json::Value;
@@ -126,53 +127,15 @@ url = "{chat}"
 /// restart) and sends nothing twice.
 #[test]
 fn an_escalation_survives_sigkill_on_time_without_repeats() {
-    use std::process::Stdio;
-    use std::time::{Duration, Instant};
-
     let hook = HttpReceiver::start();
     let boss = HttpReceiver::start();
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display().to_string();
-    let config = write_pipeline(
+    let config = escalating(
         dir.path(),
-        "escalate.toml",
-        &format!(
-            r#"[pipeline]
-name = "escalate"
-data_dir = "{d}/data"
-
-[checkpoint]
-interval = "200ms"
-
-[sources.business]
-type = "simulator"
-rate = 200
-seed = 7
-
-[alerts.payments_critical]
-inputs = ["business"]
-condition = 'type == "transaction"'
-severity = "critical"
-
-[alerts.notify]
-type = "notify"
-inputs = ["payments_critical"]
-receiver = "hook"
-group_wait = "200ms"
-group_interval = "300ms"
-escalate = [{{ after = "3s", receiver = "boss" }}]
-
-[receivers.hook]
-type = "webhook"
-url = "{hook}"
-
-[receivers.boss]
-type = "webhook"
-url = "{boss}"
-"#,
-            hook = hook.url(),
-            boss = boss.url(),
-        ),
+        &hook,
+        &boss,
+        "3s",
+        "[checkpoint]\ninterval = \"200ms\"",
     );
     let eddy = || {
         let mut c = Command::new(env!("CARGO_BIN_EXE_eddy"));
@@ -180,12 +143,7 @@ url = "{boss}"
         c
     };
     let mut first = eddy().stderr(Stdio::null()).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while hook.requests().is_empty() {
-        assert!(Instant::now() < deadline, "no first notification");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let notified = Instant::now();
+    let notified = first_request(&hook);
     std::thread::sleep(Duration::from_millis(1500));
     first.kill().unwrap();
     first.wait().unwrap();
@@ -229,53 +187,15 @@ url = "{boss}"
 /// and ends on request.
 #[test]
 fn the_cli_acknowledges_and_silences_through_the_api() {
-    use std::process::Stdio;
-    use std::time::{Duration, Instant};
-
     let hook = HttpReceiver::start();
     let boss = HttpReceiver::start();
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display().to_string();
-    let config = write_pipeline(
+    let config = escalating(
         dir.path(),
-        "ack.toml",
-        &format!(
-            r#"[pipeline]
-name = "ack"
-data_dir = "{d}/data"
-
-[server]
-listen = "127.0.0.1:0"
-
-[sources.business]
-type = "simulator"
-rate = 200
-seed = 7
-
-[alerts.payments_critical]
-inputs = ["business"]
-condition = 'type == "transaction"'
-severity = "critical"
-
-[alerts.notify]
-type = "notify"
-inputs = ["payments_critical"]
-receiver = "hook"
-group_wait = "200ms"
-group_interval = "300ms"
-escalate = [{{ after = "2s", receiver = "boss" }}]
-
-[receivers.hook]
-type = "webhook"
-url = "{hook}"
-
-[receivers.boss]
-type = "webhook"
-url = "{boss}"
-"#,
-            hook = hook.url(),
-            boss = boss.url(),
-        ),
+        &hook,
+        &boss,
+        "2s",
+        "[server]\nlisten = \"127.0.0.1:0\"",
     );
     let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
         .arg("run")
@@ -286,11 +206,7 @@ url = "{boss}"
         .spawn()
         .unwrap();
     let (url, log) = support::served_at(&mut child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while hook.requests().is_empty() {
-        assert!(Instant::now() < deadline, "no first notification");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    first_request(&hook);
     let first: Value = serde_json::from_slice(&hook.requests()[0].body).unwrap();
     let fingerprint = first["alerts"][0]["fingerprint"]
         .as_str()
@@ -343,4 +259,68 @@ url = "{boss}"
         boss.requests().is_empty(),
         "the acknowledged alert escalated anyway"
     );
+}
+
+/// A live pipeline whose every simulated transaction keeps one critical
+/// alert firing, routed to `hook` and escalated to `boss` `after` the
+/// first notification; `top` goes under `[pipeline]` (checkpoints, the
+/// server).
+fn escalating(
+    dir: &std::path::Path,
+    hook: &HttpReceiver,
+    boss: &HttpReceiver,
+    after: &str,
+    top: &str,
+) -> std::path::PathBuf {
+    let d = dir.display();
+    write_pipeline(
+        dir,
+        "escalating.toml",
+        &format!(
+            r#"[pipeline]
+name = "escalating"
+data_dir = "{d}/data"
+
+{top}
+
+[sources.business]
+type = "simulator"
+rate = 200
+seed = 7
+
+[alerts.payments_critical]
+inputs = ["business"]
+condition = 'type == "transaction"'
+severity = "critical"
+
+[alerts.notify]
+type = "notify"
+inputs = ["payments_critical"]
+receiver = "hook"
+group_wait = "200ms"
+group_interval = "300ms"
+escalate = [{{ after = "{after}", receiver = "boss" }}]
+
+[receivers.hook]
+type = "webhook"
+url = "{hook}"
+
+[receivers.boss]
+type = "webhook"
+url = "{boss}"
+"#,
+            hook = hook.url(),
+            boss = boss.url(),
+        ),
+    )
+}
+
+/// Waits (up to 30 s) for `hook`'s first request.
+fn first_request(hook: &HttpReceiver) -> Instant {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while hook.requests().is_empty() {
+        assert!(Instant::now() < deadline, "no first notification");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Instant::now()
 }

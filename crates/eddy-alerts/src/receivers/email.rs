@@ -21,8 +21,7 @@
 use std::time::Duration;
 
 use eddy_connectors::sinks::delivery::{
-    CircuitConfig, Deliver, Delivered, Delivery, DeliveryError, DeliveryOptions, RetryConfig,
-    Staging,
+    CircuitConfig, Deliver, Delivered, DeliveryError, RetryConfig,
 };
 use eddy_connectors::sinks::http::expand_env;
 use eddy_core::component::{BuildContext, BuildError, SinkFactory, ValidateContext};
@@ -131,15 +130,11 @@ impl SinkFactory for EmailConfig {
             from,
             to,
         };
-        let opts = DeliveryOptions {
-            batch_size: 1,
-            linger: Duration::ZERO,
-            retry: self.retry,
-            circuit: self.circuit_breaker,
-        };
-        let staging = cx.exactly_once.then(|| Staging::new(cx));
-        Ok(Box::new(
-            Delivery::new(mailer, &cx.name, opts, &cx.metrics).staged(staging),
+        Ok(super::receiver_sink(
+            mailer,
+            cx,
+            self.retry,
+            self.circuit_breaker,
         ))
     }
 

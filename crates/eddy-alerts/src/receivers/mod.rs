@@ -154,17 +154,7 @@ impl<F: Format + 'static> SinkFactory for ReceiverConfig<F> {
             hmac,
             format,
         };
-        // One notification per request, sent as soon as it comes.
-        let opts = DeliveryOptions {
-            batch_size: 1,
-            linger: Duration::ZERO,
-            retry: self.retry,
-            circuit: self.circuit_breaker,
-        };
-        let staging = cx.exactly_once.then(|| Staging::new(cx));
-        Ok(Box::new(
-            Delivery::new(writer, &cx.name, opts, &cx.metrics).staged(staging),
-        ))
+        Ok(receiver_sink(writer, cx, self.retry, self.circuit_breaker))
     }
 
     fn buffer(&self) -> Option<usize> {
@@ -189,6 +179,25 @@ impl<F: Format + 'static> SinkFactory for ReceiverConfig<F> {
         }
         out
     }
+}
+
+/// A receiver: `writer` behind the sinks' delivery layer, one
+/// notification per delivery, sent as soon as it comes (staged until its
+/// checkpoint completes when the run keeps checkpoints).
+fn receiver_sink<W: Deliver + 'static>(
+    writer: W,
+    cx: &BuildContext,
+    retry: RetryConfig,
+    circuit: CircuitConfig,
+) -> Box<dyn Sink> {
+    let opts = DeliveryOptions {
+        batch_size: 1,
+        linger: Duration::ZERO,
+        retry,
+        circuit,
+    };
+    let staging = cx.exactly_once.then(|| Staging::new(cx));
+    Box::new(Delivery::new(writer, &cx.name, opts, &cx.metrics).staged(staging))
 }
 
 /// Posts each notification, formatted, to one URL.
