@@ -38,6 +38,7 @@
 //! checkpointed state: after a restart a group speaks on time, and a
 //! notification is not repeated early. All groups live on one worker.
 
+mod config;
 mod control;
 mod escalate;
 mod group;
@@ -47,9 +48,10 @@ mod route;
 #[cfg(test)]
 mod tests;
 
+pub use config::NotifyConfig;
 pub use control::{Ack, AlertControl, ControlState, Silence, Silencer};
 pub use escalate::{Escalation, LevelConfig};
 pub use group::Group;
 pub use inhibit::{InhibitConfig, Inhibitor};
-pub use operator::{NotifyConfig, NotifyOperator};
+pub use operator::NotifyOperator;
 pub use route::{GroupBy, Limit, Matcher, Route, RouteConfig};

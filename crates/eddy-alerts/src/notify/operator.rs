@@ -1,142 +1,21 @@
-//! The `notify` node: its configuration and operator.
+//! The `notify` operator: alert events into groups, group timers,
+//! escalation, inhibition, silences and acknowledgements.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use eddy_core::component::{
-    BuildContext, BuildError, NodeContext, Partitioning, Prepared, TransformFactory,
-    ValidateContext,
-};
-use eddy_core::config::{Diagnostic, Duration};
 use eddy_core::state::{KeyGroup, TimeDomain, Timer, KEY_GROUPS};
 use eddy_core::time::now_ms;
 use eddy_core::{
-    Batch, Collector, Event, NamedTable, Operator, OperatorContext, Output, OutputSpec, Timestamp,
-    Value,
+    Batch, Collector, Event, NamedTable, Operator, OperatorContext, Output, Timestamp, Value,
 };
 use eddy_state::ValueTable;
-use serde::Deserialize;
 
 use super::control::{AlertControl, ControlState, Silencer};
-use super::escalate::{self, Escalation, LevelConfig};
+use super::escalate::{self, Escalation};
 use super::group::{is_firing, Group};
-use super::inhibit::{InhibitConfig, Inhibitor};
-use super::route::{Limit, Route, RouteConfig};
-
-/// Configuration of a `notify` node: the root route (see the module
-/// documentation).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NotifyConfig {
-    /// Where alerts go unless a child route takes them.
-    pub receiver: String,
-    /// Label names that group alerts; `["..."]`: every label.
-    #[serde(default)]
-    pub group_by: Option<Vec<String>>,
-    /// Wait of a new group before its first notification (default 30 s).
-    #[serde(default)]
-    pub group_wait: Option<Duration>,
-    /// Wait between notifications about a group's changes (default 5 min).
-    #[serde(default)]
-    pub group_interval: Option<Duration>,
-    /// Wait before an unchanged firing group is notified again (default 4 h).
-    #[serde(default)]
-    pub repeat_interval: Option<Duration>,
-    /// Child routes, tried in order.
-    #[serde(default)]
-    pub routes: Vec<RouteConfig>,
-    /// Inhibit rules: firing source alerts mute matching targets.
-    #[serde(default)]
-    pub inhibit: Vec<InhibitConfig>,
-    /// The root route's escalation rungs.
-    #[serde(default)]
-    pub escalate: Vec<LevelConfig>,
-    /// At most so many notifications per group in a window (inherited).
-    #[serde(default)]
-    pub max_notifications: Option<Limit>,
-}
-
-impl NotifyConfig {
-    fn root(&self) -> RouteConfig {
-        RouteConfig {
-            receiver: Some(self.receiver.clone()),
-            matchers: Vec::new(),
-            continue_matching: false,
-            group_by: self.group_by.clone(),
-            group_wait: self.group_wait,
-            group_interval: self.group_interval,
-            repeat_interval: self.repeat_interval,
-            escalate: self.escalate.clone(),
-            max_notifications: self.max_notifications,
-            routes: self.routes.clone(),
-        }
-    }
-
-    /// The receivers the tree names, each once, in tree order.
-    fn receivers(&self) -> Vec<String> {
-        let Ok(tree) = Route::tree(&self.root()) else {
-            return Vec::new();
-        };
-        let mut out: Vec<String> = Vec::new();
-        for r in tree.all() {
-            let rungs = r.escalate.iter().map(|(_, receiver)| receiver);
-            for receiver in std::iter::once(&r.receiver).chain(rungs) {
-                if !out.contains(receiver) {
-                    out.push(receiver.clone());
-                }
-            }
-        }
-        out
-    }
-}
-
-impl NotifyConfig {
-    /// The operator for the node `cx` describes.
-    pub fn operator(&self, cx: &BuildContext) -> Result<NotifyOperator, BuildError> {
-        let tree = Route::tree(&self.root()).map_err(BuildError::Config)?;
-        let mut outputs = BTreeMap::new();
-        for receiver in self.receivers() {
-            let output = cx.output(&receiver)?;
-            outputs.insert(receiver, output);
-        }
-        let inhibitor = Inhibitor::new(&self.inhibit).map_err(BuildError::Config)?;
-        let mut op = NotifyOperator::new(&cx.name, tree, outputs).inhibited_by(inhibitor);
-        op.control = cx.prepared::<AlertControl>().ok();
-        Ok(op)
-    }
-}
-
-impl TransformFactory for NotifyConfig {
-    /// The run's acknowledgements and silences, shared with the server.
-    fn prepare(&self, _cx: &NodeContext) -> Result<Option<Prepared>, BuildError> {
-        Ok(Some(Prepared::new(AlertControl::default())))
-    }
-
-    fn build(&self, cx: &BuildContext) -> Result<Box<dyn Operator>, BuildError> {
-        Ok(Box::new(self.operator(cx)?))
-    }
-
-    fn validate(&self, _cx: &ValidateContext) -> Vec<Diagnostic> {
-        let tree = Route::tree(&self.root()).err();
-        let inhibit = Inhibitor::new(&self.inhibit).err();
-        tree.into_iter()
-            .chain(inhibit)
-            .map(|e| Diagnostic::new(0..0, e))
-            .collect()
-    }
-
-    fn outputs(&self) -> Vec<OutputSpec> {
-        self.receivers()
-            .into_iter()
-            .map(|r| OutputSpec::new(r, "notifications for this receiver"))
-            .collect()
-    }
-
-    /// Every alert reaches the one instance that holds the groups.
-    fn partitioning(&self, _input: usize) -> Partitioning {
-        Partitioning::Single
-    }
-}
+use super::inhibit::Inhibitor;
+use super::route::Route;
 
 /// The key of the one entry of the `control` table.
 const CONTROL_KEY: &[u8] = b"control";
@@ -203,6 +82,12 @@ impl NotifyOperator {
         self.silencer = Silencer::new(&state.silences);
         self.acked = state.acks.keys().cloned().collect();
         self.controlled.put(KeyGroup::MIN, CONTROL_KEY, state, 0);
+    }
+
+    /// Takes acknowledgements and silences from `control` during the run.
+    pub fn controlled_by(mut self, control: Option<Arc<AlertControl>>) -> NotifyOperator {
+        self.control = control;
+        self
     }
 
     /// Mutes alerts by these inhibit rules.
