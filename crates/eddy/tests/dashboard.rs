@@ -142,6 +142,34 @@ fn the_demo_dashboard_goes_live_shows_every_node_and_its_charts_move() {
     );
     browser.screenshot(&artefact("dashboard-1280x800.png"));
 
+    // Acknowledge a firing alert from the page: the row says so, and the
+    // API's history records who.
+    let fingerprint = browser.eval(
+        "const b = document.querySelector('button.ack'); b.click(); return b.dataset.fingerprint;",
+    );
+    let fingerprint = fingerprint
+        .as_str()
+        .expect("a firing alert with an ack button");
+    eventually(
+        &browser,
+        "the row shows the acknowledgement",
+        "return [...document.querySelectorAll('#alerts td')].some(td => td.textContent === 'acked by dashboard');",
+    );
+    let history: Value = serde_json::from_str(
+        &ureq::get(format!(
+            "{}/api/v1/alerts/history?fingerprint={fingerprint}",
+            demo.url
+        ))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(history["history"][0]["status"], "acknowledged", "{history}");
+    assert_eq!(history["history"][0]["by"], "dashboard");
+
     // A phone: nothing wider than the screen.
     browser.resize(390, 844);
     eventually(
