@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use toml::de::DeValue;
 
 use eddy_alerts::notify::NotifyConfig;
-use eddy_alerts::receivers::{EmailConfig, PagerDuty, ReceiverConfig, Slack, Teams, Webhook};
+use eddy_alerts::receivers::{EmailConfig, PagerDuty, ReceiverConfig, Slack, Sms, Teams, Webhook};
 use eddy_alerts::rule::AlertRuleConfig;
 #[cfg(feature = "http")]
 use eddy_connectors::sinks::HttpSinkConfig;
@@ -108,6 +108,7 @@ pub const RECEIVERS: &[(&str, Ctor)] = &[
     ("email", sink::<EmailConfig>),
     ("pagerduty", sink::<ReceiverConfig<PagerDuty>>),
     ("slack", sink::<ReceiverConfig<Slack>>),
+    ("sms", sink::<ReceiverConfig<Sms>>),
     ("teams", sink::<ReceiverConfig<Teams>>),
     ("webhook", sink::<ReceiverConfig<Webhook>>),
 ];

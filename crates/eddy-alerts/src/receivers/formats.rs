@@ -14,10 +14,27 @@ pub trait Format: Send + Sync + Sized {
     const DEFAULT_URL: Option<&'static str> = None;
     /// Whether it takes (and needs) a `routing_key`.
     const NEEDS_ROUTING_KEY: bool = false;
-    /// The format for a receiver with `routing_key` (expanded).
-    fn new(routing_key: Option<String>) -> Result<Self, String>;
+    /// Whether it takes (and needs) `to` and a `body` template.
+    const NEEDS_TEMPLATE: bool = false;
+    /// The format for a receiver with these settings.
+    fn new(settings: Settings) -> Result<Self, String>;
     /// The request bodies for `notification`; an error dead-letters it.
     fn bodies(&self, notification: &Event) -> Result<Vec<Vec<u8>>, String>;
+}
+
+/// What a format is made from: the receiver's settings, `${VAR}`
+/// expanded.
+#[derive(Debug, Default)]
+pub struct Settings {
+    /// PagerDuty's routing key.
+    pub routing_key: Option<String>,
+    /// SMS: the recipients.
+    pub to: Vec<String>,
+    /// SMS: the body template, with `{to}` and `{text}`.
+    pub body: Option<String>,
+    /// SMS: whether the body is a form (`{to}`/`{text}` percent-encoded)
+    /// rather than JSON (JSON-escaped).
+    pub form: bool,
 }
 
 /// Alertmanager's webhook payload (version 4), as `notify` builds it.
@@ -26,7 +43,7 @@ pub struct Webhook;
 impl Format for Webhook {
     const NAME: &'static str = "webhook";
 
-    fn new(_: Option<String>) -> Result<Self, String> {
+    fn new(_: Settings) -> Result<Self, String> {
         Ok(Webhook)
     }
 
@@ -45,7 +62,7 @@ pub struct Slack;
 impl Format for Slack {
     const NAME: &'static str = "slack";
 
-    fn new(_: Option<String>) -> Result<Self, String> {
+    fn new(_: Settings) -> Result<Self, String> {
         Ok(Slack)
     }
 
@@ -76,8 +93,8 @@ impl Format for PagerDuty {
     const DEFAULT_URL: Option<&'static str> = Some("https://events.pagerduty.com/v2/enqueue");
     const NEEDS_ROUTING_KEY: bool = true;
 
-    fn new(routing_key: Option<String>) -> Result<Self, String> {
-        let routing_key = routing_key.ok_or("needs a `routing_key`")?;
+    fn new(settings: Settings) -> Result<Self, String> {
+        let routing_key = settings.routing_key.ok_or("needs a `routing_key`")?;
         Ok(PagerDuty { routing_key })
     }
 
@@ -121,7 +138,7 @@ pub struct Teams;
 impl Format for Teams {
     const NAME: &'static str = "teams";
 
-    fn new(_: Option<String>) -> Result<Self, String> {
+    fn new(_: Settings) -> Result<Self, String> {
         Ok(Teams)
     }
 
@@ -137,6 +154,73 @@ impl Format for Teams {
         });
         Ok(vec![body.to_string().into_bytes()])
     }
+}
+
+/// A text message through an SMS provider's HTTP API: one request per
+/// recipient, its body the `body` template with `{to}` and `{text}` (the
+/// title and a line per alert, at most 320 characters) filled in.
+pub struct Sms {
+    to: Vec<String>,
+    body: String,
+    form: bool,
+}
+
+/// Longest SMS text sent (two segments).
+const SMS_TEXT: usize = 320;
+
+impl Format for Sms {
+    const NAME: &'static str = "sms";
+    const NEEDS_TEMPLATE: bool = true;
+
+    fn new(settings: Settings) -> Result<Self, String> {
+        let body = settings.body.ok_or("needs a `body` template")?;
+        if settings.to.is_empty() {
+            return Err("needs at least one number in `to`".into());
+        }
+        Ok(Sms {
+            to: settings.to,
+            body,
+            form: settings.form,
+        })
+    }
+
+    fn bodies(&self, notification: &Event) -> Result<Vec<Vec<u8>>, String> {
+        let v = View::of(notification)?;
+        let text = truncate(
+            &format!("{}: {}", v.title(), v.lines("").join("; ")),
+            SMS_TEXT,
+        );
+        let fill = |value: &str| {
+            if self.form {
+                percent_encode(value)
+            } else {
+                let quoted = serde_json::Value::String(value.to_string()).to_string();
+                quoted[1..quoted.len() - 1].to_string()
+            }
+        };
+        Ok(self
+            .to
+            .iter()
+            .map(|to| {
+                self.body
+                    .replace("{to}", &fill(to))
+                    .replace("{text}", &fill(&text))
+                    .into_bytes()
+            })
+            .collect())
+    }
+}
+
+/// `text` percent-encoded for a form body (unreserved characters kept).
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// PagerDuty's four severities.

@@ -18,6 +18,13 @@
 //! type = "teams"                        # a Microsoft Teams incoming webhook (MessageCard)
 //! url = "${TEAMS_WEBHOOK_URL}"
 //!
+//! [receivers.phone]
+//! type = "sms"                          # an SMS provider's HTTP API, one request per number
+//! url = "https://sms.example.com/v1/messages"
+//! to = ["+15551234567"]
+//! content_type = "application/x-www-form-urlencoded"
+//! body = "To={to}&Body={text}"          # {to} and {text}: percent-encoded here, JSON-escaped for JSON
+//!
 //! [receivers.mail]
 //! type = "email"                        # SMTP, text and HTML bodies (see [`email`])
 //! smtp = "smtp.example.com:587"
@@ -55,7 +62,7 @@ use eddy_core::{Event, Sink};
 use serde::Deserialize;
 
 pub use email::{EmailConfig, Security};
-pub use formats::{Format, PagerDuty, Slack, Teams, Webhook};
+pub use formats::{Format, PagerDuty, Settings, Slack, Sms, Teams, Webhook};
 
 /// Default time-out of one request.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -84,6 +91,16 @@ pub struct ReceiverConfig<F: Format> {
     /// PagerDuty: the integration's routing key.
     #[serde(default)]
     pub routing_key: Option<String>,
+    /// SMS: the recipients' numbers.
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// SMS: the request body, with `{to}` and `{text}` filled in.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// The body's content type (default `application/json`; an SMS form
+    /// body: `application/x-www-form-urlencoded`).
+    #[serde(default)]
+    pub content_type: Option<String>,
     /// Extra headers of every request.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -125,8 +142,18 @@ impl<F: Format + 'static> SinkFactory for ReceiverConfig<F> {
             .map(expand_env)
             .transpose()
             .map_err(fail)?;
-        let format = F::new(routing_key).map_err(fail)?;
-        let mut headers = vec![("Content-Type".to_string(), "application/json".to_string())];
+        let content_type = self
+            .content_type
+            .clone()
+            .unwrap_or_else(|| "application/json".into());
+        let format = F::new(Settings {
+            routing_key,
+            to: self.to.clone(),
+            body: self.body.clone(),
+            form: content_type.contains("x-www-form-urlencoded"),
+        })
+        .map_err(fail)?;
+        let mut headers = vec![("Content-Type".to_string(), content_type)];
         for (k, v) in &self.headers {
             headers.push((k.clone(), expand_env(v).map_err(fail)?));
         }
@@ -176,6 +203,21 @@ impl<F: Format + 'static> SinkFactory for ReceiverConfig<F> {
                 format!("`routing_key` is for `pagerduty`, not `{}`", F::NAME)
             };
             out.push(Diagnostic::new(0..0, message));
+        }
+        let templated = !self.to.is_empty() || self.body.is_some();
+        if F::NEEDS_TEMPLATE && (self.to.is_empty() || self.body.is_none()) {
+            out.push(
+                Diagnostic::new(
+                    0..0,
+                    format!("a `{}` receiver needs `to` and `body`", F::NAME),
+                )
+                .hint("to = [\"+15551234567\"], body = \"To={to}&Body={text}\""),
+            );
+        } else if !F::NEEDS_TEMPLATE && templated {
+            out.push(Diagnostic::new(
+                0..0,
+                format!("`to` and `body` are for `sms`, not `{}`", F::NAME),
+            ));
         }
         out
     }

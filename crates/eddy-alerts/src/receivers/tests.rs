@@ -220,3 +220,49 @@ fn email_settings_are_checked() {
     ))[0]
         .contains("go together"));
 }
+
+/// An SMS per recipient through a provider's HTTP API, the template filled
+/// in percent-encoded for a form and JSON-escaped for JSON.
+#[test]
+fn sms_fills_its_template_per_recipient() {
+    let hook = HttpReceiver::start();
+    let n = notification("firing", &[("cpu \"hot\"", "firing", "high")]);
+    let mut form = receiver::<super::Sms>(
+        &hook,
+        "to = [\"+15550001\", \"+15550002\"]\ncontent_type = \"application/x-www-form-urlencoded\"\nbody = \"To={to}&Body={text}\"",
+    );
+    form.write(std::slice::from_ref(&n)).unwrap();
+    form.flush().unwrap();
+    let mut json = receiver::<super::Sms>(
+        &hook,
+        "to = [\"+15550003\"]\nbody = '{\"to\": \"{to}\", \"text\": \"{text}\"}'",
+    );
+    json.write(&[n]).unwrap();
+    json.flush().unwrap();
+    let got = hook.requests();
+    assert_eq!(got.len(), 3);
+    assert_eq!(
+        got[0].header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(
+        got[0].text(),
+        "To=%2B15550001&Body=%5BFIRING%3A1%5D%20ops%3A%20FIRING%20cpu%20%22hot%22%3A%20cpu%20%22hot%22%20is%20up"
+    );
+    assert!(got[1].text().starts_with("To=%2B15550002&"));
+    let body: Json = serde_json::from_slice(&got[2].body).unwrap();
+    assert_eq!(body["to"], "+15550003");
+    assert_eq!(
+        body["text"],
+        "[FIRING:1] ops: FIRING cpu \"hot\": cpu \"hot\" is up"
+    );
+    let missing: ReceiverConfig<super::Sms> = toml::from_str("url = \"http://x/\"").unwrap();
+    assert!(missing.validate(&Default::default())[0]
+        .message
+        .contains("needs `to` and `body`"));
+    let misplaced: ReceiverConfig<Slack> =
+        toml::from_str("url = \"http://x/\"\nto = [\"+1\"]").unwrap();
+    assert!(misplaced.validate(&Default::default())[0]
+        .message
+        .contains("are for `sms`"));
+}
