@@ -92,7 +92,8 @@ batch_size = 900
             hook = hook.url(),
         ),
     );
-    let (hits, resumed) = run_with_kills(&config, 15, 0x0e0e);
+    let checkpoints = dir.path().join("data/checkpoints");
+    let (hits, resumed) = run_with_kills(&config, &checkpoints, 15, 0x0e0e);
     assert!(
         resumed > 0,
         "no killed run resumed from a checkpoint ({hits} kills)"

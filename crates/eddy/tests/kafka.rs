@@ -616,7 +616,8 @@ path = "{d}/raw.ndjson"
     succeed(eddy().arg("run").arg(&calm).arg("-q"));
 
     let killed = setup("killed");
-    let (hits, resumed) = run_with_kills(&killed, 15, 0x006b_6166_6b61);
+    let checkpoints = dir.path().join("killed/data/checkpoints");
+    let (hits, resumed) = run_with_kills(&killed, &checkpoints, 15, 0x006b_6166_6b61);
     assert!(
         resumed > 0,
         "no killed run resumed from a checkpoint ({hits} kills)"

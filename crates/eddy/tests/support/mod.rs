@@ -127,18 +127,40 @@ pub fn apply_topics(brokers: &str, dir: &Path, topics: &[(&str, u32)]) -> String
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Runs `eddy run CONFIG` up to `attempts` times, killing each run with
-/// SIGKILL after a pseudo-random wait in `150..750` ms (from `seed`) unless
-/// it ended first, then once more to the end. Returns how many kills hit a
-/// running process and how many of the killed runs had resumed from a
-/// checkpoint.
-pub fn run_with_kills(config: &Path, attempts: usize, mut seed: u64) -> (usize, usize) {
+/// Whether a complete checkpoint (one with its `_manifest`) exists under
+/// `dir`, at any depth up to four.
+pub fn has_checkpoint(dir: &Path) -> bool {
+    fn walk(dir: &Path, depth: usize) -> bool {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return false;
+        };
+        entries.filter_map(Result::ok).any(|e| {
+            let path = e.path();
+            path.file_name().is_some_and(|n| n == "_manifest")
+                || (depth > 0 && path.is_dir() && walk(&path, depth - 1))
+        })
+    }
+    walk(dir, 4)
+}
+
+/// Runs `eddy run CONFIG` up to `attempts` times, each run killed with
+/// SIGKILL unless it ended first: once a complete checkpoint exists under
+/// `checkpoints` (so a restart has one to resume from), after a further
+/// pseudo-random wait in `0..600` ms (from `seed`); then once more to the
+/// end. Returns how many kills hit a running process and how many of the
+/// killed runs had resumed from a checkpoint.
+pub fn run_with_kills(
+    config: &Path,
+    checkpoints: &Path,
+    attempts: usize,
+    mut seed: u64,
+) -> (usize, usize) {
     let (mut hits, mut resumed) = (0, 0);
     for _ in 0..attempts {
         seed = seed
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
-        let wait = Duration::from_millis(150 + (seed >> 33) % 600);
+        let wait = Duration::from_millis((seed >> 33) % 600);
         let mut child = eddy()
             .arg("run")
             .arg(config)
@@ -147,6 +169,13 @@ pub fn run_with_kills(config: &Path, attempts: usize, mut seed: u64) -> (usize, 
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        let until = Instant::now() + Duration::from_secs(60);
+        while !has_checkpoint(checkpoints) && Instant::now() < until {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         std::thread::sleep(wait);
         if child.try_wait().unwrap().is_some() {
             break;
