@@ -672,16 +672,7 @@ mod tests {
         ])
         .unwrap();
         sink.flush().unwrap();
-        let dead = sink.take_dead_letters();
-        assert_eq!(dead.len(), 1);
-        let reason = dead[0].fields.get(Sym::intern("reason")).cloned();
-        assert!(
-            reason
-                .as_ref()
-                .and_then(Value::as_str)
-                .is_some_and(|r| r.contains("WRONGTYPE")),
-            "{reason:?}"
-        );
+        assert_one_wrongtype(sink.take_dead_letters());
         let n: String = ::redis::cmd("HGET")
             .arg("kpi:hr")
             .arg("n")
@@ -746,7 +737,12 @@ mod tests {
             .unwrap();
         sink.pre_commit(2).unwrap();
         sink.commit(2).unwrap();
-        let dead = sink.take_dead_letters();
+        assert_one_wrongtype(sink.take_dead_letters());
+        assert_eq!(len(&mut c, "hr:s"), 2);
+    }
+
+    /// One dead letter, refused by Redis with WRONGTYPE.
+    fn assert_one_wrongtype(dead: Vec<Event>) {
         assert_eq!(dead.len(), 1);
         let reason = dead[0].fields.get(Sym::intern("reason")).cloned();
         assert!(
@@ -756,7 +752,6 @@ mod tests {
                 .is_some_and(|r| r.contains("WRONGTYPE")),
             "{reason:?}"
         );
-        assert_eq!(len(&mut c, "hr:s"), 2);
     }
 
     #[test]
