@@ -579,9 +579,12 @@ fn sigkill_while_reading_kafka_changes_nothing() {
 name = "clicks"
 workers = 2
 data_dir = "{d}/data"
+# Small batches and frequent checkpoints: a run lasts long enough, with
+# checkpoints early enough, to be killed in the middle.
+batch_size = 32
 
 [checkpoint]
-interval = "200ms"
+interval = "100ms"
 
 [sources.clicks]
 type = "kafka"

@@ -146,7 +146,7 @@ pub fn has_checkpoint(dir: &Path) -> bool {
 /// Runs `eddy run CONFIG` up to `attempts` times, each run killed with
 /// SIGKILL unless it ended first: once a complete checkpoint exists under
 /// `checkpoints` (so a restart has one to resume from), after a further
-/// pseudo-random wait in `0..600` ms (from `seed`); then once more to the
+/// pseudo-random wait in `0..300` ms (from `seed`); then once more to the
 /// end. Returns how many kills hit a running process and how many of the
 /// killed runs had resumed from a checkpoint.
 pub fn run_with_kills(
@@ -160,7 +160,7 @@ pub fn run_with_kills(
         seed = seed
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
-        let wait = Duration::from_millis((seed >> 33) % 600);
+        let wait = Duration::from_millis((seed >> 33) % 300);
         let mut child = eddy()
             .arg("run")
             .arg(config)
