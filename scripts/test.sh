@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs Eddy's whole test suite: formatting, lints, unit, property and
 # end-to-end tests, the latter against real servers (PostgreSQL, Redis, a
-# Kafka-protocol broker, HTTP receivers) that scripts/install-services.sh
-# installs and each test starts on its own loopback port.
+# Kafka-protocol broker, HTTP receivers, an SMTP server, a headless
+# browser) that scripts/install-services.sh installs and each test starts
+# on its own loopback port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
