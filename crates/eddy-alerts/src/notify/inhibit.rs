@@ -58,6 +58,11 @@ impl Inhibitor {
         Ok(Inhibitor { rules })
     }
 
+    /// Whether there are no rules (then nothing is ever muted).
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
     /// Whether an alert with `labels` can mute others (so its firing is
     /// worth remembering).
     pub fn is_source(&self, labels: &BTreeMap<String, String>) -> bool {

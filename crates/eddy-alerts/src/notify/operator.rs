@@ -17,6 +17,9 @@ use super::group::{is_firing, Group};
 use super::inhibit::Inhibitor;
 use super::route::Route;
 
+/// Label (name, value) pairs.
+type Labels = Vec<(String, String)>;
+
 /// The key of the one entry of the `control` table.
 const CONTROL_KEY: &[u8] = b"control";
 
@@ -136,13 +139,18 @@ impl NotifyOperator {
                 self.sources.remove(g, fingerprint.as_bytes(), 0);
             }
         }
-        let routes: Vec<u32> = self.tree.matching(&labels).iter().map(|r| r.id).collect();
-        for &route in &routes {
-            self.update_escalation(route, &fingerprint, &event, out);
+        // (route, its group's labels, its group_wait), matched once.
+        let matched: Vec<(u32, Labels, i64)> = self
+            .tree
+            .matching(&labels)
+            .iter()
+            .map(|r| (r.id, r.group_labels(&labels), r.group_wait))
+            .collect();
+        for (route, _, _) in &matched {
+            self.update_escalation(*route, &fingerprint, &event, out);
         }
-        for route in self.tree.matching(&labels) {
-            let group_labels = route.group_labels(&labels);
-            let key = Group::key(route.id, &group_labels);
+        for (route, group_labels, group_wait) in matched {
+            let key = Group::key(route, &group_labels);
             let g = KeyGroup::of(&key);
             let known = self.groups.get(g, key.as_bytes(), 0).is_some();
             match known {
@@ -154,7 +162,7 @@ impl NotifyOperator {
                 false if !firing => {}
                 false => {
                     let mut group = Group {
-                        route: route.id,
+                        route,
                         labels: group_labels,
                         ..Group::default()
                     };
@@ -163,7 +171,7 @@ impl NotifyOperator {
                     cx.timers(TimeDomain::ProcessingTime).register(
                         g,
                         key.as_bytes(),
-                        now.saturating_add(route.group_wait),
+                        now.saturating_add(group_wait),
                     );
                 }
             }
@@ -213,7 +221,9 @@ impl NotifyOperator {
         } else {
             i64::MAX
         };
+        // The firing sources, read only when there are inhibit rules.
         let sources: Vec<(String, BTreeMap<String, String>)> = (0..KEY_GROUPS)
+            .filter(|_| !self.inhibitor.is_empty())
             .filter_map(KeyGroup::new)
             .flat_map(|g| self.sources.iter_group(g, 0))
             .map(|(fp, pairs)| {

@@ -280,9 +280,13 @@ impl Route {
         out
     }
 
-    /// The route with id `id`.
+    /// The route with id `id` (looked up on every group timer, so without
+    /// collecting the tree).
     pub fn find(&self, id: u32) -> Option<&Route> {
-        self.all().into_iter().find(|r| r.id == id)
+        if self.id == id {
+            return Some(self);
+        }
+        self.children.iter().find_map(|c| c.find(id))
     }
 
     /// The labels an alert's group on this route is known by.

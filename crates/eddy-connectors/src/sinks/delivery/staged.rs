@@ -76,7 +76,7 @@ impl Staging {
         self.open.extend_from_slice(events);
     }
 
-    /// Events held, sealed or not (for the `buffered` gauge).
+    /// Events held, sealed or not.
     pub fn held(&self) -> usize {
         self.open.len() + self.sealed.values().map(Vec::len).sum::<usize>()
     }
