@@ -38,6 +38,11 @@ pub fn is_firing(event: &Event) -> bool {
     event.get(eddy_core::sym!("status")).and_then(Value::as_str) == Some("firing")
 }
 
+/// Whether an alert event tells of an acknowledgement.
+fn is_acknowledged(event: &Event) -> bool {
+    event.get(eddy_core::sym!("status")).and_then(Value::as_str) == Some("acknowledged")
+}
+
 impl Group {
     /// The key a group is known by: its route and group labels.
     pub fn key(route: u32, labels: &[(String, String)]) -> String {
@@ -117,10 +122,18 @@ impl Group {
 
     /// The notification for `alerts` of this group (keyed `key`) to
     /// `receiver`, shaped like Alertmanager's webhook payload (version 4).
+    /// An acknowledgement is one too, with status `acknowledged` and the
+    /// alert's `acknowledgedBy` and `comment`.
     pub fn notification(&self, receiver: &str, key: &str, alerts: &[Event]) -> Event {
         let field =
             |e: &Event, name: &str| e.get(Sym::intern(name)).cloned().unwrap_or(Value::Null);
-        let firing = alerts.iter().any(is_firing);
+        let status = if alerts.iter().any(is_firing) {
+            "firing"
+        } else if alerts.iter().any(is_acknowledged) {
+            "acknowledged"
+        } else {
+            "resolved"
+        };
         let list: Vec<Value> = alerts
             .iter()
             .map(|e| {
@@ -138,6 +151,10 @@ impl Group {
                 );
                 f.push(Sym::intern("generatorURL"), Value::str(""));
                 f.push(Sym::intern("fingerprint"), field(e, "fingerprint"));
+                if let Some(by) = e.get(eddy_core::sym!("acknowledged_by")) {
+                    f.push(Sym::intern("acknowledgedBy"), by.clone());
+                    f.push(Sym::intern("comment"), field(e, "comment"));
+                }
                 Value::Map(Arc::new(f))
             })
             .collect();
@@ -150,10 +167,7 @@ impl Group {
         };
         let mut f = Fields::with_capacity(11);
         f.push(Sym::intern("receiver"), Value::str(receiver));
-        f.push(
-            Sym::intern("status"),
-            Value::str(if firing { "firing" } else { "resolved" }),
-        );
+        f.push(Sym::intern("status"), Value::str(status));
         f.push(Sym::intern("alerts"), Value::List(Arc::new(list)));
         f.push(Sym::intern("groupLabels"), map(&self.labels));
         f.push(Sym::intern("commonLabels"), map(&common(alerts, "labels")));

@@ -11,7 +11,7 @@ use eddy_core::{
 };
 use eddy_state::ValueTable;
 
-use super::control::{AlertControl, ControlState, Silencer};
+use super::control::{Ack, AlertControl, ControlState, Silencer};
 use super::escalate::{self, Escalation};
 use super::group::{is_firing, Group};
 use super::inhibit::Inhibitor;
@@ -67,8 +67,9 @@ impl NotifyOperator {
     }
 
     /// Copies a new version of the control's acknowledgements and
-    /// silences into checkpointed state.
-    fn sync(&mut self) {
+    /// silences into checkpointed state, and tells the receivers of each
+    /// new acknowledgement.
+    fn sync(&mut self, out: &mut Collector) {
         let Some(control) = &self.control else {
             return;
         };
@@ -77,7 +78,67 @@ impl NotifyOperator {
         }
         let (version, state) = control.snapshot();
         self.seen = version;
+        let new: Vec<(String, Ack)> = state
+            .acks
+            .iter()
+            .filter(|(fp, _)| !self.acked.contains(*fp))
+            .map(|(fp, ack)| (fp.clone(), ack.clone()))
+            .collect();
         self.adopt(state);
+        for (fingerprint, ack) in new {
+            self.tell_acknowledged(&fingerprint, &ack, out);
+        }
+    }
+
+    /// Tells every receiver that heard alert `fingerprint` fire (through
+    /// its group or its escalation) that `ack` took it on, once each.
+    fn tell_acknowledged(&self, fingerprint: &str, ack: &Ack, out: &mut Collector) {
+        let mut told = BTreeSet::new();
+        let mut tell = |group: &Group, receiver: &str, key: &[u8], alert: &Event| {
+            let Some(&output) = self.outputs.get(receiver) else {
+                return;
+            };
+            if !told.insert(receiver.to_string()) {
+                return;
+            }
+            let mut acked = alert.clone();
+            acked
+                .fields
+                .insert(eddy_core::sym!("status"), Value::str("acknowledged"));
+            acked
+                .fields
+                .insert(eddy_core::sym!("acknowledged_by"), Value::str(&ack.by));
+            acked
+                .fields
+                .insert(eddy_core::sym!("comment"), Value::str(&ack.comment));
+            let key = String::from_utf8_lossy(key);
+            out.push(output, group.notification(receiver, &key, &[acked]));
+        };
+        for g in (0..KEY_GROUPS).filter_map(KeyGroup::new) {
+            for (key, group) in self.groups.iter_group(g, 0) {
+                let Some(alert) = group.alerts.get(fingerprint) else {
+                    continue;
+                };
+                if group.notified.get(fingerprint) == Some(&true) && is_firing(alert) {
+                    if let Some(route) = self.tree.find(group.route) {
+                        tell(group, &route.receiver, key, alert);
+                    }
+                }
+            }
+            for (key, climb) in self.escalations.iter_group(g, 0) {
+                let fp = climb.alert.get(eddy_core::sym!("fingerprint"));
+                if fp.and_then(Value::as_str) != Some(fingerprint) {
+                    continue;
+                }
+                let group = Group {
+                    route: climb.route,
+                    ..Group::default()
+                };
+                for receiver in &climb.reached {
+                    tell(&group, receiver, key, &climb.alert);
+                }
+            }
+        }
     }
 
     /// Matches by `state` from now on, and keeps it for checkpoints.
@@ -392,7 +453,7 @@ impl Operator for NotifyOperator {
         cx: &mut OperatorContext,
         out: &mut Collector,
     ) {
-        self.sync();
+        self.sync(out);
         let now = (self.clock)();
         for event in batch.events {
             if let Err(reason) = self.admit(event.clone(), now, cx, out) {
@@ -410,7 +471,7 @@ impl Operator for NotifyOperator {
         cx: &mut OperatorContext,
         out: &mut Collector,
     ) {
-        self.sync();
+        self.sync(out);
         if timer.key.starts_with(escalate::PREFIX.as_bytes()) {
             self.climb(&timer, cx, out);
             return;
@@ -431,15 +492,16 @@ impl Operator for NotifyOperator {
         }
     }
 
-    /// The input ended: every group with something left to say (the
-    /// resolutions the end of input brought) speaks now.
-    /// Keeps checkpoints current with what people changed.
-    fn on_tick(&mut self, _now: Timestamp, _cx: &mut OperatorContext, _out: &mut Collector) {
-        self.sync();
+    /// Keeps checkpoints current with what people changed, and tells of
+    /// acknowledgements while no events come.
+    fn on_tick(&mut self, _now: Timestamp, _cx: &mut OperatorContext, out: &mut Collector) {
+        self.sync(out);
     }
 
+    /// The input ended: every group with something left to say (the
+    /// resolutions the end of input brought) speaks now.
     fn finish(&mut self, cx: &mut OperatorContext, out: &mut Collector) {
-        self.sync();
+        self.sync(out);
         let now = (self.clock)();
         for g in (0..KEY_GROUPS).filter_map(KeyGroup::new) {
             let keys: Vec<Vec<u8>> = self

@@ -354,8 +354,9 @@ fn a_silence_mutes_matching_alerts_while_it_lasts() {
     );
 }
 
-/// An acknowledged alert stops climbing and is not repeated for, also
-/// after a restart; its resolution is still reported.
+/// An acknowledged alert's receivers are told so; it stops climbing and
+/// is not repeated for, also after a restart; its resolution is still
+/// reported.
 #[test]
 fn an_acknowledgement_stops_escalation_and_repeats_across_a_restart() {
     let body = CONFIG.replace(
@@ -373,7 +374,11 @@ fn an_acknowledgement_stops_escalation_and_repeats_across_a_restart() {
             comment: "on it".into(),
         },
     );
-    assert!(n.run_to(100 * S, 200 * S).is_empty());
+    assert_eq!(
+        n.run_to(100 * S, 200 * S),
+        vec![(101, sent("pager", "acknowledged", &["budget:acknowledged"]))],
+        "the pager that heard it fire is told, once"
+    );
     n.restart(&body);
     assert_eq!(n.control.snapshot().1.acks.len(), 1, "restored for the API");
     assert!(
@@ -391,6 +396,42 @@ fn an_acknowledgement_stops_escalation_and_repeats_across_a_restart() {
     assert!(
         n.control.snapshot().1.acks.is_empty(),
         "forgotten once resolved"
+    );
+}
+
+/// An acknowledgement reaches every receiver the alert reached, through
+/// its group and up its escalation, and no other.
+#[test]
+fn an_acknowledgement_is_told_to_every_receiver_that_was_paged() {
+    let body = CONFIG.replace(
+        "continue = true,",
+        "continue = true, escalate = [{ after = \"5m\", receiver = \"boss\" }, { after = \"15m\", receiver = \"cto\" }],",
+    );
+    let mut n = Notify::with(&body);
+    n.send(0, vec![alert("budget", "firing", "critical", "ops")]);
+    let paged: Vec<String> = n.run_to(0, 400 * S).into_iter().map(|(_, s)| s.0).collect();
+    assert_eq!(
+        paged,
+        ["pager", "pager", "boss"],
+        "a repeat and a climb at 310 s"
+    );
+    n.control.acknowledge(
+        "budget/ops",
+        Ack {
+            by: "ann".into(),
+            at: 400 * S,
+            comment: String::new(),
+        },
+    );
+    let mut told = n.run_to(400 * S, 2000 * S);
+    told.sort();
+    assert_eq!(
+        told,
+        vec![
+            (401, sent("boss", "acknowledged", &["budget:acknowledged"])),
+            (401, sent("pager", "acknowledged", &["budget:acknowledged"])),
+        ],
+        "the cto was never paged, so is not told"
     );
 }
 

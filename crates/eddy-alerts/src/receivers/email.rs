@@ -179,10 +179,11 @@ impl Mailer {
             escape(&title)
         );
         for a in &v.alerts {
-            let status = if a.firing { "FIRING" } else { "RESOLVED" };
+            let status = format!("{}{}", a.status.shout(), a.by());
             let labels: Vec<String> = a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
             html.push_str(&format!(
-                "<tr><td><b>{status}</b></td><td>{}</td><td>{}</td><td><small>{}</small></td></tr>",
+                "<tr><td><b>{}</b></td><td>{}</td><td>{}</td><td><small>{}</small></td></tr>",
+                escape(&status),
                 escape(a.name()),
                 escape(&a.summary()),
                 escape(&labels.join(", "))

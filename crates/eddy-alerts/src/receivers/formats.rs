@@ -82,8 +82,9 @@ impl Format for Slack {
     }
 }
 
-/// PagerDuty Events API v2: one event per alert, `trigger` while it fires
-/// and `resolve` once resolved, deduplicated by the alert's fingerprint.
+/// PagerDuty Events API v2: one event per alert, `trigger` while it fires,
+/// `acknowledge` once someone took it on and `resolve` once resolved,
+/// deduplicated by the alert's fingerprint.
 pub struct PagerDuty {
     routing_key: String,
 }
@@ -103,8 +104,8 @@ impl Format for PagerDuty {
         let mut out = Vec::new();
         for a in &v.alerts {
             let dedup_key = format!("eddy-{}", a.fingerprint);
-            let body = if a.firing {
-                json!({
+            let body = match a.status {
+                Status::Firing => json!({
                     "routing_key": self.routing_key,
                     "event_action": "trigger",
                     "dedup_key": dedup_key,
@@ -118,13 +119,17 @@ impl Format for PagerDuty {
                             "group": v.group_key,
                         },
                     },
-                })
-            } else {
-                json!({
+                }),
+                Status::Acknowledged => json!({
+                    "routing_key": self.routing_key,
+                    "event_action": "acknowledge",
+                    "dedup_key": dedup_key,
+                }),
+                Status::Resolved => json!({
                     "routing_key": self.routing_key,
                     "event_action": "resolve",
                     "dedup_key": dedup_key,
-                })
+                }),
             };
             out.push(body.to_string().into_bytes());
         }
@@ -243,17 +248,50 @@ fn truncate(text: &str, max: usize) -> String {
 /// Severities from most to least urgent.
 const SEVERITIES: [&str; 5] = ["critical", "high", "medium", "low", "info"];
 
+/// Where a notification (or one alert in it) stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Status {
+    /// The alert fires (for a notification: at least one does).
+    Firing,
+    /// Someone took the alert on (a notification of its own, sent to the
+    /// receivers that heard it fire).
+    Acknowledged,
+    /// The alert stopped (for a notification: every one did).
+    Resolved,
+}
+
+impl Status {
+    fn of(text: &str) -> Status {
+        match text {
+            "firing" => Status::Firing,
+            "acknowledged" => Status::Acknowledged,
+            _ => Status::Resolved,
+        }
+    }
+
+    /// `FIRING`, `ACKNOWLEDGED` or `RESOLVED`.
+    pub(super) fn shout(self) -> &'static str {
+        match self {
+            Status::Firing => "FIRING",
+            Status::Acknowledged => "ACKNOWLEDGED",
+            Status::Resolved => "RESOLVED",
+        }
+    }
+}
+
 /// A notification read back from its event.
 pub(super) struct View {
-    firing: bool,
+    status: Status,
     group_key: String,
     group_labels: BTreeMap<String, String>,
     pub(super) alerts: Vec<AlertView>,
 }
 
 pub(super) struct AlertView {
-    pub(super) firing: bool,
+    pub(super) status: Status,
     fingerprint: String,
+    /// Who acknowledged it, and why (acknowledgements only).
+    acknowledged: Option<(String, String)>,
     pub(super) labels: BTreeMap<String, String>,
     annotations: BTreeMap<String, String>,
 }
@@ -286,15 +324,17 @@ impl View {
                     .unwrap_or_default()
                     .to_string()
             };
+            let by = text("acknowledgedBy");
             alerts.push(AlertView {
-                firing: text("status") == "firing",
+                status: Status::of(&text("status")),
                 fingerprint: text("fingerprint"),
+                acknowledged: (!by.is_empty()).then(|| (by, text("comment"))),
                 labels: string_map(a.get(Sym::intern("labels"))),
                 annotations: string_map(a.get(Sym::intern("annotations"))),
             });
         }
         Ok(View {
-            firing: status == "firing",
+            status: Status::of(status),
             group_key: text("groupKey").unwrap_or_default().to_string(),
             group_labels: string_map(e.get(Sym::intern("groupLabels"))),
             alerts,
@@ -304,11 +344,12 @@ impl View {
     /// `[FIRING:2] ops budget`: status, firing count, group label values
     /// (or the alert name when the group has no labels).
     pub(super) fn title(&self) -> String {
-        let status = if self.firing {
-            let n = self.alerts.iter().filter(|a| a.firing).count();
-            format!("FIRING:{n}")
-        } else {
-            "RESOLVED".to_string()
+        let status = match self.status {
+            Status::Firing => {
+                let n = self.alerts.iter().filter(|a| a.firing()).count();
+                format!("FIRING:{n}")
+            }
+            other => other.shout().to_string(),
         };
         let names: Vec<&str> = if self.group_labels.is_empty() {
             let mut names: Vec<&str> = self.alerts.iter().map(|a| a.name()).collect();
@@ -323,16 +364,21 @@ impl View {
     /// The most urgent severity among the alerts that count (the firing
     /// ones, or all once resolved).
     fn severity(&self) -> &'static str {
-        let counted = self.alerts.iter().filter(|a| a.firing || !self.firing);
+        let firing = self.status == Status::Firing;
+        let counted = self.alerts.iter().filter(|a| a.firing() || !firing);
         counted
             .filter_map(|a| SEVERITIES.iter().position(|s| *s == a.severity()))
             .min()
             .map_or("info", |i| SEVERITIES[i])
     }
 
+    /// Red to blue by severity while firing, grey once acknowledged,
+    /// green once resolved.
     pub(super) fn colour(&self) -> &'static str {
-        if !self.firing {
-            return "#2eb886";
+        match self.status {
+            Status::Resolved => return "#2eb886",
+            Status::Acknowledged => return "#8d8d8d",
+            Status::Firing => {}
         }
         match self.severity() {
             "critical" => "#d00000",
@@ -342,19 +388,38 @@ impl View {
         }
     }
 
-    /// One line per alert: `• FIRING budget_critical: summary`.
+    /// One line per alert: `• FIRING budget_critical: summary`, or
+    /// `• ACKNOWLEDGED budget_critical by ana (on it): summary`.
     pub(super) fn lines(&self, bullet: &str) -> Vec<String> {
         self.alerts
             .iter()
             .map(|a| {
-                let status = if a.firing { "FIRING" } else { "RESOLVED" };
-                format!("{bullet}{status} {}: {}", a.name(), a.summary())
+                format!(
+                    "{bullet}{} {}{}: {}",
+                    a.status.shout(),
+                    a.name(),
+                    a.by(),
+                    a.summary()
+                )
             })
             .collect()
     }
 }
 
 impl AlertView {
+    pub(super) fn firing(&self) -> bool {
+        self.status == Status::Firing
+    }
+
+    /// ` by ana (on it)` for an acknowledgement, else nothing.
+    pub(super) fn by(&self) -> String {
+        match &self.acknowledged {
+            Some((by, comment)) if comment.is_empty() => format!(" by {by}"),
+            Some((by, comment)) => format!(" by {by} ({comment})"),
+            None => String::new(),
+        }
+    }
+
     pub(super) fn name(&self) -> &str {
         self.labels.get("alertname").map_or("alert", String::as_str)
     }

@@ -21,6 +21,10 @@ fn notification(status: &str, alerts: &[(&str, &str, &str)]) -> Event {
             ann.push(Sym::intern("summary"), Value::str(&format!("{name} is up")));
             let mut a = Fields::default();
             a.push(Sym::intern("status"), Value::str(st));
+            if *st == "acknowledged" {
+                a.push(Sym::intern("acknowledgedBy"), Value::str("ann"));
+                a.push(Sym::intern("comment"), Value::str("on it"));
+            }
             a.push(Sym::intern("labels"), Value::Map(Arc::new(labels)));
             a.push(Sym::intern("annotations"), Value::Map(Arc::new(ann)));
             a.push(
@@ -115,6 +119,30 @@ fn slack_teams_and_pagerduty_shapes() {
     assert_eq!(got[2]["payload"]["severity"], "error");
     assert_eq!(got[3]["event_action"], "resolve");
     assert_eq!(got[3]["dedup_key"], "eddy-fp-disk");
+}
+
+/// An acknowledgement acknowledges the PagerDuty incident and tells a
+/// chat channel who took it on, in grey.
+#[test]
+fn acknowledgements_reach_pagerduty_and_chat() {
+    let hook = HttpReceiver::start();
+    let acked = notification("acknowledged", &[("cpu", "acknowledged", "high")]);
+    let mut pd = receiver::<PagerDuty>(&hook, "routing_key = \"k123\"");
+    pd.write(std::slice::from_ref(&acked)).unwrap();
+    pd.flush().unwrap();
+    let mut slack = receiver::<Slack>(&hook, "");
+    slack.write(&[acked]).unwrap();
+    slack.flush().unwrap();
+    let got = bodies(&hook);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0]["event_action"], "acknowledge");
+    assert_eq!(got[0]["dedup_key"], "eddy-fp-cpu");
+    assert_eq!(got[1]["text"], "[ACKNOWLEDGED] ops");
+    assert_eq!(got[1]["attachments"][0]["color"], "#8d8d8d");
+    let lines = got[1]["attachments"][0]["blocks"][1]["text"]["text"]
+        .as_str()
+        .unwrap();
+    assert_eq!(lines, "• ACKNOWLEDGED cpu by ann (on it): cpu is up");
 }
 
 #[test]
