@@ -16,6 +16,7 @@
 
 mod blackhole;
 pub mod exec;
+pub mod health;
 pub mod metrics;
 pub mod plan;
 pub mod registry;

@@ -39,6 +39,8 @@ pub struct NodeMetrics {
     pub errors: AtomicU64,
     /// Latest watermark seen by any instance (ms).
     pub watermark: AtomicI64,
+    /// Instances that ended (for sources: finished reading).
+    pub ended: AtomicU64,
     /// The component's own series (lag, bytes, retries, circuit state).
     pub component: Arc<ComponentMetrics>,
 }
@@ -54,6 +56,7 @@ impl NodeMetrics {
             outputs,
             errors: AtomicU64::new(0),
             watermark: AtomicI64::new(MIN_TIMESTAMP),
+            ended: AtomicU64::new(0),
             component: Arc::default(),
         }
     }

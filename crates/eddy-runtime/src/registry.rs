@@ -37,6 +37,7 @@ use eddy_ops::transforms::map::MapConfig;
 use eddy_ops::transforms::window::WindowConfig;
 
 use crate::blackhole::BlackholeConfig;
+use crate::health::HealthConfig;
 
 /// A configured component of any kind.
 #[derive(Clone)]
@@ -78,6 +79,7 @@ pub const SOURCES: &[(&str, Ctor)] = &[
     ("simulator", source::<SimulatorConfig>),
     ("stdin", source::<StdinConfig>),
     ("http", source::<HttpSourceConfig>),
+    (crate::health::KIND, source::<HealthConfig>),
 ];
 
 /// Every transform type.

@@ -1,9 +1,11 @@
 //! The alerting API: acknowledgements and silences, written to the
-//! controls of the run's `notify` nodes.
+//! controls of the run's `notify` nodes, and resolutions by hand, written
+//! to the control of the alert's rule.
 //!
 //! | route | what |
 //! | --- | --- |
 //! | `POST /api/v1/alerts/{fingerprint}/ack` | acknowledge (`{"by", "comment"}`) |
+//! | `POST /api/v1/alerts/{fingerprint}/resolve` | resolve by hand (`{"by", "comment"}`), through the rule's control |
 //! | `GET /api/v1/alerts/history?fingerprint=&alertname=&limit=` | transitions and acknowledgements, newest first |
 //! | `GET /api/v1/silences` | the silences, each with its `state` |
 //! | `POST /api/v1/silences` | `{"matchers", "duration" or "ends_at", "starts_at", "created_by", "comment"}` |
@@ -17,6 +19,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use eddy_alerts::notify::{Ack, AlertControl};
+use eddy_alerts::rule::Resolution;
 use eddy_core::time::{now_ms, parse_duration, parse_rfc3339};
 use serde::Deserialize;
 use serde_json::json;
@@ -48,6 +51,57 @@ pub(crate) struct AckBody {
     comment: Option<String>,
 }
 
+/// The open alert with `fingerprint`.
+fn open_alert(s: &Shared, fingerprint: &str) -> Option<eddy_core::Event> {
+    s.hub.active_alerts().into_iter().find(|e| {
+        e.get(eddy_core::sym!("fingerprint"))
+            .and_then(eddy_core::Value::as_str)
+            == Some(fingerprint)
+    })
+}
+
+/// The answer when no open alert has `fingerprint`.
+fn not_open(fingerprint: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        format!("no open alert has fingerprint `{fingerprint}`; GET /api/v1/alerts lists them"),
+    )
+}
+
+/// `POST /api/v1/alerts/{fingerprint}/resolve`: `202` once the alert's
+/// rule was asked to resolve it (it does so at its next look, and the
+/// transition shows in the history with who did it).
+pub(crate) async fn resolve(
+    State(s): State<Arc<Shared>>,
+    Path(fingerprint): Path<String>,
+    body: Option<Json<AckBody>>,
+) -> Response {
+    let Json(body) = body.unwrap_or_default();
+    let Some(open) = open_alert(&s, &fingerprint) else {
+        return not_open(&fingerprint);
+    };
+    let rule = open
+        .get(eddy_core::sym!("alertname"))
+        .and_then(eddy_core::Value::as_str)
+        .unwrap_or_default();
+    let Some(control) = s.status.rule_control(rule) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("alert rule `{rule}` is not part of this run"),
+        );
+    };
+    control.resolve(Resolution {
+        fingerprint: fingerprint.clone(),
+        by: body.by.unwrap_or_else(|| "api".into()),
+        comment: body.comment.unwrap_or_default(),
+    });
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({ "fingerprint": fingerprint, "resolving": true })),
+    )
+        .into_response()
+}
+
 /// `POST /api/v1/alerts/{fingerprint}/ack`: the alert stops escalating and
 /// repeating until it resolves.
 pub(crate) async fn acknowledge(
@@ -59,16 +113,8 @@ pub(crate) async fn acknowledge(
         return no_routing();
     };
     let Json(body) = body.unwrap_or_default();
-    let open = s.hub.active_alerts().into_iter().find(|e| {
-        e.get(eddy_core::sym!("fingerprint"))
-            .and_then(eddy_core::Value::as_str)
-            == Some(fingerprint.as_str())
-    });
-    let Some(open) = open else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("no open alert has fingerprint `{fingerprint}`; GET /api/v1/alerts lists them"),
-        );
+    let Some(open) = open_alert(&s, &fingerprint) else {
+        return not_open(&fingerprint);
     };
     let ack = Ack {
         by: body.by.unwrap_or_else(|| "api".into()),

@@ -49,6 +49,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             post(crate::alerting::acknowledge),
         )
         .route(
+            "/api/v1/alerts/{fingerprint}/resolve",
+            post(crate::alerting::resolve),
+        )
+        .route(
             "/api/v1/silences",
             get(crate::alerting::silences).post(crate::alerting::create_silence),
         )

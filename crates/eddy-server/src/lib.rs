@@ -15,6 +15,7 @@
 //! | `GET /api/v1/nodes/{node}/recent` | a node's newest output (`output`, `limit`, `filter`) |
 //! | `GET /api/v1/alerts` | the open alerts (`status`, `filter`) |
 //! | `POST /api/v1/alerts/{fingerprint}/ack` | acknowledge an alert (operator) |
+//! | `POST /api/v1/alerts/{fingerprint}/resolve` | resolve an alert by hand (operator) |
 //! | `GET`/`POST /api/v1/silences`, `DELETE /api/v1/silences/{id}` | silences (writing: operator) |
 //! | `POST /api/v1/ingest/{source}` | events into an `http` source |
 //! | `GET /api/v1/openapi.json` | the OpenAPI 3 description of the API |

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use eddy_alerts::notify::AlertControl;
+use eddy_alerts::rule::RuleControl;
 use eddy_core::ingest::IngestQueue;
 use eddy_core::metrics::MetricKind;
 use eddy_core::time::{format_rfc3339, MIN_TIMESTAMP};
@@ -52,6 +53,7 @@ pub struct Status {
     /// The `http` sources' queues, by source name.
     ingest: Vec<(String, Arc<IngestQueue>)>,
     alert_controls: Vec<(String, Arc<AlertControl>)>,
+    rule_controls: Vec<(String, Arc<RuleControl>)>,
 }
 
 fn role_name(role: Role) -> &'static str {
@@ -101,6 +103,7 @@ impl Status {
             }),
             ingest: Vec::new(),
             alert_controls: Vec::new(),
+            rule_controls: Vec::new(),
         }
     }
 
@@ -114,6 +117,21 @@ impl Status {
     /// The `notify` nodes' controls, by name.
     pub fn alert_controls(&self) -> &[(String, Arc<AlertControl>)] {
         &self.alert_controls
+    }
+
+    /// This view with the run's alert rules' controls (resolving by
+    /// hand), by rule name.
+    pub fn with_rule_controls(mut self, controls: Vec<(String, Arc<RuleControl>)>) -> Status {
+        self.rule_controls = controls;
+        self
+    }
+
+    /// The control of the alert rule called `name`.
+    pub fn rule_control(&self, name: &str) -> Option<&Arc<RuleControl>> {
+        self.rule_controls
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| c)
     }
 
     /// This view with the queues of the run's `http` sources, by name.

@@ -122,6 +122,82 @@ url = "{chat}"
     );
 }
 
+/// Eddy watches itself: a `health` source's readings raise the error-rate
+/// alert once most events fail, and it reaches a real webhook.
+#[test]
+fn the_health_source_raises_an_error_rate_alert() {
+    let hook = HttpReceiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let config = write_pipeline(
+        dir.path(),
+        "health.toml",
+        &format!(
+            r#"[pipeline]
+name = "selfwatch"
+data_dir = "{d}/data"
+
+[sources.business]
+type = "simulator"
+rate = 400
+seed = 7
+
+# Every event fails here and becomes a dead letter.
+[transforms.broken]
+type = "map"
+inputs = ["business"]
+set = {{ ratio = "1 / 0" }}
+
+[sources.eddy_health]
+type = "health"
+interval = "200ms"
+
+[alerts.eddy_error_rate]
+inputs = ["eddy_health"]
+condition = "error_rate > 0.05"
+severity = "high"
+for = "400ms"
+annotations = {{ summary = "{{int(error_rate * 100.0)}}% of events failed in {{pipeline}}" }}
+
+[alerts.notify]
+type = "notify"
+inputs = ["eddy_error_rate"]
+receiver = "hook"
+group_wait = "100ms"
+
+[receivers.hook]
+type = "webhook"
+url = "{hook}"
+"#,
+            hook = hook.url(),
+        ),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .arg("run")
+        .arg(&config)
+        .args(["--duration", "3", "-q"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bodies: Vec<Value> = hook
+        .requests()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    let first = bodies.first().expect("no notification reached the webhook");
+    assert_eq!(first["status"], "firing", "{first}");
+    let alert = &first["alerts"][0];
+    assert_eq!(alert["labels"]["alertname"], "eddy_error_rate");
+    assert_eq!(
+        alert["annotations"]["summary"], "100% of events failed in selfwatch",
+        "{alert}"
+    );
+}
+
 /// `kill -9` in the middle of an escalation: the restarted run tells the
 /// next rung on time (3 s after the first notification, not 3 s after the
 /// restart) and sends nothing twice.
@@ -259,6 +335,127 @@ fn the_cli_acknowledges_and_silences_through_the_api() {
         boss.requests().is_empty(),
         "the acknowledged alert escalated anyway"
     );
+    let told: Vec<Value> = hook
+        .requests()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .filter(|b: &Value| b["status"] == "acknowledged")
+        .collect();
+    assert_eq!(
+        told.len(),
+        1,
+        "the receiver that heard it fire is told once"
+    );
+    assert_eq!(told[0]["alerts"][0]["acknowledgedBy"], "ann");
+    assert_eq!(told[0]["alerts"][0]["comment"], "on it");
+}
+
+/// An alert resolved by hand through the CLI: the rule resolves it naming
+/// who did it, the receiver hears of the resolution, the history shows it
+/// and the alert is no longer open.
+#[test]
+fn the_cli_resolves_an_alert_by_hand() {
+    let hook = HttpReceiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let config = write_pipeline(
+        dir.path(),
+        "resolving.toml",
+        &format!(
+            r#"[pipeline]
+name = "resolving"
+data_dir = "{d}/data"
+
+[server]
+listen = "127.0.0.1:0"
+
+[sources.orders]
+type = "http"
+event_time = {{ field = "ts" }}
+
+[alerts.big_order]
+inputs = ["orders"]
+condition = "amount > 1000"
+severity = "high"
+resolve_after = "1h"
+
+[alerts.notify]
+type = "notify"
+inputs = ["big_order"]
+receiver = "hook"
+group_wait = "100ms"
+group_interval = "200ms"
+
+[receivers.hook]
+type = "webhook"
+url = "{hook}"
+"#,
+            hook = hook.url(),
+        ),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .arg("run")
+        .arg(&config)
+        .args(["--duration", "5"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (url, log) = support::served_at(&mut child);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let posted = agent
+        .post(format!("{url}/api/v1/ingest/orders"))
+        // The second order moves the watermark past the first.
+        .send(concat!(
+            r#"{"ts": "2026-01-01T00:00:00Z", "amount": 5000}"#,
+            "\n",
+            r#"{"ts": "2026-01-01T00:01:00Z", "amount": 10}"#,
+        ))
+        .unwrap();
+    assert_eq!(posted.status().as_u16(), 202);
+    first_request(&hook);
+    let first: Value = serde_json::from_slice(&hook.requests()[0].body).unwrap();
+    assert_eq!(first["status"], "firing", "{first}");
+    let fingerprint = first["alerts"][0]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cli = |args: &[&str]| -> String {
+        let out = support::succeed(
+            Command::new(env!("CARGO_BIN_EXE_eddy"))
+                .arg("alerts")
+                .args(args)
+                .args(["--url", &url]),
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let answer = cli(&[
+        "resolve",
+        &fingerprint,
+        "--by",
+        "bob",
+        "--comment",
+        "refunded",
+    ]);
+    assert!(answer.contains("resolving"), "{answer}");
+    support::wait_until(Duration::from_secs(10), "the resolved notification", || {
+        hook.requests().iter().any(|r| {
+            let b: Value = serde_json::from_slice(&r.body).unwrap();
+            b["status"] == "resolved"
+        })
+    });
+    let history = cli(&["history", "--fingerprint", &fingerprint]);
+    let newest: Value = serde_json::from_str(history.lines().next().unwrap()).unwrap();
+    assert_eq!(newest["status"], "resolved", "{history}");
+    assert_eq!(newest["cause"], "resolved by bob: refunded", "{history}");
+    let open = cli(&["list", "--json"]);
+    assert!(!open.contains(&fingerprint), "still open: {open}");
+    let status = child.wait().unwrap();
+    let log = log.join().unwrap();
+    assert!(status.success(), "{log}");
 }
 
 /// A live pipeline whose every simulated transaction keeps one critical

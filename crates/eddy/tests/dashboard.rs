@@ -170,6 +170,58 @@ fn the_demo_dashboard_goes_live_shows_every_node_and_its_charts_move() {
     assert_eq!(history["history"][0]["status"], "acknowledged", "{history}");
     assert_eq!(history["history"][0]["by"], "dashboard");
 
+    // Its row opens its history on the page.
+    browser.eval(&format!(
+        "document.querySelector('button.resolve[data-fingerprint=\"{fingerprint}\"]').closest('tr').click(); return true;"
+    ));
+    eventually(
+        &browser,
+        "the alert's history is shown",
+        "return [...document.querySelectorAll('#history td')].some(td => td.textContent === 'acknowledged');",
+    );
+
+    // A silence made with the form is listed, then ended from the page.
+    browser.eval(
+        "document.getElementById('matcher').value = 'alertname = \"nothing_like_this\"'; \
+         document.getElementById('silencewhy').value = 'maintenance'; \
+         document.querySelector('#silenceform button').click(); return true;",
+    );
+    eventually(
+        &browser,
+        "the silence is listed as active",
+        "return [...document.querySelectorAll('#silences tr')].some(tr => tr.textContent.startsWith('active') && tr.textContent.includes('maintenance'));",
+    );
+    browser.eval("document.querySelector('button.unsilence').click(); return true;");
+    eventually(
+        &browser,
+        "the silence has ended",
+        "return [...document.querySelectorAll('#silences tr')].some(tr => tr.textContent.startsWith('expired'));",
+    );
+
+    // Resolve it from the page: the rule resolves it, naming the page.
+    browser.eval(&format!(
+        "document.querySelector('button.resolve[data-fingerprint=\"{fingerprint}\"]').click(); return true;"
+    ));
+    support::wait_until(Duration::from_secs(20), "the resolution by hand", || {
+        let history: Value = serde_json::from_str(
+            &ureq::get(format!(
+                "{}/api/v1/alerts/history?fingerprint={fingerprint}",
+                demo.url
+            ))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap(),
+        )
+        .unwrap();
+        history["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["status"] == "resolved" && h["cause"] == "resolved by dashboard")
+    });
+
     // A phone: nothing wider than the screen.
     browser.resize(390, 844);
     eventually(

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use eddy_connectors::sinks::template::Template;
 use eddy_core::component::{
-    BuildContext, BuildError, Partitioning, TransformFactory, ValidateContext,
+    BuildContext, BuildError, NodeContext, Partitioning, Prepared, TransformFactory,
+    ValidateContext,
 };
 use eddy_core::config::{Diagnostic, Duration};
 use eddy_core::{Expression, Operator, OutputSpec};
@@ -13,6 +14,7 @@ pub use eddy_ops::transforms::ordered::LATE;
 use eddy_ops::transforms::window::KeyExprs;
 use serde::Deserialize;
 
+use super::control::RuleControl;
 use super::operator::AlertRuleOperator;
 
 /// How urgent an alert is.
@@ -78,11 +80,15 @@ pub(super) const DEFAULT_RESOLVE_AFTER_MS: i64 = 5 * 60 * 1000;
 
 impl TransformFactory for AlertRuleConfig {
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Operator>, BuildError> {
-        Ok(Box::new(AlertRuleOperator::new(
-            self,
-            &cx.name,
-            cx.output(LATE)?,
-        )))
+        let operator = AlertRuleOperator::new(self, &cx.name, cx.output(LATE)?);
+        Ok(Box::new(
+            operator.controlled_by(cx.prepared::<RuleControl>().ok()),
+        ))
+    }
+
+    /// The run's [`RuleControl`], for resolving alerts by hand.
+    fn prepare(&self, _cx: &NodeContext) -> Result<Option<Prepared>, BuildError> {
+        Ok(Some(Prepared::new(RuleControl::default())))
     }
 
     /// Labels may not redefine the two every alert gets.

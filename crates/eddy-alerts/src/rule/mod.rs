@@ -32,11 +32,20 @@
 //! last met the condition), `starts_at`, `ends_at` (when resolved) and
 //! `cause` (what made the transition). Its event time is the transition's.
 //! Labels should depend on `key` only: an instance's identity is its key.
+//!
+//! People may resolve an open alert by hand through the [`RuleControl`]
+//! the node prepares per run (`POST /api/v1/alerts/{fingerprint}/resolve`,
+//! `eddy alerts resolve`): a firing instance is `resolved` (a pending one
+//! `inactive`) at the current watermark, with `cause` naming who did it.
+//! An event meeting the condition afterwards starts a new instance, as it
+//! would after any resolution.
 
 mod config;
+mod control;
 mod operator;
 #[cfg(test)]
 mod tests;
 
 pub use config::{AlertRuleConfig, Severity, LATE};
+pub use control::{Resolution, RuleControl};
 pub use operator::AlertRuleOperator;

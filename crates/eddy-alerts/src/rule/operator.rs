@@ -7,7 +7,7 @@ use std::sync::Arc;
 use eddy_connectors::sinks::template::Template;
 use eddy_core::codec::{Decode, DecodeError, Decoder, Encode, Encoder};
 use eddy_core::output::Output;
-use eddy_core::state::{KeyGroup, TimeDomain, Timer};
+use eddy_core::state::{KeyGroup, TimeDomain, Timer, KEY_GROUPS};
 use eddy_core::time::format_rfc3339;
 use eddy_core::{
     Batch, Collector, Event, Expression, Fields, NamedTable, Operator, OperatorContext, Sym,
@@ -18,6 +18,7 @@ use eddy_ops::transforms::ordered::{Order, OrderedEvents, Release};
 use eddy_state::ValueTable;
 
 use super::config::{AlertRuleConfig, DEFAULT_RESOLVE_AFTER_MS};
+use super::control::RuleControl;
 
 /// One alert instance: where it is in its lifecycle and what it says.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,6 +49,10 @@ pub struct AlertRuleOperator {
     waiting: OrderedEvents,
     late: Output,
     buffer: Vec<u8>,
+    /// Where resolutions by hand come from during the run.
+    control: Option<Arc<RuleControl>>,
+    /// The last request of `control` looked at.
+    seen: u64,
 }
 
 impl AlertRuleOperator {
@@ -77,6 +82,53 @@ impl AlertRuleOperator {
             waiting: OrderedEvents::new(Release::EachTime),
             late,
             buffer: Vec::new(),
+            control: None,
+            seen: 0,
+        }
+    }
+
+    /// Resolves alerts by hand on the requests of `control`.
+    pub fn controlled_by(mut self, control: Option<Arc<RuleControl>>) -> AlertRuleOperator {
+        self.control = control;
+        self
+    }
+
+    /// Resolves the open instances people asked to, at the watermark:
+    /// each request reaches every worker and the one owning the alert acts.
+    fn resolve_requested(&mut self, cx: &mut OperatorContext, out: &mut Collector) {
+        let Some(control) = &self.control else {
+            return;
+        };
+        if control.last() == self.seen {
+            return;
+        }
+        let (last, requests) = control.after(self.seen);
+        self.seen = last;
+        for request in requests {
+            let found = (0..KEY_GROUPS).filter_map(KeyGroup::new).find_map(|g| {
+                self.instances
+                    .iter_group(g, 0)
+                    .find(|(_, i)| {
+                        format!("{:016x}", fingerprint(&i.labels)) == request.fingerprint
+                    })
+                    .map(|(key, _)| (g, key.to_vec()))
+            });
+            let Some((g, key)) = found else {
+                continue;
+            };
+            let Some(i) = self.instances.remove(g, &key, 0) else {
+                continue;
+            };
+            let t = cx.watermark().max(i.last_met);
+            let mut cause = format!("resolved by {}", request.by);
+            if !request.comment.is_empty() {
+                cause.push_str(&format!(": {}", request.comment));
+            }
+            let alert = match i.firing {
+                true => self.alert(&i, "resolved", t, Some(t), cause),
+                false => self.alert(&i, "inactive", t, None, cause),
+            };
+            out.push(Output::MAIN, alert);
         }
     }
 
@@ -283,6 +335,7 @@ impl Operator for AlertRuleOperator {
         cx: &mut OperatorContext,
         out: &mut Collector,
     ) {
+        self.resolve_requested(cx, out);
         // Rules always follow event time: their `for` and `resolve_after`
         // are event-time spans.
         self.waiting.admit(
@@ -339,6 +392,11 @@ impl Operator for AlertRuleOperator {
             let cause = format!("no event met the condition for {}", human(self.resolve_ms));
             out.push(Output::MAIN, self.alert(&i, "resolved", t, Some(t), cause));
         }
+    }
+
+    /// Resolutions by hand are looked for while no events come too.
+    fn on_tick(&mut self, _now: Timestamp, cx: &mut OperatorContext, out: &mut Collector) {
+        self.resolve_requested(cx, out);
     }
 
     fn tables(&mut self) -> Vec<NamedTable<'_>> {

@@ -285,3 +285,50 @@ fn rule_checks(text: &str) -> String {
         .collect::<Vec<_>>()
         .join("; ")
 }
+
+/// An alert resolved by hand resolves at the watermark naming who did it;
+/// its old timer then does nothing, and the condition met again starts a
+/// new alert. A fingerprint no instance has changes nothing.
+#[test]
+fn an_alert_resolved_by_hand_resolves_at_the_watermark_and_may_fire_again() {
+    use super::{Resolution, RuleControl};
+    use std::sync::Arc;
+    let control = Arc::new(RuleControl::default());
+    let Rule { op, cx, out } = Rule::new(RULE);
+    let mut r = Rule {
+        op: op.controlled_by(Some(control.clone())),
+        cx,
+        out,
+    };
+    r.send(vec![cpu(0, "web-1", 95.0), cpu(0, "web-2", 95.0)]);
+    r.watermark(MIN);
+    let firing = r.out.take(Output::MAIN);
+    assert_eq!(firing.len(), 2);
+    let web1 = text(&firing[0], "fingerprint");
+    let resolve = |fingerprint: &str| Resolution {
+        fingerprint: fingerprint.into(),
+        by: "ann".into(),
+        comment: "rebooted".into(),
+    };
+    control.resolve(resolve("0000000000000000"));
+    control.resolve(resolve(&web1));
+    r.cx.tick(&mut r.op, 0, &mut r.out);
+    let resolved = r.out.take(Output::MAIN);
+    assert_eq!(resolved.len(), 1, "{resolved:?}");
+    assert_eq!(text(&resolved[0], "status"), "resolved");
+    assert_eq!(text(&resolved[0], "labels.host"), "web-1");
+    assert_eq!(text(&resolved[0], "cause"), "resolved by ann: rebooted");
+    assert_eq!(resolved[0].time, MIN, "at the watermark");
+    r.cx.tick(&mut r.op, 0, &mut r.out);
+    assert!(r.alerts().is_empty(), "each request acts once");
+    // web-1's old resolution timer (minute 5) finds nothing to do.
+    r.send(vec![cpu(7, "web-1", 99.0)]);
+    r.watermark(7 * MIN);
+    assert_eq!(
+        r.alerts(),
+        vec![
+            (5, "resolved".into(), "web-2".into()),
+            (7, "firing".into(), "web-1".into())
+        ]
+    );
+}

@@ -463,6 +463,11 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
             error,
         })?);
     }
+    for feed in prepared.iter().flatten() {
+        if let Some(feed) = feed.get::<crate::health::HealthFeed>() {
+            feed.attach(metrics.clone());
+        }
+    }
     run.prepared = &prepared;
     let downstream = topo
         .heads

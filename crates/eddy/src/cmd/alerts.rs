@@ -16,6 +16,9 @@ pub enum AlertsCommand {
     /// Acknowledge an alert: its escalation stops and it is not repeated
     /// until it resolves.
     Ack(AckArgs),
+    /// Resolve an alert by hand: it resolves now, naming who did it; the
+    /// condition met again raises a new one.
+    Resolve(AckArgs),
     /// Silence the alerts matching every `--matcher` for a while.
     Silence(SilenceArgs),
     /// Print the silences (active, pending and recently expired).
@@ -54,15 +57,15 @@ pub struct ServerArgs {
     api_key_env: Option<String>,
 }
 
-/// Arguments of `eddy alerts ack`.
+/// Arguments of `eddy alerts ack` and `eddy alerts resolve`.
 #[derive(Args)]
 pub struct AckArgs {
     /// The alert's fingerprint (`eddy alerts list --json` shows it).
     fingerprint: String,
-    /// Who takes it on.
+    /// Who takes it on (or resolves it).
     #[arg(long)]
     by: Option<String>,
-    /// What is being done.
+    /// What is being done (or was done).
     #[arg(long)]
     comment: Option<String>,
     #[command(flatten)]
@@ -126,6 +129,13 @@ pub fn run(command: AlertsCommand) -> anyhow::Result<ExitCode> {
                 args.fingerprint,
                 doc["acknowledged"]["by"].as_str().unwrap_or("?")
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        AlertsCommand::Resolve(args) => {
+            let body = serde_json::json!({ "by": args.by, "comment": args.comment });
+            let path = format!("/api/v1/alerts/{}/resolve", encode(&args.fingerprint));
+            call(&args.server, "POST", &path, Some(body))?;
+            println!("resolving {}", args.fingerprint);
             Ok(ExitCode::SUCCESS)
         }
         AlertsCommand::Silence(args) => {

@@ -178,10 +178,21 @@ pub fn execute(plan: &Plan, how: Execution) -> anyhow::Result<ExitCode> {
                     Some((n.name.clone(), control))
                 })
                 .collect();
+            let rules = plan
+                .nodes
+                .iter()
+                .filter_map(|n| {
+                    let control = running
+                        .prepared(&n.name)?
+                        .get::<eddy_alerts::rule::RuleControl>()?;
+                    Some((n.name.clone(), control))
+                })
+                .collect();
             let status =
                 eddy_server::Status::new(plan, running.metrics().clone(), finished.clone())
                     .with_ingest(queues)
-                    .with_alert_controls(controls);
+                    .with_alert_controls(controls)
+                    .with_rule_controls(rules);
             let guard = if access.keys.is_empty() {
                 "no authentication: keep it on a trusted address".to_string()
             } else {

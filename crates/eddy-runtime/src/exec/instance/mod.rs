@@ -445,6 +445,7 @@ impl Instance {
         }
         self.nodes[local].ended = true;
         let global = self.nodes[local].global;
+        self.metrics.nodes[global].ended.fetch_add(1, Relaxed);
         let mut last = InstanceState {
             node: global,
             worker: self.worker,
