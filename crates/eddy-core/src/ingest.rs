@@ -8,6 +8,12 @@
 //! time is missing or unparsable, is reported with its number (the item's
 //! number in an array, from 1) and goes to the source's dead letters with
 //! the reason, so nothing accepted is lost.
+//!
+//! With ingestion time, a body's events are stamped as it is queued, from
+//! a clock that never goes back, and [`IngestQueue::clock`] reads the same
+//! clock: once the source found the queue empty after reading it, every
+//! later event is at or after that time, so the watermark follows the
+//! clock while nothing is posted.
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Mutex, PoisonError};
@@ -57,6 +63,9 @@ pub struct IngestQueue {
     max_body: usize,
     tx: SyncSender<SourceBatch>,
     rx: Mutex<Option<Receiver<SourceBatch>>>,
+    /// The latest ingestion time handed out; stamping and sending happen
+    /// under this lock.
+    stamped: Mutex<i64>,
 }
 
 impl IngestQueue {
@@ -76,7 +85,21 @@ impl IngestQueue {
             max_body,
             tx,
             rx: Mutex::new(Some(rx)),
+            stamped: Mutex::new(i64::MIN),
         }
+    }
+
+    /// With ingestion time, the clock's time now (never below a time
+    /// already handed out); every body queued after this call is stamped
+    /// at or after it, every body stamped before is already queued. `None`
+    /// when events carry their own time.
+    pub fn clock(&self) -> Option<i64> {
+        if !self.assigner.is_ingestion() {
+            return None;
+        }
+        let mut stamped = self.stamped.lock().unwrap_or_else(PoisonError::into_inner);
+        *stamped = now_ms().max(*stamped);
+        Some(*stamped)
     }
 
     /// The largest body accepted, in bytes.
@@ -156,6 +179,13 @@ impl IngestQueue {
         if accepted == 0 && batch.dead_letters.is_empty() {
             return Ok(Ingested::default());
         }
+        let mut stamped = self.stamped.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.assigner.is_ingestion() {
+            *stamped = now_ms().max(*stamped);
+            for e in &mut batch.events {
+                e.time = *stamped;
+            }
+        }
         match self.tx.try_send(batch) {
             Ok(()) => Ok(Ingested { accepted, rejected }),
             Err(TrySendError::Full(_)) => Err(IngestRefused::Busy),
@@ -221,5 +251,27 @@ mod tests {
         let q2 = queue(1);
         drop(q2.take_receiver());
         assert_eq!(q2.offer(br#"{"ts": 3}"#), Err(IngestRefused::Closed));
+    }
+
+    /// With ingestion time the clock never goes back and never runs ahead
+    /// of what is queued: bodies queued after a reading are stamped at or
+    /// after it. Events with their own time have no clock.
+    #[test]
+    fn ingestion_stamps_follow_one_clock() {
+        assert_eq!(queue(1).clock(), None);
+        let q = IngestQueue::new("orders", TimestampAssigner::ingestion(), 8, 1000);
+        let rx = q.take_receiver().unwrap();
+        let mut last = i64::MIN;
+        for _ in 0..5 {
+            let read = q.clock().unwrap();
+            assert!(read >= last, "the clock went back");
+            q.offer(br#"{"id": 1}"#).unwrap();
+            let stamped = rx.try_recv().unwrap().events[0].time;
+            assert!(
+                stamped >= read,
+                "stamped {stamped} before the clock read {read}"
+            );
+            last = stamped;
+        }
     }
 }

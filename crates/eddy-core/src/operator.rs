@@ -191,8 +191,8 @@ impl OperatorContext {
 
     /// The timers on `domain`'s clock. Event-time timers fire through
     /// [`Operator::on_timer`] when the watermark reaches them (and all at
-    /// the end of input), processing-time timers at the first tick at or
-    /// after their time, in (time, key, group) order either way.
+    /// the end of input), processing-time timers within a few milliseconds
+    /// of their time, in (time, key, group) order either way.
     pub fn timers(&mut self, domain: TimeDomain) -> &mut dyn Timers {
         match domain {
             TimeDomain::EventTime => &mut *self.event_timers,
@@ -227,6 +227,13 @@ impl OperatorContext {
     pub fn tick(&mut self, op: &mut dyn Operator, now: Timestamp, out: &mut Collector) {
         self.fire(op, TimeDomain::ProcessingTime, now, out);
         op.on_tick(now, self, out);
+        self.collect_rest(op, out);
+    }
+
+    /// Fires the processing-time timers due at `now`, between ticks (the
+    /// runtime looks every few milliseconds, so they fire about on time).
+    pub fn fire_due(&mut self, op: &mut dyn Operator, now: Timestamp, out: &mut Collector) {
+        self.fire(op, TimeDomain::ProcessingTime, now, out);
         self.collect_rest(op, out);
     }
 

@@ -32,6 +32,11 @@ pub struct SourceBatch {
     pub dead_letters: Vec<Event>,
     /// The partition the events came from, for per-partition watermarks.
     pub partition: PartitionId,
+    /// No later event of this partition will be earlier than this time:
+    /// the watermark may move to just before it with no event (an
+    /// ingestion-time source tells its clock this way while no data
+    /// comes, so what waits for the watermark is not held back).
+    pub progress: Option<Timestamp>,
 }
 
 /// A source's name for one of its partitions: the same in every run, so a
@@ -208,6 +213,11 @@ impl TimestampAssigner {
             max_out_of_orderness: 0,
             idle_timeout: None,
         }
+    }
+
+    /// Whether records get the time they were read (not a field's).
+    pub fn is_ingestion(&self) -> bool {
+        self.path.is_none()
     }
 
     /// Builds the assigner for a source's `event_time` (ingestion time when absent).

@@ -153,7 +153,7 @@ fn the_demo_dashboard_goes_live_shows_every_node_and_its_charts_move() {
     eventually(
         &browser,
         "the row shows the acknowledgement",
-        "return [...document.querySelectorAll('#alerts td')].some(td => td.textContent === 'acked by dashboard');",
+        "return [...document.querySelectorAll('#alerts span.acked')].some(s => s.textContent.trim() === 'acked by dashboard');",
     );
     let history: Value = serde_json::from_str(
         &ureq::get(format!(

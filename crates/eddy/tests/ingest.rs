@@ -134,3 +134,50 @@ fn an_http_source_without_a_server_is_refused_with_a_hint() {
         "{stderr}"
     );
 }
+
+/// With ingestion time the watermark follows the clock while nothing is
+/// posted: a window over one posted event closes on its own, without a
+/// later post to move it.
+#[test]
+fn an_ingestion_time_window_closes_without_further_posts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let config = support::write_pipeline(
+        dir.path(),
+        "clock.toml",
+        &format!(
+            r#"[server]
+listen = "127.0.0.1:0"
+
+[sources.orders]
+type = "http"
+
+[transforms.per_second]
+type = "window"
+inputs = ["orders"]
+window = {{ tumbling = "500ms" }}
+aggregates = {{ n = "count()" }}
+
+[sinks.out]
+type = "file"
+inputs = ["per_second"]
+path = "{d}/out.ndjson"
+"#
+        ),
+    );
+    let mut child = eddy()
+        .arg("run")
+        .arg(&config)
+        .arg("-q")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (base, _reader) = support::served_at(&mut child);
+    let _run = support::Killed(child);
+    let (status, answer) = post(&format!("{base}/api/v1/ingest/orders"), "{\"id\": 1}\n");
+    assert_eq!(status, 202, "{answer}");
+    let out = dir.path().join("out.ndjson");
+    support::wait_until(Duration::from_secs(15), "the window's result", || {
+        std::fs::read_to_string(&out).is_ok_and(|t| t.contains("\"n\":1"))
+    });
+}

@@ -7,7 +7,7 @@ use eddy_core::component::{
     BuildContext, BuildError, NodeContext, Partitioning, Prepared, TransformFactory,
     ValidateContext,
 };
-use eddy_core::config::{Diagnostic, Duration};
+use eddy_core::config::{Delay, Diagnostic, Duration};
 use eddy_core::{Operator, OutputSpec};
 use serde::Deserialize;
 
@@ -27,9 +27,10 @@ pub struct NotifyConfig {
     /// Label names that group alerts; `["..."]`: every label.
     #[serde(default)]
     pub group_by: Option<Vec<String>>,
-    /// Wait of a new group before its first notification (default 30 s).
+    /// Wait of a new group before its first notification (default 30 s;
+    /// `"0s"`: at once).
     #[serde(default)]
-    pub group_wait: Option<Duration>,
+    pub group_wait: Option<Delay>,
     /// Wait between notifications about a group's changes (default 5 min).
     #[serde(default)]
     pub group_interval: Option<Duration>,

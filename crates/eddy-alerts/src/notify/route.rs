@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use eddy_core::config::Duration;
+use eddy_core::config::{Delay, Duration};
 use serde::Deserialize;
 
 use super::escalate::LevelConfig;
@@ -39,9 +39,9 @@ pub struct RouteConfig {
     #[serde(default)]
     pub group_by: Option<Vec<String>>,
     /// How long a new group waits for more alerts before its first
-    /// notification.
+    /// notification (`"0s"`: none).
     #[serde(default)]
-    pub group_wait: Option<Duration>,
+    pub group_wait: Option<Delay>,
     /// How long a group waits before notifying about changes.
     #[serde(default)]
     pub group_interval: Option<Duration>,
@@ -212,7 +212,11 @@ impl Route {
                 .collect::<Result<_, _>>()?,
             continue_matching: c.continue_matching,
             group_by,
-            group_wait: ms(c.group_wait, parent.map(|p| p.group_wait), GROUP_WAIT_MS),
+            group_wait: ms(
+                c.group_wait.map(|d| Duration::from_ms(d.ms())),
+                parent.map(|p| p.group_wait),
+                GROUP_WAIT_MS,
+            ),
             group_interval: ms(
                 c.group_interval,
                 parent.map(|p| p.group_interval),

@@ -514,3 +514,14 @@ fn groups_and_their_timers_survive_a_checkpoint() {
     assert!(calm.len() >= 5, "{calm:?}");
     assert_eq!(run(true), calm);
 }
+
+/// `group_wait = "0s"`: a new group speaks at the first look, with no wait.
+#[test]
+fn a_zero_group_wait_speaks_at_once() {
+    let mut n = Notify::with(&CONFIG.replace("group_wait = \"10s\"", "group_wait = \"0s\""));
+    n.send(5 * S, vec![alert("cpu", "firing", "high", "ops")]);
+    assert_eq!(
+        n.tick(5 * S),
+        vec![sent("oncall", "firing", &["cpu:firing"])]
+    );
+}

@@ -13,7 +13,10 @@
 //! [`eddy_core::ingest::IngestQueue`], answers `202` with the lines it
 //! refused once the body is in the queue, and `429` with `Retry-After`
 //! when the queue is full: back-pressure reaches the client instead of
-//! memory growing. Only worker 0 reads the queue. Accepted events that
+//! memory growing. Only worker 0 reads the queue. With ingestion time the
+//! watermark follows the clock while nothing is posted, so an event's
+//! results (a window closing, an alert firing) do not wait for the next
+//! post. Accepted events that
 //! are still queued when the process dies are lost: clients that need
 //! more should retry until a downstream result confirms them.
 
@@ -67,7 +70,11 @@ impl SourceFactory for HttpSourceConfig {
         } else {
             None
         };
-        Ok(Box::new(HttpSource { rx }))
+        Ok(Box::new(HttpSource {
+            rx,
+            queue,
+            told: i64::MIN,
+        }))
     }
 
     fn watermarks(&self) -> WatermarkSpec {
@@ -79,16 +86,34 @@ impl SourceFactory for HttpSourceConfig {
 struct HttpSource {
     /// `None` on workers other than 0, and once the queue is gone.
     rx: Option<Receiver<SourceBatch>>,
+    queue: Arc<IngestQueue>,
+    /// The clock time last told as progress.
+    told: i64,
 }
+
+/// How often an idle ingestion-time source tells its clock, in ms.
+const PROGRESS_EVERY_MS: i64 = 5;
 
 impl Source for HttpSource {
     fn poll(&mut self, _max: usize) -> Result<SourcePoll, SourceError> {
         let Some(rx) = &self.rx else {
             return Ok(SourcePoll::Finished);
         };
+        // The clock is read first: a body stamped before it is queued by
+        // then, so finding the queue empty means nothing earlier will come.
+        let clock = self.queue.clock();
         match rx.try_recv() {
             Ok(batch) => Ok(SourcePoll::Ready(batch)),
-            Err(TryRecvError::Empty) => Ok(SourcePoll::Pending),
+            Err(TryRecvError::Empty) => match clock {
+                Some(t) if t >= self.told.saturating_add(PROGRESS_EVERY_MS) => {
+                    self.told = t;
+                    Ok(SourcePoll::Ready(SourceBatch {
+                        progress: Some(t),
+                        ..SourceBatch::default()
+                    }))
+                }
+                _ => Ok(SourcePoll::Pending),
+            },
             Err(TryRecvError::Disconnected) => {
                 self.rx = None;
                 Ok(SourcePoll::Finished)

@@ -59,6 +59,31 @@ impl<'de> Deserialize<'de> for Duration {
     }
 }
 
+/// A wait written as text that may be zero (`"0s"`: at once), in
+/// milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Delay(i64);
+
+impl Delay {
+    /// Milliseconds.
+    pub fn ms(self) -> i64 {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Delay {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Delay, D::Error> {
+        let text = String::deserialize(d)?;
+        match crate::time::parse_duration(&text) {
+            Ok(ms) if ms >= 0 => Ok(Delay(ms)),
+            Ok(_) => Err(serde::de::Error::custom(format!(
+                "bad duration `{text}`: must not be negative"
+            ))),
+            Err(e) => Err(serde::de::Error::custom(format!("bad duration: {e}"))),
+        }
+    }
+}
+
 /// A size in bytes written as text (`"64MiB"`, `"512KiB"`, `"2GiB"`,
 /// `"1000000"`): binary units, `B` optional.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -188,3 +188,14 @@ pub fn run_with_kills(
     succeed(eddy().arg("run").arg(config).arg("-q"));
     (hits, resumed)
 }
+
+/// A child process killed when dropped, so a failing test leaves no run
+/// behind.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

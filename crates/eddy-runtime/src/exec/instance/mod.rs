@@ -38,6 +38,11 @@ pub(crate) struct InstanceResult {
 /// How many errors one instance keeps for the run report (all are counted).
 const INSTANCE_ERRORS_KEPT: usize = 20;
 
+/// How often processing-time timers are looked at between ticks: they
+/// fire this late at most (a notification's `group_wait` of 0 is sent
+/// within it, not at the next 100 ms tick).
+const TIMER_CHECK: Duration = Duration::from_millis(5);
+
 /// How long a source waits for downstream to flush before giving up on
 /// committing its final positions.
 const FINAL_COMMIT_WAIT: Duration = Duration::from_secs(120);
@@ -277,6 +282,7 @@ impl Instance {
 
     pub(crate) fn run(mut self) -> InstanceResult {
         let mut next_tick = Instant::now() + self.tick;
+        let mut next_timers = Instant::now() + TIMER_CHECK;
         let is_source = matches!(self.nodes[0].runner, Runner::Source(_));
         let mut halted = false;
         while !self.nodes[0].ended {
@@ -302,7 +308,9 @@ impl Instance {
             } else {
                 // A channel head ends when all its senders did; stopping
                 // reaches it from the sources.
-                let wait = next_tick.saturating_duration_since(Instant::now());
+                let wait = next_tick
+                    .min(next_timers)
+                    .saturating_duration_since(Instant::now());
                 self.drain_channel(wait.min(Duration::from_millis(20)));
             }
             if self.checkpoints.completed() > self.committed {
@@ -312,6 +320,10 @@ impl Instance {
             if now >= next_tick {
                 self.tick_all();
                 next_tick = now + self.tick;
+                next_timers = now + TIMER_CHECK;
+            } else if now >= next_timers {
+                self.fire_due_timers();
+                next_timers = now + TIMER_CHECK;
             }
             if idle_source {
                 std::thread::sleep(Duration::from_micros(200));
@@ -492,6 +504,25 @@ impl Instance {
         // end: a checkpoint may now stand in its final state for it.
         self.checkpoints.finished(last);
         self.propagate(local, &mut |s, node| s.end(node), || Msg::End);
+    }
+
+    /// Fires the processing-time timers due by now, between ticks.
+    fn fire_due_timers(&mut self) {
+        let now = now_ms();
+        for local in 0..self.nodes.len() {
+            let node = &mut self.nodes[local];
+            let Runner::Op(rt) = &mut node.runner else {
+                continue;
+            };
+            if node.ended {
+                continue;
+            }
+            let mut out = std::mem::take(&mut node.out);
+            out.origin_ns = self.last_origin;
+            rt.cx.fire_due(&mut *rt.op, now, &mut out);
+            self.flush_out(local, out);
+            self.take_pieces(local);
+        }
     }
 
     fn tick_all(&mut self) {

@@ -37,10 +37,13 @@ impl Instance {
                     });
                 let (mut stamp, cuts) =
                     lateness_cuts(&sb.events, &mut part.generator, others, before);
-                if !sb.events.is_empty() {
+                if !sb.events.is_empty() || sb.progress.is_some() {
                     part.last_data = now;
                     part.idle = false;
                     src.idle = false;
+                }
+                if let Some(t) = sb.progress {
+                    part.generator.observe(t);
                 }
                 src.backoff = Duration::from_millis(10);
                 let wm = source_watermark(src);

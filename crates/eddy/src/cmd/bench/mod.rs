@@ -18,7 +18,12 @@
 //!
 //! `eddy bench spill` runs millions of keys of window state under a memory
 //! budget against the same run in memory (see [`spill`]).
+//!
+//! `eddy bench alerting` measures how long an alert takes from its event to
+//! a local webhook, and memory with 10,000 alerts firing (see
+//! [`alerting`]).
 
+mod alerting;
 mod baseline;
 mod enrich;
 #[cfg(feature = "kafka")]
@@ -59,6 +64,9 @@ pub enum BenchCommand {
     Postgres(postgres::PostgresArgs),
     /// Window state far beyond a memory budget against all in memory.
     Spill(spill::SpillArgs),
+    /// Alert latency from event to webhook, and memory with 10,000 alerts
+    /// firing.
+    Alerting(alerting::AlertingArgs),
 }
 
 /// Where the benchmark's bids come from.
@@ -293,6 +301,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         BenchCommand::Spill(args) => return spill::run(&args),
+        BenchCommand::Alerting(args) => return alerting::run(&args),
         #[cfg(feature = "redis")]
         BenchCommand::Redis(args) => return redis::run(&args),
         #[cfg(feature = "kafka")]
