@@ -173,6 +173,17 @@ pub struct Hub {
     active: Mutex<BTreeMap<String, Event>>,
     /// The latest alert transitions and acknowledgements, oldest first.
     history: Mutex<VecDeque<serde_json::Value>>,
+    /// Where the history is kept across runs, if anywhere.
+    history_file: Option<Mutex<HistoryFile>>,
+}
+
+/// The alert history on disk: one JSON object per line, appended as
+/// entries come, rewritten with the latest [`ALERT_HISTORY`] once it holds
+/// twice that many.
+struct HistoryFile {
+    path: std::path::PathBuf,
+    file: std::fs::File,
+    lines: usize,
 }
 
 /// Alert history entries kept (the oldest go first).
@@ -180,6 +191,36 @@ pub const ALERT_HISTORY: usize = 10_000;
 
 /// The channel every alert rule's transitions are published on.
 pub const ALERTS: &str = "alerts";
+
+impl HistoryFile {
+    /// Appends `entry`; first rewrites the file with the latest entries of
+    /// `kept` once it holds twice as many lines as are kept.
+    fn append(
+        &mut self,
+        entry: &serde_json::Value,
+        kept: &VecDeque<serde_json::Value>,
+    ) -> std::io::Result<()> {
+        use std::io::Write;
+        if self.lines >= 2 * ALERT_HISTORY {
+            let tmp = self.path.with_extension("ndjson.tmp");
+            let mut text = String::new();
+            for e in kept
+                .iter()
+                .skip(kept.len().saturating_sub(ALERT_HISTORY - 1))
+            {
+                text.push_str(&e.to_string());
+                text.push('\n');
+            }
+            std::fs::write(&tmp, text)?;
+            std::fs::rename(&tmp, &self.path)?;
+            self.file = std::fs::OpenOptions::new().append(true).open(&self.path)?;
+            self.lines = kept.len().min(ALERT_HISTORY - 1);
+        }
+        writeln!(self.file, "{entry}")?;
+        self.lines += 1;
+        Ok(())
+    }
+}
 
 /// The result of a subscription: the history after the client's last
 /// sequence, or that part of it is gone.
@@ -215,7 +256,42 @@ impl Hub {
             alert_rules: Vec::new(),
             active: Mutex::new(BTreeMap::new()),
             history: Mutex::new(VecDeque::new()),
+            history_file: None,
         }
+    }
+
+    /// This hub keeping the alert history in `path` too: what an earlier
+    /// run left there is read back (lines that do not parse are skipped),
+    /// and every new entry is appended.
+    pub fn with_history_file(mut self, path: &std::path::Path) -> std::io::Result<Hub> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e),
+        };
+        let entries: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let lines = entries.len();
+        let keep = entries.len().saturating_sub(ALERT_HISTORY);
+        *self
+            .history
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner) = entries.into_iter().skip(keep).collect();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        self.history_file = Some(Mutex::new(HistoryFile {
+            path: path.to_path_buf(),
+            file,
+            lines,
+        }));
+        Ok(self)
     }
 
     /// The hub of a pipeline whose alert rules are the nodes `names`.
@@ -255,9 +331,15 @@ impl Hub {
             .collect()
     }
 
-    /// Adds an entry to the alert history.
+    /// Adds an entry to the alert history (and its file).
     pub fn record(&self, entry: serde_json::Value) {
         let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(file) = &self.history_file {
+            let mut file = file.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Err(e) = file.append(&entry, &history) {
+                tracing::warn!(path = %file.path.display(), error = %e, "cannot write the alert history");
+            }
+        }
         if history.len() == ALERT_HISTORY {
             history.pop_front();
         }
@@ -587,5 +669,42 @@ mod tests {
         );
         // The count of what was left out reached the client.
         assert!(skipped >= 1500, "{skipped}");
+    }
+
+    /// The history outlives the hub through its file, which is rewritten
+    /// with the latest entries once it holds twice as many as are kept.
+    #[test]
+    fn the_history_file_is_read_back_and_kept_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h").join("history.ndjson");
+        let hub = Hub::new().with_history_file(&path).unwrap();
+        for i in 0..3 {
+            hub.record(serde_json::json!({"fingerprint": "a", "n": i}));
+        }
+        drop(hub);
+        std::fs::write(
+            &path,
+            std::fs::read_to_string(&path).unwrap() + "not json\n",
+        )
+        .unwrap();
+        let hub = Hub::new().with_history_file(&path).unwrap();
+        let back = hub.alert_history(Some("a"), None, 10);
+        let ns: Vec<i64> = back.iter().map(|h| h["n"].as_i64().unwrap()).collect();
+        assert_eq!(ns, [2, 1, 0], "newest first, the bad line skipped");
+        for i in 3..(2 * ALERT_HISTORY as i64 + 10) {
+            hub.record(serde_json::json!({"fingerprint": "a", "n": i}));
+        }
+        let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+        assert!(
+            lines <= ALERT_HISTORY + 20,
+            "the file was not rewritten: {lines} lines"
+        );
+        let again = Hub::new().with_history_file(&path).unwrap();
+        let newest = again.alert_history(None, None, 1);
+        assert_eq!(newest[0]["n"], 2 * ALERT_HISTORY as i64 + 9);
+        assert_eq!(
+            again.alert_history(None, None, usize::MAX).len(),
+            ALERT_HISTORY
+        );
     }
 }

@@ -216,6 +216,11 @@ impl AlertRuleOperator {
                 self.instances.put(g, key, i, 0);
             }
             Some(mut i) => {
+                // A firing instance has one resolution timer, at this
+                // deadline: moved, not added to, as events keep meeting
+                // the condition (or timers would pile up for
+                // `resolve_after` at the event rate).
+                let deadline = i.firing.then(|| i.last_met.saturating_add(self.resolve_ms));
                 i.last_met = t.max(i.last_met);
                 i.labels = labels;
                 i.annotations = annotations;
@@ -226,7 +231,14 @@ impl AlertRuleOperator {
                     out.push(Output::MAIN, self.alert(&i, "firing", t, None, cause));
                 }
                 if i.firing {
-                    timers.register(g, key, i.last_met.saturating_add(self.resolve_ms));
+                    let next = i.last_met.saturating_add(self.resolve_ms);
+                    // Unless an event waits for release at the old time.
+                    if let Some(old) = deadline.filter(|&old| old != next) {
+                        if !self.waiting.waits_at(g, key, old) {
+                            timers.delete(g, key, old);
+                        }
+                    }
+                    timers.register(g, key, next);
                 }
                 self.instances.put(g, key, i, 0);
             }

@@ -332,3 +332,23 @@ fn an_alert_resolved_by_hand_resolves_at_the_watermark_and_may_fire_again() {
         ]
     );
 }
+
+/// A firing alert met again and again keeps one resolution timer (moved
+/// to its new deadline), not one per event: memory stays flat under a
+/// steady stream, and it still resolves on time.
+#[test]
+fn a_firing_alert_keeps_one_resolution_timer() {
+    use eddy_core::state::TimeDomain;
+    let mut r = Rule::new(RULE);
+    for minute in 0..1_000 {
+        r.send(vec![cpu(minute, "web-1", 95.0)]);
+        r.watermark(minute * MIN);
+    }
+    assert_eq!(r.alerts(), vec![(0, "firing".into(), "web-1".into())]);
+    let timers = r.cx.timers(TimeDomain::EventTime).due(i64::MAX);
+    assert_eq!(
+        timers.iter().map(|t| t.time / MIN).collect::<Vec<_>>(),
+        [999 + 5],
+        "one timer, at the last event plus resolve_after"
+    );
+}

@@ -124,6 +124,14 @@ impl OrderedEvents {
         now
     }
 
+    /// Whether an event of `key` at time `t` is waiting (its release
+    /// needs the key's timer at `t`).
+    pub fn waits_at(&self, g: KeyGroup, key: &[u8], t: Timestamp) -> bool {
+        self.pending
+            .get(g, key, 0)
+            .is_some_and(|w| w.events.iter().any(|e| e.time == t))
+    }
+
     /// The events `timer` releases for its key, in input order.
     pub fn release(&mut self, timer: &Timer, cx: &mut OperatorContext) -> Vec<Event> {
         let upto: Timestamp = match self.release {

@@ -140,7 +140,20 @@ pub fn execute(plan: &Plan, how: Execution) -> anyhow::Result<ExitCode> {
         .filter(|n| n.kind == "rule")
         .map(|n| n.name.clone())
         .collect();
-    let hub = listen.map(|_| Arc::new(eddy_server::Hub::new().with_alert_rules(rules)));
+    let hub = match listen {
+        Some(_) if !rules.is_empty() => {
+            // The alert history outlives the run, beside its other data.
+            let path = std::path::Path::new(plan.settings.data_dir.as_deref().unwrap_or("data"))
+                .join(format!("alert-history-{}.ndjson", plan.name));
+            let hub = eddy_server::Hub::new()
+                .with_alert_rules(rules)
+                .with_history_file(&path)
+                .with_context(|| format!("cannot keep the alert history in {}", path.display()))?;
+            Some(Arc::new(hub))
+        }
+        Some(_) => Some(Arc::new(eddy_server::Hub::new())),
+        None => None,
+    };
     if let Some(hub) = &hub {
         opts.publisher = Some(hub.clone());
     }
