@@ -143,9 +143,16 @@ async fn not_found() -> Response {
 /// `GET /api/v1/nodes/{node}/recent?output=main&limit=100&filter=CEL`.
 async fn recent(
     State(s): State<Arc<Shared>>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
     Path(node): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
+    if caller.is_some_and(|c| !c.may_read(&format!("node:{node}"))) {
+        return error(
+            StatusCode::FORBIDDEN,
+            format!("this key may not read node `{node}`"),
+        );
+    }
     let Some(info) = s.status.nodes().iter().find(|n| n.name == node) else {
         return error(
             StatusCode::NOT_FOUND,

@@ -38,6 +38,32 @@ pub struct ApiKey {
     pub key: String,
     /// What it may do.
     pub role: Role,
+    /// The channels it may read (see [`Caller::may_read`]); `None`: all.
+    pub channels: Option<Vec<String>>,
+}
+
+/// Who made a request, as the handlers see it (a request extension).
+#[derive(Clone, Debug, Default)]
+pub struct Caller {
+    /// The channel patterns the caller may read; `None`: all.
+    pub channels: Option<Vec<String>>,
+}
+
+impl Caller {
+    /// Whether the caller may read `channel` (`metrics`, `alerts`,
+    /// `node:NAME[.OUTPUT]`): a pattern equal to it, or ending in `*` and
+    /// starting as it does. A node's outputs go with the node: a pattern
+    /// `node:kpis` allows `node:kpis.late` too.
+    pub fn may_read(&self, channel: &str) -> bool {
+        let Some(patterns) = &self.channels else {
+            return true;
+        };
+        let node = channel.split_once('.').map_or(channel, |(n, _)| n);
+        patterns.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => channel.starts_with(prefix),
+            None => p == channel || p == node,
+        })
+    }
 }
 
 impl std::fmt::Debug for ApiKey {
@@ -188,7 +214,7 @@ pub(crate) async fn guard(
 async fn admit(
     s: &Shared,
     peer: std::net::SocketAddr,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> (Response, Option<String>) {
     let access = &s.access;
@@ -207,10 +233,14 @@ async fn admit(
             r
         };
         let key = presented(&req);
-        let (holder, role) = match (key.as_deref(), &access.jwt) {
+        let (holder, role, channels) = match (key.as_deref(), &access.jwt) {
             (Some(token), Some(jwt)) if looks_like_jwt(token) => {
                 match jwt.verify(token, now_secs()) {
-                    Ok(claims) => (format!("jwt:{}", claims.subject), claims.role),
+                    Ok(claims) => (
+                        format!("jwt:{}", claims.subject),
+                        claims.role,
+                        claims.channels,
+                    ),
                     Err(why) => return (unauthorized(&why), None),
                 }
             }
@@ -229,7 +259,7 @@ async fn admit(
                     };
                     return (unauthorized(how), None);
                 };
-                (found.name.clone(), found.role)
+                (found.name.clone(), found.role, found.channels.clone())
             }
         };
         let needs = needed(&req);
@@ -242,6 +272,7 @@ async fn admit(
         }
         who = format!("key:{holder}");
         name = Some(holder);
+        req.extensions_mut().insert(Caller { channels });
     }
     if let (Some(rate), false) = (access.rate, open) {
         if let Err(wait) = s.limiter.take(&who, rate) {

@@ -1,25 +1,82 @@
-//! JSON Web Tokens signed with HS256 (RFC 7519), as an alternative to API
-//! keys: `Authorization: Bearer HEADER.PAYLOAD.SIGNATURE`.
+//! JSON Web Tokens (RFC 7519) signed with HS256 (a shared secret) or RS256
+//! (an RSA key pair: the server holds only the public key), as an
+//! alternative to API keys: `Authorization: Bearer HEADER.PAYLOAD.SIGNATURE`.
 //!
-//! Only `alg: "HS256"` is accepted: `none` and every other algorithm are
-//! refused before the signature is looked at, so a token cannot choose how
-//! it is checked (algorithm confusion). The signature is compared in
-//! constant time; then `exp` (required), `nbf`, `iss` and `aud` are
-//! checked, with a leeway for clock skew, and the role is read from a
-//! claim (`role` by default: `viewer`, `operator` or `admin`).
+//! The configured key fixes the one algorithm accepted: `alg` must name
+//! it, and `none` and every other algorithm are refused before the
+//! signature is looked at, so a token cannot choose how it is checked
+//! (algorithm confusion: an RS256 public key is never used as an HMAC
+//! secret). An HMAC is compared in constant time; then `exp` (required),
+//! `nbf`, `iss` and `aud` are checked, with a leeway for clock skew, the
+//! role is read from a claim (`role` by default: `viewer`, `operator` or
+//! `admin`) and the channels from `channels` when present.
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
+use openssl::hash::MessageDigest;
+use openssl::pkey::{Id, PKey, Public};
 use serde_json::Value;
 use sha2::Sha256;
 
 use crate::auth::Role;
 
+/// What tokens are checked with; it fixes the one algorithm accepted.
+#[derive(Clone)]
+pub enum JwtKey {
+    /// HS256 with a shared secret (at least 32 bytes).
+    Hs256(Vec<u8>),
+    /// RS256 with an RSA public key (at least 2048 bits).
+    Rs256(PKey<Public>),
+}
+
+impl JwtKey {
+    /// An RS256 key from a PEM public key (`-----BEGIN PUBLIC KEY-----`),
+    /// or why it is not one.
+    pub fn rs256_from_pem(pem: &[u8]) -> Result<JwtKey, String> {
+        let key =
+            PKey::public_key_from_pem(pem).map_err(|e| format!("not a PEM public key: {e}"))?;
+        if key.id() != Id::RSA {
+            return Err("not an RSA key (RS256 needs one)".into());
+        }
+        if key.bits() < 2048 {
+            return Err(format!(
+                "an RSA key of {} bits is too weak (at least 2048)",
+                key.bits()
+            ));
+        }
+        Ok(JwtKey::Rs256(key))
+    }
+
+    /// The algorithm tokens must name.
+    fn algorithm(&self) -> &'static str {
+        match self {
+            JwtKey::Hs256(_) => "HS256",
+            JwtKey::Rs256(_) => "RS256",
+        }
+    }
+
+    /// Whether `signature` signs `input`.
+    fn verifies(&self, input: &[u8], signature: &[u8]) -> bool {
+        match self {
+            JwtKey::Hs256(secret) => Hmac::<Sha256>::new_from_slice(secret).is_ok_and(|mut mac| {
+                mac.update(input);
+                mac.verify_slice(signature).is_ok()
+            }),
+            JwtKey::Rs256(key) => openssl::sign::Verifier::new(MessageDigest::sha256(), key)
+                .and_then(|mut v| {
+                    v.update(input)?;
+                    v.verify(signature)
+                })
+                .unwrap_or(false),
+        }
+    }
+}
+
 /// How tokens are checked.
 #[derive(Clone)]
 pub struct JwtSettings {
-    /// The shared HS256 secret (at least 32 bytes).
-    pub secret: Vec<u8>,
+    /// The secret or public key, which fixes the algorithm.
+    pub key: JwtKey,
     /// Required `iss`, if any.
     pub issuer: Option<String>,
     /// Required `aud` (the claim, a string or a list, must contain it).
@@ -33,6 +90,7 @@ pub struct JwtSettings {
 impl std::fmt::Debug for JwtSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtSettings")
+            .field("algorithm", &self.key.algorithm())
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("role_claim", &self.role_claim)
@@ -47,6 +105,9 @@ pub struct Claims {
     pub subject: String,
     /// The role claimed.
     pub role: Role,
+    /// The live-feed channels it may subscribe to (`channels` claim:
+    /// patterns as for API keys); `None`: every channel.
+    pub channels: Option<Vec<String>>,
 }
 
 /// Whether `token` looks like a JWT (three dot-separated parts) rather
@@ -76,19 +137,21 @@ impl JwtSettings {
             return Err("a JWT has three parts".into());
         };
         let header = json_part(h, "header")?;
+        let wanted = self.key.algorithm();
         match header["alg"].as_str() {
-            Some("HS256") => {}
-            Some(other) => return Err(format!("algorithm `{other}` is not accepted (HS256 only)")),
+            Some(alg) if alg == wanted => {}
+            Some(other) => {
+                return Err(format!(
+                    "algorithm `{other}` is not accepted ({wanted} only)"
+                ))
+            }
             None => return Err("the token names no algorithm".into()),
         }
         let signature = decode_part(sig, "signature")?;
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.secret).map_err(|_| "bad secret".to_string())?;
-        mac.update(h.as_bytes());
-        mac.update(b".");
-        mac.update(p.as_bytes());
-        mac.verify_slice(&signature)
-            .map_err(|_| "the token's signature is wrong".to_string())?;
+        let input = &token[..h.len() + 1 + p.len()];
+        if !self.key.verifies(input.as_bytes(), &signature) {
+            return Err("the token's signature is wrong".into());
+        }
         let claims = json_part(p, "payload")?;
         let exp = claims["exp"]
             .as_i64()
@@ -130,8 +193,22 @@ impl JwtSettings {
                 ))
             }
         };
+        let channels = match claims.get("channels") {
+            None => None,
+            Some(Value::Array(list)) => Some(
+                list.iter()
+                    .map(|c| c.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or("the token's `channels` claim is not a list of text")?,
+            ),
+            Some(_) => return Err("the token's `channels` claim is not a list".into()),
+        };
         let subject = claims["sub"].as_str().unwrap_or("jwt").to_string();
-        Ok(Claims { subject, role })
+        Ok(Claims {
+            subject,
+            role,
+            channels,
+        })
     }
 }
 
@@ -161,7 +238,7 @@ mod tests {
 
     fn settings() -> JwtSettings {
         JwtSettings {
-            secret: SECRET.to_vec(),
+            key: JwtKey::Hs256(SECRET.to_vec()),
             issuer: Some("https://id.example".into()),
             audience: Some("eddy".into()),
             role_claim: "role".into(),
@@ -183,7 +260,8 @@ mod tests {
             settings().verify(&token(good()), 1_500),
             Ok(Claims {
                 subject: "ann".into(),
-                role: Role::Operator
+                role: Role::Operator,
+                channels: None,
             })
         );
         // Within the leeway on either side.
@@ -239,5 +317,58 @@ mod tests {
         refused(&format!("{h}.{forged_payload}.{sig}"), "signature");
         refused("a.b", "three parts");
         refused("!!.??.**", "not base64url");
+    }
+
+    /// RS256 with the issuer's key pair: a token it signed passes (with its
+    /// channels); one signed with another RSA key, one naming HS256 (the
+    /// public key used as an HMAC secret: the classic confusion), and
+    /// keys that are not RSA or too short are refused.
+    #[test]
+    fn rs256_checks_with_the_public_key_only() {
+        use openssl::rsa::Rsa;
+        use openssl::sign::Signer;
+        let pair = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+        let public = pair.public_key_to_pem().unwrap();
+        let s = JwtSettings {
+            key: JwtKey::rs256_from_pem(&public).unwrap(),
+            ..settings()
+        };
+        let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        let rs256 = |key: &PKey<openssl::pkey::Private>, claims: &Value| {
+            let input = format!(
+                "{}.{}",
+                b64(json!({"alg": "RS256", "typ": "JWT"}).to_string().as_bytes()),
+                b64(claims.to_string().as_bytes())
+            );
+            let mut signer = Signer::new(MessageDigest::sha256(), key).unwrap();
+            signer.update(input.as_bytes()).unwrap();
+            format!("{input}.{}", b64(&signer.sign_to_vec().unwrap()))
+        };
+        let mut claims = good();
+        claims["channels"] = json!(["metrics", "node:kpis*"]);
+        let ok = s.verify(&rs256(&pair, &claims), 1_500).unwrap();
+        assert_eq!(ok.role, Role::Operator);
+        assert_eq!(
+            ok.channels,
+            Some(vec!["metrics".to_string(), "node:kpis*".to_string()])
+        );
+        let other = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+        let e = s.verify(&rs256(&other, &good()), 1_500).unwrap_err();
+        assert!(e.contains("signature"), "{e}");
+        let confused = sign(&public, &json!({"alg": "HS256"}), &good());
+        let e = s.verify(&confused, 1_500).unwrap_err();
+        assert!(e.contains("`HS256` is not accepted (RS256 only)"), "{e}");
+        let short = PKey::from_rsa(Rsa::generate(1024).unwrap()).unwrap();
+        let e = JwtKey::rs256_from_pem(&short.public_key_to_pem().unwrap())
+            .err()
+            .unwrap();
+        assert!(e.contains("too weak"), "{e}");
+        let ec = openssl::ec::EcKey::generate(
+            &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap(),
+        )
+        .unwrap();
+        let ec = PKey::from_ec_key(ec).unwrap().public_key_to_pem().unwrap();
+        let e = JwtKey::rs256_from_pem(&ec).err().unwrap();
+        assert!(e.contains("not an RSA key"), "{e}");
     }
 }

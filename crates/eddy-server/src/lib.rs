@@ -34,6 +34,7 @@ pub mod hub;
 pub mod jwt;
 mod prometheus;
 pub mod status;
+pub mod tls;
 mod ws;
 
 use std::net::SocketAddr;
@@ -45,6 +46,7 @@ pub use auth::{Access, ApiKey, Role};
 pub use hub::Hub;
 pub use jwt::JwtSettings;
 pub use status::Status;
+pub use tls::Tls;
 
 /// What the handlers share.
 pub(crate) struct Shared {
@@ -72,6 +74,17 @@ impl Server {
         status: Arc<Status>,
         hub: Arc<Hub>,
         access: Access,
+    ) -> std::io::Result<Server> {
+        Server::start_with(listen, status, hub, access, None)
+    }
+
+    /// [`Server::start`], serving HTTPS with `tls` when given.
+    pub fn start_with(
+        listen: SocketAddr,
+        status: Arc<Status>,
+        hub: Arc<Hub>,
+        access: Access,
+        tls: Option<Tls>,
     ) -> std::io::Result<Server> {
         let listener = std::net::TcpListener::bind(listen)?;
         listener.set_nonblocking(true)?;
@@ -102,11 +115,27 @@ impl Server {
                     let sampler = tokio::spawn(sample(shared.clone()));
                     let app = api::router(shared);
                     let app = app.into_make_service_with_connect_info::<SocketAddr>();
-                    let served = axum::serve(listener, app)
-                        .with_graceful_shutdown(async move {
-                            let _ = rx.await;
-                        })
-                        .await;
+                    let stop = async move {
+                        let _ = rx.await;
+                    };
+                    let served = match tls {
+                        None => {
+                            axum::serve(listener, app)
+                                .with_graceful_shutdown(stop)
+                                .await
+                        }
+                        Some(tls) => match tls::TlsListener::new(listener, tls) {
+                            Ok(listener) => {
+                                // Tapped, because axum gives handlers the
+                                // client's address for tapped listeners.
+                                use axum::serve::ListenerExt;
+                                axum::serve(listener.tap_io(|_| {}), app)
+                                    .with_graceful_shutdown(stop)
+                                    .await
+                            }
+                            Err(e) => Err(e),
+                        },
+                    };
                     sampler.abort();
                     if let Err(e) = served {
                         tracing::error!(error = %e, "server stopped");

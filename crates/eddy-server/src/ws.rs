@@ -31,6 +31,7 @@ use axum::response::Response;
 use eddy_core::{Event, Expression};
 use serde_json::json;
 
+use crate::auth::Caller;
 use crate::hub::{accepts, Body, Delivery, Message, Replay};
 use crate::Shared;
 
@@ -39,8 +40,13 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 /// The close code for a client that fell behind (policy violation).
 const TOO_SLOW: u16 = 1008;
 
-pub(crate) async fn upgrade(ws: WebSocketUpgrade, State(s): State<Arc<Shared>>) -> Response {
-    ws.on_upgrade(move |socket| connection(socket, s))
+pub(crate) async fn upgrade(
+    ws: WebSocketUpgrade,
+    State(s): State<Arc<Shared>>,
+    caller: Option<axum::Extension<Caller>>,
+) -> Response {
+    let caller = caller.map(|c| c.0).unwrap_or_default();
+    ws.on_upgrade(move |socket| connection(socket, s, caller))
 }
 
 /// Writes events as a JSON array of their fields.
@@ -148,7 +154,7 @@ async fn send(socket: &mut WebSocket, text: impl Into<Utf8Bytes>) -> bool {
     socket.send(WsMessage::Text(text.into())).await.is_ok()
 }
 
-async fn connection(mut socket: WebSocket, s: Arc<Shared>) {
+async fn connection(mut socket: WebSocket, s: Arc<Shared>, caller: Caller) {
     let epoch = s.hub.epoch();
     let (conn, queue, mut rx) = s.hub.connect();
     let mut filters: HashMap<String, Option<Expression>> = HashMap::new();
@@ -171,6 +177,11 @@ async fn connection(mut socket: WebSocket, s: Arc<Shared>) {
                     }
                     Ok(Request::Subscribe { channel, .. }) if !known(&s, &channel) => json!({
                         "error": format!("no channel `{channel}`: use `metrics`, `alerts` or `node:NAME[.OUTPUT]`")
+                    })
+                    .to_string(),
+                    Ok(Request::Subscribe { channel, .. }) if !caller.may_read(&channel) => json!({
+                        "error": format!("this key may not read channel `{channel}`"),
+                        "channel": channel,
                     })
                     .to_string(),
                     Ok(Request::Subscribe { channel, filter, after }) => {

@@ -478,6 +478,7 @@ fn keys(rate: Option<(f64, f64)>) -> Access {
         name: name.into(),
         key: key.into(),
         role,
+        channels: None,
     };
     Access {
         keys: vec![
@@ -615,7 +616,7 @@ fn jwts_are_checked_for_signature_algorithm_time_audience_and_role() {
     let secret = b"a-shared-secret-of-32-bytes-or-more".to_vec();
     let access = Access {
         jwt: Some(eddy_server::JwtSettings {
-            secret: secret.clone(),
+            key: eddy_server::jwt::JwtKey::Hs256(secret.clone()),
             issuer: Some("https://id.example".into()),
             audience: Some("eddy".into()),
             role_claim: "role".into(),
@@ -705,4 +706,144 @@ fn a_key_past_its_rate_gets_429_with_retry_after_and_others_go_on() {
         200,
         "health is never limited"
     );
+}
+
+/// A key limited to some channels reads those, over the feed and REST,
+/// and is refused the others, with the reason.
+#[test]
+fn a_key_reads_only_its_channels() {
+    const KPIS: &str = "kpis-key-0123456789";
+    let mut access = keys(None);
+    access.keys.push(ApiKey {
+        name: "kpis".into(),
+        key: KPIS.into(),
+        role: Role::Viewer,
+        channels: Some(vec!["metrics".into(), "node:per_*".into()]),
+    });
+    let s = Served::with_access(access);
+    let stream = std::net::TcpStream::connect(s.server.addr()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let url = format!("ws://{}/api/v1/ws?api_key={KPIS}", s.server.addr());
+    let mut ws = tungstenite::client(url.as_str(), stream).unwrap().0;
+    for refused in ["alerts", "node:tx", "node:events.dead_letters"] {
+        ws_send(&mut ws, serde_json::json!({"subscribe": refused}));
+        let answer = ws_next(&mut ws);
+        assert_eq!(
+            answer["error"],
+            format!("this key may not read channel `{refused}`"),
+            "{answer}"
+        );
+    }
+    ws_send(
+        &mut ws,
+        serde_json::json!({"subscribe": "node:per_merchant"}),
+    );
+    assert_eq!(ws_next(&mut ws)["subscribed"], "node:per_merchant");
+    let (status, body) = s.request("GET", "/api/v1/nodes/tx/recent", Some(KPIS));
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("may not read node `tx`"), "{body}");
+    assert_eq!(
+        s.request("GET", "/api/v1/nodes/per_merchant/recent", Some(KPIS))
+            .0,
+        200
+    );
+    // A key without a list reads everything.
+    assert_eq!(
+        s.request("GET", "/api/v1/nodes/tx/recent", Some(VIEWER)).0,
+        200
+    );
+}
+
+/// With a certificate the server speaks HTTPS only: a client trusting the
+/// certificate gets through; plain HTTP on the same port gets no answer,
+/// and the server goes on serving.
+#[test]
+fn with_a_certificate_the_server_speaks_https() {
+    use openssl::ssl::{SslConnector, SslMethod};
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let tls = eddy_server::Tls::from_pem_files(&cert, &key).unwrap();
+    let plan = Plan::compile("served.toml", PIPELINE, &[]).unwrap_or_else(|d| panic!("{d}"));
+    let hub = Arc::new(Hub::new());
+    let running = eddy_runtime::start(&plan, RunOptions::default()).unwrap();
+    let status = Status::new(
+        &plan,
+        running.metrics().clone(),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let server = Server::start_with(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        Arc::new(status),
+        hub,
+        Access::default(),
+        Some(tls),
+    )
+    .unwrap();
+    let get = |path: &str| -> String {
+        let mut connector = SslConnector::builder(SslMethod::tls_client()).unwrap();
+        connector.set_ca_file(&cert).unwrap();
+        let tcp = std::net::TcpStream::connect(server.addr()).unwrap();
+        let mut tls = connector.build().connect("localhost", tcp).unwrap();
+        write!(
+            tls,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = tls.read_to_string(&mut answer);
+        answer
+    };
+    assert!(get("/healthz").starts_with("HTTP/1.1 200"));
+    let mut plain = std::net::TcpStream::connect(server.addr()).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(plain, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer);
+    assert!(
+        !String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"),
+        "plain HTTP was served"
+    );
+    let pipeline = get("/api/v1/pipeline");
+    assert!(pipeline.contains("\"pipeline\":\"served\""), "{pipeline}");
+    running.stop();
+    running.wait();
+}
+
+/// A self-signed certificate for `localhost` and its key, as PEM files.
+fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    use openssl::asn1::Asn1Time;
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::PKey;
+    use openssl::rsa::Rsa;
+    use openssl::x509::extension::SubjectAlternativeName;
+    use openssl::x509::{X509NameBuilder, X509};
+    let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "localhost").unwrap();
+    let name = name.build();
+    let mut x = X509::builder().unwrap();
+    x.set_version(2).unwrap();
+    x.set_subject_name(&name).unwrap();
+    x.set_issuer_name(&name).unwrap();
+    x.set_pubkey(&key).unwrap();
+    x.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    x.set_not_after(&Asn1Time::days_from_now(1).unwrap())
+        .unwrap();
+    let san = SubjectAlternativeName::new()
+        .dns("localhost")
+        .build(&x.x509v3_context(None, None))
+        .unwrap();
+    x.append_extension(san).unwrap();
+    x.sign(&key, MessageDigest::sha256()).unwrap();
+    let cert = dir.join("cert.pem");
+    let key_path = dir.join("key.pem");
+    std::fs::write(&cert, x.build().to_pem().unwrap()).unwrap();
+    std::fs::write(&key_path, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    (cert, key_path)
 }

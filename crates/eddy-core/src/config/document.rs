@@ -101,17 +101,37 @@ pub struct ServerSettings {
     /// requests.
     #[serde(default)]
     pub audit_log: Option<std::path::PathBuf>,
-    /// JSON Web Tokens (HS256) accepted besides the API keys.
+    /// JSON Web Tokens (HS256 or RS256) accepted besides the API keys.
     #[serde(default)]
     pub jwt: Option<JwtSettings>,
+    /// Serve HTTPS with this certificate and key.
+    #[serde(default)]
+    pub tls: Option<TlsSettings>,
 }
 
-/// How the server checks JSON Web Tokens (HS256).
+/// The server's certificate and key, PEM files.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// The certificate chain (the server's certificate first).
+    pub certificate: std::path::PathBuf,
+    /// Its private key.
+    pub key: std::path::PathBuf,
+}
+
+/// How the server checks JSON Web Tokens: HS256 with a shared secret, or
+/// RS256 with the issuer's public key (exactly one of the two).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct JwtSettings {
-    /// The environment variable holding the shared secret (at least 32 bytes).
-    pub secret_env: String,
+    /// HS256: the environment variable holding the shared secret (at
+    /// least 32 bytes).
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// RS256: a PEM file with the issuer's RSA public key (at least 2048
+    /// bits).
+    #[serde(default)]
+    pub public_key: Option<std::path::PathBuf>,
     /// Required issuer (`iss`).
     #[serde(default)]
     pub issuer: Option<String>,
@@ -145,6 +165,11 @@ pub struct ApiKeySettings {
     pub key_env: String,
     /// What it may do.
     pub role: Role,
+    /// The live-feed channels it may read (`metrics`, `alerts`,
+    /// `node:NAME`; a trailing `*` matches any rest, as `node:kpi_*`);
+    /// unset: every channel.
+    #[serde(default)]
+    pub channels: Option<Vec<String>>,
 }
 
 /// What a key may do; each role includes the ones before it.

@@ -138,13 +138,14 @@ impl OrderedEvents {
             Release::UpToWatermark => cx.watermark(),
             Release::EachTime => timer.time,
         };
-        // The entry stays (emptied): removing and re-adding keys would
-        // churn the table.
+        if self.pending.get(timer.group, &timer.key, 0).is_none() {
+            return Vec::new();
+        }
         let waiting = self
             .pending
             .update(timer.group, &timer.key, 0, Pending::default);
         let stale = self.release == Release::UpToWatermark && timer.time != waiting.timer;
-        if waiting.events.is_empty() || stale {
+        if stale {
             return Vec::new();
         }
         let mut due: Vec<Event> = Vec::with_capacity(waiting.events.len());
@@ -162,6 +163,11 @@ impl OrderedEvents {
             waiting.timer = next;
             cx.timers(TimeDomain::EventTime)
                 .register(timer.group, &timer.key, next);
+        }
+        if waiting.events.is_empty() {
+            // Nothing waits: the key leaves the table, so keys seen once
+            // (an id per order, per session) do not stay for good.
+            self.pending.remove(timer.group, &timer.key, 0);
         }
         in_input_order(&mut due);
         due
@@ -220,5 +226,51 @@ impl Decode for Pending {
             timer: dec.zigzag()?,
             events: dec.get()?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eddy_core::state::{GroupRange, KEY_GROUPS};
+
+    fn stored(events: &OrderedEvents) -> usize {
+        (0..KEY_GROUPS)
+            .filter_map(KeyGroup::new)
+            .map(|g| events.pending.iter_group(g, 0).count())
+            .sum()
+    }
+
+    /// Keys seen once leave the table once their events are released, in
+    /// both release modes; what still waits stays.
+    #[test]
+    fn released_keys_leave_the_table() {
+        for release in [Release::EachTime, Release::UpToWatermark] {
+            let mut cx = eddy_state::context(GroupRange::all());
+            let mut waiting = OrderedEvents::new(release);
+            for id in 0..100 {
+                let key = format!("order-{id}");
+                let g = KeyGroup::of(&key);
+                waiting.push(
+                    g,
+                    key.as_bytes(),
+                    Event::new(id, Fields::default()),
+                    &mut cx,
+                );
+            }
+            let mut released = 0;
+            cx.set_watermark(49);
+            for timer in cx.timers(TimeDomain::EventTime).due(49) {
+                released += waiting.release(&timer, &mut cx).len();
+            }
+            assert_eq!(released, 50, "{release:?}");
+            assert_eq!(stored(&waiting), 50, "{release:?}: the waiting keys stay");
+            cx.set_watermark(i64::MAX);
+            for timer in cx.timers(TimeDomain::EventTime).due(i64::MAX) {
+                released += waiting.release(&timer, &mut cx).len();
+            }
+            assert_eq!(released, 100, "{release:?}");
+            assert_eq!(stored(&waiting), 0, "{release:?}: no key stays");
+        }
     }
 }

@@ -134,6 +134,17 @@ pub fn execute(plan: &Plan, how: Execution) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    let tls = match plan.server.as_ref().and_then(|s| s.tls.as_ref()) {
+        Some(t) => match eddy_server::Tls::from_pem_files(&t.certificate, &t.key) {
+            Ok(tls) => Some(tls),
+            Err(problem) => {
+                eprintln!("error: [server] tls: {problem}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let rules: Vec<String> = plan
         .nodes
         .iter()
@@ -211,10 +222,10 @@ pub fn execute(plan: &Plan, how: Execution) -> anyhow::Result<ExitCode> {
             } else {
                 format!("{} API keys; only /healthz is open", access.keys.len())
             };
-            match eddy_server::Server::start(listen, Arc::new(status), hub, access) {
+            match eddy_server::Server::start_with(listen, Arc::new(status), hub, access, tls) {
                 Ok(server) => {
                     eprintln!(
-                        "serving the dashboard and API at http://{} ({guard})",
+                        "serving the dashboard and API at {scheme}://{} ({guard})",
                         server.addr()
                     );
                     Some(server)
@@ -289,6 +300,7 @@ fn access(plan: &Plan) -> Result<eddy_server::Access, String> {
             name: k.name.clone(),
             key: key.trim().to_string(),
             role: k.role,
+            channels: k.channels.clone(),
         });
     }
     let rate = server.rate_limit.map(|r| (r.per_second, r.burst));
@@ -307,15 +319,30 @@ fn access(plan: &Plan) -> Result<eddy_server::Access, String> {
     };
     let jwt = match &server.jwt {
         Some(j) => {
-            let secret = std::env::var(&j.secret_env).unwrap_or_default();
-            if secret.len() < 32 {
-                return Err(format!(
-                    "[server] jwt: the environment variable `{}` must hold the HS256 secret (at least 32 bytes)",
-                    j.secret_env
-                ));
-            }
+            let key = match (&j.secret_env, &j.public_key) {
+                (Some(var), None) => {
+                    let secret = std::env::var(var).unwrap_or_default();
+                    if secret.len() < 32 {
+                        return Err(format!(
+                            "[server] jwt: the environment variable `{var}` must hold the HS256 secret (at least 32 bytes)"
+                        ));
+                    }
+                    eddy_server::jwt::JwtKey::Hs256(secret.into_bytes())
+                }
+                (None, Some(path)) => {
+                    let pem = std::fs::read(path).map_err(|e| {
+                        format!("[server] jwt: cannot read `public_key` {}: {e}", path.display())
+                    })?;
+                    eddy_server::jwt::JwtKey::rs256_from_pem(&pem).map_err(|e| {
+                        format!("[server] jwt: `public_key` {}: {e}", path.display())
+                    })?
+                }
+                _ => {
+                    return Err("[server] jwt: give either `secret_env` (HS256) or `public_key` (a PEM file, RS256)".into())
+                }
+            };
             Some(eddy_server::JwtSettings {
-                secret: secret.into_bytes(),
+                key,
                 issuer: j.issuer.clone(),
                 audience: j.audience.clone(),
                 role_claim: j.role_claim.clone(),
