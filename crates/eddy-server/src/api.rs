@@ -203,7 +203,9 @@ async fn recent(
 }
 
 /// `GET /api/v1/alerts?status=firing|pending&filter=CEL`: the open alerts,
-/// the latest event of each, by fingerprint.
+/// the latest event of each, by fingerprint; one a `notify` node leaves
+/// out of notifications now has `suppressed_by` (`silence N`, `inhibited
+/// by FINGERPRINT`).
 async fn alerts(
     State(s): State<Arc<Shared>>,
     Query(q): Query<HashMap<String, String>>,
@@ -225,12 +227,32 @@ async fn alerts(
     };
     let key = eddy_core::sym!("status");
     let open = s.hub.active_alerts();
-    let shown = open.iter().filter(|e| {
-        status
-            .as_deref()
-            .is_none_or(|st| e.get(key).and_then(eddy_core::Value::as_str) == Some(st))
-            && crate::hub::accepts(filter.as_ref(), e)
-    });
+    let suppressed = |e: &eddy_core::Event| {
+        let fp = e.get(eddy_core::sym!("fingerprint"))?.as_str()?;
+        s.status
+            .alert_controls()
+            .iter()
+            .find_map(|(_, c)| c.suppressed_by(fp))
+    };
+    let shown: Vec<eddy_core::Event> = open
+        .iter()
+        .filter(|e| {
+            status
+                .as_deref()
+                .is_none_or(|st| e.get(key).and_then(eddy_core::Value::as_str) == Some(st))
+                && crate::hub::accepts(filter.as_ref(), e)
+        })
+        .map(|e| match suppressed(e) {
+            Some(by) => {
+                let mut e = e.clone();
+                e.fields
+                    .insert(eddy_core::sym!("suppressed_by"), eddy_core::Value::str(&by));
+                e
+            }
+            None => e.clone(),
+        })
+        .collect();
+    let shown = shown.iter();
     let mut body = Vec::with_capacity(64 + open.len() * 256);
     body.extend_from_slice(b"{\"alerts\":");
     ws::write_events(&mut body, shown);

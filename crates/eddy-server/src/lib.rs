@@ -177,11 +177,24 @@ impl Drop for Server {
     }
 }
 
-/// Samples the rates and publishes the `metrics` channel each second.
+/// Samples the rates and publishes the `metrics` channel each second;
+/// records in the alert history which alerts the `notify` nodes began or
+/// stopped suppressing.
 async fn sample(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(SAMPLE_EVERY);
     loop {
         tick.tick().await;
+        for (_, control) in shared.status.alert_controls() {
+            for change in control.take_changes() {
+                shared.hub.record(serde_json::json!({
+                    "fingerprint": change.fingerprint,
+                    "alertname": change.alertname,
+                    "status": if change.by.is_some() { "suppressed" } else { "unsuppressed" },
+                    "cause": change.by,
+                    "at": eddy_core::time::format_rfc3339(change.at),
+                }));
+            }
+        }
         shared.status.sample();
         let snapshot = shared.status.snapshot(shared.hub.connections());
         shared.hub.send("metrics", hub::Body::Json(snapshot));

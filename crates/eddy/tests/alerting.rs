@@ -350,9 +350,11 @@ fn the_cli_acknowledges_and_silences_through_the_api() {
     assert_eq!(told[0]["alerts"][0]["comment"], "on it");
 }
 
-/// An alert resolved by hand through the CLI: the rule resolves it naming
-/// who did it, the receiver hears of the resolution, the history shows it
-/// and the alert is no longer open.
+/// An alert silenced, then resolved by hand through the CLI: while
+/// silenced it is listed with what suppresses it and the history records
+/// that; resolved, the rule resolves it naming who did it, the receiver
+/// hears of the resolution, the history shows it and the alert is no
+/// longer open.
 #[test]
 fn the_cli_resolves_an_alert_by_hand() {
     let hook = HttpReceiver::start();
@@ -432,6 +434,32 @@ url = "{hook}"
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
+    // Silenced, the open alert says by what, and the history records it.
+    let silenced = cli(&[
+        "silence",
+        "--matcher",
+        "alertname = \"big_order\"",
+        "--duration",
+        "1h",
+    ]);
+    assert!(silenced.starts_with("silence 1 until"), "{silenced}");
+    support::wait_until(
+        Duration::from_secs(10),
+        "the alert listed as silenced",
+        || cli(&["list", "--json"]).contains("\"suppressed_by\":\"silence 1\""),
+    );
+    assert!(cli(&["unsilence", "1"]).contains("silence 1 ended"));
+    // Both ends of the suppression reach the history.
+    support::wait_until(
+        Duration::from_secs(10),
+        "the suppression in the history",
+        || {
+            let history = cli(&["history", "--fingerprint", &fingerprint]);
+            history.contains("\"status\":\"suppressed\"")
+                && history.contains("\"cause\":\"silence 1\"")
+                && history.contains("\"status\":\"unsuppressed\"")
+        },
+    );
     let answer = cli(&[
         "resolve",
         &fingerprint,

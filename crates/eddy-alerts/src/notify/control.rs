@@ -54,13 +54,35 @@ pub struct ControlState {
     pub silences: Vec<Silence>,
 }
 
-/// One `notify` node's acknowledgements and silences for one run.
+/// A firing alert left out of notifications, or back in them.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Suppression {
+    /// The alert.
+    pub fingerprint: String,
+    /// Its rule.
+    pub alertname: String,
+    /// `silence N` or `inhibited by FINGERPRINT`; `None`: no longer.
+    pub by: Option<String>,
+    /// When the node saw it (ms since the epoch).
+    pub at: i64,
+}
+
+/// One `notify` node's acknowledgements and silences for one run, and
+/// which alerts it is suppressing now (for the API; derived, so not
+/// checkpointed).
 #[derive(Debug, Default)]
 pub struct AlertControl {
     state: Mutex<ControlState>,
     /// Bumped by every change, so the operator copies only new versions.
     version: AtomicU64,
+    /// Suppressed alerts now: fingerprint → by what.
+    suppressed: Mutex<BTreeMap<String, String>>,
+    /// Suppressions begun and ended since the server last took them.
+    changes: Mutex<Vec<Suppression>>,
 }
+
+/// Suppression changes kept for the server between its looks.
+const KEEP_CHANGES: usize = 10_000;
 
 /// How long an expired silence stays listed.
 const KEEP_EXPIRED_MS: i64 = 24 * 3_600_000;
@@ -152,6 +174,46 @@ impl AlertControl {
         true
     }
 
+    /// Records that the alert `fingerprint` of rule `alertname` is
+    /// suppressed `by` something now (`None`: it is not), noting the change
+    /// if it is one.
+    pub fn set_suppressed(&self, fingerprint: &str, alertname: &str, by: Option<String>, at: i64) {
+        let mut now = self
+            .suppressed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let changed = match &by {
+            Some(b) => now.insert(fingerprint.to_string(), b.clone()).as_ref() != Some(b),
+            None => now.remove(fingerprint).is_some(),
+        };
+        drop(now);
+        if changed {
+            let mut changes = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
+            if changes.len() < KEEP_CHANGES {
+                changes.push(Suppression {
+                    fingerprint: fingerprint.to_string(),
+                    alertname: alertname.to_string(),
+                    by,
+                    at,
+                });
+            }
+        }
+    }
+
+    /// What suppresses the alert `fingerprint` now, if anything.
+    pub fn suppressed_by(&self, fingerprint: &str) -> Option<String> {
+        let now = self
+            .suppressed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        now.get(fingerprint).cloned()
+    }
+
+    /// The suppressions begun and ended since the last call, oldest first.
+    pub fn take_changes(&self) -> Vec<Suppression> {
+        std::mem::take(&mut *self.changes.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
     /// Puts back what a restored run had (replacing anything newer only if
     /// nothing was written since the run started).
     pub fn restore(&self, state: ControlState) {
@@ -165,7 +227,8 @@ impl AlertControl {
 /// Silences compiled for matching.
 #[derive(Default)]
 pub struct Silencer {
-    silences: Vec<(i64, i64, Vec<Matcher>)>,
+    /// (id, from, until, matchers).
+    silences: Vec<(u64, i64, i64, Vec<Matcher>)>,
 }
 
 impl Silencer {
@@ -177,17 +240,21 @@ impl Silencer {
                 .filter_map(|s| {
                     let matchers: Result<Vec<Matcher>, String> =
                         s.matchers.iter().map(|m| Matcher::parse(m)).collect();
-                    Some((s.starts_at, s.ends_at, matchers.ok()?))
+                    Some((s.id, s.starts_at, s.ends_at, matchers.ok()?))
                 })
                 .collect(),
         }
     }
 
-    /// Whether an alert with `labels` is silenced at `now`.
-    pub fn silences(&self, labels: &BTreeMap<String, String>, now: i64) -> bool {
-        self.silences.iter().any(|(from, until, matchers)| {
-            *from <= now && now < *until && matchers.iter().all(|m| m.matches(labels))
-        })
+    /// The silence that silences an alert with `labels` at `now`, if one
+    /// does (the first made).
+    pub fn silenced_by(&self, labels: &BTreeMap<String, String>, now: i64) -> Option<u64> {
+        self.silences
+            .iter()
+            .find(|(_, from, until, matchers)| {
+                *from <= now && now < *until && matchers.iter().all(|m| m.matches(labels))
+            })
+            .map(|(id, ..)| *id)
     }
 }
 
@@ -292,10 +359,14 @@ mod tests {
         assert_eq!(version, 2);
         let s = Silencer::new(&state.silences);
         let ops: BTreeMap<String, String> = [("team".into(), "ops".into())].into();
-        assert!(!s.silences(&ops, 99) && s.silences(&ops, 100) && !s.silences(&ops, 200));
-        assert!(!s.silences(&BTreeMap::new(), 150));
+        let by = |t| s.silenced_by(&ops, t);
+        assert_eq!((by(99), by(100), by(200)), (None, Some(1), None));
+        assert_eq!(s.silenced_by(&BTreeMap::new(), 150), None);
         assert!(c.expire(1, 150));
-        assert!(!Silencer::new(&c.snapshot().1.silences).silences(&ops, 160));
+        assert_eq!(
+            Silencer::new(&c.snapshot().1.silences).silenced_by(&ops, 160),
+            None
+        );
         let bytes = eddy_core::codec::encode_to_vec(&c.snapshot().1);
         assert_eq!(
             eddy_core::codec::decode_from::<ControlState>(&bytes).unwrap(),

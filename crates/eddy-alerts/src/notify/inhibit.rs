@@ -69,22 +69,24 @@ impl Inhibitor {
         self.rules.iter().any(|r| all(&r.source, labels))
     }
 
-    /// Whether the alert `fingerprint` with `labels` is muted by one of the
-    /// firing `sources` (fingerprint, labels); an alert never mutes itself.
-    pub fn mutes<'a>(
+    /// The firing source (of `sources`: fingerprint, labels) that mutes
+    /// the alert `fingerprint` with `labels`, if one does; an alert never
+    /// mutes itself.
+    pub fn muted_by<'a>(
         &self,
         fingerprint: &str,
         labels: &BTreeMap<String, String>,
         sources: impl Iterator<Item = (&'a str, &'a BTreeMap<String, String>)> + Clone,
-    ) -> bool {
+    ) -> Option<&'a str> {
         self.rules
             .iter()
             .filter(|r| all(&r.target, labels))
-            .any(|r| {
-                sources.clone().any(|(fp, source)| {
-                    fp != fingerprint
+            .find_map(|r| {
+                sources.clone().find_map(|(fp, source)| {
+                    let mutes = fp != fingerprint
                         && all(&r.source, source)
-                        && r.equal.iter().all(|l| source.get(l) == labels.get(l))
+                        && r.equal.iter().all(|l| source.get(l) == labels.get(l));
+                    mutes.then_some(fp)
                 })
             })
     }
@@ -115,10 +117,11 @@ mod tests {
         let warning_us = labels(&[("severity", "high"), ("cluster", "us")]);
         let info_eu = labels(&[("severity", "info"), ("cluster", "eu")]);
         assert!(i.is_source(&critical) && !i.is_source(&warning_eu));
-        assert!(i.mutes("w1", &warning_eu, sources.iter().copied()));
-        assert!(!i.mutes("w2", &warning_us, sources.iter().copied()));
-        assert!(!i.mutes("i1", &info_eu, sources.iter().copied()));
-        assert!(!i.mutes("w1", &warning_eu, std::iter::empty()));
+        let by = |fp, l| i.muted_by(fp, l, sources.iter().copied());
+        assert_eq!(by("w1", &warning_eu), Some("c1"));
+        assert_eq!(by("w2", &warning_us), None);
+        assert_eq!(by("i1", &info_eu), None);
+        assert_eq!(i.muted_by("w1", &warning_eu, std::iter::empty()), None);
         assert!(Inhibitor::new(&[InhibitConfig {
             source_matchers: vec![],
             target_matchers: vec!["a = b".into()],

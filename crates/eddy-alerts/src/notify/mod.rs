@@ -49,7 +49,7 @@ mod route;
 mod tests;
 
 pub use config::NotifyConfig;
-pub use control::{Ack, AlertControl, ControlState, Silence, Silencer};
+pub use control::{Ack, AlertControl, ControlState, Silence, Silencer, Suppression};
 pub use escalate::{Escalation, LevelConfig};
 pub use group::Group;
 pub use inhibit::{InhibitConfig, Inhibitor};

@@ -185,11 +185,14 @@ impl NotifyOperator {
             .to_string();
         let labels = alert_labels(&event).ok_or("not an alert event: it has no `labels` map")?;
         let firing = is_firing(&event);
-        if !firing && self.acked.contains(&fingerprint) {
-            // An acknowledgement lasts until the alert resolves.
-            if let Some(control) = &self.control {
+        if let (false, Some(control)) = (firing, &self.control) {
+            // An acknowledgement lasts until the alert resolves, and a
+            // resolved alert is suppressed no more.
+            if self.acked.contains(&fingerprint) {
                 control.forget(&fingerprint);
             }
+            let name = labels.get("alertname").map_or("", String::as_str);
+            control.set_suppressed(&fingerprint, name, None, now);
         }
         if self.inhibitor.is_source(&labels) {
             let g = KeyGroup::of(&fingerprint);
@@ -301,7 +304,19 @@ impl NotifyOperator {
                 return false;
             };
             let sources = sources.iter().map(|(fp, l)| (fp.as_str(), l));
-            self.silencer.silences(&labels, now) || self.inhibitor.mutes(fp, &labels, sources)
+            let by = match self.silencer.silenced_by(&labels, now) {
+                Some(id) => Some(format!("silence {id}")),
+                None => self
+                    .inhibitor
+                    .muted_by(fp, &labels, sources)
+                    .map(|source| format!("inhibited by {source}")),
+            };
+            let muted = by.is_some();
+            if let Some(control) = &self.control {
+                let name = labels.get("alertname").map_or("", String::as_str);
+                control.set_suppressed(fp, name, by, now);
+            }
+            muted
         };
         let acked = |e: &Event| {
             let fp = e
@@ -411,7 +426,11 @@ impl NotifyOperator {
             return;
         }
         let key = String::from_utf8_lossy(&timer.key).into_owned();
-        if let Some(&output) = self.outputs.get(receiver) {
+        // A rung reached while the alert is silenced is passed over.
+        let silenced = alert_labels(&climb.alert)
+            .and_then(|labels| self.silencer.silenced_by(&labels, timer.time))
+            .is_some();
+        if let (Some(&output), false) = (self.outputs.get(receiver), silenced) {
             let group = Group {
                 route: climb.route,
                 ..Group::default()
@@ -420,8 +439,8 @@ impl NotifyOperator {
                 output,
                 group.notification(receiver, &key, std::slice::from_ref(&climb.alert)),
             );
+            climb.reached.push(receiver.clone());
         }
-        climb.reached.push(receiver.clone());
         climb.next += 1;
         if let Some(&(after, _)) = route.escalate.get(climb.next as usize) {
             cx.timers(TimeDomain::ProcessingTime).register(

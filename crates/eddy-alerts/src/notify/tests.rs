@@ -348,9 +348,29 @@ fn a_silence_mutes_matching_alerts_while_it_lasts() {
         vec![(10, sent("oncall", "firing", &["cpu:firing"]))]
     );
     assert_eq!(
+        n.control.suppressed_by("cpu/fin").as_deref(),
+        Some("silence 1"),
+        "the API can say why it is quiet"
+    );
+    assert_eq!(
         n.run_to(69 * S, 70 * S),
         vec![(70, sent("oncall", "firing", &["cpu:firing"]))],
         "fin's group speaks once the silence ended"
+    );
+    assert_eq!(n.control.suppressed_by("cpu/fin"), None);
+    let changes: Vec<(String, Option<String>, i64)> = n
+        .control
+        .take_changes()
+        .into_iter()
+        .map(|c| (c.fingerprint, c.by, c.at / S))
+        .collect();
+    assert_eq!(
+        changes,
+        vec![
+            ("cpu/fin".into(), Some("silence 1".into()), 10),
+            ("cpu/fin".into(), None, 70)
+        ],
+        "suppressed once, then no longer: each change once"
     );
 }
 
@@ -524,4 +544,32 @@ fn a_zero_group_wait_speaks_at_once() {
         n.tick(5 * S),
         vec![sent("oncall", "firing", &["cpu:firing"])]
     );
+}
+
+/// A rung of an escalation reached while the alert is silenced is passed
+/// over (no one is paged during the silence); the climb goes on.
+#[test]
+fn a_silenced_alert_does_not_page_up_its_ladder() {
+    let body = CONFIG.replace(
+        "continue = true,",
+        "continue = true, escalate = [{ after = \"5m\", receiver = \"boss\" }, { after = \"15m\", receiver = \"cto\" }],",
+    );
+    let mut n = Notify::with(&body);
+    n.control
+        .silence(
+            vec!["alertname = \"budget\"".into()],
+            200 * S,
+            600 * S,
+            "ann".into(),
+            "maintenance".into(),
+        )
+        .unwrap();
+    n.send(0, vec![alert("budget", "firing", "critical", "ops")]);
+    let climbed: Vec<(i64, String)> = n
+        .run_to(0, 1000 * S)
+        .into_iter()
+        .filter(|(_, s)| s.0 == "boss" || s.0 == "cto")
+        .map(|(t, s)| (t, s.0))
+        .collect();
+    assert_eq!(climbed, vec![(910, "cto".to_string())]);
 }
