@@ -71,30 +71,17 @@ url = "{chat}"
             chat = chat.url(),
         ),
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_eddy"))
-        .arg("run")
-        .arg(&config)
-        .args(["--duration", "3", "-q"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_for_3s(&config);
 
     let hooked = hook.requests();
-    let bodies: Vec<Value> = hooked
-        .iter()
-        .map(|r| serde_json::from_slice(&r.body).unwrap())
-        .collect();
-    let statuses: Vec<&str> = bodies
+    let hooked_bodies = bodies(&hook);
+    let statuses: Vec<&str> = hooked_bodies
         .iter()
         .map(|b| b["status"].as_str().unwrap())
         .collect();
     assert_eq!(statuses.first(), Some(&"firing"), "{statuses:?}");
     assert_eq!(statuses.last(), Some(&"resolved"), "{statuses:?}");
-    for (r, b) in hooked.iter().zip(&bodies) {
+    for (r, b) in hooked.iter().zip(&hooked_bodies) {
         assert_eq!(b["version"], "4");
         assert_eq!(b["receiver"], "hook");
         assert_eq!(b["groupLabels"]["alertname"], "payments_flowing");
@@ -108,11 +95,7 @@ url = "{chat}"
         );
         assert_eq!(r.header("x-eddy-signature"), Some(want.as_str()));
     }
-    let chatted: Vec<Value> = chat
-        .requests()
-        .iter()
-        .map(|r| serde_json::from_slice(&r.body).unwrap())
-        .collect();
+    let chatted = bodies(&chat);
     assert!(!chatted.is_empty());
     assert_eq!(chatted[0]["text"], "[FIRING:1] payments_critical");
     assert_eq!(chatted[0]["attachments"][0]["color"], "#d00000");
@@ -172,23 +155,9 @@ url = "{hook}"
             hook = hook.url(),
         ),
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_eddy"))
-        .arg("run")
-        .arg(&config)
-        .args(["--duration", "3", "-q"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let bodies: Vec<Value> = hook
-        .requests()
-        .iter()
-        .map(|r| serde_json::from_slice(&r.body).unwrap())
-        .collect();
-    let first = bodies.first().expect("no notification reached the webhook");
+    run_for_3s(&config);
+    let got = bodies(&hook);
+    let first = got.first().expect("no notification reached the webhook");
     assert_eq!(first["status"], "firing", "{first}");
     let alert = &first["alerts"][0];
     assert_eq!(alert["labels"]["alertname"], "eddy_error_rate");
@@ -231,15 +200,7 @@ fn an_escalation_survives_sigkill_on_time_without_repeats() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let firing = |r: &HttpReceiver| -> usize {
-        r.requests()
-            .iter()
-            .filter(|q| {
-                let b: Value = serde_json::from_slice(&q.body).unwrap();
-                b["status"] == "firing"
-            })
-            .count()
-    };
+    let firing = |r: &HttpReceiver| bodies(r).iter().filter(|b| b["status"] == "firing").count();
     assert_eq!(firing(&hook), 1, "the first notification was repeated");
     assert_eq!(
         firing(&boss),
@@ -288,15 +249,7 @@ fn the_cli_acknowledges_and_silences_through_the_api() {
         .as_str()
         .unwrap()
         .to_string();
-    let cli = |args: &[&str]| -> String {
-        let out = support::succeed(
-            Command::new(env!("CARGO_BIN_EXE_eddy"))
-                .arg("alerts")
-                .args(args)
-                .args(["--url", &url]),
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let cli = |args: &[&str]| alerts_cli(&url, args);
     let acked = cli(&["ack", &fingerprint, "--by", "ann", "--comment", "on it"]);
     assert!(
         acked.contains("acknowledged") && acked.contains("ann"),
@@ -335,11 +288,9 @@ fn the_cli_acknowledges_and_silences_through_the_api() {
         boss.requests().is_empty(),
         "the acknowledged alert escalated anyway"
     );
-    let told: Vec<Value> = hook
-        .requests()
-        .iter()
-        .map(|r| serde_json::from_slice(&r.body).unwrap())
-        .filter(|b: &Value| b["status"] == "acknowledged")
+    let told: Vec<Value> = bodies(&hook)
+        .into_iter()
+        .filter(|b| b["status"] == "acknowledged")
         .collect();
     assert_eq!(
         told.len(),
@@ -425,15 +376,7 @@ url = "{hook}"
         .as_str()
         .unwrap()
         .to_string();
-    let cli = |args: &[&str]| -> String {
-        let out = support::succeed(
-            Command::new(env!("CARGO_BIN_EXE_eddy"))
-                .arg("alerts")
-                .args(args)
-                .args(["--url", &url]),
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let cli = |args: &[&str]| alerts_cli(&url, args);
     // Silenced, the open alert says by what, and the history records it.
     let silenced = cli(&[
         "silence",
@@ -470,10 +413,7 @@ url = "{hook}"
     ]);
     assert!(answer.contains("resolving"), "{answer}");
     support::wait_until(Duration::from_secs(10), "the resolved notification", || {
-        hook.requests().iter().any(|r| {
-            let b: Value = serde_json::from_slice(&r.body).unwrap();
-            b["status"] == "resolved"
-        })
+        bodies(&hook).iter().any(|b| b["status"] == "resolved")
     });
     let history = cli(&["history", "--fingerprint", &fingerprint]);
     let newest: Value = serde_json::from_str(history.lines().next().unwrap()).unwrap();
@@ -538,6 +478,36 @@ url = "{boss}"
             boss = boss.url(),
         ),
     )
+}
+
+/// Runs `config` for 3 seconds and fails the test unless it succeeds.
+fn run_for_3s(config: &std::path::Path) {
+    support::succeed(
+        Command::new(env!("CARGO_BIN_EXE_eddy"))
+            .arg("run")
+            .arg(config)
+            .args(["--duration", "3", "-q"]),
+    );
+}
+
+/// The JSON bodies `receiver` got, in order.
+fn bodies(receiver: &HttpReceiver) -> Vec<Value> {
+    receiver
+        .requests()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect()
+}
+
+/// `eddy alerts ARGS --url URL`'s output; fails the test unless it succeeds.
+fn alerts_cli(url: &str, args: &[&str]) -> String {
+    let out = support::succeed(
+        Command::new(env!("CARGO_BIN_EXE_eddy"))
+            .arg("alerts")
+            .args(args)
+            .args(["--url", url]),
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Waits (up to 30 s) for `hook`'s first request.

@@ -275,6 +275,37 @@ fn bench_prints_json_figures() {
     assert!(v["p99_ms"].as_f64().is_some());
 }
 
+/// The alerting and ingest benchmarks run end to end on a small scale:
+/// every probe alert reaches the webhook, every posted event the sink.
+#[test]
+fn the_alerting_and_ingest_benchmarks_measure_what_they_say() {
+    let out = succeed(eddy().args([
+        "bench",
+        "alerting",
+        "--alerts",
+        "200",
+        "--rate",
+        "200",
+        "--minutes",
+        "0.1",
+    ]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let counts = text
+        .split("event to webhook through Eddy (")
+        .nth(1)
+        .and_then(|rest| rest.split(" arrived)").next())
+        .unwrap_or_else(|| panic!("no latency line: {text}"));
+    let (arrived, probes) = counts.split_once(" of ").unwrap();
+    assert_eq!(arrived, probes, "{text}");
+    assert!(probes.parse::<u32>().unwrap() >= 50, "{text}");
+    let out = succeed(eddy().args(["bench", "ingest", "--events", "20000", "--rounds", "1"]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("HTTP ingest (2 × 1000-event bodies)"),
+        "{text}"
+    );
+}
+
 #[test]
 fn the_readme_pipeline_example_validates() {
     let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();

@@ -36,6 +36,21 @@ impl Demo {
             _dir: dir,
         }
     }
+
+    /// `GET /api/v1/alerts/history` of one alert.
+    fn history(&self, fingerprint: &str) -> Value {
+        let url = format!(
+            "{}/api/v1/alerts/history?fingerprint={fingerprint}",
+            self.url
+        );
+        let text = ureq::get(url)
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
 }
 
 impl Drop for Demo {
@@ -155,18 +170,7 @@ fn the_demo_dashboard_goes_live_shows_every_node_and_its_charts_move() {
         "the row shows the acknowledgement",
         "return [...document.querySelectorAll('#alerts span.acked')].some(s => s.textContent.trim() === 'acked by dashboard');",
     );
-    let history: Value = serde_json::from_str(
-        &ureq::get(format!(
-            "{}/api/v1/alerts/history?fingerprint={fingerprint}",
-            demo.url
-        ))
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_to_string()
-        .unwrap(),
-    )
-    .unwrap();
+    let history = demo.history(fingerprint);
     assert_eq!(history["history"][0]["status"], "acknowledged", "{history}");
     assert_eq!(history["history"][0]["by"], "dashboard");
 
@@ -203,19 +207,7 @@ fn the_demo_dashboard_goes_live_shows_every_node_and_its_charts_move() {
         "document.querySelector('button.resolve[data-fingerprint=\"{fingerprint}\"]').click(); return true;"
     ));
     support::wait_until(Duration::from_secs(20), "the resolution by hand", || {
-        let history: Value = serde_json::from_str(
-            &ureq::get(format!(
-                "{}/api/v1/alerts/history?fingerprint={fingerprint}",
-                demo.url
-            ))
-            .call()
-            .unwrap()
-            .body_mut()
-            .read_to_string()
-            .unwrap(),
-        )
-        .unwrap();
-        history["history"]
+        demo.history(fingerprint)["history"]
             .as_array()
             .unwrap()
             .iter()

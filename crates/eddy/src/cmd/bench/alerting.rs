@@ -9,9 +9,9 @@
 //! moment it is posted to the moment its notification arrives (`group_wait`
 //! is 0, so this is the pipeline: ingest, rule, routing, delivery), as
 //! percentiles, beside the floor: the same receiver's latency for posts
-//! sent to it directly; and the process's resident memory every 10 s with the
-//! number of alerts firing, then its growth from the first sample with
-//! every alert open to the last.
+//! sent to it directly; and the process's resident memory every 10 s with
+//! the number of alerts firing, then its change from the first minute's
+//! end (every alert open, start-up over) to the last sample.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -119,24 +119,8 @@ listen = "127.0.0.1:{api_port}"
 [sources.events]
 type = "http"
 
-[alerts.steady]
-inputs = ["events"]
-condition = 'kind == "steady"'
-key = "id"
-severity = "high"
-resolve_after = "1h"
-labels = {{ id = "{{id}}" }}
-annotations = {{ id = "{{id}}" }}
-
-[alerts.probe]
-inputs = ["events"]
-condition = 'kind == "probe"'
-key = "id"
-severity = "critical"
-resolve_after = "1s"
-labels = {{ id = "{{id}}" }}
-annotations = {{ id = "{{id}}" }}
-
+{steady}
+{probe}
 [alerts.notify]
 type = "notify"
 inputs = ["steady", "probe"]
@@ -151,9 +135,26 @@ type = "webhook"
 url = "http://127.0.0.1:{hook_port}/hook"
 "#,
             workers = args.workers,
+            steady = rule("steady", "high", "1h"),
+            probe = rule("probe", "critical", "1s"),
         ),
     )?;
     Ok(path)
+}
+
+/// An alert rule per id over the events of `kind`.
+fn rule(kind: &str, severity: &str, resolve_after: &str) -> String {
+    format!(
+        r#"[alerts.{kind}]
+inputs = ["events"]
+condition = 'kind == "{kind}"'
+key = "id"
+severity = "{severity}"
+resolve_after = "{resolve_after}"
+labels = {{ id = "{{id}}" }}
+annotations = {{ id = "{{id}}" }}
+"#
+    )
 }
 
 /// Posts the events and samples memory until `--minutes` passed.
@@ -300,15 +301,27 @@ fn report_latency(
     Ok(())
 }
 
+/// Memory from the first sample a minute in with every alert firing (the
+/// start-up's transient memory gone by then) to the last, with the range
+/// between.
 fn report_memory(samples: &[(f64, f64, usize)], alerts: usize) {
-    let warm = samples.iter().find(|(_, _, firing)| *firing >= alerts);
-    match (warm, samples.last()) {
-        (Some(&(from, first, _)), Some(&(to, last, _))) if to > from => println!(
-            "memory with all {alerts} alerts firing: {first:.1} MiB at {from:.0} s, {last:.1} MiB at {to:.0} s ({:+.1} MiB, {:+.2} MiB/min)",
-            last - first,
-            (last - first) / ((to - from) / 60.0)
+    let warm: Vec<&(f64, f64, usize)> = samples
+        .iter()
+        .filter(|(at, _, firing)| *at >= 60.0 && *firing >= alerts)
+        .collect();
+    match (warm.first(), warm.last()) {
+        (Some(&&(from, first, _)), Some(&&(to, last, _))) if to > from => {
+            let low = warm.iter().map(|s| s.1).fold(f64::INFINITY, f64::min);
+            let high = warm.iter().map(|s| s.1).fold(0.0, f64::max);
+            println!(
+                "memory with all {alerts} alerts firing: {first:.1} MiB at {from:.0} s, {last:.1} MiB at {to:.0} s ({:+.1} MiB, {:+.2} MiB/min; {low:.1} to {high:.1} MiB between)",
+                last - first,
+                (last - first) / ((to - from) / 60.0)
+            )
+        }
+        _ => println!(
+            "memory: every alert firing for two samples after the first minute is needed; run longer (--minutes)"
         ),
-        _ => println!("memory: not every alert was firing for two samples; run longer (--minutes)"),
     }
 }
 

@@ -22,10 +22,14 @@
 //! `eddy bench alerting` measures how long an alert takes from its event to
 //! a local webhook, and memory with 10,000 alerts firing (see
 //! [`alerting`]).
+//!
+//! `eddy bench ingest` measures HTTP ingest against the file source on the
+//! same events (see [`ingest`]).
 
 mod alerting;
 mod baseline;
 mod enrich;
+mod ingest;
 #[cfg(feature = "kafka")]
 mod kafka;
 #[cfg(feature = "postgres")]
@@ -67,6 +71,8 @@ pub enum BenchCommand {
     /// Alert latency from event to webhook, and memory with 10,000 alerts
     /// firing.
     Alerting(alerting::AlertingArgs),
+    /// HTTP ingest into a blackhole against the file source, same events.
+    Ingest(ingest::IngestArgs),
 }
 
 /// Where the benchmark's bids come from.
@@ -302,6 +308,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         }
         BenchCommand::Spill(args) => return spill::run(&args),
         BenchCommand::Alerting(args) => return alerting::run(&args),
+        BenchCommand::Ingest(args) => return ingest::run(&args),
         #[cfg(feature = "redis")]
         BenchCommand::Redis(args) => return redis::run(&args),
         #[cfg(feature = "kafka")]
