@@ -177,13 +177,17 @@ pub struct Hub {
     history_file: Option<Mutex<HistoryFile>>,
 }
 
-/// The alert history on disk: one JSON object per line, appended as
-/// entries come, rewritten with the latest [`ALERT_HISTORY`] once it holds
-/// twice that many.
+/// The alert history on disk: one JSON object per line, appended by the
+/// server each second (never by an engine thread), rewritten with the
+/// latest [`ALERT_HISTORY`] once it would hold twice that many.
 struct HistoryFile {
     path: std::path::PathBuf,
     file: std::fs::File,
     lines: usize,
+    /// Entries recorded since the last save.
+    unwritten: Vec<serde_json::Value>,
+    /// More came than are kept: the next save rewrites the file.
+    overflow: bool,
 }
 
 /// Alert history entries kept (the oldest go first).
@@ -193,31 +197,41 @@ pub const ALERT_HISTORY: usize = 10_000;
 pub const ALERTS: &str = "alerts";
 
 impl HistoryFile {
-    /// Appends `entry`; first rewrites the file with the latest entries of
-    /// `kept` once it holds twice as many lines as are kept.
-    fn append(
-        &mut self,
-        entry: &serde_json::Value,
-        kept: &VecDeque<serde_json::Value>,
-    ) -> std::io::Result<()> {
+    /// Notes `entry` for the next save.
+    fn note(&mut self, entry: &serde_json::Value) {
+        if self.unwritten.len() < ALERT_HISTORY {
+            self.unwritten.push(entry.clone());
+        } else {
+            self.overflow = true;
+        }
+    }
+
+    /// Appends what was noted since the last save, or rewrites the file
+    /// with `kept` (which holds it too) when it would grow past twice
+    /// [`ALERT_HISTORY`] lines.
+    fn save(&mut self, kept: &VecDeque<serde_json::Value>) -> std::io::Result<()> {
         use std::io::Write;
-        if self.lines >= 2 * ALERT_HISTORY {
-            let tmp = self.path.with_extension("ndjson.tmp");
+        let lines = |entries: &mut dyn Iterator<Item = &serde_json::Value>| {
             let mut text = String::new();
-            for e in kept
-                .iter()
-                .skip(kept.len().saturating_sub(ALERT_HISTORY - 1))
-            {
+            for e in entries {
                 text.push_str(&e.to_string());
                 text.push('\n');
             }
-            std::fs::write(&tmp, text)?;
+            text
+        };
+        if self.overflow || self.lines + self.unwritten.len() >= 2 * ALERT_HISTORY {
+            let tmp = self.path.with_extension("ndjson.tmp");
+            std::fs::write(&tmp, lines(&mut kept.iter()))?;
             std::fs::rename(&tmp, &self.path)?;
             self.file = std::fs::OpenOptions::new().append(true).open(&self.path)?;
-            self.lines = kept.len().min(ALERT_HISTORY - 1);
+            self.lines = kept.len();
+        } else {
+            self.file
+                .write_all(lines(&mut self.unwritten.iter()).as_bytes())?;
+            self.lines += self.unwritten.len();
         }
-        writeln!(self.file, "{entry}")?;
-        self.lines += 1;
+        self.unwritten.clear();
+        self.overflow = false;
         Ok(())
     }
 }
@@ -290,6 +304,8 @@ impl Hub {
             path: path.to_path_buf(),
             file,
             lines,
+            unwritten: Vec::new(),
+            overflow: false,
         }));
         Ok(self)
     }
@@ -331,19 +347,32 @@ impl Hub {
             .collect()
     }
 
-    /// Adds an entry to the alert history (and its file).
+    /// Adds an entry to the alert history (its file gets it at the next
+    /// [`Hub::save_history`]).
     pub fn record(&self, entry: serde_json::Value) {
         let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(file) = &self.history_file {
-            let mut file = file.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Err(e) = file.append(&entry, &history) {
-                tracing::warn!(path = %file.path.display(), error = %e, "cannot write the alert history");
-            }
+            file.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .note(&entry);
         }
         if history.len() == ALERT_HISTORY {
             history.pop_front();
         }
         history.push_back(entry);
+    }
+
+    /// Writes the history entries recorded since the last call to its file
+    /// (the server does each second and when it stops).
+    pub fn save_history(&self) {
+        let Some(file) = &self.history_file else {
+            return;
+        };
+        let history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut file = file.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Err(e) = file.save(&history) {
+            tracing::warn!(path = %file.path.display(), error = %e, "cannot write the alert history");
+        }
     }
 
     /// Keeps the open alerts current with a rule's transitions and records
@@ -681,6 +710,7 @@ mod tests {
         for i in 0..3 {
             hub.record(serde_json::json!({"fingerprint": "a", "n": i}));
         }
+        hub.save_history();
         drop(hub);
         std::fs::write(
             &path,
@@ -693,7 +723,11 @@ mod tests {
         assert_eq!(ns, [2, 1, 0], "newest first, the bad line skipped");
         for i in 3..(2 * ALERT_HISTORY as i64 + 10) {
             hub.record(serde_json::json!({"fingerprint": "a", "n": i}));
+            if i % 1000 == 0 {
+                hub.save_history();
+            }
         }
+        hub.save_history();
         let lines = std::fs::read_to_string(&path).unwrap().lines().count();
         assert!(
             lines <= ALERT_HISTORY + 20,

@@ -95,6 +95,7 @@ impl Server {
             .enable_all()
             .build()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let history = hub.clone();
         let shared = Arc::new(Shared {
             status,
             hub,
@@ -143,6 +144,7 @@ impl Server {
                 });
                 // Open WebSocket connections end with the runtime.
                 rt.shutdown_timeout(Duration::from_secs(1));
+                history.save_history();
             })?;
         Ok(Server {
             addr,
@@ -195,6 +197,7 @@ async fn sample(shared: Arc<Shared>) {
                 }));
             }
         }
+        shared.hub.save_history();
         shared.status.sample();
         let snapshot = shared.status.snapshot(shared.hub.connections());
         shared.hub.send("metrics", hub::Body::Json(snapshot));

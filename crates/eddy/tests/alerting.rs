@@ -424,6 +424,10 @@ url = "{hook}"
     let status = child.wait().unwrap();
     let log = log.join().unwrap();
     assert!(status.success(), "{log}");
+    // The history outlives the run, for the next one to read back.
+    let kept =
+        std::fs::read_to_string(dir.path().join("data/alert-history-resolving.ndjson")).unwrap();
+    assert!(kept.contains("resolved by bob: refunded"), "{kept}");
 }
 
 /// A live pipeline whose every simulated transaction keeps one critical
