@@ -231,10 +231,14 @@ impl OperatorContext {
     }
 
     /// Fires the processing-time timers due at `now`, between ticks (the
-    /// runtime looks every few milliseconds, so they fire about on time).
-    pub fn fire_due(&mut self, op: &mut dyn Operator, now: Timestamp, out: &mut Collector) {
-        self.fire(op, TimeDomain::ProcessingTime, now, out);
-        self.collect_rest(op, out);
+    /// runtime looks every few milliseconds, so they fire about on time);
+    /// returns whether any fired (nothing else is done when none did).
+    pub fn fire_due(&mut self, op: &mut dyn Operator, now: Timestamp, out: &mut Collector) -> bool {
+        let fired = self.fire(op, TimeDomain::ProcessingTime, now, out);
+        if fired {
+            self.collect_rest(op, out);
+        }
+        fired
     }
 
     /// The end of input: the watermark moves to +infinity (firing every
@@ -266,19 +270,21 @@ impl OperatorContext {
     }
 
     /// Fires `domain`'s timers due at `now` in order, including those
-    /// registered at or before `now` while firing.
+    /// registered at or before `now` while firing; returns whether any did.
     fn fire(
         &mut self,
         op: &mut dyn Operator,
         domain: TimeDomain,
         now: Timestamp,
         out: &mut Collector,
-    ) {
+    ) -> bool {
+        let mut fired = false;
         loop {
             let due = self.timers(domain).due(now);
             if due.is_empty() {
-                return;
+                return fired;
             }
+            fired = true;
             for timer in due {
                 op.on_timer(domain, timer, self, out);
             }

@@ -758,7 +758,8 @@ fn a_key_reads_only_its_channels() {
 
 /// With a certificate the server speaks HTTPS only: a client trusting the
 /// certificate gets through; plain HTTP on the same port gets no answer,
-/// and the server goes on serving.
+/// and the server goes on serving, also while another client stalls in
+/// its handshake.
 #[test]
 fn with_a_certificate_the_server_speaks_https() {
     use openssl::ssl::{SslConnector, SslMethod};
@@ -808,6 +809,8 @@ fn with_a_certificate_the_server_speaks_https() {
         !String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"),
         "plain HTTP was served"
     );
+    // A client that connects and never says anything holds no one up.
+    let _stalled = std::net::TcpStream::connect(server.addr()).unwrap();
     let pipeline = get("/api/v1/pipeline");
     assert!(pipeline.contains("\"pipeline\":\"served\""), "{pipeline}");
     running.stop();

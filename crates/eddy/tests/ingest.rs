@@ -40,6 +40,22 @@ path = "{d}/rejected.ndjson"
     path
 }
 
+/// Starts `eddy run config` with its server; the process, the base URL
+/// and the thread collecting its log.
+fn run_served(
+    config: &std::path::Path,
+) -> (std::process::Child, String, std::thread::JoinHandle<String>) {
+    let mut child = eddy()
+        .arg("run")
+        .arg(config)
+        .arg("-q")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (base, log) = support::served_at(&mut child);
+    (child, base, log)
+}
+
 /// POSTs `body`; returns the status, the body and `Retry-After`.
 fn post(url: &str, body: &str) -> (u16, serde_json::Value) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -59,14 +75,7 @@ fn post(url: &str, body: &str) -> (u16, serde_json::Value) {
 fn posted_events_reach_the_sinks_and_bad_lines_are_reported_and_kept() {
     let dir = tempfile::tempdir().unwrap();
     let config = pipeline(dir.path(), true);
-    let mut child = eddy()
-        .arg("run")
-        .arg(&config)
-        .arg("-q")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (base, reader) = support::served_at(&mut child);
+    let (mut child, base, reader) = run_served(&config);
     let url = format!("{base}/api/v1/ingest/orders");
 
     let (status, answer) = post(
@@ -165,14 +174,7 @@ path = "{d}/out.ndjson"
 "#
         ),
     );
-    let mut child = eddy()
-        .arg("run")
-        .arg(&config)
-        .arg("-q")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (base, _reader) = support::served_at(&mut child);
+    let (child, base, _reader) = run_served(&config);
     let _run = support::Killed(child);
     let (status, answer) = post(&format!("{base}/api/v1/ingest/orders"), "{\"id\": 1}\n");
     assert_eq!(status, 202, "{answer}");

@@ -519,9 +519,14 @@ impl Instance {
             }
             let mut out = std::mem::take(&mut node.out);
             out.origin_ns = self.last_origin;
-            rt.cx.fire_due(&mut *rt.op, now, &mut out);
-            self.flush_out(local, out);
-            self.take_pieces(local);
+            let fired = rt.cx.fire_due(&mut *rt.op, now, &mut out);
+            if fired {
+                self.flush_out(local, out);
+                self.take_pieces(local);
+            } else {
+                // Nothing fired: the (empty) collector goes back as it was.
+                self.nodes[local].out = out;
+            }
         }
     }
 
