@@ -3,9 +3,11 @@
 # Redis from Debian's packages, the tansu Kafka-protocol broker from
 # crates.io (cached in ~/.cargo/bin), the kafka-python client used to
 # cross-check Eddy's Kafka connector, the aiosmtpd SMTP server the email
-# receiver's test sends to, the C libraries librdkafka builds
-# against, and Chromium with its WebDriver for the dashboard's browser test. Tests start their own server instances on free loopback ports
-# (see crates/eddy-testkit) and stop them when they end.
+# receiver's test sends to, the OpenTelemetry protobuf definitions the
+# OTLP trace receiver decodes with, the C libraries librdkafka builds
+# against, and Chromium with its WebDriver for the dashboard's browser
+# test. Tests start their own server instances on free loopback ports (see
+# crates/eddy-testkit) and stop them when they end.
 #
 #   scripts/install-services.sh            everything
 #   scripts/install-services.sh --no-broker  skip the (slow) broker build
@@ -31,8 +33,9 @@ if [ ${#packages[@]} -gt 0 ]; then
   as_root service redis-server stop >/dev/null 2>&1 || true
 fi
 
-python3 -c 'import kafka, snappy, lz4, zstandard, aiosmtpd' 2>/dev/null ||
-  python3 -m pip install -q 'kafka-python==3.0.*' python-snappy lz4 zstandard 'aiosmtpd==1.4.*'
+python3 -c 'import kafka, snappy, lz4, zstandard, aiosmtpd, opentelemetry.proto' 2>/dev/null ||
+  python3 -m pip install -q 'kafka-python==3.0.*' python-snappy lz4 zstandard 'aiosmtpd==1.4.*' \
+    'opentelemetry-proto==1.45.*'
 
 if [ "$broker" = 1 ] && ! command -v tansu >/dev/null && [ ! -x "$HOME/.cargo/bin/tansu" ]; then
   echo "building the tansu broker (about 15 minutes on 2 cores, once)"

@@ -43,6 +43,13 @@ pub struct NodeMetrics {
     pub ended: AtomicU64,
     /// The component's own series (lag, bytes, retries, circuit state).
     pub component: Arc<ComponentMetrics>,
+    /// Time upstream instances spent blocked because this node's input
+    /// channel was full, in µs: where backpressure comes from.
+    pub backpressure_us: AtomicU64,
+    /// Sinks: from the source read of each event's batch to its write.
+    pub latency: LiveHistogram,
+    /// Sinks: from each event's event time to its write (wall clock).
+    pub event_lag: LiveHistogram,
 }
 
 impl NodeMetrics {
@@ -58,6 +65,9 @@ impl NodeMetrics {
             watermark: AtomicI64::new(MIN_TIMESTAMP),
             ended: AtomicU64::new(0),
             component: Arc::default(),
+            backpressure_us: AtomicU64::new(0),
+            latency: LiveHistogram::new(LATENCY_BOUNDS_US),
+            event_lag: LiveHistogram::new(EVENT_LAG_BOUNDS_US),
         }
     }
 
@@ -77,6 +87,120 @@ impl NodeMetrics {
     /// Events received.
     pub fn received(&self) -> u64 {
         self.events_in.load(Relaxed)
+    }
+}
+
+/// Bucket bounds of [`NodeMetrics::latency`], in µs: 100 µs to 1 min.
+pub const LATENCY_BOUNDS_US: &[u64] = &[
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 5_000_000, 10_000_000, 60_000_000,
+];
+
+/// Bucket bounds of [`NodeMetrics::event_lag`], in µs: 1 ms to 1 day.
+pub const EVENT_LAG_BOUNDS_US: &[u64] = &[
+    1_000,
+    10_000,
+    100_000,
+    500_000,
+    1_000_000,
+    5_000_000,
+    10_000_000,
+    30_000_000,
+    60_000_000,
+    300_000_000,
+    900_000_000,
+    3_600_000_000,
+    86_400_000_000,
+];
+
+/// A histogram the workers fill and `/metrics` reads while the run goes
+/// on, in the Prometheus shape: counts per bucket (not cumulative here),
+/// their sum and total. Values are in µs.
+#[derive(Debug)]
+pub struct LiveHistogram {
+    /// Upper bounds (inclusive) of every bucket but the last (+Inf).
+    bounds: &'static [u64],
+    counts: Box<[AtomicU64]>,
+    sum_us: AtomicU64,
+}
+
+/// A reading of a [`LiveHistogram`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistogramReading {
+    /// Per bound, how many values were at most that bound (cumulative).
+    pub buckets: Vec<(u64, u64)>,
+    /// All values counted (the `+Inf` bucket).
+    pub count: u64,
+    /// Their sum, in µs.
+    pub sum_us: u64,
+}
+
+impl LiveHistogram {
+    /// An empty histogram with buckets up to each of `bounds` (ascending)
+    /// and one above.
+    pub fn new(bounds: &'static [u64]) -> LiveHistogram {
+        LiveHistogram {
+            bounds,
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_us: AtomicU64::new(0),
+        }
+    }
+
+    fn bucket(&self, us: u64) -> usize {
+        self.bounds.partition_point(|&b| b < us)
+    }
+
+    /// Counts `n` values of `us`.
+    pub fn observe_n(&self, us: u64, n: u64) {
+        self.counts[self.bucket(us)].fetch_add(n, Relaxed);
+        self.sum_us.fetch_add(us.saturating_mul(n), Relaxed);
+    }
+
+    /// Counts every value of `values`, touching each bucket once: when
+    /// the smallest and largest fall in one bucket (the usual batch) the
+    /// values are not looked at one by one.
+    pub fn observe_all(&self, values: impl Iterator<Item = u64> + Clone) {
+        let (mut lo, mut hi, mut n, mut sum) = (u64::MAX, 0, 0u64, 0u64);
+        for v in values.clone() {
+            lo = lo.min(v);
+            hi = hi.max(v);
+            n += 1;
+            sum = sum.saturating_add(v);
+        }
+        if n == 0 {
+            return;
+        }
+        self.sum_us.fetch_add(sum, Relaxed);
+        let first = self.bucket(lo);
+        if first == self.bucket(hi) {
+            self.counts[first].fetch_add(n, Relaxed);
+            return;
+        }
+        let mut local = vec![0u64; self.counts.len()];
+        for v in values {
+            local[self.bucket(v)] += 1;
+        }
+        for (c, n) in self.counts.iter().zip(local) {
+            if n > 0 {
+                c.fetch_add(n, Relaxed);
+            }
+        }
+    }
+
+    /// The counts so far.
+    pub fn read(&self) -> HistogramReading {
+        let mut cumulative = 0;
+        let mut buckets = Vec::with_capacity(self.bounds.len());
+        for (bound, c) in self.bounds.iter().zip(self.counts.iter()) {
+            cumulative += c.load(Relaxed);
+            buckets.push((*bound, cumulative));
+        }
+        let last = self.counts.last().map_or(0, |c| c.load(Relaxed));
+        HistogramReading {
+            buckets,
+            count: cumulative + last,
+            sum_us: self.sum_us.load(Relaxed),
+        }
     }
 }
 
@@ -163,5 +287,26 @@ impl Metrics {
     /// The counters of the node called `name`.
     pub fn node(&self, name: &str) -> Option<&NodeMetrics> {
         self.nodes.iter().find(|n| n.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative_and_bounds_inclusive() {
+        static BOUNDS: &[u64] = &[10, 100];
+        let h = LiveHistogram::new(BOUNDS);
+        h.observe_n(10, 2);
+        h.observe_n(11, 1);
+        h.observe_all([5, 500, 100].into_iter());
+        // One bucket only: counted without the per-value pass.
+        h.observe_all([1000, 2000].into_iter());
+        h.observe_all(std::iter::empty());
+        let r = h.read();
+        assert_eq!(r.buckets, vec![(10, 3), (100, 5)]);
+        assert_eq!(r.count, 8);
+        assert_eq!(r.sum_us, 20 + 11 + 605 + 3000);
     }
 }

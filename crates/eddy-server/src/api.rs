@@ -71,7 +71,32 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             shared.clone(),
             crate::auth::guard,
         ))
+        .layer(axum::middleware::from_fn(traced))
         .with_state(shared)
+}
+
+/// One `http.request` span per request, refused ones included (exported
+/// when spans are, see the CLI's `--otlp-endpoint`); named by route, not
+/// path, so ids in paths do not multiply the span names.
+async fn traced(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use tracing::Instrument;
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("", |p| p.as_str())
+        .to_string();
+    let span = tracing::info_span!(
+        "http.request",
+        http.request.method = %request.method(),
+        http.route = %route,
+        http.response.status_code = tracing::field::Empty,
+    );
+    let response = next.run(request).instrument(span.clone()).await;
+    span.record(
+        "http.response.status_code",
+        i64::from(response.status().as_u16()),
+    );
+    response
 }
 
 async fn dashboard() -> Html<&'static str> {

@@ -11,17 +11,22 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use eddy_core::metrics::MetricKind;
 use eddy_core::time::MIN_TIMESTAMP;
+use eddy_runtime::metrics::{HistogramReading, Role};
 
 use crate::status::Status;
 
 /// The content type of the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// One metric family: its type, help and samples (labels, value).
+/// One sample: name suffix (empty but for a histogram's `_bucket`, `_sum`
+/// and `_count`), labels and value.
+type Sample = (&'static str, Vec<(String, String)>, f64);
+
+/// One metric family: its type, help and samples.
 struct Family {
     kind: &'static str,
     help: String,
-    samples: Vec<(Vec<(String, String)>, f64)>,
+    samples: Vec<Sample>,
 }
 
 /// Families by name, written in name order.
@@ -37,7 +42,12 @@ impl Families {
         labels: Vec<(String, String)>,
         value: f64,
     ) {
-        self.0
+        self.family(name, kind, help).push(("", labels, value));
+    }
+
+    fn family(&mut self, name: &str, kind: &'static str, help: &str) -> &mut Vec<Sample> {
+        &mut self
+            .0
             .entry(name.to_string())
             .or_insert_with(|| Family {
                 kind,
@@ -45,7 +55,29 @@ impl Families {
                 samples: Vec::new(),
             })
             .samples
-            .push((labels, value));
+    }
+
+    /// A histogram in seconds from a reading in µs.
+    fn histogram(
+        &mut self,
+        name: &str,
+        help: &str,
+        labels: Vec<(String, String)>,
+        h: &HistogramReading,
+    ) {
+        let samples = self.family(name, "histogram", help);
+        let le = |bound: String| {
+            let mut l = labels.clone();
+            l.push(("le".to_string(), bound));
+            l
+        };
+        for (bound, count) in &h.buckets {
+            let bound = format!("{}", *bound as f64 / 1e6);
+            samples.push(("_bucket", le(bound), *count as f64));
+        }
+        samples.push(("_bucket", le("+Inf".into()), h.count as f64));
+        samples.push(("_sum", labels.clone(), h.sum_us as f64 / 1e6));
+        samples.push(("_count", labels, h.count as f64));
     }
 
     fn render(&self) -> String {
@@ -53,8 +85,9 @@ impl Families {
         for (name, f) in &self.0 {
             let _ = writeln!(out, "# HELP {name} {}", f.help);
             let _ = writeln!(out, "# TYPE {name} {}", f.kind);
-            for (labels, value) in &f.samples {
+            for (suffix, labels, value) in &f.samples {
                 out.push_str(name);
+                out.push_str(suffix);
                 if !labels.is_empty() {
                     out.push('{');
                     for (i, (k, v)) in labels.iter().enumerate() {
@@ -101,6 +134,7 @@ fn node(name: &str) -> Vec<(String, String)> {
 pub fn render(status: &Status, connections: usize, dropped: u64) -> String {
     let mut f = Families::default();
     let m = status.metrics();
+    let now_ms = eddy_core::time::now_ms();
     for n in &m.nodes {
         f.add(
             "eddy_node_events_in_total",
@@ -135,6 +169,34 @@ pub fn render(status: &Status, connections: usize, dropped: u64) -> String {
                 "The node's event-time watermark, in seconds since the Unix epoch.",
                 node(&n.name),
                 wm as f64 / 1000.0,
+            );
+            f.add(
+                "eddy_node_watermark_lag_seconds",
+                "gauge",
+                "How far the node's watermark is behind the wall clock.",
+                node(&n.name),
+                (now_ms - wm) as f64 / 1000.0,
+            );
+        }
+        f.add(
+            "eddy_node_backpressure_seconds_total",
+            "counter",
+            "Time upstream workers were blocked because the node's input channel was full.",
+            node(&n.name),
+            n.backpressure_us.load(Relaxed) as f64 / 1e6,
+        );
+        if n.role == Role::Sink {
+            f.histogram(
+                "eddy_sink_latency_seconds",
+                "From the source read of an event's batch to the sink's write of it.",
+                node(&n.name),
+                &n.latency.read(),
+            );
+            f.histogram(
+                "eddy_sink_event_time_lag_seconds",
+                "From an event's event time to the sink's write of it (wall clock).",
+                node(&n.name),
+                &n.event_lag.read(),
             );
         }
         for r in n.component.read() {

@@ -178,14 +178,19 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 }
 
 /// Checks the Prometheus text format: every sample's family has `# TYPE`
-/// before it, names and labels are well formed, values are numbers.
+/// before it, names and labels are well formed, values are numbers, and a
+/// histogram's buckets grow with `le` up to `+Inf`, which equals `_count`.
 fn check_prometheus(text: &str) {
-    let mut typed = std::collections::HashSet::new();
+    let mut typed = std::collections::HashMap::new();
+    let mut buckets: Vec<(String, f64)> = Vec::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.split_once(' ').unwrap();
-            assert!(["counter", "gauge"].contains(&kind), "{line}");
-            assert!(typed.insert(name.to_string()), "{name} typed twice");
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+            assert!(
+                typed.insert(name.to_string(), kind).is_none(),
+                "{name} typed twice"
+            );
             continue;
         }
         if line.starts_with("# HELP ") {
@@ -201,9 +206,36 @@ fn check_prometheus(text: &str) {
             name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
             "{line}"
         );
-        assert!(typed.contains(name), "sample before its # TYPE: {line}");
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| {
+                name.strip_suffix(s)
+                    .filter(|f| typed.get(*f) == Some(&"histogram"))
+            })
+            .unwrap_or(name);
+        assert!(
+            typed.contains_key(family),
+            "sample before its # TYPE: {line}"
+        );
+        let value: f64 = value.parse().unwrap();
+        if name.ends_with("_bucket") {
+            let (labels, le) = series.rsplit_once(",le=").unwrap();
+            if let Some((prev, last)) = buckets.last() {
+                if *prev == labels {
+                    assert!(value >= *last, "buckets shrink: {line}");
+                }
+            }
+            if le == "\"+Inf\"}" {
+                let count = format!("{}_count{}}}", family, &labels[family.len() + 7..]);
+                assert!(
+                    text.lines().any(|l| l == format!("{count} {value}")),
+                    "+Inf bucket is not {count}: {line}"
+                );
+            }
+            buckets.push((labels.to_string(), value));
+        }
         if name.ends_with("_total") {
-            assert!(!value.starts_with('-'), "a counter below zero: {line}");
+            assert!(value >= 0.0, "a counter below zero: {line}");
         }
         if let Some(labels) = series.strip_prefix(name).and_then(|l| l.strip_prefix('{')) {
             let labels = labels.strip_suffix('}').unwrap();
@@ -248,9 +280,23 @@ fn health_readiness_metrics_and_the_pipeline_are_served() {
     assert_eq!(p["nodes"][2]["role"], "transform");
     assert!(p["nodes"][0]["watermark"].is_string());
 
+    // The sink's latency histograms count what it wrote.
+    eventually("the sink's histograms fill", || {
+        s.get("/metrics").1.lines().any(|l| {
+            l.strip_prefix("eddy_sink_latency_seconds_count{node=\"out\"} ")
+                .is_some_and(|v| v != "0")
+        })
+    });
     let (status, metrics) = s.get("/metrics");
     assert_eq!(status, 200);
     check_prometheus(&metrics);
+    for series in [
+        "eddy_sink_event_time_lag_seconds_bucket{node=\"out\",le=\"+Inf\"}",
+        "eddy_node_watermark_lag_seconds{node=\"per_merchant\"}",
+        "eddy_node_backpressure_seconds_total{node=\"out\"}",
+    ] {
+        assert!(metrics.contains(series), "no {series} in {metrics}");
+    }
     assert!(
         metrics.contains("eddy_node_events_in_total{node=\"per_merchant\"}"),
         "{metrics}"

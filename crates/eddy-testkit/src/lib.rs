@@ -7,12 +7,14 @@
 //! saying why, so a developer without the service can still run the rest.
 //!
 //! Servers: [`postgres::Postgres`], [`redis::Redis`], [`kafka`], [`http`]
-//! receivers, and a headless browser ([`browser::Browser`]).
+//! receivers, an OTLP trace receiver ([`otlp::OtlpReceiver`]) and a
+//! headless browser ([`browser::Browser`]).
 #![warn(missing_docs)]
 
 pub mod browser;
 pub mod fuzz;
 pub mod http;
+pub mod otlp;
 pub mod redis;
 pub mod smtp;
 

@@ -25,6 +25,11 @@ struct Cli {
     /// How log lines on stderr are written: `text` or `json` (one object per line).
     #[arg(long, global = true, value_enum, default_value_t = logging::LogFormat::Text)]
     log_format: logging::LogFormat,
+    /// Export spans over OTLP/HTTP (JSON) to this collector, e.g.
+    /// `http://127.0.0.1:4318` (`/v1/traces` is added). The standard
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` works too.
+    #[arg(long, global = true, value_name = "URL")]
+    otlp_endpoint: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -62,7 +67,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.log_format);
+    // Dropped at the end of main: the last spans are sent before exit.
+    let _logging = logging::init(cli.log_format, cli.otlp_endpoint.as_deref());
     let result = match cli.command {
         Command::Run(args) => cmd::run::run(args),
         Command::Validate(args) => cmd::validate::run(args),

@@ -260,8 +260,18 @@ pub(crate) fn write_checkpoints(
 ) {
     for (checkpoint, started) in rx {
         let id = checkpoint.id;
+        // Storing one checkpoint, in an exported trace; `aligned_ms` is
+        // the time from its request until every instance had snapshotted.
+        let span = tracing::info_span!(
+            "checkpoint.store",
+            checkpoint.id = id as i64,
+            aligned_ms = started.elapsed().as_millis() as i64,
+            bytes = tracing::field::Empty,
+        );
+        let _storing = span.enter();
         match store_one(&store, &plan, workers, &checkpoint) {
             Ok(bytes) => {
+                span.record("bytes", bytes as i64);
                 if let Err(e) = store.retain(retain) {
                     tracing::warn!("removing old checkpoints in {}: {e}", store.dir().display());
                 }

@@ -88,6 +88,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
 /// Runs a compiled plan with progress on stderr and a final summary.
 pub fn execute(plan: &Plan, how: Execution) -> anyhow::Result<ExitCode> {
+    // The root span of an exported trace: the whole run.
+    let span = tracing::info_span!(
+        "eddy.run",
+        pipeline = %plan.name,
+        events_read = tracing::field::Empty,
+        errors = tracing::field::Empty,
+    );
+    let _run = span.enter();
     let workers = how.workers.or(plan.settings.workers);
     if let Some(problem) =
         workers.and_then(|w| eddy_core::config::check_workers(w, &plan.settings.limits))
@@ -261,6 +269,8 @@ pub fn execute(plan: &Plan, how: Execution) -> anyhow::Result<ExitCode> {
     finished.store(true, Ordering::SeqCst);
     let report = running.wait();
     drop(server);
+    span.record("events_read", report.metrics.source_events() as i64);
+    span.record("errors", report.errors.total() as i64);
     eprintln!("{}", meter.summary(&report));
     for warning in unrouted_dead_letters(plan, &report) {
         eprintln!("warning: {warning}");

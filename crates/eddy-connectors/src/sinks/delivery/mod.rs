@@ -212,6 +212,22 @@ impl<W: Deliver> Delivery<W> {
     /// Delivers one batch: retries transient failures with backoff, waits
     /// while the circuit is open, dead-letters what cannot be delivered.
     fn send(&mut self, batch: &[Event], key: Option<&str>) {
+        let span = tracing::info_span!(
+            "sink.deliver",
+            sink = %self.name,
+            events = batch.len() as i64,
+            attempts = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        let _delivering = span.enter();
+        let (attempts, outcome) = self.attempt(batch, key);
+        span.record("attempts", i64::from(attempts));
+        span.record("outcome", outcome);
+    }
+
+    /// [`Delivery::send`]'s attempts: how many were made and how the
+    /// batch ended (`delivered`, `refused` or `gave_up`).
+    fn attempt(&mut self, batch: &[Event], key: Option<&str>) -> (u32, &'static str) {
         let mut attempt = 0u32;
         let mut first_failure: Option<i64> = None;
         loop {
@@ -234,16 +250,16 @@ impl<W: Deliver> Delivery<W> {
                             self.dead_letter(e, reason, attempt, first_failure);
                         }
                     }
-                    return;
+                    return (attempt, "delivered");
                 }
                 Err(DeliveryError::Permanent(reason)) => {
                     // The system answered, so it is up.
                     self.closed_if_open();
-                    tracing::warn!(sink = %self.name, %reason, events = batch.len(), "batch refused, dead-lettered");
+                    tracing::warn!(sink = %self.name, %reason, events = batch.len() as i64, "batch refused, dead-lettered");
                     for e in batch {
                         self.dead_letter(e, reason.clone(), attempt, first_failure);
                     }
-                    return;
+                    return (attempt, "refused");
                 }
                 Err(DeliveryError::Transient(reason)) => {
                     let now = Instant::now();
@@ -255,11 +271,11 @@ impl<W: Deliver> Delivery<W> {
                     }
                     if !self.opts.retry.may_retry(attempt) {
                         let reason = format!("gave up after {attempt} attempts: {reason}");
-                        tracing::warn!(sink = %self.name, %reason, events = batch.len(), "batch dead-lettered");
+                        tracing::warn!(sink = %self.name, %reason, events = batch.len() as i64, "batch dead-lettered");
                         for e in batch {
                             self.dead_letter(e, reason.clone(), attempt, first_failure);
                         }
-                        return;
+                        return (attempt, "gave_up");
                     }
                     self.metrics.retries.inc();
                     std::thread::sleep(self.opts.retry.backoff(attempt));

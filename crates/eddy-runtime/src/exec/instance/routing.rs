@@ -76,10 +76,19 @@ impl Instance {
             Runner::Sink(sink, hist) => {
                 let result = sink.write(&batch.events);
                 let now = now_ns();
+                let live = &self.metrics.nodes[global];
                 if batch.origin_ns > 0 && now >= batch.origin_ns {
                     let us = ((now - batch.origin_ns) / 1_000).max(1);
                     let _ = hist.record_n(us.min(60_000_000), batch.len() as u64);
+                    live.latency.observe_n(us, batch.len() as u64);
                 }
+                let now_us = (now / 1_000) as i64;
+                live.event_lag.observe_all(
+                    batch
+                        .events
+                        .iter()
+                        .map(|e| now_us.saturating_sub(e.time.saturating_mul(1_000)).max(0) as u64),
+                );
                 self.sink_done(local, result);
             }
             Runner::Source(_) => {}
@@ -200,7 +209,12 @@ impl Instance {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(env)) => {
                 self.metrics.backpressure_waits.fetch_add(1, Relaxed);
-                tx.send(env).map_err(|_| ())
+                let blocked = std::time::Instant::now();
+                let sent = tx.send(env).map_err(|_| ());
+                self.metrics.nodes[head]
+                    .backpressure_us
+                    .fetch_add(blocked.elapsed().as_micros() as u64, Relaxed);
+                sent
             }
             Err(TrySendError::Disconnected(_)) => Err(()),
         };
