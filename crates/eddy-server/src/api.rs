@@ -141,7 +141,7 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Response {
 }
 
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {
-    let text = prometheus::render(&s.status, s.hub.connections(), s.hub.dropped_slow());
+    let text = prometheus::render(&s.status, &s.hub);
     ([(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)], text).into_response()
 }
 

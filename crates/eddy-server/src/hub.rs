@@ -166,6 +166,8 @@ pub struct Hub {
     next_conn: AtomicU64,
     connections: AtomicUsize,
     dropped_slow: AtomicU64,
+    /// Events the channels' rate left out of the feed (see [`RATE`]).
+    skipped: AtomicU64,
     /// The alert rules' node names: their output also goes to the
     /// `alerts` channel and updates `active`.
     alert_rules: Vec<String>,
@@ -267,6 +269,7 @@ impl Hub {
             next_conn: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
             dropped_slow: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
             alert_rules: Vec::new(),
             active: Mutex::new(BTreeMap::new()),
             history: Mutex::new(VecDeque::new()),
@@ -526,6 +529,12 @@ impl Hub {
     pub fn dropped_slow(&self) -> u64 {
         self.dropped_slow.load(Relaxed)
     }
+
+    /// Events the feed left out to keep each channel within [`RATE`],
+    /// since the start.
+    pub fn skipped(&self) -> u64 {
+        self.skipped.load(Relaxed)
+    }
 }
 
 /// Whether `filter` (none: everything) accepts `e`; an expression that
@@ -565,6 +574,8 @@ impl Hub {
     fn post_events(&self, channel: &str, events: &[Event]) {
         let dropped = self.channel(channel, |ch| {
             let keep = ch.take(events.len());
+            self.skipped
+                .fetch_add((events.len() - keep) as u64, Relaxed);
             if keep == 0 {
                 return 0;
             }

@@ -14,6 +14,7 @@ use eddy_core::time::MIN_TIMESTAMP;
 use eddy_runtime::metrics::{HistogramReading, Role};
 
 use crate::status::Status;
+use crate::Hub;
 
 /// The content type of the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -130,8 +131,8 @@ fn node(name: &str) -> Vec<(String, String)> {
     vec![("node".to_string(), name.to_string())]
 }
 
-/// The run's metrics, and the server's own (`connections`, `dropped`).
-pub fn render(status: &Status, connections: usize, dropped: u64) -> String {
+/// The run's metrics, and the live feed's.
+pub fn render(status: &Status, hub: &Hub) -> String {
     let mut f = Families::default();
     let m = status.metrics();
     let now_ms = eddy_core::time::now_ms();
@@ -223,7 +224,7 @@ pub fn render(status: &Status, connections: usize, dropped: u64) -> String {
     let ms = |a: &std::sync::atomic::AtomicU64| a.load(Relaxed) as f64 / 1000.0;
     let us = |a: &std::sync::atomic::AtomicU64| a.load(Relaxed) as f64 / 1e6;
     let count = |a: &std::sync::atomic::AtomicU64| a.load(Relaxed) as f64;
-    let run: [(&str, &'static str, &str, f64); 11] = [
+    let run: [(&str, &'static str, &str, f64); 12] = [
         (
             "eddy_backpressure_waits_total",
             "counter",
@@ -282,13 +283,19 @@ pub fn render(status: &Status, connections: usize, dropped: u64) -> String {
             "eddy_websocket_connections",
             "gauge",
             "Open WebSocket connections.",
-            connections as f64,
+            hub.connections() as f64,
         ),
         (
             "eddy_websocket_dropped_slow_total",
             "counter",
             "WebSocket clients disconnected for falling behind.",
-            dropped as f64,
+            hub.dropped_slow() as f64,
+        ),
+        (
+            "eddy_websocket_events_skipped_total",
+            "counter",
+            "Events left out of the live feed to keep each channel within its rate.",
+            hub.skipped() as f64,
         ),
     ];
     for (name, kind, help, value) in run {

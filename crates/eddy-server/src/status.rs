@@ -28,20 +28,31 @@ pub struct NodeInfo {
     pub inputs: Vec<String>,
 }
 
-/// Events per second over the last sample, per node.
+/// Events per second over the last sample, per node, and the share of
+/// that time upstream instances were blocked on the node's full input.
 #[derive(Clone, Copy, Debug, Default)]
 struct Rate {
     events_in: f64,
     events_out: f64,
+    backpressure: f64,
 }
 
-/// The last sample of the counters: when, (in, out) totals per node, and
-/// the rates since the sample before.
+/// Totals per node at a sample: events in, events out, µs upstream was
+/// blocked on its input.
+type Totals = (u64, u64, u64);
+
+/// The last sample of the counters: when, the totals per node, and the
+/// rates since the sample before.
 struct Sample {
     at: Instant,
-    totals: Vec<(u64, u64)>,
+    totals: Vec<Totals>,
     rates: Vec<Rate>,
+    /// The checkpoints stored lately, newest first (see [`CHECKPOINTS_KEPT`]).
+    checkpoints: std::collections::VecDeque<Json>,
 }
+
+/// Stored checkpoints the dashboard lists.
+const CHECKPOINTS_KEPT: usize = 20;
 
 /// What the server knows of the run it serves.
 pub struct Status {
@@ -89,7 +100,7 @@ impl Status {
                     .collect(),
             })
             .collect();
-        let totals = vec![(0, 0); nodes.len()];
+        let totals = vec![(0, 0, 0); nodes.len()];
         let rates = vec![Rate::default(); nodes.len()];
         Status {
             pipeline: plan.name.clone(),
@@ -100,6 +111,7 @@ impl Status {
                 at: Instant::now(),
                 totals,
                 rates,
+                checkpoints: Default::default(),
             }),
             ingest: Vec::new(),
             alert_controls: Vec::new(),
@@ -168,36 +180,46 @@ impl Status {
         self.finished.load(Relaxed)
     }
 
-    fn totals(&self) -> Vec<(u64, u64)> {
+    fn totals(&self) -> Vec<Totals> {
         self.metrics
             .nodes
             .iter()
             .map(|n| {
                 let out: u64 = n.events_out.iter().map(|c| c.load(Relaxed)).sum();
-                (n.received(), out)
+                (n.received(), out, n.backpressure_us.load(Relaxed))
             })
             .collect()
     }
 
     /// Takes a sample of the counters: rates are the change since the
-    /// previous sample.
+    /// previous sample. Notes the last checkpoint if it is new.
     pub fn sample(&self) {
         let totals = self.totals();
         let mut last = self.sample.lock().unwrap_or_else(PoisonError::into_inner);
         let secs = last.at.elapsed().as_secs_f64().max(1e-3);
-        let rates: Vec<Rate> = totals
+        last.rates = totals
             .iter()
             .zip(&last.totals)
             .map(|(now, before)| Rate {
                 events_in: now.0.saturating_sub(before.0) as f64 / secs,
                 events_out: now.1.saturating_sub(before.1) as f64 / secs,
+                backpressure: now.2.saturating_sub(before.2) as f64 / 1e6 / secs,
             })
             .collect();
-        *last = Sample {
-            at: Instant::now(),
-            totals,
-            rates,
-        };
+        last.totals = totals;
+        last.at = Instant::now();
+        let c = &self.metrics.checkpoints;
+        let id = c.last_id.load(Relaxed);
+        let known = last.checkpoints.front().and_then(|j| j["id"].as_u64());
+        if id > 0 && known != Some(id) {
+            last.checkpoints.push_front(json!({
+                "id": id,
+                "at_seconds": c.last_at_ms.load(Relaxed) as f64 / 1000.0,
+                "duration_ms": c.last_duration_ms.load(Relaxed),
+                "bytes": c.last_bytes.load(Relaxed),
+            }));
+            last.checkpoints.truncate(CHECKPOINTS_KEPT);
+        }
     }
 
     /// Parts of the run that are not well, each with the reason: the run
@@ -228,12 +250,10 @@ impl Status {
     /// The pipeline and its nodes as JSON (`/api/v1/pipeline`, the
     /// `metrics` channel).
     pub fn snapshot(&self, connections: usize) -> Json {
-        let rates = self
-            .sample
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .rates
-            .clone();
+        let (rates, history) = {
+            let sample = self.sample.lock().unwrap_or_else(PoisonError::into_inner);
+            (sample.rates.clone(), sample.checkpoints.clone())
+        };
         let nodes: Vec<Json> = self
             .nodes
             .iter()
@@ -269,6 +289,7 @@ impl Status {
                     "events_out": outputs,
                     "in_per_second": round(rate.events_in),
                     "out_per_second": round(rate.events_out),
+                    "backpressure": (rate.backpressure * 1000.0).round() / 1000.0,
                     "errors": m.errors.load(Relaxed),
                     "dead_letters": m.out("dead_letters"),
                     "watermark": (wm > MIN_TIMESTAMP).then(|| format_rfc3339(wm)),
@@ -294,6 +315,7 @@ impl Status {
                 "max_stall_us": c.max_stall_us.load(Relaxed),
                 "restored_id": c.restored_id.load(Relaxed),
                 "restore_ms": c.restore_ms.load(Relaxed),
+                "history": history,
             },
             "websocket_connections": connections,
         })

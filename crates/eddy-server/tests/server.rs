@@ -57,7 +57,11 @@ impl Served {
     }
 
     fn with_access(access: Access) -> Served {
-        let plan = Plan::compile("served.toml", PIPELINE, &[]).unwrap_or_else(|d| panic!("{d}"));
+        Served::with(PIPELINE, access)
+    }
+
+    fn with(pipeline: &str, access: Access) -> Served {
+        let plan = Plan::compile("served.toml", pipeline, &[]).unwrap_or_else(|d| panic!("{d}"));
         let hub = Arc::new(Hub::new().with_alert_rules(vec!["busy".into()]));
         let running = eddy_runtime::start(
             &plan,
@@ -294,6 +298,7 @@ fn health_readiness_metrics_and_the_pipeline_are_served() {
         "eddy_sink_event_time_lag_seconds_bucket{node=\"out\",le=\"+Inf\"}",
         "eddy_node_watermark_lag_seconds{node=\"per_merchant\"}",
         "eddy_node_backpressure_seconds_total{node=\"out\"}",
+        "eddy_websocket_events_skipped_total ",
     ] {
         assert!(metrics.contains(series), "no {series} in {metrics}");
     }
@@ -324,6 +329,39 @@ fn health_readiness_metrics_and_the_pipeline_are_served() {
     assert_eq!(status, 503);
     assert_eq!(ready["problems"][0], "pipeline: the run is over");
     assert_eq!(s.json("/api/v1/pipeline").1["status"], "finished");
+}
+
+/// With checkpoints on, the pipeline lists the latest ones, newest first;
+/// every node reports its share of backpressure.
+#[test]
+fn recent_checkpoints_and_backpressure_are_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = PIPELINE.replace(
+        "name = \"served\"",
+        &format!(
+            "name = \"served\"\ndata_dir = \"{}\"\n\n[checkpoint]\ninterval = \"100ms\"",
+            dir.path().display()
+        ),
+    );
+    let mut s = Served::with(&pipeline, Access::default());
+    eventually("three checkpoints are listed", || {
+        s.json("/api/v1/pipeline").1["checkpoints"]["history"]
+            .as_array()
+            .is_some_and(|h| h.len() >= 3)
+    });
+    let (_, p) = s.json("/api/v1/pipeline");
+    let history = p["checkpoints"]["history"].as_array().unwrap();
+    let ids: Vec<u64> = history.iter().map(|c| c["id"].as_u64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+    assert!(ids[0] <= p["checkpoints"]["last_id"].as_u64().unwrap());
+    for c in history {
+        assert!(c["bytes"].as_u64() > Some(0), "{c}");
+        assert!(c["duration_ms"].is_u64() && c["at_seconds"].is_f64(), "{c}");
+    }
+    for n in p["nodes"].as_array().unwrap() {
+        assert!(n["backpressure"].as_f64() >= Some(0.0), "{n}");
+    }
+    s.finish();
 }
 
 #[test]

@@ -275,10 +275,11 @@ fn bench_prints_json_figures() {
     assert!(v["p99_ms"].as_f64().is_some());
 }
 
-/// The alerting and ingest benchmarks run end to end on a small scale:
-/// every probe alert reaches the webhook, every posted event the sink.
+/// The alerting, ingest and WebSocket benchmarks run end to end on a small
+/// scale: every probe alert reaches the webhook, every posted event the
+/// sink, every fanned-out event every client.
 #[test]
-fn the_alerting_and_ingest_benchmarks_measure_what_they_say() {
+fn the_alerting_ingest_and_websocket_benchmarks_measure_what_they_say() {
     let out = succeed(eddy().args([
         "bench",
         "alerting",
@@ -302,6 +303,31 @@ fn the_alerting_and_ingest_benchmarks_measure_what_they_say() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("HTTP ingest (2 × 1000-event bodies)"),
+        "{text}"
+    );
+    // The WebSocket fan-out: every client gets every event, none closed.
+    let out = succeed(eddy().args([
+        "bench",
+        "websocket",
+        "--clients",
+        "20",
+        "--rate",
+        "20",
+        "--minutes",
+        "0.05",
+    ]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let counts = text
+        .split("post to delivery over ")
+        .nth(1)
+        .and_then(|rest| rest.split(": ").nth(1))
+        .and_then(|rest| rest.split(" deliveries").next())
+        .unwrap_or_else(|| panic!("no latency line: {text}"));
+    let (delivered, expected) = counts.split_once(" of ").unwrap();
+    assert_eq!(delivered, expected, "{text}");
+    assert!(expected.parse::<u32>().unwrap() >= 20 * 40, "{text}");
+    assert!(
+        text.contains("clients closed while measuring: 0; events missed by clients still open: 0"),
         "{text}"
     );
 }
@@ -353,7 +379,11 @@ fn library_log_events_go_to_stderr_at_the_chosen_level() {
         String::from_utf8_lossy(&cmd.output().unwrap().stderr).into_owned()
     };
     let shown = stderr(None);
-    assert!(shown.contains("WARN circuit open sink=hook"), "{shown}");
+    // The line names the span it happened in: the sink's delivery.
+    assert!(
+        shown.contains("WARN sink.deliver{sink=hook events=1}: circuit open sink=hook"),
+        "{shown}"
+    );
     let quiet = stderr(Some("error"));
     assert!(!quiet.contains("circuit open"), "{quiet}");
     let unknown = stderr(Some("loud"));

@@ -1,6 +1,7 @@
 //! The dashboard in a real headless browser: `eddy demo` serves it, and
 //! Chromium (over WebDriver) sees the connection go live, every node of
-//! the pipeline in the graph, and the charts move. Screenshots at desktop
+//! the pipeline in the graph with its backpressure, the charts move, and
+//! dead letters arrive with their reasons. Screenshots at desktop
 //! and phone sizes are saved under the test's target directory. And
 //! `eddy alerts list` against the same demo.
 
@@ -154,6 +155,23 @@ fn the_demo_dashboard_goes_live_shows_every_node_and_its_charts_move() {
         "open alerts are listed",
         "return document.querySelectorAll('#alerts tr').length > 0 \
          && document.getElementById('alertcount').textContent !== '';",
+    );
+    // The demo's schema drift (from 8 s) sends transactions whose amount
+    // is text to the dead-letter panel, with the reason.
+    eventually(
+        &browser,
+        "dead letters are listed with their reason",
+        "return [...document.querySelectorAll('#dead tr.deadletter')].some(tr => tr.textContent.includes('needs a number'));",
+    );
+    // Every node shows its backpressure; the demo reads no Kafka topic.
+    eventually(
+        &browser,
+        "the backpressure column is filled",
+        "return [...document.querySelectorAll('tr.node')].every(tr => / %$/.test(tr.children[6].textContent));",
+    );
+    assert_eq!(
+        browser.eval("return document.getElementById('lag').textContent;"),
+        "no Kafka source"
     );
     browser.screenshot(&artefact("dashboard-1280x800.png"));
 

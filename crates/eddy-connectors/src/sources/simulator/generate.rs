@@ -9,7 +9,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::roster::*;
-use super::{Category, ScenarioControl, ScenarioKind, SimulatorConfig, SimulatorError};
+use super::{Category, ScenarioControl, ScenarioKind, SimulatorConfig, SimulatorError, SCENARIOS};
 use crate::util::{mix64, DEFAULT_START_TIME};
 
 const DAY_MS: f64 = 86_400_000.0;
@@ -279,7 +279,7 @@ pub struct Simulator {
     weights: [f64; 14],
     schedule: Vec<Scheduled>,
     control: ScenarioControl,
-    local: [f64; 5],
+    local: [f64; SCENARIOS],
     worker: u64,
     workers: u64,
     seq: u64,
@@ -453,7 +453,7 @@ impl Simulator {
                 })
                 .collect(),
             control,
-            local: [0.0; 5],
+            local: [0.0; SCENARIOS],
             worker,
             workers,
             seq: 0,
@@ -477,7 +477,7 @@ impl Simulator {
 
     /// The intensity of each scenario at event time `t` (0 = inactive),
     /// indexed like [`ScenarioKind::ALL`].
-    pub fn intensities(&self, t: Timestamp) -> [f64; 5] {
+    pub fn intensities(&self, t: Timestamp) -> [f64; SCENARIOS] {
         let mut out = self.local;
         for k in ScenarioKind::ALL {
             if let Some(i) = self.control.get(k) {
@@ -615,7 +615,7 @@ impl Simulator {
         Some(Event::new(t, f))
     }
 
-    fn pick_category(&mut self, sc: &[f64; 5]) -> Category {
+    fn pick_category(&mut self, sc: &[f64; SCENARIOS]) -> Category {
         let mut w = self.weights;
         let crisis = sc[ScenarioKind::BudgetCrisis as usize];
         let pressure = sc[ScenarioKind::ProjectDeadlinePressure as usize];
@@ -647,7 +647,7 @@ impl Simulator {
         self.quarter.1.clone()
     }
 
-    fn budget(&mut self, f: &mut Fields, sc: &[f64; 5], ts: &str, t: Timestamp) {
+    fn budget(&mut self, f: &mut Fields, sc: &[f64; SCENARIOS], ts: &str, t: Timestamp) {
         let crisis = sc[ScenarioKind::BudgetCrisis as usize];
         let i = self.rng.random_range(0..self.depts.len());
         let rng = &mut self.rng;
@@ -695,7 +695,7 @@ impl Simulator {
         f.push(self.s.fiscal_quarter, Value::Str(q));
     }
 
-    fn project(&mut self, f: &mut Fields, sc: &[f64; 5], t: Timestamp) {
+    fn project(&mut self, f: &mut Fields, sc: &[f64; SCENARIOS], t: Timestamp) {
         let pressure = sc[ScenarioKind::ProjectDeadlinePressure as usize];
         let i = self.rng.random_range(0..self.projects.len());
         let rng = &mut self.rng;
@@ -759,7 +759,7 @@ impl Simulator {
         f.push(s.phase, Value::Int(p.phase));
     }
 
-    fn compliance(&mut self, f: &mut Fields, sc: &[f64; 5], t: Timestamp, id: u64) {
+    fn compliance(&mut self, f: &mut Fields, sc: &[f64; SCENARIOS], t: Timestamp, id: u64) {
         let audit = sc[ScenarioKind::ComplianceAudit as usize];
         let rng = &mut self.rng;
         let sev = weighted(
@@ -798,7 +798,7 @@ impl Simulator {
         f.push(s.requires_action, Value::Bool(sev >= 2));
     }
 
-    fn transaction(&mut self, f: &mut Fields, sc: &[f64; 5], id: u64) {
+    fn transaction(&mut self, f: &mut Fields, sc: &[f64; SCENARIOS], id: u64) {
         let vol = sc[ScenarioKind::MarketVolatility as usize];
         let rng = &mut self.rng;
         let r = &self.roster;
@@ -864,7 +864,13 @@ impl Simulator {
         );
         f.push(s.amount, Value::Float(amount));
         f.push(s.currency, Value::Str(r.currencies[country].clone()));
-        f.push(s.amount_usd, Value::Float(r2(usd)));
+        let drift = sc[ScenarioKind::SchemaDrift as usize];
+        // Drawn only under the scenario, so other streams stay as they were.
+        if drift > 0.0 && rng.random_bool((0.05 * drift).min(0.5)) {
+            f.push(s.amount_usd, Value::str(&format!("{:.2} USD", r2(usd))));
+        } else {
+            f.push(s.amount_usd, Value::Float(r2(usd)));
+        }
         f.push(s.channel, Value::Str(self.t.channels[channel].clone()));
         f.push(s.merchant, Value::Str(m.name.clone()));
         f.push(
@@ -879,7 +885,7 @@ impl Simulator {
         f.push(s.status, Value::Str(self.t.tx_status[status].clone()));
     }
 
-    fn risk(&mut self, f: &mut Fields, sc: &[f64; 5], id: u64) {
+    fn risk(&mut self, f: &mut Fields, sc: &[f64; SCENARIOS], id: u64) {
         let vol = sc[ScenarioKind::MarketVolatility as usize];
         let rng = &mut self.rng;
         let w = [
@@ -932,7 +938,7 @@ impl Simulator {
         f.push(s.responsible_officer, pick(rng, &self.roster.officers));
     }
 
-    fn system_metric(&mut self, f: &mut Fields, sc: &[f64; 5]) {
+    fn system_metric(&mut self, f: &mut Fields, sc: &[f64; SCENARIOS]) {
         let burst = sc[ScenarioKind::Burst as usize].min(3.0);
         let rng = &mut self.rng;
         let (host, service, base) =
@@ -1021,7 +1027,7 @@ impl Simulator {
         f.push(s.change_size, Value::Int(size));
     }
 
-    fn project_tool(&mut self, f: &mut Fields, sc: &[f64; 5]) {
+    fn project_tool(&mut self, f: &mut Fields, sc: &[f64; SCENARIOS]) {
         let pressure = sc[ScenarioKind::ProjectDeadlinePressure as usize];
         let rng = &mut self.rng;
         let p = rng.random_range(0..self.roster.projects.len());
@@ -1058,7 +1064,7 @@ impl Simulator {
         f.push(s.priority, Value::Str(self.t.priorities[priority].clone()));
     }
 
-    fn communication(&mut self, f: &mut Fields, sc: &[f64; 5]) {
+    fn communication(&mut self, f: &mut Fields, sc: &[f64; SCENARIOS]) {
         let stress = (sc[0] + sc[1] + sc[2] + sc[3]).min(1.0);
         let rng = &mut self.rng;
         let tone = weighted(
@@ -1154,7 +1160,7 @@ impl Simulator {
         }
     }
 
-    fn quality(&mut self, f: &mut Fields, sc: &[f64; 5]) {
+    fn quality(&mut self, f: &mut Fields, sc: &[f64; SCENARIOS]) {
         let audit = sc[ScenarioKind::ComplianceAudit as usize];
         let rng = &mut self.rng;
         let sev = weighted(

@@ -260,16 +260,25 @@ pub enum ScenarioKind {
     MarketVolatility,
     /// The event rate is multiplied by `10 × intensity`.
     Burst,
+    /// An upstream producer changes its format: a share of transactions
+    /// (5 % × intensity, at most half) carries `amount_usd` as text with a
+    /// currency suffix ("1234.56 USD"), which numeric stages refuse to the
+    /// dead-letter output.
+    SchemaDrift,
 }
+
+/// How many scenarios there are.
+pub const SCENARIOS: usize = 6;
 
 impl ScenarioKind {
     /// Every scenario, in order.
-    pub const ALL: [ScenarioKind; 5] = [
+    pub const ALL: [ScenarioKind; SCENARIOS] = [
         ScenarioKind::BudgetCrisis,
         ScenarioKind::ProjectDeadlinePressure,
         ScenarioKind::ComplianceAudit,
         ScenarioKind::MarketVolatility,
         ScenarioKind::Burst,
+        ScenarioKind::SchemaDrift,
     ];
 
     /// The scenario's name in configuration.
@@ -280,6 +289,7 @@ impl ScenarioKind {
             ScenarioKind::ComplianceAudit => "compliance_audit",
             ScenarioKind::MarketVolatility => "market_volatility",
             ScenarioKind::Burst => "burst",
+            ScenarioKind::SchemaDrift => "schema_drift",
         }
     }
 
@@ -294,7 +304,7 @@ impl ScenarioKind {
 #[serde(deny_unknown_fields)]
 pub struct ScenarioConfig {
     /// Which scenario: `budget_crisis`, `project_deadline_pressure`,
-    /// `compliance_audit`, `market_volatility` or `burst`.
+    /// `compliance_audit`, `market_volatility`, `burst` or `schema_drift`.
     pub name: ScenarioKind,
     /// When it starts, as an offset from the start of the stream (`"30s"`,
     /// `"2m"`; default `"0s"`). Measured in event time.
@@ -342,7 +352,7 @@ pub struct ScenarioControl(Arc<ControlInner>);
 #[derive(Default)]
 struct ControlInner {
     /// `f64` bits of each scenario's intensity; 0 = off.
-    intensity: [AtomicU64; 5],
+    intensity: [AtomicU64; SCENARIOS],
     /// Wall-clock start shared by all instances (rate mode).
     started: OnceLock<Timestamp>,
 }

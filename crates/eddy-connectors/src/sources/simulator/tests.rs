@@ -428,6 +428,28 @@ fn burst_multiplies_the_rate() {
 }
 
 #[test]
+fn schema_drift_sends_some_amounts_as_text() {
+    let base = fast(8_000);
+    let normal = run(&base);
+    let drifted = run(&with_scenario(base, ScenarioKind::SchemaDrift));
+    let textual = |e: &Event| matches!(e.get(sym("amount_usd")), Some(Value::Str(_)));
+    let (tn, td) = (
+        of_type(&normal, "transaction"),
+        of_type(&drifted, "transaction"),
+    );
+    assert_eq!(share(&tn, textual), 0.0);
+    let drift = share(&td, textual);
+    assert!((0.02..0.09).contains(&drift), "{drift}");
+    for e in td.iter().filter(|e| textual(e)) {
+        let amount = text(e, "amount_usd");
+        let number = amount
+            .strip_suffix(" USD")
+            .unwrap_or_else(|| panic!("{amount}"));
+        assert!(number.parse::<f64>().is_ok_and(|n| n > 0.0), "{amount}");
+    }
+}
+
+#[test]
 fn scheduled_scenarios_apply_only_in_their_window() {
     let cfg: SimulatorConfig = toml::from_str(
         "fast = true\nevents = 6000\nseed = 3\nscenarios = [{ name = \"compliance_audit\", start = \"20s\", duration = \"20s\", intensity = 1.5 }]",

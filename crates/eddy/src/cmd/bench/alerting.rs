@@ -170,16 +170,7 @@ fn drive(
         .http_status_as_error(false)
         .build()
         .into();
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Some(status) = child.try_wait()? {
-            bail!("eddy run ended before serving: {status}");
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            bail!("eddy run did not serve on port {port} within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    await_serving(child, port)?;
     let post = |body: String| -> anyhow::Result<()> {
         let answer = agent
             .post(&url)
@@ -251,6 +242,21 @@ fn drive(
     report_latency("webhook directly (the floor)", floor, &lock(seen).direct)?;
     report_latency("event to webhook through Eddy", &sent, &lock(seen).probes)?;
     report_memory(&samples, args.alerts as usize);
+    Ok(())
+}
+
+/// Waits until `child` (an `eddy run`) accepts connections on `port`.
+pub(super) fn await_serving(child: &mut Child, port: u16) -> anyhow::Result<()> {
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = child.try_wait()? {
+            bail!("eddy run ended before serving: {status}");
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("eddy run did not serve on port {port} within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     Ok(())
 }
 
@@ -326,7 +332,7 @@ fn report_memory(samples: &[(f64, f64, usize)], alerts: usize) {
 }
 
 /// The resident memory of process `pid` (`VmRSS`), in MiB.
-fn resident_mib(pid: u32) -> Option<f64> {
+pub(super) fn resident_mib(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     Some(line.split_whitespace().nth(1)?.parse::<f64>().ok()? / 1024.0)

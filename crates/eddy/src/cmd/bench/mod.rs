@@ -25,6 +25,9 @@
 //!
 //! `eddy bench ingest` measures HTTP ingest against the file source on the
 //! same events (see [`ingest`]).
+//!
+//! `eddy bench websocket` fans the live feed out to many WebSocket clients
+//! and measures delivery latency and server memory (see [`websocket`]).
 
 mod alerting;
 mod baseline;
@@ -38,6 +41,7 @@ mod postgres;
 mod redis;
 mod serve;
 mod spill;
+mod websocket;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -73,6 +77,9 @@ pub enum BenchCommand {
     Alerting(alerting::AlertingArgs),
     /// HTTP ingest into a blackhole against the file source, same events.
     Ingest(ingest::IngestArgs),
+    /// The WebSocket feed fanned out to many clients: delivery latency and
+    /// server memory.
+    Websocket(websocket::WebsocketArgs),
 }
 
 /// Where the benchmark's bids come from.
@@ -309,6 +316,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Spill(args) => return spill::run(&args),
         BenchCommand::Alerting(args) => return alerting::run(&args),
         BenchCommand::Ingest(args) => return ingest::run(&args),
+        BenchCommand::Websocket(args) => return websocket::run(&args),
         #[cfg(feature = "redis")]
         BenchCommand::Redis(args) => return redis::run(&args),
         #[cfg(feature = "kafka")]
