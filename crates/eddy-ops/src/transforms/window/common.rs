@@ -254,6 +254,11 @@ impl<'a> Ctx<'a> {
         self.emitted.get()
     }
 
+    /// Accumulators per result (one per aggregate).
+    pub(crate) fn width(&self) -> usize {
+        self.specs.len()
+    }
+
     pub(crate) fn fresh(&self) -> Vec<Accumulator> {
         Accumulator::for_specs(self.specs)
     }
@@ -268,6 +273,22 @@ impl<'a> Ctx<'a> {
     ) {
         self.emitted.set(self.emitted.get() + 1);
         out.push(OutputId::MAIN, self.output.event(start, end, key, accs));
+    }
+
+    /// [`Ctx::emit`] with the result's `rank` in its window (`top`).
+    pub(crate) fn emit_ranked(
+        &self,
+        out: &mut Collector,
+        start: Timestamp,
+        end: Timestamp,
+        key: &[Value],
+        accs: &[Accumulator],
+        rank: i64,
+    ) {
+        self.emitted.set(self.emitted.get() + 1);
+        let mut event = self.output.event(start, end, key, accs);
+        event.fields.push(eddy_core::sym!("rank"), Value::Int(rank));
+        out.push(OutputId::MAIN, event);
     }
 }
 

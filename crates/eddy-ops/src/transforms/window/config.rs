@@ -65,7 +65,43 @@ pub struct WindowConfig {
     /// nothing, so a watermark jump costs no more than the data).
     #[serde(default)]
     pub emit: Option<Emit>,
+    /// Tumbling and sliding windows: emit only the best `n` keys of each
+    /// window by one of the aggregates, each result with its `rank` (1 is
+    /// best), instead of every key's result; e.g. `top = { n = 3, by =
+    /// "volume" }` (largest first; `order = "asc"` for the smallest). Ties
+    /// go to the smaller key. A late event that changes a fired window
+    /// re-emits its ranking. The ranking is over every key, so a `top`
+    /// window runs on one worker (the stages before it still spread).
+    #[serde(default)]
+    pub top: Option<Spanned<TopConfig>>,
 }
+
+/// The `top = { n, by, order }` table of a window.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopConfig {
+    /// Keys emitted per window (1 to 10,000).
+    pub n: u64,
+    /// The aggregate (its output name) keys are ranked by.
+    pub by: String,
+    /// `"desc"` (default: largest first) or `"asc"`.
+    #[serde(default)]
+    pub order: Order,
+}
+
+/// Which end of a ranking comes first.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    /// Largest first.
+    #[default]
+    Desc,
+    /// Smallest first.
+    Asc,
+}
+
+/// The most keys `top` may keep per window.
+const MAX_TOP: u64 = 10_000;
 
 /// Which keys a global `every` window emits at a boundary.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -273,6 +309,55 @@ impl WindowConfig {
     pub fn specs(&self) -> &[AggregateSpec] {
         &self.aggregates.get_ref().0
     }
+
+    /// What is wrong with `top`: a window kind without aligned windows, no
+    /// key to rank, an `n` out of range, a `by` that names no aggregate.
+    fn check_top(&self, top: &Spanned<TopConfig>) -> Vec<Diagnostic> {
+        let span = top.span();
+        let t = top.get_ref();
+        let mut diags = Vec::new();
+        if !matches!(
+            self.window.get_ref(),
+            WindowKind::Tumbling { .. } | WindowKind::Sliding { .. }
+        ) {
+            diags.push(
+                Diagnostic::new(span.clone(), "`top` ranks the keys of tumbling and sliding windows only")
+                    .hint("remove `top`, or use `{ tumbling = \"..\" }` or `{ sliding = \"..\", every = \"..\" }`"),
+            );
+        }
+        if self.key.0.is_empty() {
+            diags.push(
+                Diagnostic::new(
+                    span.clone(),
+                    "`top` ranks keys, and this window has no `key`",
+                )
+                .hint("add `key = \"FIELD\"`, or remove `top`"),
+            );
+        }
+        if t.n == 0 || t.n > MAX_TOP {
+            diags.push(
+                Diagnostic::new(
+                    span.clone(),
+                    format!("`top` keeps n = {} keys per window", t.n),
+                )
+                .hint(format!("use an `n` from 1 to {MAX_TOP}")),
+            );
+        }
+        if !self.specs().iter().any(|s| s.name == t.by) {
+            let names: Vec<&str> = self.specs().iter().map(|s| s.name.as_str()).collect();
+            diags.push(
+                Diagnostic::new(
+                    span,
+                    format!(
+                        "`top` ranks by `{}`, which is not an aggregate of this window",
+                        t.by
+                    ),
+                )
+                .hint(format!("use one of: {}", names.join(", "))),
+            );
+        }
+        diags
+    }
 }
 
 impl TransformFactory for WindowConfig {
@@ -287,8 +372,12 @@ impl TransformFactory for WindowConfig {
         }))
     }
 
-    /// Every input keyed alike.
+    /// Every input keyed alike; with `top`, all on one worker, which ranks
+    /// every key of a window.
     fn partitioning(&self, _input: usize) -> Partitioning {
+        if self.top.is_some() {
+            return Partitioning::Single;
+        }
         self.key.partitioning()
     }
 
@@ -333,7 +422,13 @@ impl TransformFactory for WindowConfig {
                 .hint("remove `emit`, or use a global window with `every`"),
             );
         }
+        if let Some(top) = &self.top {
+            diags.extend(self.check_top(top));
+        }
         let mut taken: Vec<String> = vec!["window_start".into(), "window_end".into()];
+        if self.top.is_some() {
+            taken.push("rank".into());
+        }
         taken.extend(
             key_field_names(&self.key.0)
                 .iter()

@@ -532,6 +532,31 @@ fn a_refused_event_changes_no_sliding_window() {
     );
 }
 
+/// The overflow guard of a sliding window (the largest magnitude seen and
+/// how many events) is state: a restored window snapshots to the same
+/// bytes, guard included, so it decides as the uninterrupted run would.
+#[test]
+fn a_sliding_window_s_overflow_guard_survives_a_restore() {
+    let window = "{ sliding = \"20ms\", every = \"10ms\" }";
+    let mut first = driven(float_sums(window));
+    let mut out = Collector::new();
+    let events = vec![fv(5, 1.5e100), fv(7, -3.0), fv(15, 2.5)];
+    first.process(0, Batch::new(events, 0), &mut out);
+    let bytes = first.snapshot();
+    let mut restored = driven(float_sums(window));
+    restored.restore(&bytes).unwrap();
+    assert_eq!(restored.snapshot(), bytes);
+    // And both refuse alike what would leave the range.
+    for op in [&mut first, &mut restored] {
+        op.process(
+            0,
+            Batch::new(vec![fv(16, 1.7e308), fv(17, 1.7e308)], 0),
+            &mut out,
+        );
+        assert_eq!(out.take(Output::DEAD_LETTERS).len(), 1);
+    }
+}
+
 #[test]
 fn a_session_merge_leaving_the_range_is_refused() {
     let (results, dead) = sums(

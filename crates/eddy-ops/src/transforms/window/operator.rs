@@ -9,18 +9,19 @@ use eddy_core::{
     Batch, Collector, Event, Expression, NamedTable, Operator, OperatorContext, Timestamp, Value,
 };
 
-use super::aligned::Aligned;
+use super::aligned::{Aligned, Top};
 use super::common::{Ctx, Outcome};
-use super::config::{Emit, TimeDomain, WindowConfig, WindowKind};
+use super::config::{Emit, Order, TimeDomain, WindowConfig, WindowKind};
 use super::global::{Global, Options, Trigger};
 use super::output::Output;
 use super::session::Sessions;
 use super::snapshot::{self, Reader, SnapshotError};
 use super::spill::Spiller;
 use crate::aggregate::{Accumulator, AggregateSpec, Observation};
+use eddy_core::config::Spanned;
 
 enum State {
-    Aligned(Aligned),
+    Aligned(Box<Aligned>),
     Sessions(Sessions),
     Global(Global),
 }
@@ -38,7 +39,8 @@ struct WindowTable {
 
 impl WindowTable {
     fn header(&self) -> snapshot::Header {
-        let kind = match self.state {
+        let kind = match &self.state {
+            State::Aligned(a) if a.sliced() => snapshot::KIND_SLICED,
             State::Aligned(_) => snapshot::KIND_ALIGNED,
             State::Sessions(_) => snapshot::KIND_SESSIONS,
             State::Global(_) => snapshot::KIND_GLOBAL,
@@ -175,18 +177,25 @@ impl WindowOperator {
                 max_keys,
             }))
         };
+        let specs = config.specs().to_vec();
+        let top = config.top.as_ref().map(Spanned::get_ref).and_then(|t| {
+            Some(Top {
+                n: usize::try_from(t.n).ok()?,
+                by: specs.iter().position(|s| s.name == t.by)?,
+                descending: t.order == Order::Desc,
+            })
+        });
         let state = match *config.window.get_ref() {
             WindowKind::Tumbling { size } => {
-                State::Aligned(Aligned::new(size.ms(), size.ms(), lateness))
+                State::Aligned(Box::new(Aligned::new(size.ms(), size.ms(), lateness, top)))
             }
             WindowKind::Sliding { size, every } => {
-                State::Aligned(Aligned::new(size.ms(), every.ms(), lateness))
+                State::Aligned(Box::new(Aligned::new(size.ms(), every.ms(), lateness, top)))
             }
             WindowKind::Session { gap } => State::Sessions(Sessions::new(gap.ms(), lateness)),
             WindowKind::GlobalCount { count } => global(Trigger::Count(count)),
             WindowKind::GlobalEvery { every } => global(Trigger::Every(every.ms().max(1))),
         };
-        let specs = config.specs().to_vec();
         WindowOperator {
             name: name.to_string(),
             output: Output::new(&config.key.0, &specs),

@@ -34,6 +34,8 @@ pub(crate) const KIND_ALIGNED: u8 = 0;
 pub(crate) const KIND_SESSIONS: u8 = 1;
 /// Global windows.
 pub(crate) const KIND_GLOBAL: u8 = 2;
+/// Sliding windows kept by slices (see `aligned`).
+pub(crate) const KIND_SLICED: u8 = 3;
 
 /// Why a snapshot cannot be restored; the operator turns it into
 /// [`StateError::Corrupt`](eddy_core::state::StateError::Corrupt).
@@ -70,7 +72,8 @@ pub(crate) enum SnapshotError {
 /// The name of a state kind in messages.
 pub(crate) fn kind_name(kind: u8) -> &'static str {
     match kind {
-        KIND_ALIGNED => "tumbling or sliding",
+        KIND_ALIGNED => "tumbling (or an earlier version's sliding)",
+        KIND_SLICED => "sliding",
         KIND_SESSIONS => "session",
         KIND_GLOBAL => "global",
         _ => "unknown",

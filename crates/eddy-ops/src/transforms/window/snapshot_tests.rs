@@ -6,7 +6,9 @@ use eddy_core::state::{GroupRange, StateError};
 use eddy_core::{Batch, Collector, Event, Output, Value};
 use proptest::prelude::*;
 
-use super::snapshot::{seal, Header, KIND_ALIGNED, KIND_GLOBAL, KIND_SESSIONS, VERSION};
+use super::snapshot::{
+    seal, Header, KIND_ALIGNED, KIND_GLOBAL, KIND_SESSIONS, KIND_SLICED, VERSION,
+};
 use super::tests::{ev, late, operator, simulation, In, Op};
 use crate::test_util::{driven, Driven};
 
@@ -28,7 +30,7 @@ pub(super) fn shapes(lateness: i64) -> Vec<(String, u8)> {
         ("window = { tumbling = \"50ms\" }\n", KIND_ALIGNED),
         (
             "window = { sliding = \"60ms\", every = \"20ms\" }\n",
-            KIND_ALIGNED,
+            KIND_SLICED,
         ),
         ("window = { session = \"15ms\" }\n", KIND_SESSIONS),
         ("window = { global = true, count = 4 }\n", KIND_GLOBAL),
@@ -271,9 +273,16 @@ fn other_versions_and_kinds_are_named_in_the_error() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("tumbling or sliding") && err.contains("session"),
+        err.contains("snapshot of a tumbling") && err.contains("this window is a session"),
         "{err}"
     );
+    // A sliding window keeps slices: a tumbling window's state is refused.
+    let (sliding, _) = &shapes(0)[1];
+    let err = driven(operator(sliding))
+        .restore(&snap)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("this window is a sliding window"), "{err}");
     let err = restore_table(body, &[]).unwrap_err().to_string();
     assert!(err.contains("too short"), "{err}");
 }

@@ -348,6 +348,89 @@ fn global_every_emits_running_totals_without_purging() {
     assert_eq!(get(&second[0], "window_start"), &ts(1));
 }
 
+/// A sliding window keeps one accumulator per key and slice (the gcd of
+/// size and every), not per window: ten events of one key in five slices
+/// are five entries, though each event falls in five windows. Each window
+/// still counts every event it covers.
+#[test]
+fn sliding_windows_keep_state_per_slice() {
+    let mut op = driven(operator(
+        "key = \"k\"\nwindow = { sliding = \"10s\", every = \"2s\" }\naggregates = { n = \"count()\" }",
+    ));
+    let mut out = Collector::new();
+    let events = (0..10)
+        .map(|i| ev(i * 1_000, &[("k", Value::Int(1))]))
+        .collect();
+    op.process(0, Batch::new(events, 0), &mut out);
+    assert_eq!(op.op.tables()[0].1.stored(), 5);
+    op.on_watermark(30_000, &mut out);
+    let counts: Vec<(String, i64)> = out
+        .take(Output::MAIN)
+        .iter()
+        .map(|r| {
+            (
+                get(r, "window_start").to_string(),
+                get(r, "n").as_i64().unwrap(),
+            )
+        })
+        .collect();
+    // Windows [-8s, 2s) .. [8s, 18s): 2, 4, 6, 8, 10, 8, 6, 4, 2 events.
+    let want: Vec<i64> = vec![2, 4, 6, 8, 10, 8, 6, 4, 2];
+    assert_eq!(
+        counts.iter().map(|c| c.1).collect::<Vec<_>>(),
+        want,
+        "{counts:?}"
+    );
+    assert_eq!(op.op.tables()[0].1.stored(), 0, "every slice dropped");
+}
+
+/// `top` needs aligned windows, a key, a sensible `n` and an aggregate to
+/// rank by; each mistake is named.
+#[test]
+fn top_settings_are_checked() {
+    let check = |body: &str| {
+        let c = config(body);
+        let cx = eddy_core::component::ValidateContext::default();
+        c.validate(&cx)
+            .into_iter()
+            .map(|d| format!("{} (hint: {})", d.message, d.hint.unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let aggs = "aggregates = { n = \"count()\" }";
+    let ok = check(&format!(
+        "key = \"k\"\nwindow = {{ tumbling = \"1s\" }}\n{aggs}\ntop = {{ n = 3, by = \"n\" }}"
+    ));
+    assert_eq!(ok, "");
+    let session = check(&format!(
+        "key = \"k\"\nwindow = {{ session = \"1s\" }}\n{aggs}\ntop = {{ n = 3, by = \"n\" }}"
+    ));
+    assert!(
+        session.contains("tumbling and sliding windows only"),
+        "{session}"
+    );
+    let unkeyed = check(&format!(
+        "window = {{ tumbling = \"1s\" }}\n{aggs}\ntop = {{ n = 3, by = \"n\" }}"
+    ));
+    assert!(unkeyed.contains("has no `key`"), "{unkeyed}");
+    let zero = check(&format!(
+        "key = \"k\"\nwindow = {{ tumbling = \"1s\" }}\n{aggs}\ntop = {{ n = 0, by = \"n\" }}"
+    ));
+    assert!(zero.contains("n = 0"), "{zero}");
+    let unknown = check(&format!(
+        "key = \"k\"\nwindow = {{ tumbling = \"1s\" }}\n{aggs}\ntop = {{ n = 1, by = \"total\" }}"
+    ));
+    assert!(
+        unknown.contains("`total`") && unknown.contains("use one of: n"),
+        "{unknown}"
+    );
+    let clash = check("key = \"k\"\nwindow = { tumbling = \"1s\" }\naggregates = { rank = \"count()\" }\ntop = { n = 1, by = \"rank\" }");
+    assert!(
+        clash.contains("aggregate `rank` has the name of another output field"),
+        "{clash}"
+    );
+}
+
 static CLOCK: AtomicI64 = AtomicI64::new(0);
 
 fn fake_clock() -> i64 {
@@ -521,6 +604,9 @@ pub(super) fn run(body: &str, events: &[In], ops: &[Op], keyed: bool) -> Run {
 
 type WindowId = (i64, i64, i64);
 
+/// Per window (start, end): its ranked rows (key, aggregates).
+type Rankings = BTreeMap<(String, String), Vec<(i64, Vec<Value>)>>;
+
 /// The last result per (key, start, end), with the aggregates in order.
 fn last_results(results: &[Event], keyed: bool) -> BTreeMap<(i64, String, String), Vec<Value>> {
     let mut m = BTreeMap::new();
@@ -677,6 +763,50 @@ proptest! {
         let (groups, want_late) = aligned_oracle(&events, &ops, 60, 20, lateness, keyed);
         check_late(&r, want_late)?;
         prop_assert_eq!(last_results(&r.results, keyed), rendered(&groups));
+    }
+
+    /// `top`: each window's last ranking is its two best keys by `s`
+    /// (ties to the smaller key), as the oracle's groups give them, late
+    /// updates included.
+    #[test]
+    fn top_n_matches_oracle((events, ops) in simulation(), sliding: bool, late: bool, asc: bool) {
+        let lateness = if late { 35 } else { 0 };
+        let (window, size, slide) = if sliding {
+            ("{ sliding = \"60ms\", every = \"20ms\" }", 60, 20)
+        } else {
+            ("{ tumbling = \"50ms\" }", 50, 50)
+        };
+        let order = if asc { "asc" } else { "desc" };
+        let text = format!("{}\ntop = {{ n = 2, by = \"s\", order = \"{order}\" }}", body(true, window, lateness));
+        let r = run(&text, &events, &ops, true);
+        let (groups, want_late) = aligned_oracle(&events, &ops, size, slide, lateness, true);
+        check_late(&r, want_late)?;
+        // A ranking is emitted whole: rank 1 starts it.
+        let mut got: Rankings = BTreeMap::new();
+        for res in &r.results {
+            let window = (get(res, "window_start").to_string(), get(res, "window_end").to_string());
+            let row = (get(res, "k").as_i64().unwrap_or(-1), AGG_NAMES.iter().map(|a| get(res, a).clone()).collect());
+            let rank = get(res, "rank").as_i64().unwrap_or(-1);
+            let ranking = got.entry(window).or_default();
+            if rank == 1 {
+                ranking.clear();
+            }
+            prop_assert_eq!(rank as usize, ranking.len() + 1, "ranks count up from 1");
+            ranking.push(row);
+        }
+        let mut want: Rankings = BTreeMap::new();
+        for (&(k, s, e), g) in &groups {
+            want.entry((format_rfc3339(s), format_rfc3339(e))).or_default().push((k, expected(g)));
+        }
+        for ranking in want.values_mut() {
+            let sum = |row: &(i64, Vec<Value>)| row.1[1].as_i64().unwrap_or(0);
+            ranking.sort_by(|a, b| {
+                let by = if asc { sum(a).cmp(&sum(b)) } else { sum(b).cmp(&sum(a)) };
+                by.then(a.0.cmp(&b.0))
+            });
+            ranking.truncate(2);
+        }
+        prop_assert_eq!(got, want);
     }
 
     #[test]

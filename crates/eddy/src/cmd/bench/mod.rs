@@ -96,6 +96,8 @@ pub enum BenchSource {
 pub struct NexmarkArgs {
     /// The query: q0 (pass-through), q1 (currency conversion), q2 (selection),
     /// q5 (hot items, sliding windows), q7 (highest bid, tumbling windows),
+    /// a (per-auction count and highest price in 10 s tumbling windows), b
+    /// (the auction with the most bids per 10 s window sliding by 2 s),
     /// state (count and sum per auction and bidder in one day-long window:
     /// many keys of window state, for checkpoint figures), alerts (an alert
     /// rule over every bid, 10,000 alert instances), anomaly-METHOD
@@ -169,18 +171,34 @@ set = { price = "double(price) * 0.908" }
         }
         "q5" => {
             r#"
-[transforms.counts]
+[transforms.q5]
 type = "window"
 inputs = ["bids"]
 key = "auction"
 window = { sliding = "10s", every = "2s" }
 aggregates = { num = "count()" }
-
-[transforms.q5]
+top = { n = 1, by = "num" }
+"#
+        }
+        "a" => {
+            r#"
+[transforms.a]
 type = "window"
-inputs = ["counts"]
-window = { tumbling = "2s" }
-aggregates = { auction = "max_by(auction, num)", num = "max(num)" }
+inputs = ["bids"]
+key = "auction"
+window = { tumbling = "10s" }
+aggregates = { n = "count()", max_price = "max(price)" }
+"#
+        }
+        "b" => {
+            r#"
+[transforms.b]
+type = "window"
+inputs = ["bids"]
+key = "auction"
+window = { sliding = "10s", every = "2s" }
+aggregates = { n = "count()" }
+top = { n = 1, by = "n" }
 "#
         }
         "q7" => {
@@ -231,7 +249,7 @@ method = "{method}"
             ));
         }
         other => bail!(
-            "unknown query `{other}`: use q0, q1, q2, q5, q7, state, alerts or anomaly-METHOD (anomaly-ewma, anomaly-ensemble, ...)"
+            "unknown query `{other}`: use q0, q1, q2, q5, q7, a, b, state, alerts or anomaly-METHOD (anomaly-ewma, anomaly-ensemble, ...)"
         ),
     };
     Ok(format!("{BIDS}{after_bids}"))
@@ -357,6 +375,8 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     };
     let baseline = match &file {
         Some(path) if args.query == "q7" => Some(baseline::file_q7(path)?),
+        Some(path) if args.query == "a" => Some(baseline::file_a(path)?),
+        Some(path) if args.query == "b" => Some(baseline::file_b(path)?),
         Some(_) => None,
         None if args.rate.is_none() => Some((baseline::generator(args.events, args.event_rate), 0)),
         None => None,
@@ -433,12 +453,13 @@ fn print_report(args: &NexmarkArgs, report: &RunReport, baseline: Option<f64>) {
     };
     if args.json {
         println!(
-            "{{\"query\":\"{}\",\"source\":\"{source}\",\"events\":{events},\"workers\":{},\"rate_limit\":{},\"seconds\":{secs:.3},\"events_per_sec\":{rate:.0},\"results\":{results},\"p50_ms\":{p50:.3},\"p99_ms\":{p99:.3},\"baseline\":{},\"baseline_events_per_sec\":{},\"peak_rss_mib\":{}}}",
+            "{{\"query\":\"{}\",\"source\":\"{source}\",\"events\":{events},\"workers\":{},\"rate_limit\":{},\"seconds\":{secs:.3},\"events_per_sec\":{rate:.0},\"results\":{results},\"p50_ms\":{p50:.3},\"p99_ms\":{p99:.3},\"baseline\":{},\"baseline_events_per_sec\":{},\"ratio\":{},\"peak_rss_mib\":{}}}",
             args.query,
             args.workers,
             args.rate.map(|r| r.to_string()).unwrap_or_else(|| "null".into()),
             baseline.map(|_| format!("\"{baseline_name}\"")).unwrap_or_else(|| "null".into()),
             baseline.map(|b| format!("{b:.0}")).unwrap_or_else(|| "null".into()),
+            baseline.map(|b| format!("{:.3}", rate / b.max(1e-9))).unwrap_or_else(|| "null".into()),
             peak.map(|m| format!("{m:.1}")).unwrap_or_else(|| "null".into()),
         );
     } else {
@@ -467,8 +488,9 @@ fn print_report(args: &NexmarkArgs, report: &RunReport, baseline: Option<f64>) {
         }
         if let Some(b) = baseline {
             println!(
-                "baseline ({baseline_name}, 1 thread): {} events/s",
-                crate::progress::human(b as u64)
+                "baseline ({baseline_name}, 1 thread): {} events/s; Eddy at {:.2} of it",
+                crate::progress::human(b as u64),
+                rate / b.max(1e-9)
             );
         }
     }

@@ -70,7 +70,13 @@ fn read_feed(addr: SocketAddr, channels: &[String], finished: &AtomicBool) -> u6
     };
     let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
     let url = format!("ws://{addr}/api/v1/ws");
-    let Ok((mut ws, _)) = tungstenite::client(url.as_str(), stream) else {
+    // A small read buffer, as a dashboard's would be: the default 128 KiB
+    // one is cleared on every read, which would bill the clients' own
+    // work to the engine sharing their cores.
+    let config = tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096);
+    let Ok((mut ws, _)) =
+        tungstenite::client::client_with_config(url.as_str(), stream, Some(config))
+    else {
         return 0;
     };
     for c in channels {

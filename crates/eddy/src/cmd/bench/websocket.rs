@@ -283,7 +283,12 @@ async fn subscribe(port: u16) -> anyhow::Result<Socket> {
     let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
     stream.set_nodelay(true)?;
     let url = format!("ws://127.0.0.1:{port}/api/v1/ws");
-    let (mut socket, _) = tokio_tungstenite::client_async(url, stream).await?;
+    // A small read buffer: the default 128 KiB one is cleared on each
+    // read, which would make the clients, not the server, the bottleneck.
+    let config =
+        tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096);
+    let (mut socket, _) =
+        tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
     socket
         .send(Message::text(r#"{"subscribe":"node:feed"}"#))
         .await?;
