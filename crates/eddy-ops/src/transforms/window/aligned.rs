@@ -297,9 +297,10 @@ impl Aligned {
         t.div_euclid(self.slide).checked_mul(self.slide)
     }
 
-    /// The start of the earliest window containing `t`, given the latest.
-    fn first_start(&self, last: Timestamp) -> Timestamp {
-        last - (self.size / self.slide - 1) * self.slide
+    /// The start of the earliest window containing `t`: the first start
+    /// after `t - size` (`every` need not divide the size).
+    fn first_start(&self, t: Timestamp) -> Timestamp {
+        t.saturating_sub(self.size).div_euclid(self.slide) * self.slide + self.slide
     }
 
     /// Adds an event at `t` to the slice holding it, unless every window
@@ -323,7 +324,7 @@ impl Aligned {
         // Hashed once for the slice and the windows it is part of.
         let group = group_of(key);
         if cx.can_overflow() && self.sliced() && self.may_overflow(obs) {
-            self.admits(at, last, (group, key), obs, wm, cx)?;
+            self.admits(t, at, (group, key), obs, wm, cx)?;
         }
         let slice = self.slices.entry(at).or_insert_with(Slice::new);
         let spilled = slice.on_disk > 0;
@@ -349,7 +350,7 @@ impl Aligned {
             }
         }
         // Windows that fired already re-emit at the end of the batch.
-        let first = self.first_start(last);
+        let first = self.first_start(t);
         if fire_time(first + self.size) <= wm {
             self.mark_fired(first, last, key, wm);
         }
@@ -394,8 +395,8 @@ impl Aligned {
     /// order as a firing merges them, the event's own slice with the event.
     fn admits(
         &self,
+        t: Timestamp,
         at: Timestamp,
-        last: Timestamp,
         (group, key): (KeyGroup, &[Value]),
         obs: &[Observation],
         wm: Timestamp,
@@ -403,8 +404,8 @@ impl Aligned {
     ) -> Result<(), PlaceError> {
         let mut own = self.slot(at, group, key).unwrap_or_else(|| cx.fresh());
         fold(cx, &mut own, obs)?;
-        let mut start = self.first_start(last);
-        while start <= last {
+        let mut start = self.first_start(t);
+        while start <= t {
             let end = start + self.size;
             if cleanup_time(end, self.lateness) > wm {
                 let mut parts: Vec<Vec<Accumulator>> = Vec::new();

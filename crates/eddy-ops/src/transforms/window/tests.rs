@@ -757,10 +757,17 @@ proptest! {
     }
 
     #[test]
-    fn sliding_matches_oracle((events, ops) in simulation(), keyed: bool, late in prop::bool::ANY) {
+    fn sliding_matches_oracle((events, ops) in simulation(), keyed: bool, late in prop::bool::ANY, uneven: bool) {
         let lateness = if late { 35 } else { 0 };
-        let r = run(&body(keyed, "{ sliding = \"60ms\", every = \"20ms\" }", lateness), &events, &ops, keyed);
-        let (groups, want_late) = aligned_oracle(&events, &ops, 60, 20, lateness, keyed);
+        // `every` dividing the size, or not (slices of 10 ms, an event in
+        // two or three windows).
+        let (window, size) = if uneven {
+            ("{ sliding = \"50ms\", every = \"20ms\" }", 50)
+        } else {
+            ("{ sliding = \"60ms\", every = \"20ms\" }", 60)
+        };
+        let r = run(&body(keyed, window, lateness), &events, &ops, keyed);
+        let (groups, want_late) = aligned_oracle(&events, &ops, size, 20, lateness, keyed);
         check_late(&r, want_late)?;
         prop_assert_eq!(last_results(&r.results, keyed), rendered(&groups));
     }
