@@ -59,6 +59,22 @@ pub fn require(program: &str, extra: &[&str]) -> Option<PathBuf> {
     found
 }
 
+/// Whether Python can import `modules` (the packages `scripts/install-services.sh`
+/// installs). Under CI a missing one panics; elsewhere `false` is
+/// returned and the reason printed.
+pub fn require_python(modules: &str, package: &str) -> bool {
+    let installed = std::process::Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        let msg = format!("{package} is not installed: run scripts/install-services.sh");
+        assert!(!in_ci(), "{msg}");
+        eprintln!("skipping: {msg}");
+    }
+    installed
+}
+
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

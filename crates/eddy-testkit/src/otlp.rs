@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use crate::{free_port, in_ci, Server};
+use crate::{free_port, require_python, Server};
 
 /// The receiver's program.
 const RECEIVER: &str = include_str!("otlp_receiver.py");
@@ -20,14 +20,10 @@ impl OtlpReceiver {
     /// Starts one on a free loopback port, or returns `None` (after saying
     /// why) when opentelemetry-proto is not installed outside CI.
     pub fn start() -> Option<OtlpReceiver> {
-        let installed = Command::new("python3")
-            .args(["-c", "import opentelemetry.proto, google.protobuf"])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !installed {
-            let msg = "opentelemetry-proto is not installed: run scripts/install-services.sh";
-            assert!(!in_ci(), "{msg}");
-            eprintln!("skipping: {msg}");
+        if !require_python(
+            "opentelemetry.proto, google.protobuf",
+            "opentelemetry-proto",
+        ) {
             return None;
         }
         let port = free_port();

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::{free_port, in_ci, Server};
+use crate::{free_port, require_python, Server};
 
 /// A running SMTP server, stopped when dropped.
 pub struct Smtp {
@@ -15,14 +15,7 @@ impl Smtp {
     /// Starts a server on a free loopback port, or returns `None` (after
     /// saying why) when aiosmtpd is not installed outside CI.
     pub fn start() -> Option<Smtp> {
-        let installed = Command::new("python3")
-            .args(["-c", "import aiosmtpd"])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !installed {
-            let msg = "aiosmtpd is not installed: run scripts/install-services.sh";
-            assert!(!in_ci(), "{msg}");
-            eprintln!("skipping: {msg}");
+        if !require_python("aiosmtpd", "aiosmtpd") {
             return None;
         }
         let port = free_port();

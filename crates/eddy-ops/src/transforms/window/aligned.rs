@@ -148,7 +148,11 @@ impl Ranking {
     /// Emits the ranked results of window `[start, end)` and empties.
     fn emit(&mut self, cx: &Ctx<'_>, out: &mut Collector, start: Timestamp, end: Timestamp) {
         for (rank, (_, key, accs)) in self.best.drain(..).enumerate() {
-            cx.emit_ranked(out, start, end, &key, &accs, rank as i64 + 1);
+            let mut result = cx.result(start, end, &key, &accs);
+            result
+                .fields
+                .push(eddy_core::sym!("rank"), Value::Int(rank as i64 + 1));
+            cx.push(out, result);
         }
     }
 }

@@ -271,24 +271,24 @@ impl<'a> Ctx<'a> {
         key: &[Value],
         accs: &[Accumulator],
     ) {
-        self.emitted.set(self.emitted.get() + 1);
-        out.push(OutputId::MAIN, self.output.event(start, end, key, accs));
+        self.push(out, self.output.event(start, end, key, accs));
     }
 
-    /// [`Ctx::emit`] with the result's `rank` in its window (`top`).
-    pub(crate) fn emit_ranked(
+    /// The result of window `[start, end)` for `key`, to emit with [`Ctx::push`].
+    pub(crate) fn result(
         &self,
-        out: &mut Collector,
         start: Timestamp,
         end: Timestamp,
         key: &[Value],
         accs: &[Accumulator],
-        rank: i64,
-    ) {
+    ) -> eddy_core::Event {
+        self.output.event(start, end, key, accs)
+    }
+
+    /// Emits a result.
+    pub(crate) fn push(&self, out: &mut Collector, result: eddy_core::Event) {
         self.emitted.set(self.emitted.get() + 1);
-        let mut event = self.output.event(start, end, key, accs);
-        event.fields.push(eddy_core::sym!("rank"), Value::Int(rank));
-        out.push(OutputId::MAIN, event);
+        out.push(OutputId::MAIN, result);
     }
 }
 

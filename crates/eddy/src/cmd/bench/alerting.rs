@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, ExitCode};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -81,17 +81,9 @@ pub fn run(args: &AlertingArgs) -> anyhow::Result<ExitCode> {
     let floor = direct_floor(hook_port, &seen)?;
     let api_port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let config = write_config(&dir, args, api_port, hook_port)?;
-    let mut child = Command::new(std::env::current_exe()?)
-        .arg("run")
-        .arg(&config)
-        .arg("-q")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("cannot start eddy run")?;
-    let result = drive(args, &mut child, api_port, &seen, &floor);
-    let _ = child.kill();
-    let _ = child.wait();
+    let mut child = super::RunChild::start(&config)?;
+    let result = drive(args, &mut child.0, api_port, &seen, &floor);
+    drop(child);
     let _ = std::fs::remove_dir_all(&dir);
     result?;
     Ok(ExitCode::SUCCESS)

@@ -400,6 +400,33 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// An `eddy run` a benchmark started (this executable, quiet, output
+/// discarded); killed when dropped, so a benchmark that fails leaves no
+/// run behind.
+pub(crate) struct RunChild(pub(crate) std::process::Child);
+
+impl RunChild {
+    /// Starts `eddy run CONFIG -q`.
+    pub(crate) fn start(config: &Path) -> anyhow::Result<RunChild> {
+        let child = std::process::Command::new(std::env::current_exe()?)
+            .arg("run")
+            .arg(config)
+            .arg("-q")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("cannot start eddy run")?;
+        Ok(RunChild(child))
+    }
+}
+
+impl Drop for RunChild {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The median of `v` (the upper one of an even count; 0 when empty),
 /// sorting `v`.
 pub(crate) fn median(v: &mut [f64]) -> f64 {

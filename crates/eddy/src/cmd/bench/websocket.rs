@@ -13,7 +13,7 @@
 //! percentiles over the whole run and the memory from the first minute's
 //! end to the last sample.
 
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -117,17 +117,9 @@ inputs = ["feed"]
             d = dir.display()
         ),
     )?;
-    let mut child = Command::new(std::env::current_exe()?)
-        .arg("run")
-        .arg(&config)
-        .arg("-q")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("cannot start eddy run")?;
-    let result = await_serving(&mut child, port).and_then(|()| drive(args, &child, port));
-    let _ = child.kill();
-    let _ = child.wait();
+    let mut child = super::RunChild::start(&config)?;
+    let result = await_serving(&mut child.0, port).and_then(|()| drive(args, &child.0, port));
+    drop(child);
     let _ = std::fs::remove_dir_all(&dir);
     result?;
     Ok(ExitCode::SUCCESS)
