@@ -57,6 +57,10 @@ pub struct NodeContext {
     /// State beyond a memory budget goes to disk (`[pipeline]
     /// state_memory`); `None` keeps all state in memory.
     pub spill: Option<crate::state::Spill>,
+    /// Sources: the only top-level fields the pipeline reads of this
+    /// source's events, when the plan can tell (`None`: any). A decoding
+    /// source may skip the others (besides those it reads itself).
+    pub projection: Option<Arc<[crate::Sym]>>,
 }
 
 /// The object a factory's `prepare` made for one run, shared by the
@@ -180,6 +184,7 @@ impl BuildContext {
                 pipeline: "test".into(),
                 exactly_once: false,
                 spill: None,
+                projection: None,
             },
             worker: 0,
             prepared: None,
@@ -341,6 +346,17 @@ pub enum Partitioning {
     Single,
 }
 
+/// What a transform reads of its input events (see
+/// [`TransformFactory::fields_read`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldsRead {
+    /// The top-level fields.
+    pub fields: Vec<crate::Sym>,
+    /// Its main output carries its input events on (a filter), so what
+    /// its own consumers read counts too.
+    pub passes_on: bool,
+}
+
 /// A configured transform.
 pub trait TransformFactory: Send + Sync {
     /// Makes what this transform's instances share in one run; `build`
@@ -377,6 +393,13 @@ pub trait TransformFactory: Send + Sync {
     /// [`BuildContext::output`].
     fn outputs(&self) -> Vec<OutputSpec> {
         Vec::new()
+    }
+
+    /// The top-level fields of its input events it reads, or `None` when
+    /// it may read any (the default). A source whose events only reach
+    /// transforms that say may skip the other fields when it decodes.
+    fn fields_read(&self) -> Option<FieldsRead> {
+        None
     }
 
     /// Checks that need more than deserialisation.

@@ -36,6 +36,9 @@ pub struct JsonDecoder {
     /// Set while decoding when a `f64` may stand for an integer literal
     /// outside the `i64` range; the text is then scanned and decoded again.
     big_int_seen: bool,
+    /// The only top-level fields kept, when set (the others are skipped
+    /// unread: nothing downstream reads them).
+    keep: Option<Vec<Sym>>,
 }
 
 /// Why a JSON document could not be decoded.
@@ -56,6 +59,13 @@ impl JsonDecoder {
     /// A decoder with an empty key cache.
     pub fn new() -> JsonDecoder {
         JsonDecoder::default()
+    }
+
+    /// Keeps only the top-level fields `keep` (all when `None`): the others
+    /// are parsed past without building values, which is what a source
+    /// does when the pipeline reads only some fields.
+    pub fn keep_only(&mut self, keep: Option<Vec<Sym>>) {
+        self.keep = keep;
     }
 
     /// Decodes one JSON object from bytes (validating UTF-8).
@@ -264,6 +274,11 @@ fn read_object<'de, A: MapAccess<'de>>(
             .key(top.then_some(pos), key.as_str())
             .ok_or_else(|| serde::de::Error::custom("too many distinct field names"))?;
         all_hits &= hit;
+        if top && dec.keep.as_ref().is_some_and(|k| !k.contains(&sym)) {
+            map.next_value::<serde::de::IgnoredAny>()?;
+            pos += 1;
+            continue;
+        }
         let value = map.next_value_seed(ValueSeed { dec: &mut *dec })?;
         if all_hits {
             fields.push(sym, value);
@@ -482,6 +497,24 @@ pub fn fields_to_json_string(fields: &Fields) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn keep_only_skips_the_other_top_level_fields() {
+        let mut d = JsonDecoder::new();
+        d.keep_only(Some(vec![Sym::intern("a"), Sym::intern("c")]));
+        let text = r#"{"a":1,"b":{"deep":[1,"x\"y"]},"c":"s","d":99999999999999999999999}"#;
+        for _ in 0..2 {
+            // Twice: the second object takes the positional key cache.
+            let f = d.decode_str(text).unwrap();
+            assert_eq!(f.len(), 2);
+            assert_eq!(f.get(Sym::intern("a")), Some(&Value::Int(1)));
+            assert_eq!(f.get(Sym::intern("c")), Some(&Value::str("s")));
+        }
+        // Skipped values are still checked: bad JSON stays bad.
+        assert!(d.decode_str(r#"{"a":1,"b":[1,}"#).is_err());
+        d.keep_only(None);
+        assert_eq!(d.decode_str(text).unwrap().len(), 4);
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -220,6 +220,19 @@ impl TimestampAssigner {
         self.path.is_none()
     }
 
+    /// The top-level fields a source keeps when the pipeline reads only
+    /// `projection` of its events: those and the event-time field. `None`
+    /// (keep all) without a projection.
+    pub fn keep(&self, projection: Option<&[Sym]>) -> Option<Vec<Sym>> {
+        let mut keep = projection?.to_vec();
+        if let Some(first) = self.path.as_ref().and_then(|p| p.first()) {
+            if !keep.contains(first) {
+                keep.push(*first);
+            }
+        }
+        Some(keep)
+    }
+
     /// Builds the assigner for a source's `event_time` (ingestion time when absent).
     pub fn from_config(cfg: Option<&EventTimeConfig>) -> TimestampAssigner {
         match cfg {

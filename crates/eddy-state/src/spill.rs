@@ -30,7 +30,9 @@ fn fail(e: impl std::fmt::Display) -> StateError {
 
 /// A run's spill stores, all in one keyspace.
 pub struct FjallSpace {
-    keyspace: Keyspace,
+    /// Taken when the space is dropped, so its background work stops
+    /// before the files go.
+    keyspace: Option<Keyspace>,
     dir: PathBuf,
 }
 
@@ -50,7 +52,7 @@ impl FjallSpace {
             .open()
             .map_err(fail)?;
         Ok(FjallSpace {
-            keyspace,
+            keyspace: Some(keyspace),
             dir: dir.to_path_buf(),
         })
     }
@@ -58,8 +60,22 @@ impl FjallSpace {
 
 impl Drop for FjallSpace {
     fn drop(&mut self) {
-        // Stores still open keep their files until they close.
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // The keyspace's flush and compaction threads may still write a
+        // file while the directory is removed: close it first, and try
+        // again a few times if a late write got in between. (Stores still
+        // open elsewhere keep their files until they close.)
+        drop(self.keyspace.take());
+        for _ in 0..20 {
+            match std::fs::remove_dir_all(&self.dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                _ if self.dir.exists() => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                _ => return,
+            }
+        }
     }
 }
 
@@ -69,9 +85,13 @@ impl SpillSpace for FjallSpace {
         // safe for any instance name.
         let name: String = instance.bytes().map(|b| format!("{b:02x}")).collect();
         let options = PartitionCreateOptions::default().max_memtable_size(MEMTABLE_BYTES);
-        let partition = self.keyspace.open_partition(&name, options).map_err(fail)?;
+        let keyspace = self
+            .keyspace
+            .as_ref()
+            .ok_or_else(|| StateError::Spill("the spill space is closed".into()))?;
+        let partition = keyspace.open_partition(&name, options).map_err(fail)?;
         Ok(Arc::new(FjallStore {
-            keyspace: self.keyspace.clone(),
+            keyspace: keyspace.clone(),
             partition,
         }))
     }

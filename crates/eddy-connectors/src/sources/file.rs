@@ -88,7 +88,10 @@ impl SourceFactory for FileSourceConfig {
             return Ok(Box::new(Finished));
         }
         FileSource::open(self, &cx.name, assigner, cx.limits.max_line_bytes)
-            .map(|s| Box::new(s) as Box<dyn Source>)
+            .map(|mut s| {
+                s.decoder = s.decoder.project(cx.projection.as_deref());
+                Box::new(s) as Box<dyn Source>
+            })
             .map_err(|e| BuildError::Input(format!("source `{}`: {e}", cx.name)))
     }
 

@@ -184,6 +184,13 @@ impl NdjsonDecoder {
         }
     }
 
+    /// Decodes only the top-level fields the pipeline reads of the events
+    /// (`projection`, see `NodeContext::projection`) and the event time.
+    pub(crate) fn project(mut self, projection: Option<&[eddy_core::Sym]>) -> Self {
+        self.decoder.keep_only(self.assigner.keep(projection));
+        self
+    }
+
     fn dead(&self, reason: String, raw: &[u8], line_no: u64, now: Timestamp) -> Event {
         with_position(
             dead_letter(

@@ -222,6 +222,52 @@ pub enum Func {
     Now,
 }
 
+/// Adds the first name of every field path in `node` to `out` (once each).
+pub(crate) fn fields_read(node: &Node, out: &mut Vec<Sym>) {
+    let mut path = |p: &[Sym]| {
+        if let Some(first) = p.first() {
+            if !out.contains(first) {
+                out.push(*first);
+            }
+        }
+    };
+    match node {
+        Node::Field(p) | Node::Has(p) => path(p),
+        Node::FieldCmp(c) => path(&c.path),
+        Node::Const(_) | Node::Time | Node::Local(_) => {}
+        Node::Select(n, _) | Node::HasSelect(n, _) | Node::Unary(_, n) => fields_read(n, out),
+        Node::Cmp(_, a, b)
+        | Node::Arith(_, a, b)
+        | Node::And(a, b)
+        | Node::Or(a, b)
+        | Node::In(a, b)
+        | Node::Index(a, b) => {
+            fields_read(a, out);
+            fields_read(b, out);
+        }
+        Node::Cond(c, a, b) => {
+            fields_read(c, out);
+            fields_read(a, out);
+            fields_read(b, out);
+        }
+        Node::List(items) | Node::Call(_, items) => {
+            for n in items {
+                fields_read(n, out);
+            }
+        }
+        Node::Map(entries) => {
+            for (_, n) in entries {
+                fields_read(n, out);
+            }
+        }
+        Node::Comprehension(c) => {
+            for n in [&c.range, &c.init, &c.cond, &c.step, &c.result] {
+                fields_read(n, out);
+            }
+        }
+    }
+}
+
 impl Func {
     /// The function's name in CEL.
     pub fn name(self) -> &'static str {

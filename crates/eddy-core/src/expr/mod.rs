@@ -207,6 +207,15 @@ impl Expression {
         }
     }
 
+    /// The top-level fields the expression reads (the first name of each
+    /// field path), each once, in order of appearance: what a source may
+    /// keep for it when it decodes only what the pipeline uses.
+    pub fn fields_read(&self) -> Vec<Sym> {
+        let mut out = Vec::new();
+        compile::fields_read(&self.node, &mut out);
+        out
+    }
+
     /// The value, if the expression is a constant.
     pub fn constant(&self) -> Option<&Value> {
         match &*self.node {

@@ -596,3 +596,21 @@ fn messages_quote_an_excerpt_of_long_expressions() {
     assert_eq!(super::excerpt("short"), "short");
     assert_eq!(super::excerpt(&"é".repeat(100)).chars().count(), 81);
 }
+
+#[test]
+fn fields_read_lists_each_top_level_field_once() {
+    let names = |text: &str| -> Vec<String> {
+        Expression::compile(text)
+            .unwrap()
+            .fields_read()
+            .iter()
+            .map(|s| s.as_str().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names(r#"a.b > 1 && has(c.d) && e == "x" && [f, g[0]].exists(v, v > h) && a.z < 2"#),
+        ["a", "c", "e", "f", "g", "h"]
+    );
+    assert_eq!(names("_time > 0 && 1 + 2 == 3"), Vec::<String>::new());
+    assert_eq!(names(r#"{"k": m}.k.size() > 0 ? n : o"#), ["m", "n", "o"]);
+}

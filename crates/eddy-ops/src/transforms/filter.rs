@@ -11,7 +11,7 @@
 //! arithmetic, a non-boolean result) go to `NAME.dead_letters` with the
 //! reason; they are not kept.
 
-use eddy_core::component::{BuildContext, BuildError, TransformFactory};
+use eddy_core::component::{BuildContext, BuildError, FieldsRead, TransformFactory};
 use eddy_core::{Batch, Collector, Expression, Operator, OperatorContext};
 use serde::Deserialize;
 
@@ -29,6 +29,14 @@ impl TransformFactory for FilterConfig {
             name: cx.name.clone(),
             condition: self.condition.clone(),
         }))
+    }
+
+    /// The condition's fields; the events kept go on as they came.
+    fn fields_read(&self) -> Option<FieldsRead> {
+        Some(FieldsRead {
+            fields: self.condition.fields_read(),
+            passes_on: true,
+        })
     }
 }
 

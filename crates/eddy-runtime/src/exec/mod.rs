@@ -180,6 +180,13 @@ impl RunContext<'_> {
                 .unwrap_or_else(|| "pipeline".into()),
             exactly_once: self.exactly_once,
             spill: self.spill.clone(),
+            // With a live feed every node's output is shown whole.
+            projection: match (&self.plan.nodes[node].factory, &self.opts.publisher) {
+                (crate::registry::Factory::Source(_), None) => {
+                    self.plan.projection(node).map(Arc::from)
+                }
+                _ => None,
+            },
         }
     }
 

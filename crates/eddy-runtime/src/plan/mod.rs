@@ -439,6 +439,47 @@ impl Plan {
         }
         out
     }
+
+    /// The top-level fields the pipeline reads of source `node`'s events,
+    /// when every path they take says which (see
+    /// [`TransformFactory::fields_read`](eddy_core::component::TransformFactory::fields_read));
+    /// `None` when any field may be read: a sink receives them, a
+    /// transform reads them freely, or some node's other output (dead
+    /// letters, late events) hands them on whole.
+    pub fn projection(&self, node: usize) -> Option<Vec<eddy_core::Sym>> {
+        let mut fields: Vec<eddy_core::Sym> = Vec::new();
+        let mut reached = vec![false; self.nodes.len()];
+        let mut todo = vec![node];
+        while let Some(from) = todo.pop() {
+            for (j, _, output) in self.consumers(from) {
+                // The source's own other outputs hold what it could not
+                // decode, not its events.
+                if output != Output::MAIN && from != node {
+                    return None;
+                }
+                if output != Output::MAIN || reached[j] {
+                    continue;
+                }
+                reached[j] = true;
+                let Factory::Transform(t) = &self.nodes[j].factory else {
+                    return None;
+                };
+                let read = t.fields_read()?;
+                for f in read.fields {
+                    if !fields.contains(&f) {
+                        fields.push(f);
+                    }
+                }
+                if read.passes_on {
+                    todo.push(j);
+                } else if self.consumers(j).iter().any(|&(_, _, o)| o != Output::MAIN) {
+                    // Its dead letters or late events carry the input whole.
+                    return None;
+                }
+            }
+        }
+        Some(fields)
+    }
 }
 
 fn singular(s: Section) -> &'static str {

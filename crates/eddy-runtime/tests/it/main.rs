@@ -8,6 +8,7 @@ mod no_loss;
 mod partitioning;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod projection;
 mod recovery;
 mod run;
 #[cfg(all(feature = "redis", feature = "http"))]

@@ -293,6 +293,8 @@ impl KafkaSource {
             commits: m.counter("commits", &[]),
             commit_failures: m.counter("commit_failures", &[]),
         };
+        let keep = source.records.assigner.keep(cx.projection.as_deref());
+        source.records.decoder.keep_only(keep);
         if cfg.bounded {
             source.assign_bounded(&cfg.topics, cx.worker, cx.workers)?;
         }

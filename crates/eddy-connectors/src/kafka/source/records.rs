@@ -157,6 +157,14 @@ enum FormatDecoder {
 }
 
 impl PayloadDecoder {
+    /// Decodes only the top-level fields `keep` of JSON payloads (all when
+    /// `None`). Not with a JSON Schema: it validates the whole record.
+    pub(super) fn keep_only(&mut self, keep: Option<Vec<eddy_core::Sym>>) {
+        if let (FormatDecoder::Json(d), None) = (&mut self.format, &self.validator) {
+            d.keep_only(keep);
+        }
+    }
+
     /// Reads the schema files `format` and `schema` name; the error says
     /// which file or option is wrong.
     pub(super) fn new(

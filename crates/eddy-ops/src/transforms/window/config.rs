@@ -3,7 +3,7 @@
 use std::fmt;
 
 use eddy_core::component::{
-    BuildContext, BuildError, Partitioning, TransformFactory, ValidateContext,
+    BuildContext, BuildError, FieldsRead, Partitioning, TransformFactory, ValidateContext,
 };
 use eddy_core::config::{Diagnostic, Duration, Spanned};
 use eddy_core::limits::Limits;
@@ -370,6 +370,27 @@ impl TransformFactory for WindowConfig {
             }
             None => op,
         }))
+    }
+
+    /// The fields of its keys and aggregates; its results are new events.
+    fn fields_read(&self) -> Option<FieldsRead> {
+        let mut fields = Vec::new();
+        let exprs = self.key.0.iter().chain(
+            self.specs()
+                .iter()
+                .flat_map(|s| s.input.iter().chain(s.by.iter())),
+        );
+        for e in exprs {
+            for f in e.fields_read() {
+                if !fields.contains(&f) {
+                    fields.push(f);
+                }
+            }
+        }
+        Some(FieldsRead {
+            fields,
+            passes_on: false,
+        })
     }
 
     /// Every input keyed alike; with `top`, all on one worker, which ranks
