@@ -1,0 +1,91 @@
+//! `json-bench FILE`: parses every line of an NDJSON file with serde_json
+//! and sonic-rs, three rounds, and prints lines/s for each way Eddy could
+//! use them:
+//!
+//! - `visit`: through a serde visitor, every value built (how Eddy's
+//!   decoder reads a document today);
+//! - `skim`: through a serde visitor, every value skipped (the fields a
+//!   projection leaves out);
+//! - `dom`: each parser's own document tree, then a walk of its entries.
+
+use std::borrow::Cow;
+use std::time::Instant;
+
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+
+/// Visits an object; builds its values or skips them.
+struct Object {
+    build: bool,
+}
+
+impl<'de> Visitor<'de> for Object {
+    type Value = usize;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<usize, A::Error> {
+        let mut n = 0;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            n += key.len();
+            if self.build {
+                let v: serde_json::Value = map.next_value()?;
+                n += usize::from(v.is_string());
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(n)
+    }
+}
+
+type Parse = fn(&str) -> usize;
+
+fn main() {
+    let Some(path) = std::env::args().nth(1) else {
+        eprintln!("usage: json-bench FILE.ndjson");
+        std::process::exit(2);
+    };
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let lines: Vec<&str> = text.lines().collect();
+    let ways: [(&str, Parse); 6] = [
+        ("serde_json visit", |l| {
+            let mut de = serde_json::Deserializer::from_str(l);
+            de.deserialize_map(Object { build: true }).unwrap_or(0)
+        }),
+        ("sonic-rs visit", |l| {
+            let mut de = sonic_rs::Deserializer::from_str(l);
+            de.deserialize_map(Object { build: true }).unwrap_or(0)
+        }),
+        ("serde_json skim", |l| {
+            let mut de = serde_json::Deserializer::from_str(l);
+            de.deserialize_map(Object { build: false }).unwrap_or(0)
+        }),
+        ("sonic-rs skim", |l| {
+            let mut de = sonic_rs::Deserializer::from_str(l);
+            de.deserialize_map(Object { build: false }).unwrap_or(0)
+        }),
+        ("serde_json dom", |l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap_or_default();
+            v.as_object().map_or(0, |o| {
+                o.iter().map(|(k, v)| k.len() + usize::from(v.is_string())).sum()
+            })
+        }),
+        ("sonic-rs dom", |l| {
+            use sonic_rs::{JsonContainerTrait, JsonValueTrait};
+            let v: sonic_rs::Value = sonic_rs::from_str(l).unwrap_or_default();
+            v.as_object().map_or(0, |o| {
+                o.iter().map(|(k, v)| k.len() + usize::from(v.is_str())).sum()
+            })
+        }),
+    ];
+    for round in 1..=3 {
+        for (name, parse) in ways {
+            let started = Instant::now();
+            let checksum: usize = lines.iter().map(|l| parse(l)).sum();
+            let rate = lines.len() as f64 / started.elapsed().as_secs_f64();
+            println!("round {round} {name:>16}: {:.2} M lines/s (checksum {checksum})", rate / 1e6);
+        }
+    }
+}
