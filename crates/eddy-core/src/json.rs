@@ -39,6 +39,9 @@ pub struct JsonDecoder {
     /// The only top-level fields kept, when set (the others are skipped
     /// unread: nothing downstream reads them).
     keep: Option<Vec<Sym>>,
+    /// The last string at each top-level position: a repeated value
+    /// (`"type":"bid"`, a status) shares it instead of allocating anew.
+    recent: Vec<Option<crate::event::Str>>,
 }
 
 /// Why a JSON document could not be decoded.
@@ -157,6 +160,9 @@ struct TopSeed<'a> {
 
 struct ValueSeed<'a> {
     dec: &'a mut JsonDecoder,
+    /// The top-level position of the value, for [`JsonDecoder::recent`]
+    /// (`None` inside lists and nested objects).
+    at: Option<usize>,
 }
 
 /// The top-level value: an object's fields, or the type name of whatever
@@ -235,7 +241,21 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         Ok(Value::Float(v))
     }
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::str(v))
+        let Some(at) = self.at else {
+            return Ok(Value::str(v));
+        };
+        let recent = &mut self.dec.recent;
+        if recent.len() <= at {
+            recent.resize(at + 1, None);
+        }
+        match &recent[at] {
+            Some(s) if &**s == v => Ok(Value::Str(s.clone())),
+            _ => {
+                let s: crate::event::Str = v.into();
+                recent[at] = Some(s.clone());
+                Ok(Value::Str(s))
+            }
+        }
     }
     fn visit_unit<E>(self) -> Result<Value, E> {
         Ok(Value::Null)
@@ -247,6 +267,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(4));
         while let Some(v) = seq.next_element_seed(ValueSeed {
             dec: &mut *self.dec,
+            at: None,
         })? {
             out.push(v);
         }
@@ -279,7 +300,10 @@ fn read_object<'de, A: MapAccess<'de>>(
             pos += 1;
             continue;
         }
-        let value = map.next_value_seed(ValueSeed { dec: &mut *dec })?;
+        let value = map.next_value_seed(ValueSeed {
+            dec: &mut *dec,
+            at: top.then_some(pos),
+        })?;
         if all_hits {
             fields.push(sym, value);
         } else {
@@ -497,6 +521,29 @@ pub fn fields_to_json_string(fields: &Fields) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_string_repeated_at_a_top_level_position_is_shared() {
+        let mut d = JsonDecoder::new();
+        let str_of = |f: &Fields, k: &str| match f.get(Sym::intern(k)) {
+            Some(Value::Str(s)) => s.clone(),
+            other => panic!("{other:?}"),
+        };
+        let a = d.decode_str(r#"{"t":"bid","n":["bid"]}"#).unwrap();
+        let b = d.decode_str(r#"{"t":"bid","n":["bid"]}"#).unwrap();
+        let c = d.decode_str(r#"{"t":"ask","n":["bid"]}"#).unwrap();
+        assert!(Arc::ptr_eq(&str_of(&a, "t"), &str_of(&b, "t")));
+        assert_eq!(&*str_of(&c, "t"), "ask");
+        // Inside lists and nested objects nothing is shared.
+        let inner = |f: &Fields| match f.get(Sym::intern("n")) {
+            Some(Value::List(l)) => match &l[0] {
+                Value::Str(s) => s.clone(),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        };
+        assert!(!Arc::ptr_eq(&inner(&a), &inner(&b)));
+    }
+
     #[test]
     fn keep_only_skips_the_other_top_level_fields() {
         let mut d = JsonDecoder::new();
