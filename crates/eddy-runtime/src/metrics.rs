@@ -29,12 +29,12 @@ pub struct NodeMetrics {
     pub kind: String,
     /// Source, transform or sink.
     pub role: Role,
-    /// Events received (for sources: events read).
-    pub events_in: AtomicU64,
+    /// Events received (for sources: events read), per worker.
+    events_in: Box<[AtomicU64]>,
     /// The node's outputs; `events_out` is indexed by their ids.
     pub outputs: Outputs,
-    /// Events emitted per output, indexed by [`Output::index`].
-    pub events_out: Box<[AtomicU64]>,
+    /// Events emitted per output (indexed by [`Output::index`]), per worker.
+    events_out: Box<[Box<[AtomicU64]>]>,
     /// Errors (source reads, sink writes) seen.
     pub errors: AtomicU64,
     /// Latest watermark seen by any instance (ms).
@@ -53,13 +53,14 @@ pub struct NodeMetrics {
 }
 
 impl NodeMetrics {
-    fn new(name: &str, kind: &str, role: Role, outputs: Outputs) -> NodeMetrics {
+    fn new(name: &str, kind: &str, role: Role, outputs: Outputs, workers: usize) -> NodeMetrics {
+        let counters = || (0..workers.max(1)).map(|_| AtomicU64::new(0)).collect();
         NodeMetrics {
             name: name.to_string(),
             kind: kind.to_string(),
             role,
-            events_in: AtomicU64::new(0),
-            events_out: (0..outputs.len()).map(|_| AtomicU64::new(0)).collect(),
+            events_in: counters(),
+            events_out: (0..outputs.len()).map(|_| counters()).collect(),
             outputs,
             errors: AtomicU64::new(0),
             watermark: AtomicI64::new(MIN_TIMESTAMP),
@@ -77,16 +78,56 @@ impl NodeMetrics {
         self.outputs.get(name).map_or(0, |id| self.out_id(id))
     }
 
-    /// Events emitted on output `id`.
+    /// Events emitted on output `id`, by every worker.
     pub fn out_id(&self, id: Output) -> u64 {
+        self.events_out.get(id.index()).map_or(0, |w| sum(w))
+    }
+
+    /// Events emitted on output `id` by `worker`.
+    pub fn out_by(&self, id: Output, worker: usize) -> u64 {
         self.events_out
             .get(id.index())
+            .and_then(|w| w.get(worker))
             .map_or(0, |c| c.load(Relaxed))
     }
 
-    /// Events received.
+    /// Events emitted on every output, by every worker.
+    pub fn out_total(&self) -> u64 {
+        self.events_out.iter().map(|w| sum(w)).sum()
+    }
+
+    /// Counts `n` events emitted on output `index` by `worker`; `false`
+    /// when the node declared no such output.
+    pub(crate) fn add_out(&self, index: usize, worker: usize, n: u64) -> bool {
+        match self.events_out.get(index).and_then(|w| w.get(worker)) {
+            Some(c) => {
+                c.fetch_add(n, Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Events received, by every worker.
     pub fn received(&self) -> u64 {
-        self.events_in.load(Relaxed)
+        sum(&self.events_in)
+    }
+
+    /// Events received by `worker`.
+    pub fn received_by(&self, worker: usize) -> u64 {
+        self.events_in.get(worker).map_or(0, |c| c.load(Relaxed))
+    }
+
+    /// Counts `n` events received by `worker`.
+    pub(crate) fn add_in(&self, worker: usize, n: u64) {
+        if let Some(c) = self.events_in.get(worker) {
+            c.fetch_add(n, Relaxed);
+        }
+    }
+
+    /// The workers counted apart.
+    pub fn workers(&self) -> usize {
+        self.events_in.len()
     }
 }
 
@@ -204,6 +245,11 @@ impl LiveHistogram {
     }
 }
 
+/// The sum of some counters.
+fn sum(counters: &[AtomicU64]) -> u64 {
+    counters.iter().map(|c| c.load(Relaxed)).sum()
+}
+
 /// All counters of a running pipeline.
 #[derive(Debug)]
 pub struct Metrics {
@@ -264,10 +310,13 @@ impl CheckpointMetrics {
 }
 
 impl Metrics {
-    pub(crate) fn new(nodes: impl Iterator<Item = (String, String, Role, Outputs)>) -> Metrics {
+    pub(crate) fn new(
+        nodes: impl Iterator<Item = (String, String, Role, Outputs)>,
+        workers: usize,
+    ) -> Metrics {
         Metrics {
             nodes: nodes
-                .map(|(n, k, r, o)| NodeMetrics::new(&n, &k, r, o))
+                .map(|(n, k, r, o)| NodeMetrics::new(&n, &k, r, o, workers))
                 .collect(),
             backpressure_waits: AtomicU64::new(0),
             started: Instant::now(),

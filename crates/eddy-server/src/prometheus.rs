@@ -1,7 +1,8 @@
 //! `/metrics`: the run's counters in the Prometheus text format (0.0.4).
 //!
 //! Names have the `eddy_` prefix and base units; counters end in
-//! `_total`; every per-node series has a `node` label. A component's own
+//! `_total`; every per-node series has a `node` label, the events in and
+//! out also a `worker` label (the instance). A component's own
 //! series (consumer lag, retries, circuit state, spilled entries) appear as
 //! `eddy_<name>` with their labels plus `node`.
 
@@ -137,23 +138,30 @@ pub fn render(status: &Status, hub: &Hub) -> String {
     let m = status.metrics();
     let now_ms = eddy_core::time::now_ms();
     for n in &m.nodes {
-        f.add(
-            "eddy_node_events_in_total",
-            "counter",
-            "Events a node received (sources: read).",
-            node(&n.name),
-            n.received() as f64,
-        );
-        for (id, output) in n.outputs.iter() {
-            let mut labels = node(&n.name);
-            labels.push(("output".into(), output.to_string()));
+        for w in 0..n.workers() {
+            let worker = || {
+                let mut labels = node(&n.name);
+                labels.push(("worker".into(), w.to_string()));
+                labels
+            };
             f.add(
-                "eddy_node_events_out_total",
+                "eddy_node_events_in_total",
                 "counter",
-                "Events a node emitted, per output (main, late, dead_letters, ...).",
-                labels,
-                n.out_id(id) as f64,
+                "Events a node's instance received (sources: read).",
+                worker(),
+                n.received_by(w) as f64,
             );
+            for (id, output) in n.outputs.iter() {
+                let mut labels = worker();
+                labels.push(("output".into(), output.to_string()));
+                f.add(
+                    "eddy_node_events_out_total",
+                    "counter",
+                    "Events a node's instance emitted, per output (main, late, dead_letters, ...).",
+                    labels,
+                    n.out_by(id, w) as f64,
+                );
+            }
         }
         f.add(
             "eddy_node_errors_total",

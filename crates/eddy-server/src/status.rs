@@ -184,10 +184,7 @@ impl Status {
         self.metrics
             .nodes
             .iter()
-            .map(|n| {
-                let out: u64 = n.events_out.iter().map(|c| c.load(Relaxed)).sum();
-                (n.received(), out, n.backpressure_us.load(Relaxed))
-            })
+            .map(|n| (n.received(), n.out_total(), n.backpressure_us.load(Relaxed)))
             .collect()
     }
 

@@ -302,11 +302,18 @@ fn health_readiness_metrics_and_the_pipeline_are_served() {
     ] {
         assert!(metrics.contains(series), "no {series} in {metrics}");
     }
+    // Per instance: the run has two workers.
+    for w in 0..2 {
+        assert!(
+            metrics.contains(&format!(
+                "eddy_node_events_in_total{{node=\"per_merchant\",worker=\"{w}\"}}"
+            )),
+            "{metrics}"
+        );
+    }
     assert!(
-        metrics.contains("eddy_node_events_in_total{node=\"per_merchant\"}"),
-        "{metrics}"
+        metrics.contains("eddy_node_events_out_total{node=\"tx\",worker=\"0\",output=\"main\"}")
     );
-    assert!(metrics.contains("eddy_node_events_out_total{node=\"tx\",output=\"main\"}"));
 
     // The OpenAPI document names every path served.
     let (_, api) = s.json("/api/v1/openapi.json");

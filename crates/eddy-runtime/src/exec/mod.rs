@@ -340,14 +340,17 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
     }
     let workers = opts.workers;
     let topo = Topology::new(plan, workers);
-    let metrics = Arc::new(Metrics::new(plan.nodes.iter().map(|n| {
-        let role = match n.factory {
-            Factory::Source(_) => Role::Source,
-            Factory::Transform(_) => Role::Transform,
-            Factory::Sink(_) => Role::Sink,
-        };
-        (n.name.clone(), n.kind.clone(), role, n.outputs.clone())
-    })));
+    let metrics = Arc::new(Metrics::new(
+        plan.nodes.iter().map(|n| {
+            let role = match n.factory {
+                Factory::Source(_) => Role::Source,
+                Factory::Transform(_) => Role::Transform,
+                Factory::Sink(_) => Role::Sink,
+            };
+            (n.name.clone(), n.kind.clone(), role, n.outputs.clone())
+        }),
+        workers,
+    ));
     let batch_size = plan.settings.batch_size.unwrap_or(1024).max(1);
     let data_dir = std::path::PathBuf::from(
         plan.settings

@@ -22,7 +22,7 @@ impl Instance {
         let index = output.index();
         let metrics = Arc::clone(&self.metrics);
         let metrics = &metrics.nodes[global];
-        let Some(counter) = metrics.events_out.get(index) else {
+        if !metrics.add_out(index, self.worker, events.len() as u64) {
             // Only the operator's own bug gets here: it wrote to an output
             // its factory did not declare. Counted and reported, not lost
             // silently and not a panic.
@@ -34,8 +34,7 @@ impl Instance {
             );
             self.error(local, Failure::Internal(message));
             return;
-        };
-        counter.fetch_add(events.len() as u64, Relaxed);
+        }
         if self.nodes[local].publish {
             if let Some(p) = &self.publisher {
                 let name = metrics.outputs.name(output).unwrap_or_default();
@@ -61,9 +60,7 @@ impl Instance {
     /// Feeds a batch into node `local` on input `slot`.
     pub(super) fn deliver(&mut self, local: usize, slot: usize, batch: Batch) {
         let global = self.nodes[local].global;
-        self.metrics.nodes[global]
-            .events_in
-            .fetch_add(batch.len() as u64, Relaxed);
+        self.metrics.nodes[global].add_in(self.worker, batch.len() as u64);
         let node = &mut self.nodes[local];
         match &mut node.runner {
             Runner::Op(rt) => {

@@ -48,8 +48,7 @@ impl Instance {
                 src.backoff = Duration::from_millis(10);
                 let wm = source_watermark(src);
                 self.metrics.nodes[self.nodes[0].global]
-                    .events_in
-                    .fetch_add(sb.events.len() as u64, Relaxed);
+                    .add_in(self.worker, sb.events.len() as u64);
                 // Rare: an event behind the watermark its predecessors in
                 // this batch set. Those predecessors and that watermark go
                 // first, so whether it is late does not depend on where
