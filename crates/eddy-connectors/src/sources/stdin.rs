@@ -55,7 +55,10 @@ impl SourceFactory for StdinConfig {
             return Ok(Box::new(LineSource::finished()));
         }
         LineSource::spawn(io::stdin(), &cx.name, assigner, cx.limits.max_line_bytes)
-            .map(|s| Box::new(s) as Box<dyn Source>)
+            .map(|mut s| {
+                s.decoder = s.decoder.map(|d| d.project(cx.projection.as_deref()));
+                Box::new(s) as Box<dyn Source>
+            })
             .map_err(|e| {
                 BuildError::Input(format!(
                     "source `{}`: cannot start the stdin reader: {e}",
