@@ -110,7 +110,10 @@ fn exporter(base: Option<&str>) -> Result<SdkTracerProvider, String> {
     let mut builder = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpJson)
-        .with_http_client(Ureq(ureq::Agent::new_with_defaults()));
+        .with_http_client(Ureq {
+            agent: ureq::Agent::new_with_defaults(),
+            failing: Default::default(),
+        });
     if let Some(base) = base {
         let url = format!("{}/v1/traces", base.trim_end_matches('/'));
         builder = builder.with_endpoint(url);
@@ -127,9 +130,12 @@ fn exporter(base: Option<&str>) -> Result<SdkTracerProvider, String> {
 
 /// The OTLP exporter's HTTP client: the blocking ureq agent the sinks
 /// use. The SDK calls it from its own export thread, where blocking is
-/// fine.
+/// fine. A failing collector is reported once, and its recovery once.
 #[derive(Debug)]
-struct Ureq(ureq::Agent);
+struct Ureq {
+    agent: ureq::Agent,
+    failing: std::sync::atomic::AtomicBool,
+}
 
 type Sent<'a> = Pin<Box<dyn Future<Output = Result<Response<Bytes>, HttpError>> + Send + 'a>>;
 
@@ -139,12 +145,27 @@ impl HttpClient for Ureq {
         'a: 'b,
     {
         Box::pin(async move {
+            use std::sync::atomic::Ordering::Relaxed;
             let (parts, body) = request.into_parts();
+            let uri = parts.uri.clone();
             let request = Request::from_parts(parts, body.to_vec());
-            let mut response = self.0.run(request)?;
-            let status = response.status();
-            let body = response.body_mut().read_to_vec()?;
-            Ok(Response::builder().status(status).body(Bytes::from(body))?)
+            match self.agent.run(request) {
+                Ok(mut response) => {
+                    if self.failing.swap(false, Relaxed) {
+                        tracing::info!("spans reach {uri} again");
+                    }
+                    let status = response.status();
+                    let body = response.body_mut().read_to_vec()?;
+                    Ok(Response::builder().status(status).body(Bytes::from(body))?)
+                }
+                Err(e) => {
+                    // Outside any span, so this line is not exported itself.
+                    if !self.failing.swap(true, Relaxed) {
+                        tracing::warn!("spans cannot be exported to {uri}: {e}; they are dropped until it answers");
+                    }
+                    Err(e.into())
+                }
+            }
         })
     }
 }

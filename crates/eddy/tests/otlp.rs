@@ -2,7 +2,8 @@
 //! sends its spans to a local OTLP/HTTP receiver that decodes them with
 //! the official protobuf definitions: the run, the HTTP requests the
 //! server answered, the batches a sink delivered and the checkpoints
-//! stored, each with its attributes, all from `service.name = eddy`.
+//! stored, each with its attributes, all from `service.name = eddy`; a
+//! collector that does not answer is reported once.
 
 mod support;
 
@@ -109,6 +110,22 @@ url = "{url}"
     assert!(
         bodies.contains("\"id\":1") && bodies.contains("\"id\":2"),
         "{bodies}"
+    );
+
+    // A collector that does not answer: said once, and the run goes on.
+    let nobody = format!("http://127.0.0.1:{}", eddy_testkit::free_port());
+    let out = eddy()
+        .arg("run")
+        .arg(&config)
+        .args(["-q", "--duration", "2", "--otlp-endpoint", &nobody])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert_eq!(
+        log.matches("spans cannot be exported to").count(),
+        1,
+        "{log}"
     );
 
     let checkpoints = named("checkpoint.store");
