@@ -334,9 +334,7 @@ fn latency_histogram() -> anyhow::Result<Histogram<u64>> {
 
 /// Microseconds since the Unix epoch.
 fn wall_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
+    eddy_core::time::now_ns() / 1_000
 }
 
 /// The server's memory from the first sample a minute in to the last.
