@@ -129,10 +129,19 @@ impl Connection {
 /// fetches than librdkafka's defaults, and a short broker-side wait, so a
 /// consumer neither starves on small responses nor waits half a second for
 /// `fetch.min.bytes` (measured: 78k → 814k records/s from a local broker).
+///
+/// The prefetch queue is bounded by size (`queued.max.messages.kbytes`,
+/// 64 MiB), not by its default 100,000 records per partition, and a full
+/// queue delays the next fetch by 10 ms instead of a whole second: with
+/// librdkafka's defaults a consumer that drains its queue within that
+/// second sits idle for the rest of it (measured: 350–580k → 833k events/s
+/// through a window, in bursts of ~750k/s with gaps of ~0.7 s before).
 pub const CONSUMER_FETCH_DEFAULTS: &[(&str, &str)] = &[
     ("max.partition.fetch.bytes", "10485760"),
     ("fetch.max.bytes", "104857600"),
     ("fetch.wait.max.ms", "10"),
+    ("queued.min.messages", "10000000"),
+    ("fetch.queue.backoff.ms", "10"),
 ];
 
 /// A librdkafka client context that turns client-level errors into

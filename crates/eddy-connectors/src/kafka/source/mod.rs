@@ -44,6 +44,7 @@
 //! ([`partition_id`]), the same in every run and on every worker.
 
 mod config;
+mod fetch;
 mod records;
 
 use std::collections::HashMap;
@@ -62,7 +63,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::client::MetricsContext;
 use config::DEFAULT_MAX_RECORD_BYTES;
 pub use config::{KafkaSourceConfig, PayloadFormat, StartPosition};
-use records::{Decoded, PayloadDecoder, Records};
+use fetch::{Batch, ConsumerQueue, PartitionQueue, RawRecord, Wake};
+use records::{PayloadDecoder, Records};
 
 /// One consumer-group member.
 pub struct KafkaSource {
@@ -70,9 +72,14 @@ pub struct KafkaSource {
     start: StartPosition,
     /// Partitions whose start position was applied.
     started: std::collections::HashSet<PartitionId>,
-    /// A decoded record of another partition than the batch being built:
-    /// read, but not emitted yet.
-    stash: Option<Decoded>,
+    /// The assigned partitions' queues, read in turn.
+    queues: Vec<PartitionQueue>,
+    /// The queue read first by the next poll.
+    next_queue: usize,
+    /// Records taken from a queue; reused.
+    taken: Batch,
+    /// The consumer queue, to serve every event waiting on it.
+    events: Option<ConsumerQueue>,
     /// Bounded mode: the offset each partition id ends at.
     end_offsets: Option<HashMap<PartitionId, i64>>,
     /// Bounded mode: this worker's partitions and the offsets to read.
@@ -142,6 +149,17 @@ pub struct SourceContext {
     /// Offsets from a restored checkpoint by partition id, waiting for
     /// their partition to be assigned.
     restored: std::sync::Mutex<HashMap<PartitionId, i64>>,
+    /// Queues split off by rebalances, and partitions revoked, in order,
+    /// for the source to apply.
+    queue_changes: std::sync::Mutex<Vec<QueueChange>>,
+    /// Woken when a partition queue receives records.
+    wake: Arc<Wake>,
+}
+
+/// A change to the source's partition queues made by a rebalance.
+enum QueueChange {
+    Split(PartitionQueue),
+    Revoked(Vec<PartitionId>),
 }
 
 impl ClientContext for SourceContext {
@@ -188,18 +206,41 @@ impl ConsumerContext for SourceContext {
             consumer.rebalance_protocol(),
             RebalanceProtocol::Cooperative
         );
+        let ids = || {
+            tpl.elements()
+                .iter()
+                .map(|e| partition_id(e.topic(), e.partition()))
+                .collect::<Vec<_>>()
+        };
+        let mut changes = self.queue_changes.lock().ok();
         let result = if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
             self.apply_restored(tpl);
+            // Split before assigning: fetching then never puts a record of
+            // these partitions on the consumer queue.
+            for e in tpl.elements() {
+                let id = partition_id(e.topic(), e.partition());
+                let rk = consumer.client().native_ptr();
+                let queue = PartitionQueue::split(rk, e.topic(), e.partition(), id, &self.wake);
+                if let (Some(q), Some(changes)) = (queue, changes.as_mut()) {
+                    changes.push(QueueChange::Split(q));
+                }
+            }
             if cooperative {
                 consumer.incremental_assign(tpl)
             } else {
                 consumer.assign(tpl)
             }
-        } else if cooperative {
-            consumer.incremental_unassign(tpl)
         } else {
-            consumer.unassign()
+            if let Some(changes) = changes.as_mut() {
+                changes.push(QueueChange::Revoked(ids()));
+            }
+            if cooperative {
+                consumer.incremental_unassign(tpl)
+            } else {
+                consumer.unassign()
+            }
         };
+        drop(changes);
         if let Err(e) = result {
             self.client.error(e, "rebalance");
         }
@@ -260,6 +301,8 @@ impl KafkaSource {
                 lag: std::sync::Mutex::new(HashMap::new()),
                 assignment_changed: std::sync::atomic::AtomicBool::new(false),
                 restored: std::sync::Mutex::new(HashMap::new()),
+                queue_changes: std::sync::Mutex::new(Vec::new()),
+                wake: Arc::new(Wake::default()),
             })
             .map_err(|e| format!("cannot create a consumer for {}: {e}", cfg.brokers))?;
         if !cfg.bounded {
@@ -274,7 +317,10 @@ impl KafkaSource {
             consumer,
             start: cfg.start.clone(),
             started: std::collections::HashSet::new(),
-            stash: None,
+            queues: Vec::new(),
+            next_queue: 0,
+            taken: Batch::default(),
+            events: None,
             end_offsets: None,
             bounded: Vec::new(),
             records: Records {
@@ -293,6 +339,7 @@ impl KafkaSource {
             commits: m.counter("commits", &[]),
             commit_failures: m.counter("commit_failures", &[]),
         };
+        source.events = ConsumerQueue::of(source.consumer.client().native_ptr());
         let keep = source.records.assigner.keep(cx.projection.as_deref());
         source.records.decoder.keep_only(keep);
         if cfg.bounded {
@@ -397,6 +444,20 @@ impl KafkaSource {
                 assign.add_partition_offset(&r.topic, r.partition, Offset::Offset(start))?;
             }
         }
+        // As in a rebalance: split before assigning.
+        self.queues.clear();
+        let rk = self.consumer.client().native_ptr();
+        let wake = &self.consumer.context().wake;
+        for e in assign.elements() {
+            let id = partition_id(e.topic(), e.partition());
+            self.queues.extend(PartitionQueue::split(
+                rk,
+                e.topic(),
+                e.partition(),
+                id,
+                wake,
+            ));
+        }
         self.consumer.assign(&assign)?;
         self.end_offsets = Some(ends);
         self.consumer
@@ -448,65 +509,133 @@ impl KafkaSource {
     }
 }
 
+impl KafkaSource {
+    /// Applies the queue changes of rebalances since the last poll.
+    fn apply_queue_changes(&mut self) {
+        let changes = match self.consumer.context().queue_changes.lock() {
+            Ok(mut c) if !c.is_empty() => std::mem::take(&mut *c),
+            _ => return,
+        };
+        for change in changes {
+            match change {
+                QueueChange::Split(q) => {
+                    self.queues.retain(|o| o.id != q.id);
+                    self.queues.push(q);
+                }
+                QueueChange::Revoked(ids) => self.queues.retain(|q| !ids.contains(&q.id)),
+            }
+        }
+    }
+
+    /// Decodes the records waiting in the next partition queue that has
+    /// any (up to `max`) into `batch`; returns their partition. Queues are
+    /// read in turn, so a busy partition does not starve the others.
+    fn take_records(
+        &mut self,
+        max: usize,
+        now: i64,
+        batch: &mut SourceBatch,
+    ) -> Result<Option<PartitionId>, SourceError> {
+        let n = self.queues.len();
+        for i in 0..n {
+            let at = (self.next_queue + i) % n;
+            let queue = &self.queues[at];
+            queue.take(&mut self.taken, max);
+            if self.taken.is_empty() {
+                continue;
+            }
+            self.next_queue = at + 1;
+            let id = queue.id;
+            let mut error = None;
+            for rec in self.taken.records() {
+                if let Some(e) = rec.error() {
+                    error.get_or_insert(e);
+                    continue;
+                }
+                self.records
+                    .decode(&rec, id, now, &mut batch.events, &mut batch.dead_letters);
+            }
+            self.consumer.context().client.reachable();
+            if let Some(e) = error {
+                if batch.events.is_empty() && batch.dead_letters.is_empty() {
+                    return Err(SourceError::Other {
+                        message: format!("consume: {e}"),
+                        retryable: true,
+                    });
+                }
+                tracing::warn!("kafka source {}: consume: {e}", self.records.name);
+            }
+            return Ok(Some(id));
+        }
+        Ok(None)
+    }
+
+    /// A batch of partition `id` ready to emit.
+    fn ready(&self, mut batch: SourceBatch, id: PartitionId) -> SourcePoll {
+        self.records
+            .dead_letters
+            .add(batch.dead_letters.len() as u64);
+        batch.partition = id;
+        SourcePoll::Ready(batch)
+    }
+}
+
+impl Drop for KafkaSource {
+    /// Partition queues and taken records go before the consumer closes.
+    fn drop(&mut self) {
+        self.queues.clear();
+        self.taken = Batch::default();
+        self.events = None;
+        if let Ok(mut changes) = self.consumer.context().queue_changes.lock() {
+            changes.clear();
+        }
+    }
+}
+
 impl Source for KafkaSource {
     fn poll(&mut self, max: usize) -> Result<SourcePoll, SourceError> {
         if self.end_offsets.is_none() {
             self.apply_start();
         }
-        let mut batch = SourceBatch::default();
-        let mut partition: Option<PartitionId> = None;
-        if let Some(stashed) = self.stash.take() {
-            partition = Some(stashed.partition);
-            batch.events = stashed.events;
-            batch.dead_letters = stashed.dead;
-        }
-        let mut wait = if partition.is_some() {
-            Duration::ZERO
-        } else {
-            Duration::from_millis(10)
-        };
         let now = now_ms();
-        while batch.events.len() + batch.dead_letters.len() < max {
-            let decoded = match self.consumer.poll(wait) {
-                None => break,
+        let mut batch = SourceBatch::default();
+        // The consumer queue first, all of it: rebalances, statistics and
+        // client errors raised before the records below were fetched are
+        // seen before them. Records of a partition whose queue was not
+        // split off would come here too (none are expected; one at a time).
+        let waiting = self.events.as_ref().map_or(1, ConsumerQueue::len);
+        for _ in 0..waiting.max(1) {
+            match self.consumer.poll(Duration::ZERO) {
                 Some(Err(e)) => {
-                    if batch.events.is_empty() && batch.dead_letters.is_empty() {
-                        return Err(SourceError::Other {
-                            message: format!("consume: {e}"),
-                            retryable: true,
-                        });
-                    }
-                    break;
+                    return Err(SourceError::Other {
+                        message: format!("consume: {e}"),
+                        retryable: true,
+                    })
                 }
                 Some(Ok(msg)) => {
                     self.consumer.context().client.reachable();
-                    self.records.decode(&msg, now)
+                    let rec = RawRecord::of(&msg);
+                    let id = partition_id(rec.topic(), rec.partition());
+                    self.records
+                        .decode(&rec, id, now, &mut batch.events, &mut batch.dead_letters);
+                    return Ok(self.ready(batch, id));
                 }
-            };
-            wait = Duration::ZERO;
-            match partition {
-                Some(p) if p != decoded.partition => {
-                    self.stash = Some(decoded);
-                    break;
-                }
-                _ => {
-                    partition = Some(decoded.partition);
-                    batch.events.extend(decoded.events);
-                    batch.dead_letters.extend(decoded.dead);
-                }
+                None => {}
             }
         }
-        let Some(p) = partition else {
-            if self.reached_end() {
-                return Ok(SourcePoll::Finished);
+        self.apply_queue_changes();
+        for wait in [true, false] {
+            if let Some(id) = self.take_records(max, now, &mut batch)? {
+                return Ok(self.ready(batch, id));
             }
-            return Ok(SourcePoll::Pending);
-        };
-        self.records
-            .dead_letters
-            .add(batch.dead_letters.len() as u64);
-        batch.partition = p;
-        Ok(SourcePoll::Ready(batch))
+            if wait {
+                self.consumer.context().wake.wait(Duration::from_millis(10));
+            }
+        }
+        if self.reached_end() {
+            return Ok(SourcePoll::Finished);
+        }
+        Ok(SourcePoll::Pending)
     }
 
     fn assignment_changed(&mut self) -> Option<Vec<PartitionId>> {
@@ -524,14 +653,10 @@ impl Source for KafkaSource {
         )
     }
 
-    /// The next offset to read per partition: a stashed record was read
-    /// but not emitted, so its partition resumes at that record; restored
-    /// offsets still waiting for their partition are carried along.
+    /// The next offset to read per partition; restored offsets still
+    /// waiting for their partition are carried along.
     fn positions(&self) -> Vec<SourcePosition> {
         let mut offsets = self.records.next_offset.clone();
-        if let Some(stashed) = &self.stash {
-            offsets.insert(stashed.partition, stashed.offset);
-        }
         if let Ok(restored) = self.consumer.context().restored.lock() {
             for (&id, &offset) in restored.iter() {
                 offsets.entry(id).or_insert(offset);
@@ -738,11 +863,10 @@ mod broker_tests {
         KafkaSource::new(&cfg, &BuildContext::single("k")).unwrap()
     }
 
-    /// Reads until at least `n` events arrived and, with `stashed`, a
-    /// record read from the next partition waits in the stash (or all were
-    /// read, or a minute passed), in polls of at most `max`; returns their
-    /// `(p, n)` fields.
-    fn read(src: &mut KafkaSource, n: usize, stashed: bool, max: usize) -> Vec<(i64, i64)> {
+    /// Reads until at least `n` events arrived (or all were read, or a
+    /// minute passed), in polls of at most `max`; returns their `(p, n)`
+    /// fields. Every batch holds one partition's records, in order.
+    fn read(src: &mut KafkaSource, n: usize, max: usize) -> Vec<(i64, i64)> {
         let key = |e: &Event, f: &str| match e.get(eddy_core::Sym::intern(f)) {
             Some(eddy_core::Value::Int(i)) => *i,
             other => panic!("field {f}: {other:?}"),
@@ -750,16 +874,24 @@ mod broker_tests {
         let mut out = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         let total = (PARTITIONS as i64 * PER_PARTITION) as usize;
-        while (out.len() < n || (stashed && src.stash.is_none()))
-            && out.len() < total
-            && Instant::now() < deadline
-        {
+        while out.len() < n && out.len() < total && Instant::now() < deadline {
             let _ = src.assignment_changed();
             // Errors while the group forms are retried; the checks below
             // catch anything lost.
             if let Ok(SourcePoll::Ready(b)) = src.poll(max) {
                 assert!(b.dead_letters.is_empty(), "{:?}", b.dead_letters);
-                out.extend(b.events.iter().map(|e| (key(e, "p"), key(e, "n"))));
+                assert!(b.events.len() <= max, "{} events", b.events.len());
+                let read: Vec<(i64, i64)> = b
+                    .events
+                    .iter()
+                    .map(|e| (key(e, "p"), key(e, "n")))
+                    .collect();
+                let p = read.first().map_or(0, |r| r.0);
+                assert_eq!(b.partition, partition_id("seek", p as i32));
+                for pair in read.windows(2) {
+                    assert!(pair[0].0 == p && pair[1] == (p, pair[0].1 + 1), "{read:?}");
+                }
+                out.extend(read);
             }
         }
         out
@@ -818,7 +950,7 @@ mod broker_tests {
         }
     }
 
-    /// A checkpoint's positions, taken while a record waits in the stash,
+    /// A checkpoint's positions, taken with every partition read in part,
     /// resume every partition after the last emitted record, even though
     /// the group holds older offsets (a crash between storing a checkpoint
     /// and committing it); then, bounded, from the same positions.
@@ -831,18 +963,9 @@ mod broker_tests {
         produce(&b);
         let total = (PARTITIONS as i64 * PER_PARTITION) as usize;
 
-        // A stash needs a poll that ends on a record of another partition;
-        // where polls end depends on timing, so poll sizes are tried in turn
-        // (each on a group of its own, from the start) until one does.
-        let (group, mut first, before) = [7, 5, 3, 2]
-            .into_iter()
-            .find_map(|max| {
-                let group = format!("seekers-{max}");
-                let mut first = source(&b, &group, "start = \"earliest\"");
-                let before = read(&mut first, total / 2, true, max);
-                first.stash.is_some().then_some((group, first, before))
-            })
-            .expect("no poll size left a record in the stash");
+        let group = "seekers";
+        let mut first = source(&b, group, "start = \"earliest\"");
+        let before = read(&mut first, total / 2, 7);
         let positions = first.positions();
         let older: Vec<SourcePosition> = positions
             .iter()
@@ -854,15 +977,15 @@ mod broker_tests {
         first.commit(&older).unwrap();
         drop(first);
 
-        let mut grouped = source(&b, &group, "start = \"committed\"");
+        let mut grouped = source(&b, group, "start = \"committed\"");
         grouped.seek(&positions).unwrap();
-        let after = read(&mut grouped, total - before.len(), false, 7);
+        let after = read(&mut grouped, total - before.len(), 7);
         assert_resumed_exactly(&before, &after);
         drop(grouped);
 
-        let mut bounded = source(&b, &group, "start = \"committed\"\nbounded = true");
+        let mut bounded = source(&b, group, "start = \"committed\"\nbounded = true");
         bounded.seek(&positions).unwrap();
-        let after = read(&mut bounded, total - before.len(), false, 7);
+        let after = read(&mut bounded, total - before.len(), 7);
         assert_resumed_exactly(&before, &after);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -872,6 +995,79 @@ mod broker_tests {
                 SourcePoll::Pending => assert!(Instant::now() < deadline, "never finished"),
             }
         }
+    }
+
+    /// `metadata = true` adds each record's topic, partition, offset,
+    /// timestamp, key and headers, read from the batch in place; a record
+    /// without key or headers has null and an empty map.
+    #[test]
+    fn metadata_carries_key_headers_and_timestamp() {
+        use rdkafka::message::{Header, OwnedHeaders};
+        let Some(broker) = Broker::start() else {
+            return;
+        };
+        let b = broker.brokers();
+        let topics = TopicsFile::parse("topics.toml", "[topics.meta]\npartitions = 1\n").unwrap();
+        apply_topics(&Connection::plain(&b), &topics).unwrap();
+        let producer: BaseProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &b)
+            .create()
+            .unwrap();
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "trace",
+                value: Some("abc"),
+            })
+            .insert(Header {
+                key: "empty",
+                value: None::<&str>,
+            });
+        producer
+            .send(
+                BaseRecord::to("meta")
+                    .key("k1")
+                    .payload(r#"{"n": 1}"#)
+                    .timestamp(1_700_000_000_123)
+                    .headers(headers),
+            )
+            .unwrap();
+        producer
+            .send(BaseRecord::<(), str>::to("meta").payload(r#"{"n": 2}"#))
+            .unwrap();
+        producer.flush(Duration::from_secs(30)).unwrap();
+
+        let cfg: KafkaSourceConfig = toml::from_str(&format!(
+            "brokers = \"{b}\"\ntopics = [\"meta\"]\ngroup = \"meta\"\nstart = \"earliest\"\n\
+             bounded = true\nmetadata = true\n"
+        ))
+        .unwrap();
+        let mut src = KafkaSource::new(&cfg, &BuildContext::single("k")).unwrap();
+        let mut events = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            match src.poll(10).unwrap() {
+                SourcePoll::Ready(batch) => events.extend(batch.events),
+                SourcePoll::Finished => break,
+                SourcePoll::Pending => {}
+            }
+        }
+        let meta: Vec<String> = events
+            .iter()
+            .map(|e| {
+                eddy_core::json::value_to_json_string(e.get(eddy_core::sym!("kafka")).unwrap())
+            })
+            .collect();
+        assert_eq!(meta.len(), 2, "{meta:?}");
+        assert_eq!(
+            meta[0],
+            r#"{"topic":"meta","partition":0,"offset":0,"timestamp":1700000000123,"key":"k1","headers":{"trace":"abc","empty":null}}"#
+        );
+        assert!(
+            meta[1].starts_with(r#"{"topic":"meta","partition":0,"offset":1,"timestamp":"#)
+                && meta[1].ends_with(r#","key":null,"headers":{}}"#),
+            "{}",
+            meta[1]
+        );
     }
 
     #[test]

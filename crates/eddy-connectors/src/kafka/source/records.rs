@@ -11,10 +11,10 @@ use eddy_core::operator::{dead_letter, with_position};
 use eddy_core::source::{PartitionId, TimestampAssigner};
 use eddy_core::time::format_rfc3339;
 use eddy_core::{Event, Fields, Sym, Value};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
 
 use super::config::PayloadFormat;
-use super::{partition_id, PartitionNames};
+use super::fetch::RawRecord;
+use super::PartitionNames;
 use crate::schema::{AvroDecoder, ConfluentAvroDecoder, JsonSchemaValidator, SchemaConfig};
 
 /// Turns records into events; kept apart from the consumer so a record
@@ -35,9 +35,15 @@ pub(super) struct Records {
 }
 
 impl Records {
-    /// Decodes one record into events and dead letters.
-    pub(super) fn decode(&mut self, msg: &BorrowedMessage<'_>, now: i64) -> Decoded {
-        let id = partition_id(msg.topic(), msg.partition());
+    /// Decodes one record of partition `id` into `events` and `dead`.
+    pub(super) fn decode(
+        &mut self,
+        msg: &RawRecord<'_>,
+        id: PartitionId,
+        now: i64,
+        events: &mut Vec<Event>,
+        dead: &mut Vec<Event>,
+    ) {
         match self.next_offset.entry(id) {
             Entry::Occupied(mut o) => *o.get_mut() = msg.offset() + 1,
             Entry::Vacant(v) => {
@@ -45,12 +51,10 @@ impl Records {
                 self.partitions.name(id, msg.topic(), msg.partition());
             }
         }
-        let payload = msg.payload().unwrap_or_default();
+        let payload = msg.payload();
         self.records_in.inc();
         self.bytes_in.add(payload.len() as u64);
         let position = || format!("{}/{}@{}", msg.topic(), msg.partition(), msg.offset());
-        let mut events = Vec::new();
-        let mut dead = Vec::new();
         // Avro payloads are binary: base64 keeps them intact for replay.
         let binary = matches!(
             self.format,
@@ -91,18 +95,10 @@ impl Records {
             );
             let excerpt = &payload[..payload.len().min(1024)];
             dead.push(dead_letter_of(reason, excerpt));
-            return Decoded {
-                partition: id,
-                offset: msg.offset(),
-                events,
-                dead,
-            };
+            return;
         }
         let meta = self.metadata.then(|| metadata(msg));
-        let mut one = |bytes: &[u8], events: &mut Vec<Event>, dead: &mut Vec<Event>| match self
-            .decoder
-            .decode(bytes)
-        {
+        let mut one = |bytes: &[u8]| match self.decoder.decode(bytes) {
             Ok(mut fields) => {
                 if let Some(m) = &meta {
                     fields.insert(eddy_core::sym!("kafka"), m.clone());
@@ -116,32 +112,17 @@ impl Records {
         };
         match self.format {
             PayloadFormat::Json | PayloadFormat::Avro | PayloadFormat::ConfluentAvro => {
-                one(payload, &mut events, &mut dead)
+                one(payload)
             }
             PayloadFormat::Ndjson => {
                 for line in payload.split(|&b| b == b'\n') {
                     if !line.iter().all(u8::is_ascii_whitespace) {
-                        one(line, &mut events, &mut dead);
+                        one(line);
                     }
                 }
             }
         }
-        Decoded {
-            partition: id,
-            offset: msg.offset(),
-            events,
-            dead,
-        }
     }
-}
-
-/// One record's events and dead letters.
-pub(super) struct Decoded {
-    pub(super) partition: PartitionId,
-    /// The record's own offset.
-    pub(super) offset: i64,
-    pub(super) events: Vec<Event>,
-    pub(super) dead: Vec<Event>,
 }
 
 /// Payload bytes to fields, then the optional JSON Schema check.
@@ -243,7 +224,7 @@ fn format_name(format: PayloadFormat) -> &'static str {
 }
 
 /// The `kafka` metadata field of a record.
-fn metadata(msg: &BorrowedMessage<'_>) -> Value {
+fn metadata(msg: &RawRecord<'_>) -> Value {
     let mut f = Fields::with_capacity(6);
     f.push(eddy_core::sym!("topic"), Value::str(msg.topic()));
     f.push(
@@ -253,7 +234,7 @@ fn metadata(msg: &BorrowedMessage<'_>) -> Value {
     f.push(eddy_core::sym!("offset"), Value::Int(msg.offset()));
     f.push(
         eddy_core::sym!("timestamp"),
-        msg.timestamp().to_millis().map_or(Value::Null, Value::Int),
+        msg.timestamp_ms().map_or(Value::Null, Value::Int),
     );
     f.push(
         eddy_core::sym!("key"),
@@ -261,14 +242,10 @@ fn metadata(msg: &BorrowedMessage<'_>) -> Value {
             .map_or(Value::Null, |k| Value::str(&String::from_utf8_lossy(k))),
     );
     let mut headers = Fields::default();
-    if let Some(h) = msg.headers() {
-        for header in h.iter() {
-            let v = header
-                .value
-                .map_or(Value::Null, |v| Value::str(&String::from_utf8_lossy(v)));
-            headers.push(Sym::intern(header.key), v);
-        }
-    }
+    msg.for_each_header(|name, value| {
+        let v = value.map_or(Value::Null, |v| Value::str(&String::from_utf8_lossy(v)));
+        headers.push(Sym::intern(name), v);
+    });
     f.push(eddy_core::sym!("headers"), Value::Map(Arc::new(headers)));
     Value::Map(Arc::new(f))
 }
