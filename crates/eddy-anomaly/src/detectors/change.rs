@@ -156,57 +156,70 @@ impl Bocpd {
         }
         let ln_h = -(p.hazard.max(1.0)).ln();
         let ln_1mh = (1.0 - 1.0 / p.hazard.max(1.0)).ln();
-        // Predictive density and tail of z under each run length.
-        let mut ln_pred = Vec::with_capacity(self.ln_p.len());
-        let mut ln_tail = f64::NEG_INFINITY;
+        // Predictive density and tail of z under each run length; `ln_p`
+        // becomes the joint mass of each run length and z, in place.
+        let n = self.ln_p.len();
+        let mut tail = LogSum::default();
+        let mut joint = LogSum::default();
         let mut expected = 0.0;
-        for r in 0..self.ln_p.len() {
+        for r in 0..n {
             let alpha = PRIOR_ALPHA + r as f64 / 2.0;
             let nu = 2.0 * alpha;
             let s2 = self.beta[r] * (self.kappa[r] + 1.0) / (alpha * self.kappa[r]);
-            let t2 = (z - self.mu[r]).powi(2) / (nu * s2);
+            let d = z - self.mu[r];
             let ln_pdf = t_norm(r)
                 - 0.5 * (nu * std::f64::consts::PI * s2).ln()
-                - (nu + 1.0) / 2.0 * t2.ln_1p();
-            ln_pred.push(ln_pdf);
-            ln_tail = log_add(
-                ln_tail,
-                self.ln_p[r] + ln_normal_tail((z - self.mu[r]) / s2.sqrt()),
-            );
+                - (nu + 1.0) / 2.0 * (d * d / (nu * s2)).ln_1p();
+            tail.add(self.ln_p[r] + ln_normal_tail(d / s2.sqrt()));
             expected += self.ln_p[r].exp() * self.mu[r];
+            self.ln_p[r] += ln_pdf;
+            joint.add(self.ln_p[r]);
         }
-        // Growth and change masses.
-        let n = self.ln_p.len();
-        let mut grown = vec![f64::NEG_INFINITY; (n + 1).min(p.max_run.clamp(2, MAX_RUN))];
-        let mut change = f64::NEG_INFINITY;
-        for (r, (ln_p, ln_pred)) in self.ln_p.iter().zip(&ln_pred).enumerate() {
-            let m = ln_p + ln_pred;
-            change = log_add(change, m + ln_h);
-            let to = (r + 1).min(grown.len() - 1);
-            grown[to] = log_add(grown[to], m + ln_1mh);
+        // Growth and change, normalised by the evidence (the joint mass's
+        // total): a change takes the hazard's share of it, each run grows
+        // with the rest, and the longest kept absorbs its own extension.
+        // Descending and in place: each run is read before it is written.
+        let evidence = joint.ln();
+        let m = (n + 1).min(p.max_run.clamp(2, MAX_RUN));
+        if m > n {
+            for v in [
+                &mut self.ln_p,
+                &mut self.mu,
+                &mut self.kappa,
+                &mut self.beta,
+            ] {
+                v.push(0.0);
+            }
         }
-        grown[0] = change;
-        let total = grown.iter().fold(f64::NEG_INFINITY, |a, &b| log_add(a, b));
-        // Sufficient statistics: run length r+1 extends r with z; the
-        // longest absorbs its own extension.
-        let m = grown.len();
-        let (mut mu, mut kappa, mut beta) = (vec![0.0; m], vec![0.0; m], vec![0.0; m]);
-        mu[0] = 0.0;
-        kappa[0] = PRIOR_KAPPA;
-        beta[0] = PRIOR_BETA;
-        // Ascending, so where the longest run absorbs the one below it, its
-        // own statistics are the ones kept.
-        for r in 0..n {
-            let to = (r + 1).min(m - 1);
-            let k = self.kappa[r];
-            mu[to] = (k * self.mu[r] + z) / (k + 1.0);
-            kappa[to] = k + 1.0;
-            beta[to] = self.beta[r] + k * (z - self.mu[r]).powi(2) / (2.0 * (k + 1.0));
+        for to in (1..m).rev() {
+            let r = to - 1;
+            let (mass, from) = if to == m - 1 && n >= m {
+                // The runs from m − 2 up, with the longest one's statistics.
+                let mass = (m - 2..n).fold(f64::NEG_INFINITY, |a, i| log_add(a, self.ln_p[i]));
+                (mass, n - 1)
+            } else {
+                (self.ln_p[r], r)
+            };
+            self.ln_p[to] = mass + ln_1mh - evidence;
+            let k = self.kappa[from];
+            let d = z - self.mu[from];
+            self.mu[to] = (k * self.mu[from] + z) / (k + 1.0);
+            self.beta[to] = self.beta[from] + k * d * d / (2.0 * (k + 1.0));
+            self.kappa[to] = k + 1.0;
         }
-        self.ln_p = grown.into_iter().map(|v| v - total).collect();
-        self.mu = mu;
-        self.kappa = kappa;
-        self.beta = beta;
+        for v in [
+            &mut self.ln_p,
+            &mut self.mu,
+            &mut self.kappa,
+            &mut self.beta,
+        ] {
+            v.truncate(m);
+        }
+        self.ln_p[0] = ln_h;
+        self.mu[0] = 0.0;
+        self.kappa[0] = PRIOR_KAPPA;
+        self.beta[0] = PRIOR_BETA;
+        let ln_tail = tail.ln();
         // Evidence of a change: the odds that the current run began after
         // the longest run kept (whose mass is the old regime's), against
         // the odds the hazard alone gives. Only once that longest run is
@@ -255,6 +268,42 @@ fn t_norm(r: usize) -> f64 {
             .collect()
     });
     table[r.min(MAX_RUN)]
+}
+
+/// ln Σ e^vᵢ, accumulated one term at a time without overflow (one `exp`
+/// per term).
+struct LogSum {
+    /// The largest term so far.
+    max: f64,
+    /// Σ e^(vᵢ − max).
+    sum: f64,
+}
+
+impl Default for LogSum {
+    fn default() -> LogSum {
+        LogSum {
+            max: f64::NEG_INFINITY,
+            sum: 0.0,
+        }
+    }
+}
+
+impl LogSum {
+    fn add(&mut self, v: f64) {
+        if v == f64::NEG_INFINITY {
+            return;
+        }
+        if v > self.max {
+            self.sum = self.sum * (self.max - v).exp() + 1.0;
+            self.max = v;
+        } else {
+            self.sum += (v - self.max).exp();
+        }
+    }
+
+    fn ln(&self) -> f64 {
+        self.max + self.sum.ln()
+    }
 }
 
 /// ln(e^a + e^b) without overflow.
@@ -337,5 +386,60 @@ impl Decode for Bocpd {
             return Err(DecodeError::OutOfRange("run-length tables"));
         }
         Ok(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_sum_matches_the_direct_sum_at_any_magnitude() {
+        for values in [
+            vec![0.0, 1.0, -2.5],
+            vec![-800.0, -801.5, -799.0],
+            vec![700.0, 650.0],
+            vec![f64::NEG_INFINITY, -3.0],
+        ] {
+            let mut s = LogSum::default();
+            values.iter().for_each(|&v| s.add(v));
+            let top = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let direct = top + values.iter().map(|v| (v - top).exp()).sum::<f64>().ln();
+            assert!(
+                (s.ln() - direct).abs() < 1e-12,
+                "{values:?}: {} vs {direct}",
+                s.ln()
+            );
+        }
+    }
+
+    /// The run-length posterior stays a distribution as it grows, at its
+    /// cap, and when a restored table is longer than the cap now allows.
+    #[test]
+    fn posterior_stays_normalised_when_truncated() {
+        let mut p = Params {
+            max_run: 16,
+            ..Params::default()
+        };
+        let mut b = Bocpd::default();
+        let total = |b: &Bocpd| b.ln_p.iter().map(|v| v.exp()).sum::<f64>();
+        for i in 0..200 {
+            let x = if i < 120 {
+                (i % 7) as f64
+            } else {
+                50.0 + (i % 5) as f64
+            };
+            let a = b.observe(&p, x);
+            assert!(a.surprise.is_finite() && a.surprise >= 0.0);
+            if b.ln_p.len() > 1 {
+                assert!((total(&b) - 1.0).abs() < 1e-9, "step {i}: {}", total(&b));
+            }
+            assert!(b.ln_p.len() <= p.max_run);
+        }
+        p.max_run = 5;
+        b.observe(&p, 51.0);
+        assert_eq!(b.ln_p.len(), 5);
+        assert_eq!(b.mu.len(), 5);
+        assert!((total(&b) - 1.0).abs() < 1e-9);
     }
 }
