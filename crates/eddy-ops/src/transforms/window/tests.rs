@@ -744,6 +744,58 @@ fn check_late(run: &Run, mut want: Vec<i64>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Each window's last ranking in `r` (results with aggregates `names`)
+/// is its two best keys by aggregate `by` of `row` (ties to the smaller
+/// key), as the oracle's `groups` give them.
+fn check_rankings(
+    r: &Run,
+    groups: &BTreeMap<WindowId, Vec<&In>>,
+    names: &[&str],
+    row: impl Fn(&[&In]) -> Vec<Value>,
+    by: usize,
+    asc: bool,
+) -> Result<(), TestCaseError> {
+    // A ranking is emitted whole: rank 1 starts it.
+    let mut got: Rankings = BTreeMap::new();
+    for res in &r.results {
+        let window = (
+            get(res, "window_start").to_string(),
+            get(res, "window_end").to_string(),
+        );
+        let values = (
+            get(res, "k").as_i64().unwrap_or(-1),
+            names.iter().map(|a| get(res, a).clone()).collect(),
+        );
+        let rank = get(res, "rank").as_i64().unwrap_or(-1);
+        let ranking = got.entry(window).or_default();
+        if rank == 1 {
+            ranking.clear();
+        }
+        prop_assert_eq!(rank as usize, ranking.len() + 1, "ranks count up from 1");
+        ranking.push(values);
+    }
+    let mut want: Rankings = BTreeMap::new();
+    for (&(k, s, e), g) in groups {
+        want.entry((format_rfc3339(s), format_rfc3339(e)))
+            .or_default()
+            .push((k, row(g)));
+    }
+    for ranking in want.values_mut() {
+        let value = |row: &(i64, Vec<Value>)| row.1[by].as_i64().unwrap_or(0);
+        ranking.sort_by(|a, b| {
+            let order = if asc {
+                value(a).cmp(&value(b))
+            } else {
+                value(b).cmp(&value(a))
+            };
+            order.then(a.0.cmp(&b.0))
+        });
+        ranking.truncate(2);
+    }
+    prop_assert_eq!(got, want);
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -788,32 +840,30 @@ proptest! {
         let r = run(&text, &events, &ops, true);
         let (groups, want_late) = aligned_oracle(&events, &ops, size, slide, lateness, true);
         check_late(&r, want_late)?;
-        // A ranking is emitted whole: rank 1 starts it.
-        let mut got: Rankings = BTreeMap::new();
-        for res in &r.results {
-            let window = (get(res, "window_start").to_string(), get(res, "window_end").to_string());
-            let row = (get(res, "k").as_i64().unwrap_or(-1), AGG_NAMES.iter().map(|a| get(res, a).clone()).collect());
-            let rank = get(res, "rank").as_i64().unwrap_or(-1);
-            let ranking = got.entry(window).or_default();
-            if rank == 1 {
-                ranking.clear();
-            }
-            prop_assert_eq!(rank as usize, ranking.len() + 1, "ranks count up from 1");
-            ranking.push(row);
-        }
-        let mut want: Rankings = BTreeMap::new();
-        for (&(k, s, e), g) in &groups {
-            want.entry((format_rfc3339(s), format_rfc3339(e))).or_default().push((k, expected(g)));
-        }
-        for ranking in want.values_mut() {
-            let sum = |row: &(i64, Vec<Value>)| row.1[1].as_i64().unwrap_or(0);
-            ranking.sort_by(|a, b| {
-                let by = if asc { sum(a).cmp(&sum(b)) } else { sum(b).cmp(&sum(a)) };
-                by.then(a.0.cmp(&b.0))
-            });
-            ranking.truncate(2);
-        }
-        prop_assert_eq!(got, want);
+        check_rankings(&r, &groups, &AGG_NAMES, expected, 1, asc)?;
+    }
+
+    /// Sliding `top` windows over counts only (the hot-items shape): the
+    /// same rankings as the oracle's, late updates included.
+    #[test]
+    fn top_n_over_counts_matches_oracle((events, ops) in simulation(), late: bool, asc: bool, uneven: bool) {
+        let lateness = if late { 35 } else { 0 };
+        let (window, size) = if uneven {
+            ("{ sliding = \"50ms\", every = \"20ms\" }", 50)
+        } else {
+            ("{ sliding = \"60ms\", every = \"20ms\" }", 60)
+        };
+        let order = if asc { "asc" } else { "desc" };
+        let late_text = if late { format!("allowed_lateness = \"{lateness}ms\"\n") } else { String::new() };
+        let text = format!(
+            "key = \"k\"\nwindow = {window}\n{late_text}aggregates = {{ n = \"count()\", c = \"count(v)\" }}\n\
+             top = {{ n = 2, by = \"n\", order = \"{order}\" }}"
+        );
+        let r = run(&text, &events, &ops, true);
+        let (groups, want_late) = aligned_oracle(&events, &ops, size, 20, lateness, true);
+        check_late(&r, want_late)?;
+        let counts = |g: &[&In]| vec![Value::Int(g.len() as i64); 2];
+        check_rankings(&r, &groups, &["n", "c"], counts, 0, asc)?;
     }
 
     #[test]
