@@ -4,6 +4,8 @@
 //! the key field(s), then the aggregates in config order. Its event time is
 //! `window_end - 1`, the last instant the window covers.
 
+use std::cell::RefCell;
+
 use eddy_core::time::format_rfc3339;
 use eddy_core::{Event, Expression, Fields, Sym, Timestamp, Value};
 
@@ -39,6 +41,9 @@ pub(crate) struct Output {
     end: Sym,
     keys: Vec<Sym>,
     aggregates: Vec<Sym>,
+    /// The last window's bounds as text: a firing's results share them
+    /// instead of formatting and allocating two strings each.
+    bounds: RefCell<Option<(Timestamp, Timestamp, Value, Value)>>,
 }
 
 impl Output {
@@ -48,6 +53,23 @@ impl Output {
             end: Sym::intern("window_end"),
             keys: key_field_names(keys),
             aggregates: specs.iter().map(|s| s.field).collect(),
+            bounds: RefCell::new(None),
+        }
+    }
+
+    /// `start` and `end` as RFC 3339 text values.
+    fn bounds(&self, start: Timestamp, end: Timestamp) -> (Value, Value) {
+        let mut cached = self.bounds.borrow_mut();
+        match &*cached {
+            Some((s, e, sv, ev)) if (*s, *e) == (start, end) => (sv.clone(), ev.clone()),
+            _ => {
+                let text = (
+                    Value::str(&format_rfc3339(start)),
+                    Value::str(&format_rfc3339(end)),
+                );
+                *cached = Some((start, end, text.0.clone(), text.1.clone()));
+                text
+            }
         }
     }
 
@@ -60,8 +82,9 @@ impl Output {
         accs: &[Accumulator],
     ) -> Event {
         let mut f = Fields::with_capacity(2 + self.keys.len() + self.aggregates.len());
-        f.push(self.start, Value::str(&format_rfc3339(start)));
-        f.push(self.end, Value::str(&format_rfc3339(end)));
+        let (start_text, end_text) = self.bounds(start, end);
+        f.push(self.start, start_text);
+        f.push(self.end, end_text);
         for (name, v) in self.keys.iter().zip(key) {
             f.push(*name, v.clone());
         }
