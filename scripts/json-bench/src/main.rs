@@ -16,10 +16,19 @@ use std::time::Instant;
 
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 
-/// Visits an object; builds its values or skips them.
-struct Object {
-    build: bool,
+/// What a visit does with an object's values.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// Builds every value.
+    Build,
+    /// Skips every value.
+    Skip,
+    /// Builds the three fields query `a` reads, skips the rest.
+    Pick,
 }
+
+/// Visits an object in a [`Mode`].
+struct Object(Mode);
 
 impl<'de> Visitor<'de> for Object {
     type Value = usize;
@@ -31,35 +40,22 @@ impl<'de> Visitor<'de> for Object {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<usize, A::Error> {
         let mut n = 0;
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            n += key.len();
-            if self.build {
-                let v: serde_json::Value = map.next_value()?;
-                n += usize::from(v.is_string());
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(n)
-    }
-}
-
-/// Builds three fields of an object and skips the rest, as a projection.
-struct Pick;
-
-impl<'de> Visitor<'de> for Pick {
-    type Value = usize;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("an object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<usize, A::Error> {
-        let mut n = 0;
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            if matches!(&*key, "auction" | "price" | "date_time") {
-                n += map.next_value::<i64>()? as usize & 1;
-            } else {
-                map.next_value::<IgnoredAny>()?;
+            match self.0 {
+                Mode::Build => {
+                    n += key.len();
+                    let v: serde_json::Value = map.next_value()?;
+                    n += usize::from(v.is_string());
+                }
+                Mode::Pick if matches!(&*key, "auction" | "price" | "date_time") => {
+                    n += map.next_value::<i64>()? as usize & 1;
+                }
+                Mode::Pick => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                Mode::Skip => {
+                    n += key.len();
+                    map.next_value::<IgnoredAny>()?;
+                }
             }
         }
         Ok(n)
@@ -78,7 +74,7 @@ fn main() {
     let ways: [(&str, Parse); 8] = [
         ("serde_json pick3", |l| {
             let mut de = serde_json::Deserializer::from_str(l);
-            de.deserialize_map(Pick).unwrap_or(0)
+            de.deserialize_map(Object(Mode::Pick)).unwrap_or(0)
         }),
         ("sonic-rs lazy pick3", |l| {
             let mut n = 0;
@@ -92,19 +88,19 @@ fn main() {
         }),
         ("serde_json visit", |l| {
             let mut de = serde_json::Deserializer::from_str(l);
-            de.deserialize_map(Object { build: true }).unwrap_or(0)
+            de.deserialize_map(Object(Mode::Build)).unwrap_or(0)
         }),
         ("sonic-rs visit", |l| {
             let mut de = sonic_rs::Deserializer::from_str(l);
-            de.deserialize_map(Object { build: true }).unwrap_or(0)
+            de.deserialize_map(Object(Mode::Build)).unwrap_or(0)
         }),
         ("serde_json skim", |l| {
             let mut de = serde_json::Deserializer::from_str(l);
-            de.deserialize_map(Object { build: false }).unwrap_or(0)
+            de.deserialize_map(Object(Mode::Skip)).unwrap_or(0)
         }),
         ("sonic-rs skim", |l| {
             let mut de = sonic_rs::Deserializer::from_str(l);
-            de.deserialize_map(Object { build: false }).unwrap_or(0)
+            de.deserialize_map(Object(Mode::Skip)).unwrap_or(0)
         }),
         ("serde_json dom", |l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap_or_default();

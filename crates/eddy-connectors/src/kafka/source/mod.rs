@@ -547,13 +547,19 @@ impl KafkaSource {
             self.next_queue = at + 1;
             let id = queue.id;
             let mut error = None;
+            let (mut last, mut records, mut bytes) = (None, 0, 0);
             for rec in self.taken.records() {
                 if let Some(e) = rec.error() {
                     error.get_or_insert(e);
                     continue;
                 }
                 self.records
-                    .decode(&rec, id, now, &mut batch.events, &mut batch.dead_letters);
+                    .decode(&rec, now, &mut batch.events, &mut batch.dead_letters);
+                (last, records, bytes) =
+                    (Some(rec), records + 1, bytes + rec.payload().len() as u64);
+            }
+            if let Some(last) = last {
+                self.records.read(id, &last, records, bytes);
             }
             self.consumer.context().client.reachable();
             if let Some(e) = error {
@@ -616,8 +622,10 @@ impl Source for KafkaSource {
                     self.consumer.context().client.reachable();
                     let rec = RawRecord::of(&msg);
                     let id = partition_id(rec.topic(), rec.partition());
+                    let bytes = rec.payload().len() as u64;
+                    self.records.read(id, &rec, 1, bytes);
                     self.records
-                        .decode(&rec, id, now, &mut batch.events, &mut batch.dead_letters);
+                        .decode(&rec, now, &mut batch.events, &mut batch.dead_letters);
                     return Ok(self.ready(batch, id));
                 }
                 None => {}

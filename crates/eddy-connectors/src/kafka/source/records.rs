@@ -35,25 +35,30 @@ pub(super) struct Records {
 }
 
 impl Records {
-    /// Decodes one record of partition `id` into `events` and `dead`.
+    /// Notes that partition `id` was read up to `last` (its records, in
+    /// order, are being decoded), `records` records and `bytes` bytes.
+    pub(super) fn read(&mut self, id: PartitionId, last: &RawRecord<'_>, records: u64, bytes: u64) {
+        match self.next_offset.entry(id) {
+            Entry::Occupied(mut o) => *o.get_mut() = last.offset() + 1,
+            Entry::Vacant(v) => {
+                v.insert(last.offset() + 1);
+                self.partitions.name(id, last.topic(), last.partition());
+            }
+        }
+        self.records_in.add(records);
+        self.bytes_in.add(bytes);
+    }
+
+    /// Decodes one record into `events` and `dead` (see [`Records::read`]
+    /// for its offset and counts).
     pub(super) fn decode(
         &mut self,
         msg: &RawRecord<'_>,
-        id: PartitionId,
         now: i64,
         events: &mut Vec<Event>,
         dead: &mut Vec<Event>,
     ) {
-        match self.next_offset.entry(id) {
-            Entry::Occupied(mut o) => *o.get_mut() = msg.offset() + 1,
-            Entry::Vacant(v) => {
-                v.insert(msg.offset() + 1);
-                self.partitions.name(id, msg.topic(), msg.partition());
-            }
-        }
         let payload = msg.payload();
-        self.records_in.inc();
-        self.bytes_in.add(payload.len() as u64);
         let position = || format!("{}/{}@{}", msg.topic(), msg.partition(), msg.offset());
         // Avro payloads are binary: base64 keeps them intact for replay.
         let binary = matches!(
