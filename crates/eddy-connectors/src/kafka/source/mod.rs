@@ -217,9 +217,9 @@ impl ConsumerContext for SourceContext {
             self.apply_restored(tpl);
             // Split before assigning: fetching then never puts a record of
             // these partitions on the consumer queue.
+            let rk = consumer.client().native_ptr();
             for e in tpl.elements() {
                 let id = partition_id(e.topic(), e.partition());
-                let rk = consumer.client().native_ptr();
                 let queue = PartitionQueue::split(rk, e.topic(), e.partition(), id, &self.wake);
                 if let (Some(q), Some(changes)) = (queue, changes.as_mut()) {
                     changes.push(QueueChange::Split(q));
