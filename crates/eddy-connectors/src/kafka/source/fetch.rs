@@ -72,16 +72,16 @@ impl PartitionQueue {
     /// earlier records are freed first).
     pub(super) fn take(&self, buf: &mut Batch, max: usize) {
         buf.free();
-        buf.messages.reserve(max.max(1));
-        let cap = buf.messages.capacity();
-        // SAFETY: the array has room for `cap` pointers; librdkafka writes
-        // `n` of them and hands their ownership to us.
+        let max = max.max(1);
+        buf.messages.reserve(max);
+        // SAFETY: the (empty) array has room for `max` pointers; librdkafka
+        // writes `n` of them and hands their ownership to us.
         let n = unsafe {
             rdsys::rd_kafka_consume_batch_queue(
                 self.queue.as_ptr(),
                 0,
                 buf.messages.as_mut_ptr(),
-                cap.min(max.max(1)),
+                max,
             )
         };
         // SAFETY: the first `n` slots were written (n is -1 on error).

@@ -206,12 +206,6 @@ impl ConsumerContext for SourceContext {
             consumer.rebalance_protocol(),
             RebalanceProtocol::Cooperative
         );
-        let ids = || {
-            tpl.elements()
-                .iter()
-                .map(|e| partition_id(e.topic(), e.partition()))
-                .collect::<Vec<_>>()
-        };
         let mut changes = self.queue_changes.lock().ok();
         let result = if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
             self.apply_restored(tpl);
@@ -232,7 +226,11 @@ impl ConsumerContext for SourceContext {
             }
         } else {
             if let Some(changes) = changes.as_mut() {
-                changes.push(QueueChange::Revoked(ids()));
+                let revoked = tpl.elements();
+                let ids = revoked
+                    .iter()
+                    .map(|e| partition_id(e.topic(), e.partition()));
+                changes.push(QueueChange::Revoked(ids.collect()));
             }
             if cooperative {
                 consumer.incremental_unassign(tpl)
