@@ -1,8 +1,10 @@
 //! JSON decoding straight into [`Fields`] and encoding of events as JSON.
 //!
-//! Decoding goes through `serde_json` with a visitor that builds Eddy values
-//! directly (no intermediate `serde_json::Value`) and caches interned field
-//! names per decoder, so a homogeneous stream interns each key once.
+//! Decoding builds Eddy values directly (no intermediate `serde_json::Value`)
+//! and caches interned field names per decoder, so a homogeneous stream
+//! interns each key once. Well-formed documents are read by a direct reader
+//! ([`scan`]); whatever it leaves, errors included, goes through `serde_json`
+//! with a visitor, which decides the result.
 //!
 //! Numbers are never silently changed. An integer literal inside the signed
 //! 64-bit range is an `int`; an integer literal outside it (no fraction, no
@@ -15,6 +17,8 @@
 //! visitor flags an integral `f64` of magnitude at least 2^63 (the only way
 //! such a literal can show up); only then is the text scanned for those
 //! literals, which are quoted and the document decoded again.
+
+mod scan;
 
 use std::fmt;
 use std::io::Write;
@@ -73,17 +77,30 @@ impl JsonDecoder {
 
     /// Decodes one JSON object from bytes (validating UTF-8).
     pub fn decode(&mut self, text: &[u8]) -> Result<Fields, JsonError> {
-        let mut de = serde_json::Deserializer::from_slice(text);
-        let first = self.finish(&mut de);
-        self.exact_big_ints(text, first)
+        if let Some(fields) = std::str::from_utf8(text)
+            .ok()
+            .and_then(|text| scan::read_top(self, text))
+        {
+            return Ok(fields);
+        }
+        self.decode_serde(text)
     }
 
     /// Decodes one JSON object from text already known to be UTF-8, skipping
     /// a second validation.
     pub fn decode_str(&mut self, text: &str) -> Result<Fields, JsonError> {
-        let mut de = serde_json::Deserializer::from_str(text);
+        if let Some(fields) = scan::read_top(self, text) {
+            return Ok(fields);
+        }
+        self.decode_serde(text.as_bytes())
+    }
+
+    /// Decodes through `serde_json`: the path for everything the direct
+    /// reader leaves (see [`scan`]), errors included.
+    fn decode_serde(&mut self, text: &[u8]) -> Result<Fields, JsonError> {
+        let mut de = serde_json::Deserializer::from_slice(text);
         let first = self.finish(&mut de);
-        self.exact_big_ints(text.as_bytes(), first)
+        self.exact_big_ints(text, first)
     }
 
     fn finish<'de, R: serde_json::de::Read<'de>>(
@@ -121,6 +138,22 @@ impl JsonDecoder {
         // The quoted text can only fail where the original did; its error
         // would name shifted columns, so the original one is kept.
         self.finish(&mut de).or(first)
+    }
+
+    /// The string `v` found at top-level position `at`, shared with the
+    /// previous object's string there when equal.
+    fn shared_str(&mut self, at: usize, v: &str) -> Value {
+        if self.recent.len() <= at {
+            self.recent.resize(at + 1, None);
+        }
+        match &self.recent[at] {
+            Some(s) if &**s == v => Value::Str(s.clone()),
+            _ => {
+                let s: crate::event::Str = v.into();
+                self.recent[at] = Some(s.clone());
+                Value::Str(s)
+            }
+        }
     }
 
     /// Interns `key`; the flag says whether it matched the positional cache.
@@ -241,21 +274,10 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         Ok(Value::Float(v))
     }
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        let Some(at) = self.at else {
-            return Ok(Value::str(v));
-        };
-        let recent = &mut self.dec.recent;
-        if recent.len() <= at {
-            recent.resize(at + 1, None);
-        }
-        match &recent[at] {
-            Some(s) if &**s == v => Ok(Value::Str(s.clone())),
-            _ => {
-                let s: crate::event::Str = v.into();
-                recent[at] = Some(s.clone());
-                Ok(Value::Str(s))
-            }
-        }
+        Ok(match self.at {
+            Some(at) => self.dec.shared_str(at, v),
+            None => Value::str(v),
+        })
     }
     fn visit_unit<E>(self) -> Result<Value, E> {
         Ok(Value::Null)
