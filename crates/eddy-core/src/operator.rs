@@ -117,8 +117,12 @@ impl Collector {
 }
 
 /// About how many events an operator emits in one piece when its output
-/// is large (see [`Operator::resume`]).
-pub const PIECE: usize = 16_384;
+/// is large (see [`Operator::resume`]). About a source batch: each piece
+/// reaches the sinks and is freed before the next is built, so a firing of
+/// many keys reuses the same memory, warm in cache, instead of touching
+/// fresh pages (at 16,384 the first of 65,000 results of a window took
+/// 5–8 times longer to arrive).
+pub const PIECE: usize = 1_024;
 
 /// Builds a dead-letter record: `{reason, stage, event, time}`. `event` is the
 /// original event (a map) or the raw text that could not be decoded.
