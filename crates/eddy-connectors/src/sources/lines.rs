@@ -4,7 +4,7 @@
 
 use std::io::{self, BufRead};
 
-use eddy_core::json::JsonDecoder;
+use eddy_core::json::{JsonDecoder, JsonError};
 use eddy_core::operator::{dead_letter, with_position};
 use eddy_core::source::TimestampAssigner;
 use eddy_core::{Event, Timestamp, Value};
@@ -224,15 +224,7 @@ impl NdjsonDecoder {
         if line.iter().all(u8::is_ascii_whitespace) {
             return;
         }
-        let text = match std::str::from_utf8(line) {
-            Ok(text) => text,
-            Err(e) => {
-                let reason = format!("line is not valid UTF-8 (at byte {})", e.valid_up_to());
-                dead_letters.push(self.dead(reason, line, line_no, now));
-                return;
-            }
-        };
-        match self.decoder.decode_str(text) {
+        match self.decoder.decode(line) {
             Ok(fields) => {
                 let label = &self.label;
                 match self
@@ -249,6 +241,10 @@ impl NdjsonDecoder {
                         dead_letters.push(dl);
                     }
                 }
+            }
+            Err(JsonError::NotUtf8(at)) => {
+                let reason = format!("line is not valid UTF-8 (at byte {at})");
+                dead_letters.push(self.dead(reason, line, line_no, now));
             }
             Err(e) => dead_letters.push(self.dead(e.to_string(), line, line_no, now)),
         }

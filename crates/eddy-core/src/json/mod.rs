@@ -54,6 +54,9 @@ pub enum JsonError {
     /// The text is not valid JSON.
     #[error("invalid JSON: {0}")]
     Syntax(String),
+    /// Not UTF-8, from the byte at this offset on.
+    #[error("not valid UTF-8 (at byte {0})")]
+    NotUtf8(usize),
     /// Valid JSON, but not an object at the top level.
     #[error("expected a JSON object, found {0}")]
     NotAnObject(&'static str),
@@ -75,21 +78,19 @@ impl JsonDecoder {
         self.keep = keep;
     }
 
-    /// Decodes one JSON object from bytes (validating UTF-8).
+    /// Decodes one JSON object from bytes, which must be UTF-8 throughout
+    /// (skipped fields included).
     pub fn decode(&mut self, text: &[u8]) -> Result<Fields, JsonError> {
-        if let Some(fields) = std::str::from_utf8(text)
-            .ok()
-            .and_then(|text| scan::read_top(self, text))
-        {
+        if let Some(fields) = scan::read_top(self, text) {
             return Ok(fields);
         }
-        self.decode_serde(text)
+        let text = std::str::from_utf8(text).map_err(|e| JsonError::NotUtf8(e.valid_up_to()))?;
+        self.decode_serde(text.as_bytes())
     }
 
-    /// Decodes one JSON object from text already known to be UTF-8, skipping
-    /// a second validation.
+    /// Decodes one JSON object from text.
     pub fn decode_str(&mut self, text: &str) -> Result<Fields, JsonError> {
-        if let Some(fields) = scan::read_top(self, text) {
+        if let Some(fields) = scan::read_top(self, text.as_bytes()) {
             return Ok(fields);
         }
         self.decode_serde(text.as_bytes())
@@ -141,30 +142,35 @@ impl JsonDecoder {
     }
 
     /// The string `v` found at top-level position `at`, shared with the
-    /// previous object's string there when equal.
-    fn shared_str(&mut self, at: usize, v: &str) -> Value {
+    /// previous object's string there when equal; `None` when `v` is not
+    /// UTF-8 (checked only when it is not that string).
+    fn shared_str(&mut self, at: usize, v: &[u8]) -> Option<Value> {
         if self.recent.len() <= at {
             self.recent.resize(at + 1, None);
         }
-        match &self.recent[at] {
-            Some(s) if &**s == v => Value::Str(s.clone()),
+        Some(match &self.recent[at] {
+            Some(s) if s.as_bytes() == v => Value::Str(s.clone()),
             _ => {
-                let s: crate::event::Str = v.into();
+                let s: crate::event::Str = std::str::from_utf8(v).ok()?.into();
                 self.recent[at] = Some(s.clone());
                 Value::Str(s)
             }
-        }
+        })
     }
 
     /// Interns `key`; the flag says whether it matched the positional cache.
-    fn key(&mut self, pos: Option<usize>, key: &str) -> Option<(Sym, bool)> {
+    /// `None` when there are too many distinct names, or when `key` is not
+    /// UTF-8 (checked here, after the positional cache: a key equal to a
+    /// cached name is UTF-8).
+    fn key(&mut self, pos: Option<usize>, key: &[u8]) -> Option<(Sym, bool)> {
         if let Some(p) = pos {
             if let Some(s) = self.positional.get(p) {
-                if s.as_str() == key {
+                if s.as_str().as_bytes() == key {
                     return Some((*s, true));
                 }
             }
         }
+        let key = std::str::from_utf8(key).ok()?;
         let sym = match self.cache.get(key) {
             Some(s) => *s,
             None => {
@@ -274,10 +280,8 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         Ok(Value::Float(v))
     }
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(match self.at {
-            Some(at) => self.dec.shared_str(at, v),
-            None => Value::str(v),
-        })
+        let shared = self.at.and_then(|at| self.dec.shared_str(at, v.as_bytes()));
+        Ok(shared.unwrap_or_else(|| Value::str(v)))
     }
     fn visit_unit<E>(self) -> Result<Value, E> {
         Ok(Value::Null)
@@ -314,7 +318,7 @@ fn read_object<'de, A: MapAccess<'de>>(
     let mut all_hits = top;
     while let Some(key) = map.next_key::<KeyStr<'de>>()? {
         let (sym, hit) = dec
-            .key(top.then_some(pos), key.as_str())
+            .key(top.then_some(pos), key.as_str().as_bytes())
             .ok_or_else(|| serde::de::Error::custom("too many distinct field names"))?;
         all_hits &= hit;
         if top && dec.keep.as_ref().is_some_and(|k| !k.contains(&sym)) {

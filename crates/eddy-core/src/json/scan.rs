@@ -1,8 +1,10 @@
-//! A direct reader for the common case of [`JsonDecoder::decode_str`]: one
-//! pass over text already known to be UTF-8 that builds Eddy values without
-//! going through serde's visitors, and finds the end of each string with a
-//! vectorised search (skipped fields are mostly long strings: URLs, free
-//! text).
+//! A direct reader for the common case of [`JsonDecoder::decode`]: one pass
+//! over the bytes that builds Eddy values without going through serde's
+//! visitors, finds the end of each string eight bytes at a time (skipped
+//! fields are mostly long strings: URLs, free text), and checks UTF-8 only
+//! where it can be broken: outside strings JSON allows nothing but ASCII,
+//! and a string is checked only when it holds a byte above 0x7F, or when
+//! it is kept (to make it text).
 //!
 //! It gives up (`None`) wherever a decision is subtle: any malformed input,
 //! an integer literal outside the `i64` range, a surrogate escape in a
@@ -21,13 +23,10 @@ use crate::event::{Fields, Value};
 /// Nesting beyond this is left to `serde_json` (whose own limit is 128).
 const MAX_DEPTH: usize = 100;
 
-/// Decodes `text` as one JSON object, or `None` when `serde_json` must.
-pub(super) fn read_top(dec: &mut JsonDecoder, text: &str) -> Option<Fields> {
-    let mut r = Reader {
-        text,
-        bytes: text.as_bytes(),
-        pos: 0,
-    };
+/// Decodes `bytes` as one JSON object, or `None` when `serde_json` must
+/// (or when they are not UTF-8).
+pub(super) fn read_top(dec: &mut JsonDecoder, bytes: &[u8]) -> Option<Fields> {
+    let mut r = Reader { bytes, pos: 0 };
     r.ws();
     r.eat(b'{')?;
     let fields = r.object(dec, 0, true)?;
@@ -37,7 +36,6 @@ pub(super) fn read_top(dec: &mut JsonDecoder, text: &str) -> Option<Fields> {
 
 /// A cursor over the document.
 struct Reader<'a> {
-    text: &'a str,
     bytes: &'a [u8],
     pos: usize,
 }
@@ -91,7 +89,7 @@ impl<'a> Reader<'a> {
         loop {
             self.ws();
             self.eat(b'"')?;
-            let key = self.string()?;
+            let key = self.raw_string()?;
             self.ws();
             self.eat(b':')?;
             self.ws();
@@ -100,12 +98,13 @@ impl<'a> Reader<'a> {
             if top && dec.keep.as_ref().is_some_and(|k| !k.contains(&sym)) {
                 self.skip(depth)?;
             } else {
-                let value = self.value(dec, depth, top.then_some(pos))?;
-                if all_hits {
-                    fields.push(sym, value);
-                } else {
-                    fields.insert(sym, value);
-                }
+                self.value_into(dec, depth, top.then_some(pos), |value| {
+                    if all_hits {
+                        fields.push(sym, value);
+                    } else {
+                        fields.insert(sym, value);
+                    }
+                })?;
             }
             pos += 1;
             if !self.next_or_close(b'}')? {
@@ -116,39 +115,59 @@ impl<'a> Reader<'a> {
 
     /// Reads a value; `at` is its top-level position, if it has one.
     fn value(&mut self, dec: &mut JsonDecoder, depth: usize, at: Option<usize>) -> Option<Value> {
-        Some(match self.peek()? {
+        let mut out = None;
+        self.value_into(dec, depth, at, |v| out = Some(v))?;
+        out
+    }
+
+    /// Reads a value and hands it to `put`, which stores it where it goes
+    /// (returned from a call instead, a value was written to the stack in
+    /// parts and read back whole: a store-forwarding stall per field).
+    fn value_into(
+        &mut self,
+        dec: &mut JsonDecoder,
+        depth: usize,
+        at: Option<usize>,
+        put: impl FnOnce(Value),
+    ) -> Option<()> {
+        let value = match self.peek()? {
             b'"' => {
                 self.pos += 1;
-                let s = self.string()?;
+                let s = self.raw_string()?;
                 match at {
-                    Some(at) => dec.shared_str(at, &s),
-                    None => Value::str(&s),
+                    Some(at) => dec.shared_str(at, &s)?,
+                    None => Value::str(std::str::from_utf8(&s).ok()?),
                 }
             }
-            b'{' => {
-                self.pos += 1;
-                Value::Map(Arc::new(self.object(dec, depth, false)?))
-            }
-            b'[' => {
-                self.pos += 1;
-                let inner = deeper(depth)?;
-                let mut items = Vec::with_capacity(4);
-                if !self.closes_empty(b']') {
-                    loop {
-                        self.ws();
-                        items.push(self.value(dec, inner, None)?);
-                        if !self.next_or_close(b']')? {
-                            break;
-                        }
-                    }
-                }
-                Value::List(Arc::new(items))
-            }
+            b'{' | b'[' => self.container(dec, depth)?,
             b't' => self.word(b"true", Value::Bool(true))?,
             b'f' => self.word(b"false", Value::Bool(false))?,
             b'n' => self.word(b"null", Value::Null)?,
-            _ => self.number()?,
-        })
+            _ => return self.number_into(put),
+        };
+        put(value);
+        Some(())
+    }
+
+    /// Reads an object or a list.
+    fn container(&mut self, dec: &mut JsonDecoder, depth: usize) -> Option<Value> {
+        let open = self.peek()?;
+        self.pos += 1;
+        if open == b'{' {
+            return Some(Value::Map(Arc::new(self.object(dec, depth, false)?)));
+        }
+        let inner = deeper(depth)?;
+        let mut items = Vec::with_capacity(4);
+        if !self.closes_empty(b']') {
+            loop {
+                self.ws();
+                items.push(self.value(dec, inner, None)?);
+                if !self.next_or_close(b']')? {
+                    break;
+                }
+            }
+        }
+        Some(Value::List(Arc::new(items)))
     }
 
     /// Checks a value without building it.
@@ -196,65 +215,71 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// The position of the next `"` or `\` at or after the cursor; `None`
-    /// when the text ends first or a control character (invalid inside a
-    /// JSON string) comes before it. Eight bytes at a time: strings here
-    /// are mostly short, where a vector search's set-up costs more than it
-    /// saves.
-    fn plain_run(&self) -> Option<usize> {
+    /// The position of the next `"` or `\` at or after the cursor, and
+    /// whether every byte before it is ASCII; `None` when the text ends
+    /// first or a control character (invalid inside a JSON string) comes
+    /// before it.
+    fn plain_run(&self) -> Option<(usize, bool)> {
+        let mut end = self.run_from(self.pos, true)?;
+        let ascii = self.bytes[end] < 0x80;
+        if !ascii {
+            end = self.run_from(end, false)?;
+        }
+        matches!(self.bytes[end], b'"' | b'\\').then_some((end, ascii))
+    }
+
+    /// From `i` on, the first quote, backslash or control character (with
+    /// `stop_at_high`, or byte above 0x7F). Eight bytes at a time: strings
+    /// here are mostly short, where a vector search's set-up costs more
+    /// than it saves.
+    fn run_from(&self, mut i: usize, stop_at_high: bool) -> Option<usize> {
         const ONES: u64 = u64::from_ne_bytes([1; 8]);
         const HIGH: u64 = ONES * 0x80;
-        let mut i = self.pos;
+        let high = if stop_at_high { HIGH } else { 0 };
         while let Some(chunk) = self.bytes.get(i..i + 8) {
             let mut word = [0; 8];
             word.copy_from_slice(chunk);
             let v = u64::from_le_bytes(word);
             // High bit set in each byte that is a quote, a backslash or
-            // below 0x20; borrows can only mark bytes above the first one
-            // found, so the lowest mark is exact.
+            // below 0x20 (or above 0x7F); borrows can only mark bytes above
+            // the first one found, so the lowest mark is exact.
             let quote = v ^ (ONES * u64::from(b'"'));
             let backslash = v ^ (ONES * u64::from(b'\\'));
             let marks = (quote.wrapping_sub(ONES) & !quote
                 | backslash.wrapping_sub(ONES) & !backslash
-                | v.wrapping_sub(ONES * 0x20) & !v)
+                | v.wrapping_sub(ONES * 0x20) & !v
+                | v & high)
                 & HIGH;
             if marks != 0 {
-                i += (marks.trailing_zeros() / 8) as usize;
-                return self.quote_or_backslash(i);
+                return Some(i + (marks.trailing_zeros() / 8) as usize);
             }
             i += 8;
         }
-        while self
-            .bytes
-            .get(i)
-            .is_some_and(|&b| b >= 0x20 && b != b'"' && b != b'\\')
-        {
+        while let Some(&b) = self.bytes.get(i) {
+            if b < 0x20 || b == b'"' || b == b'\\' || (stop_at_high && b >= 0x80) {
+                return Some(i);
+            }
             i += 1;
         }
-        self.quote_or_backslash(i)
+        None
     }
 
-    /// `i` if the byte there is a quote or a backslash.
-    fn quote_or_backslash(&self, i: usize) -> Option<usize> {
-        matches!(self.bytes.get(i)?, b'"' | b'\\').then_some(i)
-    }
-
-    /// Reads a string's content after its opening quote, unescaped.
-    fn string(&mut self) -> Option<Cow<'a, str>> {
+    /// Reads a string's content after its opening quote, unescaped, as
+    /// bytes not yet checked to be UTF-8.
+    fn raw_string(&mut self) -> Option<Cow<'a, [u8]>> {
         let start = self.pos;
-        let end = self.plain_run()?;
-        // Both ends sit at ASCII bytes, so they are character boundaries.
-        let run = self.text.get(start..end)?;
+        let (end, _) = self.plain_run()?;
+        let run = &self.bytes[start..end];
         self.pos = end + 1;
         if self.bytes[end] == b'"' {
             return Some(Cow::Borrowed(run));
         }
-        let mut out = String::with_capacity(run.len() + 16);
-        out.push_str(run);
+        let mut out = Vec::with_capacity(run.len() + 16);
+        out.extend_from_slice(run);
         loop {
             let c = self.peek()?;
             self.pos += 1;
-            out.push(match c {
+            let unescaped = match c {
                 b'"' => '"',
                 b'\\' => '\\',
                 b'/' => '/',
@@ -265,10 +290,11 @@ impl<'a> Reader<'a> {
                 b't' => '\t',
                 b'u' => self.unicode_escape()?,
                 _ => return None,
-            });
+            };
+            out.extend_from_slice(unescaped.encode_utf8(&mut [0; 4]).as_bytes());
             let start = self.pos;
-            let end = self.plain_run()?;
-            out.push_str(self.text.get(start..end)?);
+            let (end, _) = self.plain_run()?;
+            out.extend_from_slice(&self.bytes[start..end]);
             self.pos = end + 1;
             if self.bytes[end] == b'"' {
                 return Some(Cow::Owned(out));
@@ -279,7 +305,11 @@ impl<'a> Reader<'a> {
     /// Checks a string's content after its opening quote.
     fn skip_string(&mut self) -> Option<()> {
         loop {
-            let end = self.plain_run()?;
+            let start = self.pos;
+            let (end, ascii) = self.plain_run()?;
+            if !ascii {
+                std::str::from_utf8(&self.bytes[start..end]).ok()?;
+            }
             self.pos = end + 1;
             if self.bytes[end] == b'"' {
                 return Some(());
@@ -367,18 +397,30 @@ impl<'a> Reader<'a> {
     /// Reads a number as the `serde_json` path does: an integer literal in
     /// the `i64` range is an int (but `-0` a double, as serde_json reads
     /// it); one outside is left to that path; the rest are doubles.
-    fn number(&mut self) -> Option<Value> {
+    fn number_into(&mut self, put: impl FnOnce(Value)) -> Option<()> {
         let start = self.pos;
         let integral = self.number_end()?;
-        let literal = self.text.get(start..self.pos)?;
+        let literal = &self.bytes[start..self.pos];
         if integral {
-            return match literal.parse::<i64>().ok()? {
-                0 if literal.starts_with('-') => Some(Value::Float(-0.0)),
-                i => Some(Value::Int(i)),
+            let (negative, digits) = match literal.split_first() {
+                Some((b'-', digits)) => (true, digits),
+                _ => (false, literal),
             };
+            // Summed as a negative number, which reaches `i64::MIN`.
+            let mut n: i64 = 0;
+            for &d in digits {
+                n = n.checked_mul(10)?.checked_sub(i64::from(d - b'0'))?;
+            }
+            put(match (negative, n) {
+                (true, 0) => Value::Float(-0.0),
+                (true, n) => Value::Int(n),
+                (false, n) => Value::Int(n.checked_neg()?),
+            });
+            return Some(());
         }
-        let f: f64 = literal.parse().ok()?;
-        f.is_finite().then_some(Value::Float(f))
+        // Digits, signs, `.`, `e`: ASCII.
+        let f: f64 = std::str::from_utf8(literal).ok()?.parse().ok()?;
+        f.is_finite().then(|| put(Value::Float(f)))
     }
 }
 
@@ -417,7 +459,7 @@ mod tests {
             reference.keep_only(keep);
             let expected = reference.decode_serde(text.as_bytes());
             for _ in 0..2 {
-                if let Some(fields) = read_top(&mut dec, text) {
+                if let Some(fields) = read_top(&mut dec, text.as_bytes()) {
                     match &expected {
                         Ok(e) => prop_assert_eq!(shown(&fields), shown(e), "{}", text),
                         Err(e) => prop_assert!(false, "{} read, serde_json says {}", text, e),
@@ -477,8 +519,47 @@ mod tests {
     fn reads_the_common_case_itself() {
         let text = r#"{"type":"bid","a":1,"url":"https://x/y?q=1","b":[1.5,"s\"t"]}"#;
         let mut dec = JsonDecoder::new();
-        let fields = read_top(&mut dec, text).expect("read without serde_json");
+        let fields = read_top(&mut dec, text.as_bytes()).expect("read without serde_json");
         assert_eq!(shown(&fields), shown(&through_serde(text).unwrap()));
+    }
+
+    /// Bytes the reader takes are UTF-8 throughout, and decode as the
+    /// `serde_json` path decodes their text.
+    fn agrees_on_bytes(bytes: &[u8]) -> Result<(), TestCaseError> {
+        let mut dec = JsonDecoder::new();
+        dec.keep_only(Some(vec![crate::Sym::intern("a")]));
+        if let Some(fields) = read_top(&mut dec, bytes) {
+            let text = std::str::from_utf8(bytes);
+            prop_assert!(text.is_ok(), "{:?} read, but it is not UTF-8", bytes);
+            let mut reference = JsonDecoder::new();
+            reference.keep_only(Some(vec![crate::Sym::intern("a")]));
+            let expected = reference.decode_serde(bytes);
+            prop_assert_eq!(Ok(shown(&fields)), expected.map(|f| shown(&f)));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_refused_wherever_they_are() {
+        for bytes in [
+            &b"{\"a\":\"\xff\"}"[..],
+            b"{\"z\":\"ok \xc3\x28 not\",\"a\":1}",
+            b"{\"z\":\"long enough to take whole words \xe2\x82 here\",\"a\":1}",
+            b"{\"\xff\":1,\"a\":1}",
+            b"{\"a\":1,\"z\":[\"\\n\xf0\x9f\x98\"]}",
+        ] {
+            assert!(
+                read_top(&mut JsonDecoder::new(), bytes).is_none(),
+                "{bytes:?}"
+            );
+            assert!(matches!(
+                JsonDecoder::new().decode(bytes),
+                Err(super::super::JsonError::NotUtf8(_))
+            ));
+        }
+        // Text beyond ASCII, kept and skipped, whole words and tails.
+        let text = r#"{"z":"ça va, 😀 très bien, merci","a":"ünï","é":1}"#;
+        agrees(text).unwrap();
     }
 
     /// Text that is mostly JSON: pieces of valid documents, with bytes
@@ -546,6 +627,15 @@ mod tests {
         #[test]
         fn agrees_with_serde_json_on_near_json(text in jsonish()) {
             agrees(&text)?;
+        }
+
+        #[test]
+        fn reads_only_utf8(text in object_text(), at in any::<prop::sample::Index>(), byte in 0x80u8..) {
+            // A byte above 0x7F put somewhere into a valid object.
+            let mut bytes = text.into_bytes();
+            let i = at.index(bytes.len() + 1);
+            bytes.insert(i, byte);
+            agrees_on_bytes(&bytes)?;
         }
 
         #[test]
