@@ -141,6 +141,13 @@ impl JsonDecoder {
         self.finish(&mut de).or(first)
     }
 
+    /// Room for a top-level object's fields: as many as the previous one
+    /// had, or as the projection keeps.
+    fn top_capacity(&self) -> usize {
+        let seen = self.positional.len().max(4);
+        self.keep.as_ref().map_or(seen, |k| seen.min(k.len()))
+    }
+
     /// The string `v` found at top-level position `at`, shared with the
     /// previous object's string there when equal; `None` when `v` is not
     /// UTF-8 (checked only when it is not that string).
@@ -310,7 +317,7 @@ fn read_object<'de, A: MapAccess<'de>>(
     mut map: A,
     top: bool,
 ) -> Result<Fields, A::Error> {
-    let mut fields = Fields::with_capacity(if top { dec.positional.len().max(4) } else { 4 });
+    let mut fields = Fields::with_capacity(if top { dec.top_capacity() } else { 4 });
     let mut pos = 0usize;
     // While every key so far matched the (duplicate-free) positional cache,
     // a further match cannot repeat an earlier key, so it is appended

@@ -80,7 +80,7 @@ impl<'a> Reader<'a> {
     /// the `serde_json` path (same key cache, same duplicate handling).
     fn object(&mut self, dec: &mut JsonDecoder, depth: usize, top: bool) -> Option<Fields> {
         let depth = deeper(depth)?;
-        let mut fields = Fields::with_capacity(if top { dec.positional.len().max(4) } else { 4 });
+        let mut fields = Fields::with_capacity(if top { dec.top_capacity() } else { 4 });
         if self.closes_empty(b'}') {
             return Some(fields);
         }

@@ -236,6 +236,8 @@ pub(crate) struct Aligned {
     /// The watermark whose firing is under way: slices no window needs at
     /// it are dropped once it is done.
     firing_to: Option<Timestamp>,
+    /// The firing's last results were handed out: the slices go next.
+    fired_all: bool,
     /// Only the best keys of each window, when set.
     top: Option<Top>,
     /// The buffers of a sliding window's merge, kept between firings.
@@ -276,6 +278,7 @@ impl Aligned {
             spill: None,
             firing: VecDeque::new(),
             firing_to: None,
+            fired_all: false,
             top,
             merge: MergeBuffers::default(),
             largest: 0.0,
@@ -651,6 +654,13 @@ impl Aligned {
             }
             self.firing.pop_front();
         }
+        if self.firing_to.is_some() && !self.fired_all && !out.is_empty() {
+            // The last results go out before the slices are freed (a
+            // slice of many keys takes a while).
+            self.fired_all = true;
+            return true;
+        }
+        self.fired_all = false;
         if let Some(wm) = self.firing_to.take() {
             self.drop_expired(wm);
         }

@@ -191,6 +191,8 @@ fn a_large_firing_comes_out_in_pieces() {
         pieces.push(out.take(Output::MAIN));
     }
     pieces.push(out.take(Output::MAIN));
+    // The last call frees the fired slices, after the last results left.
+    assert_eq!(pieces.pop().map(|p| p.len()), Some(0));
     let sizes: Vec<usize> = pieces.iter().map(Vec::len).collect();
     assert!(sizes.len() >= 4, "{sizes:?}");
     // A piece ends at the first key group boundary past PIECE events.
