@@ -565,22 +565,14 @@ mod tests {
     /// Text that is mostly JSON: pieces of valid documents, with bytes
     /// that break them now and then.
     fn jsonish() -> impl Strategy<Value = String> {
+        let syntax = prop::sample::select(vec![
+            "{", "}", "[", "]", ",", ":", " ", "\"a\":", "\"b\":", "\"c\":", "true", "null", "fals",
+        ])
+        .prop_map(str::to_string);
         let piece = prop_oneof![
-            Just("{".to_string()),
-            Just("}".to_string()),
-            Just("[".to_string()),
-            Just("]".to_string()),
-            Just(",".to_string()),
-            Just(":".to_string()),
-            Just(" ".to_string()),
-            Just("\"a\":".to_string()),
-            Just("\"b\":".to_string()),
-            Just("\"c\":".to_string()),
+            syntax,
             "\"[a-c\\\\\"/nu0-9dDe\t é😀]{0,6}\"",
             "-?[0-9]{1,21}(\\.[0-9]{0,3})?([eE][+-]?[0-9]{0,3})?",
-            Just("true".to_string()),
-            Just("null".to_string()),
-            Just("fals".to_string()),
         ];
         proptest::collection::vec(piece, 0..24).prop_map(|p| p.concat())
     }
@@ -600,22 +592,22 @@ mod tests {
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..4)
                     .prop_map(|items| format!("[{}]", items.join(","))),
-                proptest::collection::vec(("[a-c]", inner), 0..4).prop_map(|entries| {
-                    let body: Vec<String> = entries
-                        .iter()
-                        .map(|(k, v)| format!("\"{k}\" : {v}"))
-                        .collect();
-                    format!("{{{}}}", body.join(","))
-                }),
+                proptest::collection::vec(("[a-c]", inner), 0..4)
+                    .prop_map(|entries| object_of(&entries, " : ")),
             ]
         });
-        proptest::collection::vec(("[a-d]", value), 0..6).prop_map(|entries| {
-            let body: Vec<String> = entries
-                .iter()
-                .map(|(k, v)| format!("\"{k}\":{v}"))
-                .collect();
-            format!("{{{}}}", body.join(","))
-        })
+        proptest::collection::vec(("[a-d]", value), 0..6)
+            .prop_map(|entries| object_of(&entries, ":"))
+    }
+
+    /// An object of `entries` (key, value text), `colon` between each key
+    /// and its value.
+    fn object_of(entries: &[(String, String)], colon: &str) -> String {
+        let body: Vec<String> = entries
+            .iter()
+            .map(|(k, v)| format!("\"{k}\"{colon}{v}"))
+            .collect();
+        format!("{{{}}}", body.join(","))
     }
 
     proptest! {
