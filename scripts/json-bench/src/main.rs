@@ -1,9 +1,12 @@
 //! `json-bench FILE`: parses every line of an NDJSON file with serde_json
 //! and sonic-rs, three rounds, and prints lines/s for each way Eddy could
-//! use them:
+//! use them, and for Eddy's own decoder:
 //!
+//! - `eddy pick4`: Eddy's `JsonDecoder` keeping the four fields query `a`'s
+//!   pipeline reads, as the file source runs it (its direct reader, with
+//!   serde_json for what that leaves);
 //! - `visit`: through a serde visitor, every value built (how Eddy's
-//!   decoder reads a document today);
+//!   decoder read a document before its direct reader);
 //! - `skim`: through a serde visitor, every value skipped (the fields a
 //!   projection leaves out);
 //! - `dom`: each parser's own document tree, then a walk of its entries;
@@ -64,6 +67,17 @@ impl<'de> Visitor<'de> for Object {
 
 type Parse = fn(&str) -> usize;
 
+thread_local! {
+    /// Eddy's decoder, keeping what query `a`'s pipeline reads (its filter
+    /// reads `type`), as the file source sets it up.
+    static EDDY: std::cell::RefCell<eddy_core::json::JsonDecoder> = {
+        let mut d = eddy_core::json::JsonDecoder::new();
+        let keep = ["type", "auction", "price", "date_time"].map(eddy_core::Sym::intern);
+        d.keep_only(Some(keep.to_vec()));
+        std::cell::RefCell::new(d)
+    };
+}
+
 fn main() {
     let Some(path) = std::env::args().nth(1) else {
         eprintln!("usage: json-bench FILE.ndjson");
@@ -71,7 +85,10 @@ fn main() {
     };
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let lines: Vec<&str> = text.lines().collect();
-    let ways: [(&str, Parse); 8] = [
+    let ways: [(&str, Parse); 9] = [
+        ("eddy pick4", |l| {
+            EDDY.with(|d| d.borrow_mut().decode(l.as_bytes()).map_or(0, |f| f.len()))
+        }),
         ("serde_json pick3", |l| {
             let mut de = serde_json::Deserializer::from_str(l);
             de.deserialize_map(Object(Mode::Pick)).unwrap_or(0)

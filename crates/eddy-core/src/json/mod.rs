@@ -90,10 +90,7 @@ impl JsonDecoder {
 
     /// Decodes one JSON object from text.
     pub fn decode_str(&mut self, text: &str) -> Result<Fields, JsonError> {
-        if let Some(fields) = scan::read_top(self, text.as_bytes()) {
-            return Ok(fields);
-        }
-        self.decode_serde(text.as_bytes())
+        self.decode(text.as_bytes())
     }
 
     /// Decodes through `serde_json`: the path for everything the direct
