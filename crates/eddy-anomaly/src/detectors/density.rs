@@ -1,11 +1,12 @@
 //! Rarity: how seldom the series has been at this level, and has moved
 //! from the previous level to this one, in all its (slowly fading)
-//! history: a histogram of levels over a range that widens, by doubling
-//! and merging bin pairs, whenever a value falls outside it, and a table of
+//! history: a histogram of levels over a range (the first values', and
+//! [`Params::range`] when it is known) that widens, by doubling and
+//! merging bin pairs, whenever a value falls outside it, and a table of
 //! transitions between coarser bins. Catches what has never happened
 //! before (a new level, a jump of a kind never seen) even when it is not
 //! far from the mean; on the NAB corpus it is the strongest single
-//! detector here (see the README).
+//! detector here (see the README), and the ensemble's main member.
 
 use eddy_core::codec::{Decode, DecodeError, Decoder, Encode, Encoder};
 
@@ -126,13 +127,28 @@ impl Density {
     /// Assesses `x` by the rarity of its level and of the move to it,
     /// then counts it.
     pub fn observe(&mut self, p: &Params, x: f64) -> Assessment {
+        self.judge(p, x, true)
+    }
+
+    /// Assesses `x` by the rarity of its level alone, then counts it
+    /// (the ensemble's member: its seasonal member judges moves in
+    /// context).
+    pub fn observe_level(&mut self, p: &Params, x: f64) -> Assessment {
+        self.judge(p, x, false)
+    }
+
+    fn judge(&mut self, p: &Params, x: f64, moves: bool) -> Assessment {
         if self.level.counts.is_empty() {
             self.first.push(x);
             if self.first.len() < p.min_samples.max(2) {
                 return Assessment::warming_up(x);
             }
-            let lo = self.first.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = self.first.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            // The bins cover the first values, and the whole range when it
+            // is known: learnt from the first values alone, a quiet start
+            // would make every later ordinary swing a never-seen level.
+            let (range_lo, range_hi) = p.range.unwrap_or((f64::INFINITY, f64::NEG_INFINITY));
+            let lo = self.first.iter().copied().fold(range_lo, f64::min);
+            let hi = self.first.iter().copied().fold(range_hi, f64::max);
             self.level = Histogram::new(lo, hi, BINS);
             self.moves = vec![0.0; COARSE * COARSE];
             for v in std::mem::take(&mut self.first) {
@@ -142,13 +158,13 @@ impl Density {
         }
         let b = self.place(x);
         let s_move = match self.previous {
-            Some(prev) => {
+            Some(prev) if moves => {
                 let row = &self.moves[coarse(prev) * COARSE..][..COARSE];
                 let row_total: f64 = row.iter().sum();
                 let pm = (row[coarse(b)] + SMOOTHING) / (row_total + SMOOTHING * COARSE as f64);
                 -pm.ln()
             }
-            None => 0.0,
+            _ => 0.0,
         };
         let a = Assessment {
             ready: true,

@@ -157,6 +157,12 @@ pub struct Params {
     /// this long (milliseconds of event time; 0 = off): one incident pages
     /// once.
     pub mute_ms: i64,
+    /// The range the values are expected in, known up front (`[0, 100]`
+    /// for a percentage, or a series' minimum and maximum, as NAB gives
+    /// its detectors). `density` and the ensemble lay their bins out over
+    /// it rather than over the first values alone; values outside it still
+    /// widen the bins. `None`: learnt from the first values.
+    pub range: Option<(f64, f64)>,
 }
 
 impl Default for Params {
@@ -177,6 +183,7 @@ impl Default for Params {
             hst_window: 256,
             seed: 0x5EED_EDD7,
             mute_ms: 0,
+            range: None,
         }
     }
 }
@@ -225,6 +232,14 @@ impl Params {
                 "hst_window",
                 format!("{} is not in 16..=65535", self.hst_window),
             ));
+        }
+        if let Some((lo, hi)) = self.range {
+            if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+                bad.push((
+                    "range",
+                    format!("[{lo}, {hi}] is not two finite numbers, the smaller first"),
+                ));
+            }
         }
         if self.mute_ms < 0 {
             bad.push(("mute_after_alert", "is negative".to_string()));
@@ -341,11 +356,8 @@ pub struct Model {
 impl Model {
     /// A model of `method` over `dims` fields.
     pub fn new(method: Method, params: Params, dims: usize) -> Model {
-        let forest = matches!(method, Method::Hst | Method::Ensemble).then(|| {
-            // The ensemble's trees see a value and its change.
-            let dims = if method == Method::Ensemble { 2 } else { dims };
-            Forest::new(params.trees, params.depth, dims, params.seed)
-        });
+        let forest = (method == Method::Hst)
+            .then(|| Forest::new(params.trees, params.depth, dims, params.seed));
         Model {
             method,
             params,
@@ -383,7 +395,7 @@ impl Model {
             Method::Bocpd => State::Bocpd(Box::default()),
             Method::Hst => State::Hst(Box::default()),
             Method::Density => State::Density(Box::default()),
-            Method::Ensemble => State::Ensemble(Box::default()),
+            Method::Ensemble => State::Ensemble(Box::new(Ensemble::new(p.season))),
         }
     }
 
@@ -407,10 +419,7 @@ impl Model {
                 None => Assessment::warming_up(x),
             },
             (Method::Density, State::Density(d)) => d.observe(p, x),
-            (Method::Ensemble, State::Ensemble(d)) => match &self.forest {
-                Some(forest) => d.observe(p, forest, time_ms, x),
-                None => Assessment::warming_up(x),
-            },
+            (Method::Ensemble, State::Ensemble(d)) => d.observe(p, time_ms, x),
             _ => {
                 *state = self.fresh(self.method);
                 self.assess(state, time_ms, values)
@@ -449,8 +458,10 @@ mod tag {
     pub const PAGE_HINKLEY: u8 = 5;
     pub const BOCPD: u8 = 6;
     pub const HST: u8 = 7;
-    pub const ENSEMBLE: u8 = 8;
+    /// The earlier ensemble of five members, read and converted.
+    pub const ENSEMBLE_FIVE: u8 = 8;
     pub const DENSITY: u8 = 9;
+    pub const ENSEMBLE: u8 = 10;
 }
 
 impl Encode for State {
@@ -513,6 +524,7 @@ impl Decode for State {
             tag::BOCPD => State::Bocpd(Box::new(dec.get()?)),
             tag::HST => State::Hst(Box::new(dec.get()?)),
             tag::ENSEMBLE => State::Ensemble(Box::new(dec.get()?)),
+            tag::ENSEMBLE_FIVE => State::Ensemble(Box::new(Ensemble::decode_five_members(dec)?)),
             tag::DENSITY => State::Density(Box::new(dec.get()?)),
             t => {
                 return Err(DecodeError::UnknownTag {

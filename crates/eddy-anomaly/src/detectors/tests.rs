@@ -128,6 +128,30 @@ fn half_space_trees_find_an_odd_combination_of_two_fields() {
 }
 
 #[test]
+fn a_known_range_keeps_small_moves_from_looking_new() {
+    // A quiet start, then a move well inside the range the values are
+    // known to take (a percentage): learnt from the quiet start alone, the
+    // bins make it a never-seen level. (The ensemble's hour-of-day
+    // profile rightly finds a move of 15 standard deviations either way.)
+    let mut xs: Vec<f64> = (0..200).map(|i| 50.0 + 0.2 * noise(i)).collect();
+    xs.extend((200..260).map(|i| 53.0 + 0.2 * noise(i)));
+    let learnt = run(&model(Method::Density), &xs, 60_000);
+    let params = Params {
+        range: Some((0.0, 100.0)),
+        ..model(Method::Density).params().clone()
+    };
+    let known = run(&Model::new(Method::Density, params, 1), &xs, 60_000);
+    assert_eq!(first_alarm(&learnt), Some(200));
+    assert!(
+        known[200].0 < learnt[200].0,
+        "{} vs {}",
+        known[200].0,
+        learnt[200].0
+    );
+    assert_eq!(first_alarm(&known), None);
+}
+
+#[test]
 fn clean_series_raise_nothing() {
     let xs: Vec<f64> = (0..3000).map(|i| 50.0 + 5.0 * noise(i)).collect();
     for m in Method::ALL {
@@ -151,8 +175,13 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(40))]
 
     #[test]
-    fn scores_stay_in_range_and_finite(xs in hostile(), m in prop::sample::select(Method::ALL.to_vec())) {
-        let model = Model::new(m, Params { min_samples: 5, hst_window: 16, ..Params::default() }, 1);
+    fn scores_stay_in_range_and_finite(
+        xs in hostile(),
+        m in prop::sample::select(Method::ALL.to_vec()),
+        // A range the values may well leave.
+        range in prop::option::of((-1e6f64..1e6, 0.0f64..1e6).prop_map(|(lo, w)| (lo, lo + w))),
+    ) {
+        let model = Model::new(m, Params { min_samples: 5, hst_window: 16, range, ..Params::default() }, 1);
         let mut key = model.key_state();
         for (i, &x) in xs.iter().enumerate() {
             let v = model.observe(&mut key, i as i64 * 1000, &[x]);

@@ -29,6 +29,11 @@ pub struct DetectArgs {
     /// default threshold unless given).
     #[arg(long)]
     threshold: Option<f64>,
+    /// Score the results already in `OUT/<detector>/` (another run's, or
+    /// NAB's published ones, any detector name) instead of running
+    /// detectors.
+    #[arg(long)]
+    score_only: bool,
 }
 
 /// NAB's debounce for every detector: after an anomaly a series is muted
@@ -37,6 +42,16 @@ const MUTE_MS: i64 = 8 * 3_600_000;
 
 /// Runs `eddy detect`.
 pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
+    let corpus = Corpus::load(&args.nab)
+        .with_context(|| format!("cannot read the NAB corpus in {}", args.nab.display()))?;
+    if args.score_only {
+        for name in args.detector.split(',').map(str::trim) {
+            let scores = nab::read_results(&args.out, name, &corpus)?;
+            let threshold = args.threshold.unwrap_or(Params::default().threshold);
+            println!("{name}:\n{}", Report::new(&corpus, &scores, threshold));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let methods: Vec<Method> = if args.detector == "all" {
         Method::ALL.to_vec()
     } else {
@@ -45,8 +60,6 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
             .map(|name| name.trim().parse::<Method>().map_err(anyhow::Error::msg))
             .collect::<anyhow::Result<_>>()?
     };
-    let corpus = Corpus::load(&args.nab)
-        .with_context(|| format!("cannot read the NAB corpus in {}", args.nab.display()))?;
     for method in methods {
         let params = Params {
             mute_ms: MUTE_MS,
@@ -73,9 +86,20 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Scores one series with a fresh detector.
+/// Scores one series with a fresh detector, given the series' minimum and
+/// maximum up front as NAB gives its detectors.
 fn detect(method: Method, params: &Params, series: &nab::Series) -> anyhow::Result<Vec<f64>> {
-    let model = Model::new(method, params.clone(), 1);
+    let low = series.values.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = series
+        .values
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
+    let params = Params {
+        range: (low <= high).then_some((low, high)),
+        ..params.clone()
+    };
+    let model = Model::new(method, params, 1);
     let mut key = model.key_state();
     series
         .timestamps

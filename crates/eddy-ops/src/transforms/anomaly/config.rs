@@ -82,6 +82,10 @@ pub struct AnomalyConfig {
     pub hst_window: Option<usize>,
     /// `hst`: seed of the trees' structure.
     pub seed: Option<u64>,
+    /// `density`, `ensemble`: the range the values are expected in, as
+    /// `[low, high]` (e.g. `[0, 100]` for a percentage). Default: learnt
+    /// from the first values.
+    pub range: Option<[f64; 2]>,
 }
 
 fn default_method() -> Spanned<Method> {
@@ -127,6 +131,7 @@ impl AnomalyConfig {
             hst_window: self.hst_window.unwrap_or(d.hst_window),
             seed: self.seed.unwrap_or(d.seed),
             mute_ms: self.mute_after_alert.map_or(0, Duration::ms),
+            range: self.range.map(|[low, high]| (low, high)),
         }
     }
 

@@ -25,9 +25,10 @@
 //! rolling window), `seasonal` (a profile per hour of the day, or of the
 //! week with `season = "week"`), `cusum` and `page-hinkley` (level shifts),
 //! `bocpd` (Bayesian online change points), `hst` (half-space trees, for
-//! one or several `fields = [..]` together) and `ensemble` (a calibrated
-//! combination of EWMA, MAD, CUSUM and half-space trees on the value and
-//! its change; the default).
+//! one or several `fields = [..]` together), `density` (rarity of levels
+//! and moves) and `ensemble` (the rarity of the level with the hour-of-day
+//! profile, calibrated; the default). `range = [low, high]` gives `density`
+//! and `ensemble` the values' range up front.
 //!
 //! Ordering: with `order = "event_time"` (the default) events wait until
 //! the watermark passes them and each key's detector sees them in event

@@ -201,6 +201,9 @@ fn configuration_errors_name_the_fix() {
     assert!(
         diag("field = \"x\"\nthreshold = 1.5").contains("`threshold` 1.5 is not between 0 and 1")
     );
+    assert!(diag("field = \"x\"\nrange = [5, 1]")
+        .contains("`range` [5, 1] is not two finite numbers, the smaller first"));
+    assert!(diag("field = \"x\"\nrange = [0, 100]").is_empty());
     assert!(diag("fields = [\"a\", \"b\"]\nmethod = \"hst\"").is_empty());
     assert!(diag("field = \"x\"").is_empty());
 }
