@@ -5,7 +5,9 @@
 //! see. The profile's surprise is calibrated against its own history (how
 //! unusual is *this much* surprise for this member on this series?), which
 //! puts it on the rarity member's scale and quiets it on series where it
-//! is noisy; the more surprised member decides.
+//! is noisy; the more surprised member decides. A level rare overall but
+//! ordinary for its hour (a daily peak a little higher than the days
+//! before) counts for less: see `PROFILE_DISCOUNT`.
 //!
 //! Half-space trees, CUSUM and move rarity were members once: on the NAB
 //! corpus each added more false alarms than it found anomalies the two
@@ -61,6 +63,16 @@ impl Calibrator {
 /// full weight it adds more false alarms than finds).
 const MEMBER_WEIGHT: f64 = 0.5;
 
+/// Share of the level's rarity beyond the hour-of-day profile's own
+/// (uncalibrated) surprise that is discounted: a level never seen overall
+/// but ordinary for its hour keeps a quarter of its rarity above what the
+/// profile finds. On NAB's corpus most false alarms were first visits to a
+/// level near the levels the same hour reached on earlier days; at 0.75
+/// the standard score rises from 72.3 to 74.8 (tuned) and from 71.5 to 74.1
+/// (fixed) on the 35 development series, and from 73.7 to 73.9 and 66.0
+/// to 67.3 on the 23 held out.
+const PROFILE_DISCOUNT: f64 = 0.75;
+
 /// What the members' surprise is multiplied by. The level's rarity is
 /// measured against a uniform histogram, so it runs lower than a tail
 /// probability's: doubled, the default threshold (0.5) sits where the
@@ -85,15 +97,17 @@ impl Ensemble {
         }
     }
 
-    /// Runs both members on `x` at `time_ms`: the rarity of the level (as
-    /// it is) and the profile (calibrated and weighted by
-    /// [`MEMBER_WEIGHT`]); the more surprised decides. The expectation
+    /// Runs both members on `x` at `time_ms`: the rarity of the level
+    /// (discounted by `PROFILE_DISCOUNT` where it exceeds the profile's
+    /// surprise) and the profile (calibrated and weighted by
+    /// `MEMBER_WEIGHT`); the more surprised decides. The expectation
     /// reported is the rarity member's.
     pub fn observe(&mut self, p: &Params, time_ms: i64, x: f64) -> Assessment {
         let rarity = self.rarity.observe_level(p, x);
         let season = self.season.observe(p, time_ms, x);
         let mut surprise = rarity.surprise;
         if season.ready {
+            surprise -= PROFILE_DISCOUNT * (surprise - season.surprise).max(0.0);
             surprise = surprise.max(MEMBER_WEIGHT * self.calibration.calibrate(p, season.surprise));
         }
         Assessment {
@@ -163,6 +177,42 @@ mod tests {
 
     use super::*;
     use crate::detectors::{KeyState, Method, Model, State};
+
+    /// Five-minute values over 12 days: a quiet level of about 10 with a
+    /// noon hour that peaks higher each day, then `last` at `hour`.
+    fn daily_peaks_then(hour: i64, last: f64) -> f64 {
+        let params = Params {
+            range: Some((0.0, 100.0)),
+            ..Params::default()
+        };
+        let model = Model::new(Method::Ensemble, params, 1);
+        let mut key = model.key_state();
+        let step = 300_000;
+        let day = 24 * 3_600_000;
+        for i in 0..12 * 288i64 {
+            let t = i * step;
+            let d = t / day;
+            let x = if (t % day) / 3_600_000 == 12 {
+                30.0 + 3.0 * d as f64
+            } else {
+                10.0 + (i % 7) as f64 * 0.3
+            };
+            model.observe(&mut key, t, &[x]);
+        }
+        model
+            .observe(&mut key, 12 * day + hour * 3_600_000, &[last])
+            .score
+    }
+
+    #[test]
+    fn a_new_level_ordinary_for_its_hour_counts_for_less() {
+        // 66 has never been seen: at noon it continues the daily peaks; at
+        // three in the morning nothing like it ever happened.
+        let at_noon = daily_peaks_then(12, 66.0);
+        let at_night = daily_peaks_then(3, 66.0);
+        assert!(at_noon < 0.5, "noon {at_noon}");
+        assert!(at_night >= 0.5, "night {at_night}");
+    }
 
     #[test]
     fn the_five_member_state_of_earlier_checkpoints_is_read_and_kept_in_part() {
