@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod operator;
 pub mod operator_state;
 pub mod output;
+pub mod prefetch;
 pub mod sink;
 pub mod source;
 pub mod state;

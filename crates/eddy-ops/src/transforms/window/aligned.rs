@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use eddy_core::operator::PIECE;
+use eddy_core::prefetch::{each_ahead, prefetch};
 use eddy_core::state::{GroupRange, KeyGroup, TableSnapshot, KEY_GROUPS};
 use eddy_core::time::MIN_TIMESTAMP;
 use eddy_core::{Collector, Timestamp, Value};
@@ -50,6 +51,14 @@ struct Slot {
 
 /// One key group's keys in one slice.
 type Shard = FxHashMap<Key, Slot>;
+
+/// Requests what reading an entry of a [`Shard`] touches: its key and its
+/// accumulators.
+#[inline(always)]
+fn ahead(&(key, slot): &(&Key, &Slot)) {
+    prefetch(key.as_ptr());
+    prefetch(slot.accs.as_ptr());
+}
 
 /// One slice's keys in memory, by key group, and how many it has in the
 /// spill store.
@@ -478,9 +487,9 @@ impl Aligned {
     ) {
         if !self.sliced() {
             for (&at, slice) in self.slices.range(start..start + self.size) {
-                for (key, slot) in slice.shards[g.index()].iter() {
-                    f(key, &slot.accs);
-                }
+                each_ahead(slice.shards[g.index()].iter(), ahead, |(key, slot)| {
+                    f(key, &slot.accs)
+                });
                 if let (Some(s), true) = (&self.spill, slice.on_disk > 0) {
                     // Spilled keys not in memory (memory holds the newer copy).
                     s.scan_group(at, g, &mut |g, key, accs| {
@@ -527,9 +536,9 @@ impl Aligned {
         let spilled: &'k [(Timestamp, Key, Vec<Accumulator>)] = spilled;
         for (&at, slice) in slices {
             for &g in groups {
-                for (key, slot) in slice.shards[g.index()].iter() {
-                    merge.add(key, &slot.accs);
-                }
+                each_ahead(slice.shards[g.index()].iter(), ahead, |(key, slot)| {
+                    merge.add(key, &slot.accs)
+                });
             }
             for (_, key, part) in spilled.iter().filter(|(a, _, _)| *a == at) {
                 merge.add(key, part);
