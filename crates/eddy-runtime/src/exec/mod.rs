@@ -8,6 +8,7 @@
 //! flows down the graph and every operator flushes what it holds.
 
 mod checkpoint;
+mod emissions;
 mod errors;
 mod instance;
 mod persist;
@@ -157,6 +158,9 @@ pub(crate) struct RunContext<'a> {
     pub halt: Arc<AtomicBool>,
     /// Spilling of state beyond `[pipeline] state_memory`.
     pub spill: Option<eddy_core::state::Spill>,
+    /// Firings being passed on, which sources wait for, when the
+    /// instance threads outnumber the cores (see [`emissions`]).
+    pub emissions: Option<Arc<emissions::Emissions>>,
 }
 
 impl RunContext<'_> {
@@ -458,6 +462,8 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
         pause_after: pause_after.clone(),
         halt: halt.clone(),
         spill,
+        emissions: oversubscribed(topo.heads.len() * workers)
+            .then(|| Arc::new(emissions::Emissions::default())),
     };
     // Per-run objects, once per node, before any instance is built.
     let mut prepared = Vec::with_capacity(plan.nodes.len());
@@ -618,4 +624,10 @@ fn trigger_checkpoints(checkpoints: &Coordinator, done: &AtomicBool, pacing: Pac
 /// Runs a plan to completion (bounded sources, duration or stop flag).
 pub fn run(plan: &Plan, opts: RunOptions) -> Result<RunReport, RunError> {
     Ok(start(plan, opts)?.wait())
+}
+
+/// Whether `threads` busy threads are more than the cores this process may
+/// use.
+fn oversubscribed(threads: usize) -> bool {
+    std::thread::available_parallelism().is_ok_and(|cores| threads > cores.get())
 }

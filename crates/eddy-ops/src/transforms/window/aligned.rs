@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use eddy_core::operator::PIECE;
-use eddy_core::prefetch::{each_ahead, prefetch};
+use eddy_core::prefetch::{each_ahead, prefetch, AHEAD};
 use eddy_core::state::{GroupRange, KeyGroup, TableSnapshot, KEY_GROUPS};
 use eddy_core::time::MIN_TIMESTAMP;
 use eddy_core::{Collector, Timestamp, Value};
@@ -58,6 +58,27 @@ type Shard = FxHashMap<Key, Slot>;
 fn ahead(&(key, slot): &(&Key, &Slot)) {
     prefetch(key.as_ptr());
     prefetch(slot.accs.as_ptr());
+}
+
+/// Frees `slice`'s keys and accumulators, requesting the next entries'
+/// blocks ahead (freeing reads each block; a slice holds many).
+fn free(slice: Slice) {
+    let mut entries: Vec<(Key, Slot)> = Vec::new();
+    for shard in slice.shards {
+        // A shard a snapshot still shares is freed with the snapshot.
+        let Ok(mut shard) = Arc::try_unwrap(shard) else {
+            continue;
+        };
+        entries.extend(shard.drain());
+        let mut rest = entries.drain(..);
+        loop {
+            if let Some((key, slot)) = rest.as_slice().get(AHEAD) {
+                ahead(&(key, slot));
+            }
+            let Some(entry) = rest.next() else { break };
+            drop(entry);
+        }
+    }
 }
 
 /// One slice's keys in memory, by key group, and how many it has in the
@@ -692,6 +713,7 @@ impl Aligned {
                     s.remove(at, None);
                 }
             }
+            free(slice);
         }
     }
 

@@ -137,6 +137,9 @@ pub(crate) struct Instance {
     /// Leave at once, without flushing (after a savepoint completed).
     halt: Arc<AtomicBool>,
     drain: Arc<Drain>,
+    /// Firings being passed on (sources wait for them; see
+    /// `exec::emissions`), when threads outnumber cores.
+    emissions: Option<Arc<super::emissions::Emissions>>,
 }
 
 mod barriers;
@@ -277,6 +280,7 @@ impl Instance {
             pause_after: Arc::clone(&run.pause_after),
             halt: Arc::clone(&run.halt),
             drain: Arc::clone(run.drain),
+            emissions: run.emissions.clone(),
         })
     }
 

@@ -139,8 +139,16 @@ impl Instance {
             let mut out = std::mem::take(&mut node.out);
             out.origin_ns = self.last_origin;
             rt.cx.advance(&mut *rt.op, wm, &mut out);
+            // A firing: sources wait until its last piece has gone.
+            let firing = self.emissions.clone().filter(|_| !out.is_empty());
             self.flush_out(local, out);
+            if let Some(e) = &firing {
+                e.start();
+            }
             self.take_pieces(local);
+            if let Some(e) = &firing {
+                e.end();
+            }
         }
     }
 

@@ -20,6 +20,9 @@ impl Instance {
                 });
             }
         }
+        if let Some(e) = &self.emissions {
+            e.wait();
+        }
         match src.source.poll(self.batch_size) {
             Ok(SourcePoll::Ready(sb)) => {
                 let origin = now_ns();
