@@ -566,3 +566,99 @@ fn unrouted_dead_letters_are_warned_about_at_the_end() {
     assert!(!stderr.contains("were not kept"), "{stderr}");
     assert_eq!(lines(&dir.path().join("out.ndjson")).len(), 3);
 }
+
+/// `eddy detect` over a one-series NAB corpus writes NAB's result format,
+/// and `--score-only` scores result files already there: the run's own
+/// (the same figures again) and a never-firing detector's (0).
+#[test]
+fn detect_writes_nab_results_and_scores_them_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let nab = dir.path().join("nab");
+    std::fs::create_dir_all(nab.join("data/cat")).unwrap();
+    let stamp = |row: usize| {
+        let m = row * 5;
+        format!(
+            "2014-01-{:02} {:02}:{:02}:00",
+            1 + m / 1440,
+            (m / 60) % 24,
+            m % 60
+        )
+    };
+    let mut csv = String::from("timestamp,value\n");
+    for row in 0..400 {
+        let value = if row == 300 {
+            50.0
+        } else {
+            10.0 + (row % 7) as f64 * 0.3
+        };
+        csv.push_str(&format!("{},{value}\n", stamp(row)));
+    }
+    std::fs::write(nab.join("data/cat/a.csv"), &csv).unwrap();
+    std::fs::write(
+        nab.join("combined_windows.json"),
+        format!(
+            r#"{{"cat/a.csv": [["{}.000000", "{}.000000"]]}}"#,
+            stamp(280),
+            stamp(320)
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("results");
+    let run = succeed(
+        eddy()
+            .args(["detect", "--detector", "ensemble", "--nab"])
+            .arg(&nab)
+            .arg("--out")
+            .arg(&out),
+    );
+    let run = String::from_utf8_lossy(&run.stdout).to_string();
+    let written = lines(&out.join("ensemble/cat/ensemble_a.csv"));
+    assert_eq!(written[0], "timestamp,value,anomaly_score");
+    assert_eq!(written.len(), 401);
+    assert!(written[301].starts_with(&format!("{},50,", stamp(300))));
+
+    let null: String = csv
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 0 {
+                "timestamp,value,anomaly_score\n".to_string()
+            } else {
+                format!("{l},0\n")
+            }
+        })
+        .collect();
+    std::fs::create_dir_all(out.join("null/cat")).unwrap();
+    std::fs::write(out.join("null/cat/null_a.csv"), null).unwrap();
+    let scored = succeed(
+        eddy()
+            .args([
+                "detect",
+                "--score-only",
+                "--detector",
+                "null,ensemble",
+                "--nab",
+            ])
+            .arg(&nab)
+            .arg("--out")
+            .arg(&out),
+    );
+    let scored = String::from_utf8_lossy(&scored.stdout).to_string();
+    let standard = |text: &str, from: &str| -> String {
+        let start = text
+            .find(from)
+            .unwrap_or_else(|| panic!("no `{from}` in {text}"));
+        text[start..]
+            .lines()
+            .find(|l| l.trim_start().starts_with("standard"))
+            .unwrap_or_else(|| panic!("no standard line in {text}"))
+            .to_string()
+    };
+    assert_eq!(standard(&scored, "ensemble:"), standard(&run, "ensemble:"));
+    assert!(
+        standard(&scored, "null:").trim_start()["standard".len()..]
+            .trim_start()
+            .starts_with("0.0 "),
+        "{scored}"
+    );
+}
