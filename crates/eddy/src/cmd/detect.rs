@@ -45,9 +45,9 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     let corpus = Corpus::load(&args.nab)
         .with_context(|| format!("cannot read the NAB corpus in {}", args.nab.display()))?;
     if args.score_only {
+        let threshold = args.threshold.unwrap_or(Params::default().threshold);
         for name in args.detector.split(',').map(str::trim) {
             let scores = nab::read_results(&args.out, name, &corpus)?;
-            let threshold = args.threshold.unwrap_or(Params::default().threshold);
             println!("{name}:\n{}", Report::new(&corpus, &scores, threshold));
         }
         return Ok(ExitCode::SUCCESS);

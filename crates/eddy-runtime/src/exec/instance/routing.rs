@@ -140,13 +140,13 @@ impl Instance {
             out.origin_ns = self.last_origin;
             rt.cx.advance(&mut *rt.op, wm, &mut out);
             // A firing: sources wait until its last piece has gone.
-            let firing = self.emissions.clone().filter(|_| !out.is_empty());
+            let firing = !out.is_empty();
             self.flush_out(local, out);
-            if let Some(e) = &firing {
+            if let Some(e) = self.emissions.as_ref().filter(|_| firing) {
                 e.start();
             }
             self.take_pieces(local);
-            if let Some(e) = &firing {
+            if let Some(e) = self.emissions.as_ref().filter(|_| firing) {
                 e.end();
             }
         }
