@@ -18,13 +18,15 @@
 //! spilled entries, firing and snapshots read both.
 //!
 //! With `top`, a window emits only its best `n` keys by one aggregate,
-//! ranked (see [`Top`]), instead of every key's result.
+//! ranked (see [`Top`]), instead of every key's result. A ranked sliding
+//! window merges its complete slices ahead, between batches (see
+//! `merge::Ahead`), so its firing merges one slice before it ranks.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use eddy_core::operator::PIECE;
-use eddy_core::prefetch::{each_ahead, prefetch, AHEAD};
+use eddy_core::prefetch::{each_ahead, AHEAD};
 use eddy_core::state::{GroupRange, KeyGroup, TableSnapshot, KEY_GROUPS};
 use eddy_core::time::MIN_TIMESTAMP;
 use eddy_core::{Collector, Timestamp, Value};
@@ -35,6 +37,7 @@ use eddy_core::codec::{Decoder, Encoder};
 use super::common::{
     cleanup_time, fire_time, fold, merge_all, merges_admit, Ctx, Key, Outcome, PlaceError,
 };
+use super::merge::{ahead, Ahead, Merge};
 use super::snapshot::{
     self, get_accs, get_key, group_of, key_order, put_accs, put_key, sort_by_key, Reader,
     SnapshotError,
@@ -43,22 +46,14 @@ use super::spill::{self as spilling, Spiller};
 use crate::aggregate::{value_order, Accumulator, Observation};
 
 #[derive(Clone)]
-struct Slot {
-    accs: Vec<Accumulator>,
+pub(super) struct Slot {
+    pub(super) accs: Vec<Accumulator>,
     /// The spill store has an (older) copy.
     on_disk: bool,
 }
 
 /// One key group's keys in one slice.
 type Shard = FxHashMap<Key, Slot>;
-
-/// Requests what reading an entry of a [`Shard`] touches: its key and its
-/// accumulators.
-#[inline(always)]
-fn ahead(&(key, slot): &(&Key, &Slot)) {
-    prefetch(key.as_ptr());
-    prefetch(slot.accs.as_ptr());
-}
 
 /// Frees `slice`'s keys and accumulators, requesting the next entries'
 /// blocks ahead (freeing reads each block; a slice holds many).
@@ -84,7 +79,7 @@ fn free(slice: Slice) {
 /// One slice's keys in memory, by key group, and how many it has in the
 /// spill store.
 #[derive(Clone)]
-struct Slice {
+pub(super) struct Slice {
     shards: Vec<Arc<Shard>>,
     on_disk: u64,
 }
@@ -108,6 +103,11 @@ impl Slice {
 
     fn get(&self, g: KeyGroup, key: &[Value]) -> Option<&Slot> {
         self.shards[g.index()].get(key)
+    }
+
+    /// Group `g`'s keys.
+    pub(super) fn group(&self, g: KeyGroup) -> &Shard {
+        &self.shards[g.index()]
     }
 
     /// The shard of `key`'s group, for writing (copied first if a snapshot
@@ -187,64 +187,6 @@ impl Ranking {
     }
 }
 
-/// What a sliding window's merge keeps between firings: a large table or
-/// arena allocated afresh would fault in its pages each time.
-#[derive(Default)]
-struct MergeBuffers {
-    /// Index into the merge's keys, by the key's hash.
-    table: hashbrown::HashTable<usize>,
-    accs: Vec<Accumulator>,
-}
-
-/// One window's keys, their slices merged in slice order into one flat
-/// arena: a key's first part copied, the others merged into it. Keys are
-/// borrowed from the slices (no reference counting per key).
-struct Merge<'k, 'b> {
-    width: usize,
-    keys: Vec<&'k Key>,
-    buf: &'b mut MergeBuffers,
-}
-
-impl<'k, 'b> Merge<'k, 'b> {
-    fn new(width: usize, buf: &'b mut MergeBuffers) -> Merge<'k, 'b> {
-        buf.table.clear();
-        buf.accs.clear();
-        Merge {
-            width,
-            keys: Vec::new(),
-            buf,
-        }
-    }
-
-    fn add(&mut self, key: &'k Key, part: &[Accumulator]) {
-        use std::hash::BuildHasher;
-        let hasher = rustc_hash::FxBuildHasher;
-        let hash = hasher.hash_one(&key[..]);
-        let keys = &mut self.keys;
-        match self.buf.table.find(hash, |&i| keys[i][..] == key[..]) {
-            Some(&i) => merge_all(
-                &mut self.buf.accs[i * self.width..(i + 1) * self.width],
-                part,
-            ),
-            None => {
-                self.buf
-                    .table
-                    .insert_unique(hash, keys.len(), |&i| hasher.hash_one(&keys[i][..]));
-                keys.push(key);
-                self.buf.accs.extend_from_slice(part);
-            }
-        }
-    }
-
-    /// Each key, in the order first seen, with its merged accumulators.
-    fn results(&self) -> impl Iterator<Item = (&'k Key, &[Accumulator])> + '_ {
-        self.keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (*k, &self.buf.accs[i * self.width..(i + 1) * self.width]))
-    }
-}
-
 /// State of tumbling (`slide == size`) or sliding windows.
 pub(crate) struct Aligned {
     size: i64,
@@ -270,8 +212,8 @@ pub(crate) struct Aligned {
     fired_all: bool,
     /// Only the best keys of each window, when set.
     top: Option<Top>,
-    /// The buffers of a sliding window's merge, kept between firings.
-    merge: MergeBuffers,
+    /// With `top`, the open windows' complete slices merged ahead.
+    ahead: Ahead,
     /// The overflow guard: the largest magnitude an aggregate that can
     /// overflow observed, and how many events they observed.
     largest: f64,
@@ -310,7 +252,7 @@ impl Aligned {
             firing_to: None,
             fired_all: false,
             top,
-            merge: MergeBuffers::default(),
+            ahead: Ahead::default(),
             largest: 0.0,
             observed: 0.0,
         }
@@ -363,6 +305,7 @@ impl Aligned {
         if cx.can_overflow() && self.sliced() && self.may_overflow(obs) {
             self.admits(t, at, (group, key), obs, wm, cx)?;
         }
+        self.ahead.touch(at, group);
         let slice = self.slices.entry(at).or_insert_with(Slice::new);
         let spilled = slice.on_disk > 0;
         let keys = slice.shard_mut(group);
@@ -500,7 +443,7 @@ impl Aligned {
     /// `g`: a tumbling window's slot as it is, a sliding window's slices
     /// merged in order.
     fn each_result(
-        &mut self,
+        &self,
         start: Timestamp,
         g: KeyGroup,
         cx: &Ctx<'_>,
@@ -522,45 +465,41 @@ impl Aligned {
             }
             return;
         }
-        let mut buf = std::mem::take(&mut self.merge);
         let mut spilled = Vec::new();
-        let mut merge = Merge::new(cx.width(), &mut buf);
-        self.merge_groups(start, &[g], &mut spilled, &mut merge);
+        let mut merge = Merge::new(cx.width());
+        self.merge_group(start, g, &mut spilled, &mut merge);
         for (key, accs) in merge.results() {
             f(key, accs);
         }
-        self.merge = buf;
     }
 
-    /// Merges the slices of window `start` for the keys of `groups` into
+    /// Merges the slices of window `start` for the keys of group `g` into
     /// `merge`, slice by slice in order. Spilled entries memory does not
     /// hold are read into `spilled` first, so the merge can borrow them.
-    fn merge_groups<'k>(
+    fn merge_group<'k>(
         &'k self,
         start: Timestamp,
-        groups: &[KeyGroup],
+        g: KeyGroup,
         spilled: &'k mut Vec<(Timestamp, Key, Vec<Accumulator>)>,
-        merge: &mut Merge<'k, '_>,
+        merge: &mut Merge<&'k Key>,
     ) {
-        let slices = self.slices.range(start..start + self.size);
-        if let Some(s) = &self.spill {
-            for (&at, slice) in slices.clone().filter(|(_, slice)| slice.on_disk > 0) {
-                for &g in groups {
-                    s.scan_group(at, g, &mut |g, key, accs| {
-                        if slice.get(g, &key).is_none() {
-                            spilled.push((at, key, accs));
-                        }
-                    });
-                }
+        let window = start..start + self.size;
+        let Some(s) = &self.spill else {
+            merge.add_slices(&self.slices, g, window);
+            return;
+        };
+        for (&at, slice) in self.slices.range(window.clone()) {
+            if slice.on_disk > 0 {
+                s.scan_group(at, g, &mut |g, key, accs| {
+                    if slice.get(g, &key).is_none() {
+                        spilled.push((at, key, accs));
+                    }
+                });
             }
         }
         let spilled: &'k [(Timestamp, Key, Vec<Accumulator>)] = spilled;
-        for (&at, slice) in slices {
-            for &g in groups {
-                each_ahead(slice.shards[g.index()].iter(), ahead, |(key, slot)| {
-                    merge.add(key, &slot.accs)
-                });
-            }
+        for (&at, _) in self.slices.range(window) {
+            merge.add_slices(&self.slices, g, at..at + 1);
             for (_, key, part) in spilled.iter().filter(|(a, _, _)| *a == at) {
                 merge.add(key, part);
             }
@@ -594,23 +533,59 @@ impl Aligned {
     /// Ranks every key of window `start` and emits the best.
     fn rank(&mut self, start: Timestamp, top: &Top, cx: &Ctx<'_>, out: &mut Collector) {
         let mut ranking = Ranking::default();
-        if self.sliced() {
-            // One merge over every group: the window is ranked whole.
-            let groups: Vec<KeyGroup> = KeyGroup::all().collect();
-            let mut buf = std::mem::take(&mut self.merge);
-            let mut spilled = Vec::new();
-            let mut merge = Merge::new(cx.width(), &mut buf);
-            self.merge_groups(start, &groups, &mut spilled, &mut merge);
-            for (key, accs) in merge.results() {
-                ranking.offer(top, key, accs);
-            }
-            self.merge = buf;
-        } else {
-            for g in KeyGroup::all() {
-                self.each_result(start, g, cx, &mut |key, accs| ranking.offer(top, key, accs));
+        let end = start + self.size;
+        let mut ahead = std::mem::take(&mut self.ahead);
+        for g in KeyGroup::all() {
+            match ahead.finished(&self.slices, start, end, g) {
+                Some(merge) => {
+                    for (key, accs) in merge.results() {
+                        ranking.offer(top, key, accs);
+                    }
+                }
+                None => {
+                    self.each_result(start, g, cx, &mut |key, accs| ranking.offer(top, key, accs))
+                }
             }
         }
-        ranking.emit(cx, out, start, start + self.size);
+        ahead.fired(start);
+        self.ahead = ahead;
+        ranking.emit(cx, out, start, end);
+    }
+
+    /// After a batch of `events`, at watermark `wm`: merges some of the
+    /// open windows' complete slices ahead of their firing (a ranked
+    /// sliding window without a spill store; see [`Ahead`]). Up to
+    /// `size / every` entries per event, so the merges keep up even when
+    /// every event brings a new key.
+    pub(crate) fn merge_ahead(&mut self, wm: Timestamp, width: usize, events: usize) {
+        if self.top.is_none() || !self.sliced() || self.spill.is_some() || !self.firing.is_empty() {
+            return;
+        }
+        // The first window not fired at `wm` (fired: start + size - 1 <= wm)
+        // and the end of the slices complete at `wm`.
+        let (Some(fired_to), Some(complete)) = (
+            wm.checked_sub(self.size - 1),
+            wm.checked_add(1)
+                .and_then(|t| t.div_euclid(self.slice).checked_mul(self.slice)),
+        ) else {
+            return;
+        };
+        let Some(first) = fired_to
+            .div_euclid(self.slide)
+            .checked_mul(self.slide)
+            .and_then(|s| s.checked_add(self.slide))
+        else {
+            return;
+        };
+        let budget = events.saturating_mul((self.size / self.slide) as usize);
+        self.ahead.step(
+            &self.slices,
+            width,
+            first,
+            (self.size, self.slide),
+            complete,
+            budget,
+        );
     }
 
     /// The watermark moved from `prev` to `wm`: fire windows whose last
@@ -772,6 +747,7 @@ impl Aligned {
         groups: &GroupRange,
     ) -> Result<usize, SnapshotError> {
         self.slices.clear();
+        self.ahead.reset();
         self.dirty.clear();
         self.marked.clear();
         if let Some(s) = &mut self.spill {
@@ -825,6 +801,7 @@ impl Aligned {
 
     /// Drops the keys in `groups`.
     pub(crate) fn clear(&mut self, groups: &GroupRange) {
+        self.ahead.reset();
         for (&start, slice) in self.slices.iter_mut() {
             for g in KeyGroup::all().filter(|g| groups.contains(*g)) {
                 let shard = std::mem::take(&mut slice.shards[g.index()]);

@@ -62,6 +62,7 @@ mod config;
 mod global;
 #[cfg(test)]
 mod global_tests;
+mod merge;
 mod operator;
 mod output;
 mod session;

@@ -295,6 +295,7 @@ impl Operator for WindowOperator {
         // depends only on the input, and against this operator's, which
         // bounds what state is still here.
         let judge = mark.max(batch.stamp);
+        let events = batch.events.len();
         for event in batch.events {
             let time = if processing { now } else { event.time };
             if let Err(reason) = evaluate(&mut self.scratch, &self.keys, &self.specs, &event, time)
@@ -321,6 +322,7 @@ impl Operator for WindowOperator {
             State::Aligned(a) => {
                 a.flush(&cx, out);
                 a.shed();
+                a.merge_ahead(mark, cx.width(), events);
             }
             State::Sessions(s) => s.flush(&cx, out),
             State::Global(g) => g.flush(&cx, out),
