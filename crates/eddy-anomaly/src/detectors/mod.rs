@@ -155,7 +155,10 @@ pub struct Params {
     pub seed: u64,
     /// After an anomaly, later values of the key are not anomalies for
     /// this long (milliseconds of event time; 0 = off): one incident pages
-    /// once.
+    /// once. A muted value that would have been an anomaly extends the
+    /// mute to this long after it, so an incident that lasts longer than
+    /// the mute still pages once: the key pages again only after it has
+    /// been quiet (below the threshold) for `mute_ms`.
     pub mute_ms: i64,
     /// The range the values are expected in, known up front (`[0, 100]`
     /// for a percentage, or a series' minimum and maximum, as NAB gives
@@ -305,7 +308,8 @@ pub struct Verdict {
     pub score: f64,
     /// Whether the value is an anomaly (score ≥ threshold, not muted).
     pub is_anomaly: bool,
-    /// Whether an earlier anomaly muted this value.
+    /// Whether an earlier anomaly (or a muted value that would have been
+    /// one, which extends the mute) muted this value.
     pub muted: bool,
 }
 
@@ -433,8 +437,14 @@ impl Model {
         let raw = assessment.score();
         let muted = time_ms < key.muted_until;
         let is_anomaly = !muted && raw >= self.params.threshold;
-        if is_anomaly && self.params.mute_ms > 0 {
-            key.muted_until = time_ms.saturating_add(self.params.mute_ms);
+        // An anomalous value, muted or not, keeps the incident open: the
+        // mute runs until `mute_ms` after the last one (on NAB a level
+        // shift that stays anomalous past the mute otherwise pages again
+        // every `mute_ms`).
+        if raw >= self.params.threshold && self.params.mute_ms > 0 {
+            key.muted_until = key
+                .muted_until
+                .max(time_ms.saturating_add(self.params.mute_ms));
         }
         Verdict {
             assessment,

@@ -152,6 +152,24 @@ fn a_known_range_keeps_small_moves_from_looking_new() {
 }
 
 #[test]
+fn an_incident_longer_than_the_mute_pages_once() {
+    // Forty minutes of one-minute values far above the window's median,
+    // with a ten-minute mute; then quiet, and a spike.
+    let mut xs: Vec<f64> = (0..900).map(|i| 10.0 + noise(i)).collect();
+    for (k, x) in xs[500..540].iter_mut().enumerate() {
+        *x = 20.0 + k as f64;
+    }
+    xs[850] = 20.0;
+    let params = Params {
+        mute_ms: 10 * 60_000,
+        ..Params::default()
+    };
+    let out = run(&Model::new(Method::Mad, params, 1), &xs, 60_000);
+    let alarms: Vec<usize> = (0..out.len()).filter(|&i| out[i].1).collect();
+    assert_eq!(alarms, [500, 850]);
+}
+
+#[test]
 fn clean_series_raise_nothing() {
     let xs: Vec<f64> = (0..3000).map(|i| 50.0 + 5.0 * noise(i)).collect();
     for m in Method::ALL {

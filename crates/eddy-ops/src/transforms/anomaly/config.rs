@@ -44,7 +44,8 @@ pub struct AnomalyConfig {
     pub method: Spanned<Method>,
     /// Score at or above which a value is an anomaly (default 0.5).
     pub threshold: Option<f64>,
-    /// After an anomaly, the key's values are not anomalies for this long.
+    /// After an anomaly, the key's values are not anomalies for this long
+    /// (extended while they stay anomalous: one incident, one anomaly).
     pub mute_after_alert: Option<Duration>,
     /// Which events leave: `"all"` (default) or `"anomalies"`.
     #[serde(default)]
