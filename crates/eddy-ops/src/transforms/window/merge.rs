@@ -83,6 +83,22 @@ impl<'k, K: MergeKey<'k>> Merge<K> {
         self.accs.reserve(more * self.width);
     }
 
+    /// Makes room for `more` keys beyond those held, its memory mapped in
+    /// now: the first write to a fresh page faults, and a firing that
+    /// filled the room would take the faults (a thousand of them, 5–10 ms,
+    /// the first time a window of 60,000 keys fires).
+    fn prepare(&mut self, more: usize) {
+        let room = |capacity: usize, len: usize| capacity - len >= more;
+        if room(self.keys.capacity(), self.keys.len())
+            && room(self.table.capacity(), self.table.len())
+        {
+            return;
+        }
+        self.reserve(more);
+        map_spare(&mut self.keys);
+        map_spare(&mut self.accs);
+    }
+
     /// Merges `part` into `key`'s accumulators (a copy if it is new).
     pub(super) fn add(&mut self, key: &'k Key, part: &[Accumulator]) {
         use std::hash::BuildHasher;
@@ -113,13 +129,10 @@ impl<'k, K: MergeKey<'k>> Merge<K> {
         range: Range<Timestamp>,
     ) -> usize {
         let slices = slices.range(range);
-        // Room for every entry as a new key, and for a next slice of the
-        // same size: growing the table as it fills would rehash it, at
-        // worst while the window fires.
-        let (count, entries) = slices
-            .clone()
-            .fold((0, 0), |(n, e), (_, s)| (n + 1, e + s.group(g).len()));
-        self.reserve(entries + entries / count.max(1));
+        // Room for every entry as a new key: growing the table as it
+        // fills would rehash it several times.
+        let entries = slices.clone().map(|(_, s)| s.group(g).len()).sum();
+        self.reserve(entries);
         for (_, slice) in slices {
             each_ahead(slice.group(g).iter(), ahead, |(key, slot)| {
                 self.add(key, &slot.accs)
@@ -132,6 +145,16 @@ impl<'k, K: MergeKey<'k>> Merge<K> {
     pub(super) fn results(&self) -> impl Iterator<Item = (&K, &[Accumulator])> + '_ {
         let w = self.width;
         (self.keys.iter().enumerate()).map(move |(i, k)| (k, &self.accs[i * w..(i + 1) * w]))
+    }
+}
+
+/// Writes one element per memory page of `v`'s spare capacity.
+fn map_spare<T>(v: &mut Vec<T>) {
+    const PAGE: usize = 4096;
+    let per_page = (PAGE / std::mem::size_of::<T>().max(1)).max(1);
+    for slot in v.spare_capacity_mut().iter_mut().step_by(per_page) {
+        *slot = std::mem::MaybeUninit::zeroed();
+        std::hint::black_box(slot);
     }
 }
 
@@ -203,8 +226,8 @@ impl Ahead {
                 let w = self.fresh(start, width);
                 self.windows.insert(i, w);
             }
-            let upto = complete.min(start.saturating_add(size));
-            let merged = self.windows[i].step(slices, upto, budget);
+            let end = start.saturating_add(size);
+            let merged = self.windows[i].step(slices, complete.min(end), end, budget);
             budget = budget.saturating_sub(merged);
             if budget == 0 {
                 return;
@@ -285,13 +308,17 @@ impl Ahead {
 
 impl WindowAhead {
     /// Extends the groups' merges to the slices before `upto`, from the
-    /// cursor on, until `budget` entries were merged. Returns how many.
+    /// cursor on, until `budget` entries were merged, and makes room for
+    /// the slice still filling before `end`, which the firing merges.
+    /// Returns the entries merged.
     fn step(
         &mut self,
         slices: &BTreeMap<Timestamp, Slice>,
         upto: Timestamp,
+        end: Timestamp,
         budget: usize,
     ) -> usize {
+        let filling = slices.range(upto..end).next().map(|(_, s)| s);
         let mut merged = 0;
         for _ in 0..KEY_GROUPS {
             let Some(g) = KeyGroup::new(self.cursor) else {
@@ -306,9 +333,12 @@ impl WindowAhead {
             if group.upto < upto {
                 merged += group.merge.add_slices(slices, g, group.upto..upto);
                 group.upto = upto;
-                if merged >= budget {
-                    return merged;
-                }
+            }
+            if let Some(slice) = filling {
+                group.merge.prepare(slice.group(g).len());
+            }
+            if merged >= budget {
+                return merged;
             }
             self.cursor = (self.cursor + 1) % KEY_GROUPS;
         }
