@@ -558,7 +558,12 @@ impl Aligned {
     /// `size / every` entries per event, so the merges keep up even when
     /// every event brings a new key.
     pub(crate) fn merge_ahead(&mut self, wm: Timestamp, width: usize, events: usize) {
-        if self.top.is_none() || !self.sliced() || self.spill.is_some() || !self.firing.is_empty() {
+        if events == 0
+            || self.top.is_none()
+            || !self.sliced()
+            || self.spill.is_some()
+            || !self.firing.is_empty()
+        {
             return;
         }
         // The first window not fired at `wm` (fired: start + size - 1 <= wm)
@@ -570,9 +575,8 @@ impl Aligned {
         ) else {
             return;
         };
-        let Some(first) = fired_to
-            .div_euclid(self.slide)
-            .checked_mul(self.slide)
+        let Some(first) = self
+            .last_start(fired_to)
             .and_then(|s| s.checked_add(self.slide))
         else {
             return;

@@ -74,11 +74,9 @@ impl<'k, K: MergeKey<'k>> Merge<K> {
 
     /// Makes room for `more` keys.
     fn reserve(&mut self, more: usize) {
-        use std::hash::BuildHasher;
         let keys = &self.keys;
-        self.table.reserve(more, |&i| {
-            rustc_hash::FxBuildHasher.hash_one(keys[i as usize].values())
-        });
+        self.table
+            .reserve(more, |&i| hash_of(keys[i as usize].values()));
         self.keys.reserve(more);
         self.accs.reserve(more * self.width);
     }
@@ -101,9 +99,7 @@ impl<'k, K: MergeKey<'k>> Merge<K> {
 
     /// Merges `part` into `key`'s accumulators (a copy if it is new).
     pub(super) fn add(&mut self, key: &'k Key, part: &[Accumulator]) {
-        use std::hash::BuildHasher;
-        let hasher = rustc_hash::FxBuildHasher;
-        let hash = hasher.hash_one(&key[..]);
+        let hash = hash_of(key);
         let keys = &mut self.keys;
         let w = self.width;
         match self
@@ -113,7 +109,7 @@ impl<'k, K: MergeKey<'k>> Merge<K> {
             Some(&i) => merge_all(&mut self.accs[i as usize * w..(i as usize + 1) * w], part),
             None => {
                 self.table.insert_unique(hash, keys.len() as u32, |&i| {
-                    hasher.hash_one(keys[i as usize].values())
+                    hash_of(keys[i as usize].values())
                 });
                 keys.push(K::hold(key));
                 self.accs.extend_from_slice(part);
@@ -146,6 +142,12 @@ impl<'k, K: MergeKey<'k>> Merge<K> {
         let w = self.width;
         (self.keys.iter().enumerate()).map(move |(i, k)| (k, &self.accs[i * w..(i + 1) * w]))
     }
+}
+
+/// The hash a [`Merge`]'s table files `key` under.
+fn hash_of(key: &[Value]) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(key)
 }
 
 /// Writes one element per memory page of `v`'s spare capacity.
