@@ -7,6 +7,7 @@
 //! sources). When a bounded source ends, or the run is stopped, end-of-input
 //! flows down the graph and every operator flushes what it holds.
 
+mod channel;
 mod checkpoint;
 mod emissions;
 mod errors;
@@ -22,7 +23,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender};
 use eddy_core::component::{BuildContext, NodeContext, Prepared};
 use eddy_core::config::check_workers;
 use eddy_core::{Batch, Event, Timestamp};
@@ -31,6 +31,7 @@ use hdrhistogram::Histogram;
 use crate::metrics::{Metrics, Role};
 use crate::plan::Plan;
 use crate::registry::Factory;
+use channel::{bounded, Rx, Tx};
 
 pub use checkpoint::{CompletedCheckpoint, Coordinator, InstanceState};
 pub use errors::{ErrorLog, Failure, ReportedError, RunError};
@@ -137,7 +138,7 @@ pub(crate) struct RunContext<'a> {
     pub plan: &'a Plan,
     pub topo: &'a Topology,
     /// Per channel head, one sender per worker.
-    pub senders: &'a [Vec<Sender<Envelope>>],
+    pub(crate) senders: &'a [Vec<Tx<Envelope>>],
     pub metrics: &'a Arc<Metrics>,
     pub opts: &'a RunOptions,
     pub deadline: Option<Instant>,
@@ -364,8 +365,8 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
     );
 
     // One channel per (channel head, worker).
-    let mut senders: Vec<Vec<Sender<Envelope>>> = vec![Vec::new(); plan.nodes.len()];
-    let mut receivers: Vec<Vec<Option<Receiver<Envelope>>>> =
+    let mut senders: Vec<Vec<Tx<Envelope>>> = (0..plan.nodes.len()).map(|_| Vec::new()).collect();
+    let mut receivers: Vec<Vec<Option<Rx<Envelope>>>> =
         (0..plan.nodes.len()).map(|_| Vec::new()).collect();
     for &h in &topo.heads {
         if matches!(plan.nodes[h].factory, Factory::Source(_)) {

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::TrySendError;
+
+use super::channel::{RecvError, Rx, Tx};
 use eddy_core::component::WatermarkSpec;
 use eddy_core::operator_state::OperatorState;
 use eddy_core::source::{PartitionId, SourcePosition, WatermarkGenerator};
@@ -98,10 +100,10 @@ pub(crate) struct Instance {
     worker: usize,
     workers: usize,
     nodes: Vec<LocalNode>,
-    senders: Vec<Vec<Sender<Envelope>>>,
+    senders: Vec<Vec<Tx<Envelope>>>,
     /// Per node, per input slot: how a channel edge picks the receiver.
     routes: Vec<Vec<Route>>,
-    rx: Option<Receiver<Envelope>>,
+    rx: Option<Rx<Envelope>>,
     tracker: Option<InputTracker>,
     metrics: Arc<Metrics>,
     publisher: Option<Arc<dyn Publisher>>,
@@ -156,7 +158,7 @@ impl Instance {
         run: &RunContext<'_>,
         head: usize,
         worker: usize,
-        rx: Option<Receiver<Envelope>>,
+        rx: Option<Rx<Envelope>>,
     ) -> Result<Instance, RunError> {
         let RunContext {
             plan,
@@ -362,13 +364,18 @@ impl Instance {
     /// Handles messages waiting on the head's channel, waiting up to `wait`
     /// for the first.
     fn drain_channel(&mut self, wait: Duration) {
-        let Some(rx) = self.rx.clone() else {
+        let Some(rx) = self.rx.take() else {
             return;
         };
+        self.drain(&rx, wait);
+        self.rx = Some(rx);
+    }
+
+    fn drain(&mut self, rx: &Rx<Envelope>, wait: Duration) {
         let first = match rx.recv_timeout(wait) {
             Ok(env) => env,
-            Err(RecvTimeoutError::Timeout) => return,
-            Err(RecvTimeoutError::Disconnected) => {
+            Err(RecvError::Timeout) => return,
+            Err(RecvError::Disconnected) => {
                 // Every sender is gone (they ended or failed).
                 self.end(0);
                 return;
@@ -384,7 +391,7 @@ impl Instance {
             if self.nodes[0].ended || handled == 256 {
                 break;
             }
-            next = rx.try_recv().ok();
+            next = rx.try_recv();
         }
     }
 
