@@ -471,7 +471,9 @@ mod tag {
     /// The earlier ensemble of five members, read and converted.
     pub const ENSEMBLE_FIVE: u8 = 8;
     pub const DENSITY: u8 = 9;
-    pub const ENSEMBLE: u8 = 10;
+    /// The two-member ensemble before it kept the hours' ranges.
+    pub const ENSEMBLE_WITHOUT_RANGES: u8 = 10;
+    pub const ENSEMBLE: u8 = 11;
 }
 
 impl Encode for State {
@@ -535,6 +537,9 @@ impl Decode for State {
             tag::HST => State::Hst(Box::new(dec.get()?)),
             tag::ENSEMBLE => State::Ensemble(Box::new(dec.get()?)),
             tag::ENSEMBLE_FIVE => State::Ensemble(Box::new(Ensemble::decode_five_members(dec)?)),
+            tag::ENSEMBLE_WITHOUT_RANGES => {
+                State::Ensemble(Box::new(Ensemble::decode_without_ranges(dec)?))
+            }
             tag::DENSITY => State::Density(Box::new(dec.get()?)),
             t => {
                 return Err(DecodeError::UnknownTag {

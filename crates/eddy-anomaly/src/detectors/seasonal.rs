@@ -17,7 +17,7 @@ pub enum Season {
 }
 
 impl Season {
-    fn slots(self) -> usize {
+    pub(super) fn slots(self) -> usize {
         match self {
             Season::Day => 24,
             Season::Week => 168,
@@ -40,7 +40,7 @@ impl Season {
 
 /// Values a slot needs before it judges: a few cycles (days or weeks),
 /// since each cycle gives it only the values of one hour.
-const SLOT_MIN_SAMPLES: u64 = 5;
+pub(super) const SLOT_MIN_SAMPLES: u64 = 5;
 
 /// Per-slot profiles, with an overall average for slots still learning.
 #[derive(Clone, Debug, PartialEq)]
@@ -56,6 +56,17 @@ impl Seasonal {
             overall: Ewm::default(),
             slots: vec![Ewm::default(); season.slots()],
         }
+    }
+
+    /// The slot of `time_ms` and its profile so far.
+    pub(super) fn slot(&self, p: &Params, time_ms: i64) -> (usize, &Ewm) {
+        let i = p.season.slot(time_ms).min(self.slots.len() - 1);
+        (i, &self.slots[i])
+    }
+
+    /// How many slots the profile has.
+    pub(super) fn slot_count(&self) -> usize {
+        self.slots.len()
     }
 
     /// Assesses `x` at `time_ms` against its slot's profile (or the
