@@ -114,7 +114,7 @@ impl HourRanges {
         };
         let holds = profile.n >= SLOT_MIN_SAMPLES && *low <= x && x <= *high;
         if profile.n > 0 {
-            let keep = 0.5f64.powf(1.0 / RANGE_HALF_LIFE);
+            let keep = 1.0 - alpha_for_half_life(RANGE_HALF_LIFE);
             *low = profile.mean + (*low - profile.mean) * keep;
             *high = profile.mean + (*high - profile.mean) * keep;
         }
@@ -142,12 +142,11 @@ pub struct Ensemble {
 impl Ensemble {
     /// An ensemble whose profile has a slot per hour of `season`.
     pub fn new(season: Season) -> Ensemble {
-        Ensemble {
-            rarity: Density::default(),
-            season: Seasonal::new(season),
-            calibration: Calibrator::default(),
-            ranges: HourRanges::new(season.slots()),
-        }
+        Ensemble::from_members(
+            Density::default(),
+            Seasonal::new(season),
+            Calibrator::default(),
+        )
     }
 
     /// Runs both members on `x` at `time_ms`: the rarity of the level
@@ -194,16 +193,17 @@ impl Ensemble {
         let _shift_calibration: Calibrator = dec.get()?;
         let calibration = dec.get()?;
         let _previous: Option<f64> = dec.get()?;
-        Ok(Ensemble::without_ranges(rarity, season, calibration))
+        Ok(Ensemble::from_members(rarity, season, calibration))
     }
 
     /// Reads the state of the two-member ensemble without the hours'
     /// ranges (tag 10 in checkpoints); the ranges start empty.
     pub(super) fn decode_without_ranges(dec: &mut Decoder<'_>) -> Result<Ensemble, DecodeError> {
-        Ok(Ensemble::without_ranges(dec.get()?, dec.get()?, dec.get()?))
+        Ok(Ensemble::from_members(dec.get()?, dec.get()?, dec.get()?))
     }
 
-    fn without_ranges(rarity: Density, season: Seasonal, calibration: Calibrator) -> Ensemble {
+    /// An ensemble of these members whose hours' ranges start empty.
+    fn from_members(rarity: Density, season: Seasonal, calibration: Calibrator) -> Ensemble {
         let ranges = HourRanges::new(season.slot_count());
         Ensemble {
             rarity,

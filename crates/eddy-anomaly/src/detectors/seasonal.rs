@@ -17,7 +17,7 @@ pub enum Season {
 }
 
 impl Season {
-    pub(super) fn slots(self) -> usize {
+    fn slots(self) -> usize {
         match self {
             Season::Day => 24,
             Season::Week => 168,
@@ -73,8 +73,7 @@ impl Seasonal {
     /// overall one while the slot has seen fewer than five cycles),
     /// then adds it to both.
     pub fn observe(&mut self, p: &Params, time_ms: i64, x: f64) -> Assessment {
-        let i = p.season.slot(time_ms).min(self.slots.len() - 1);
-        let slot = &self.slots[i];
+        let (i, slot) = self.slot(p, time_ms);
         let a = if slot.n >= SLOT_MIN_SAMPLES && self.overall.n as usize >= p.min_samples {
             Assessment::gaussian(x, slot.mean, slot.std(), p.band)
         } else if self.overall.n as usize >= p.min_samples {

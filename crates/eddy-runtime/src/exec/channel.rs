@@ -7,7 +7,8 @@
 //! back and forth: both stay warm there, so the scheduler never moves
 //! either to the other core (31 migrations in a 2 M-event run), and when
 //! both fire at once their firings share one core while the other idles.
-//! Parked receivers are woken onto whichever core is free.
+//! A parked receiver is woken where the scheduler finds room, which
+//! spreads the workers over the cores.
 
 use std::sync::atomic::{fence, AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, OnceLock};
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 
 /// How many times an empty channel is looked at again before the
-/// receiver parks (about a microsecond).
+/// receiver parks.
 const SPINS: u32 = 64;
 
 /// What a sender rings to wake a parked receiver.

@@ -365,7 +365,7 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<Running, RunError> {
     );
 
     // One channel per (channel head, worker).
-    let mut senders: Vec<Vec<Tx<Envelope>>> = (0..plan.nodes.len()).map(|_| Vec::new()).collect();
+    let mut senders: Vec<Vec<Tx<Envelope>>> = vec![Vec::new(); plan.nodes.len()];
     let mut receivers: Vec<Vec<Option<Rx<Envelope>>>> =
         (0..plan.nodes.len()).map(|_| Vec::new()).collect();
     for &h in &topo.heads {
