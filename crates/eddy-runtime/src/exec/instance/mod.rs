@@ -486,7 +486,7 @@ impl Instance {
                     rt.cx.finish(&mut *rt.op, &mut out);
                     self.flush_out(local, out);
                 }
-                self.take_pieces(local);
+                self.take_pieces(local, false);
                 match &mut self.nodes[local].runner {
                     Runner::Op(rt) if self.exactly_once => {
                         last.state = OperatorState::take(&mut *rt.op, &mut rt.cx);
@@ -533,7 +533,7 @@ impl Instance {
             let fired = rt.cx.fire_due(&mut *rt.op, now, &mut out);
             if fired {
                 self.flush_out(local, out);
-                self.take_pieces(local);
+                self.take_pieces(local, false);
             } else {
                 // Nothing fired: the (empty) collector goes back as it was.
                 self.nodes[local].out = out;
@@ -554,7 +554,7 @@ impl Instance {
                     out.origin_ns = self.last_origin;
                     rt.cx.tick(&mut *rt.op, now, &mut out);
                     self.flush_out(local, out);
-                    self.take_pieces(local);
+                    self.take_pieces(local, false);
                 }
                 Runner::Sink(sink, _) => {
                     let result = sink.on_tick();

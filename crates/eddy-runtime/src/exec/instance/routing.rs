@@ -114,9 +114,15 @@ impl Instance {
 
     /// Passes on, piece by piece, the output node `local`'s operator still
     /// owes from its last call (see `Operator::resume`), so a huge firing
-    /// never sits in memory at once.
-    pub(super) fn take_pieces(&mut self, local: usize) {
+    /// never sits in memory at once. A `firing`'s worker takes the core a
+    /// source paused for it leaves, when no other worker has (see
+    /// `exec::emissions`).
+    pub(super) fn take_pieces(&mut self, local: usize, firing: bool) {
+        let mut claim = firing && self.emissions.is_some();
         loop {
+            if claim {
+                claim = !self.emissions.as_ref().is_some_and(|e| e.claim_free_core());
+            }
             let node = &mut self.nodes[local];
             let Runner::Op(rt) = &mut node.runner else {
                 return;
@@ -145,7 +151,7 @@ impl Instance {
             if let Some(e) = self.emissions.as_ref().filter(|_| firing) {
                 e.start();
             }
-            self.take_pieces(local);
+            self.take_pieces(local, firing);
             if let Some(e) = self.emissions.as_ref().filter(|_| firing) {
                 e.end();
             }
