@@ -14,8 +14,8 @@
 //! and a waking thread goes to an idle core: with the source busy on the
 //! other, that is the same core for both workers. When both then fire, the
 //! scheduler leaves the second queued behind the first on that core for
-//! its whole time slice (3 to 5 ms) even after the source's core goes
-//! idle. The move sets the worker's allowed cores to the free one and at
+//! the first's whole time slice (3–4 ms measured) while the source's core
+//! idles. The move sets the worker's allowed cores to the free one and at
 //! once back to what they were, so it is never left pinned.
 
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering::Relaxed};
@@ -129,7 +129,10 @@ mod cores {
     /// nothing if a call fails (`core` outside the allowed set, a sandbox
     /// without the calls).
     pub(super) fn move_to(core: i32) -> bool {
-        let Ok(index) = usize::try_from(core) else {
+        let Some(index) = usize::try_from(core)
+            .ok()
+            .filter(|&i| i < libc::CPU_SETSIZE as usize)
+        else {
             return false;
         };
         // SAFETY: `cpu_set_t` is plain bits, valid zeroed; each call reads
