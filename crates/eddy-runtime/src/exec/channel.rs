@@ -7,8 +7,9 @@
 //! back and forth: both stay warm there, so the scheduler never moves
 //! either to the other core (31 migrations in a 2 M-event run), and when
 //! both fire at once their firings share one core while the other idles.
-//! A parked receiver is woken where the scheduler finds room, which
-//! spreads the workers over the cores.
+//! A parked receiver is woken where the scheduler finds room: with a
+//! source busy on one core of two, both workers still wake on the other
+//! (a firing's way out of that is in `emissions`).
 
 use std::sync::atomic::{fence, AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, OnceLock};
